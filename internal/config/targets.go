@@ -1,0 +1,578 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Target kinds.
+const (
+	KindSpinnaker      = "spinnaker"       // Spinnaker Echo webhook trigger
+	KindWebhook        = "webhook"         // generic HTTP POST
+	KindGitHubDispatch = "github-dispatch" // GitHub workflow_dispatch
+)
+
+// Alarm kinds.
+const (
+	AlarmAlertmanager = "alertmanager" // firing = any active alert matching the filter
+	AlarmHTTP         = "http"         // GET returns JSON {"firing": bool}
+)
+
+// Errors that Targets.Lookup wraps, for callers that must tell a refused
+// merge (unknown target, repository not allowed) from a failed stage (an
+// environment variable missing on the server).
+var (
+	ErrUnknownTarget   = errors.New("unknown target")
+	ErrRepoNotAllowed  = errors.New("repository not allowed")
+	ErrUnresolvedValue = errors.New("environment variable not set")
+)
+
+// Targets is the server-side targets file (SHIPBOT_TARGETS_FILE): where each
+// stage deploys, with the secrets that the repositories never see.
+type Targets struct {
+	Targets map[string]Target // by name; never nil after ParseTargets
+	Alarms  map[string]Alarm  // by name; never nil after ParseTargets
+}
+
+// Target is one deploy destination. String values have had ${VAR} expanded.
+type Target struct {
+	Name          string
+	Kind          string // KindSpinnaker, KindWebhook or KindGitHubDispatch
+	URL           string // trigger URL; empty for github-dispatch
+	Constraints   map[string]string
+	SigningSecret string
+	Repos         []string // owner/name allowed to use the target; empty allows none
+	GateURL       string   // spinnaker: Gate base URL for polling, with Application
+	Application   string   // spinnaker: Spinnaker application, with GateURL
+	Workflow      string   // github-dispatch: workflow file name or id
+	Repository    string   // github-dispatch: owner/name; empty means the merged repository
+	Ref           string   // github-dispatch: ref to run the workflow on; empty means the default
+	Timeout       time.Duration
+	// Unresolved lists environment variables referenced but not set; the
+	// target cannot be used until they are (see Err).
+	Unresolved []string
+	Line       int
+}
+
+// Alarm is one alarm source. String values have had ${VAR} expanded.
+type Alarm struct {
+	Name       string
+	Kind       string   // AlarmAlertmanager or AlarmHTTP
+	URL        string   // Alertmanager base URL, or the http endpoint
+	Filter     []string // alertmanager matchers such as `severity="high"`
+	Unresolved []string // as for Target
+	Line       int
+}
+
+// reservedFields are the trigger payload's own fields; a constraint with one
+// of these names would overwrite it.
+var reservedFields = []string{
+	"repository", "sha", "version", "tag", "stage", "pull_request",
+	"run_id", "attempt", "callback_url", "rollback",
+}
+
+var (
+	targetNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+	repoRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]*/[A-Za-z0-9._-]+$`)
+	matcherRE    = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z0-9_]*\s*(=~|!~|!=|=)\s*(\S.*)$`)
+)
+
+// ParseTargets parses and validates the targets file. Keys are strict and
+// every problem is reported as an ErrorList, as for ParseRepo; the service
+// refuses to start on any. ${VAR} in a string value is read through getenv;
+// $$ is a literal $. A variable that is not set is not an error here: the
+// target or alarm records it in Unresolved, its value is not validated, and
+// only the stages that use it fail (see Target.Err), so one missing secret
+// does not stop every other pipeline.
+func ParseTargets(file string, data []byte, getenv func(string) (string, bool)) (Targets, error) {
+	if getenv == nil {
+		getenv = func(string) (string, bool) { return "", false }
+	}
+	d := &decoder{file: file}
+	out := Targets{Targets: map[string]Target{}, Alarms: map[string]Alarm{}}
+	root := d.document(data)
+	if root == nil {
+		return Targets{}, d.errs.err()
+	}
+	m, _ := d.mapping(root, "", "targets", "alarms")
+	if e, ok := m["targets"]; ok {
+		es, _ := d.entries(e.val, "targets")
+		for _, te := range es {
+			if t, ok := d.target(te, getenv); ok {
+				out.Targets[t.Name] = t
+			}
+		}
+	}
+	if e, ok := m["alarms"]; ok {
+		es, _ := d.entries(e.val, "alarms")
+		for _, ae := range es {
+			if a, ok := d.alarm(ae, getenv); ok {
+				out.Alarms[a.Name] = a
+			}
+		}
+	}
+	if err := d.errs.err(); err != nil {
+		return Targets{}, err
+	}
+	return out, nil
+}
+
+// expander reads string values with ${VAR} expansion, collecting the names
+// of unset variables.
+type expander struct {
+	d          *decoder
+	getenv     func(string) (string, bool)
+	unresolved []string
+}
+
+// str returns the expanded value; resolved is false when it referenced an
+// unset variable, in which case the caller must not validate it.
+func (x *expander) str(n *yaml.Node, path string) (v string, resolved, ok bool) {
+	raw, ok := x.d.str(n, path)
+	if !ok {
+		return "", false, false
+	}
+	v, missing, err := expand(raw, x.getenv)
+	if err != nil {
+		x.d.errorAt(n, path, "%s", err)
+		return "", false, false
+	}
+	for _, name := range missing {
+		if !slices.Contains(x.unresolved, name) {
+			x.unresolved = append(x.unresolved, name)
+		}
+	}
+	return v, len(missing) == 0, true
+}
+
+// url reads an absolute http(s) URL. Errors quote the text as written in
+// the file, never the expanded value, which may carry a secret.
+func (x *expander) url(n *yaml.Node, path string) string {
+	v, resolved, ok := x.str(n, path)
+	if !ok || !resolved {
+		return v
+	}
+	if why := badURL(v); why != "" {
+		note := ""
+		if strings.Contains(n.Value, "$") {
+			note = " (after expanding variables)"
+		}
+		x.d.errorAt(n, path, "must be an absolute http(s) URL%s, got %q: %s", note, n.Value, why)
+	}
+	return v
+}
+
+func badURL(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the whole URL
+		}
+		return err.Error()
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "scheme must be http or https"
+	case u.Host == "":
+		return "missing host"
+	case u.Fragment != "":
+		return "must not have a #fragment"
+	}
+	return ""
+}
+
+func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, bool) {
+	name := te.key.Value
+	path := "targets." + name
+	if !targetNameRE.MatchString(name) {
+		d.errorAt(te.key, "targets", "invalid target name %q: must match %s", name, targetNameRE)
+	}
+	m, ok := d.mapping(te.val, path, "kind", "url", "constraints", "signing_secret", "repos",
+		"gate_url", "application", "workflow", "repository", "ref", "timeout")
+	if !ok {
+		return Target{}, false
+	}
+	x := &expander{d: d, getenv: getenv}
+	t := Target{Name: name, Line: te.key.Line}
+
+	kindKnown := false
+	if e, ok := m["kind"]; !ok {
+		d.errorAt(te.val, path+".kind", "required: %s", orList([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}))
+	} else if v, resolved, ok := x.str(e.val, path+".kind"); ok {
+		t.Kind = v
+		if resolved {
+			kindKnown = slices.Contains([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}, v)
+			if !kindKnown {
+				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}), v)
+			}
+		}
+	}
+	// onlyFor reports a key that the target's kind does not use; with an
+	// unknown kind there is nothing to check against.
+	onlyFor := func(key string, kinds ...string) bool {
+		e, ok := m[key]
+		if !ok {
+			return false
+		}
+		if kindKnown && !slices.Contains(kinds, t.Kind) {
+			d.errorAt(e.key, path+"."+key, "not used by kind %q (only by %s)", t.Kind, orList(kinds))
+			return false
+		}
+		return true
+	}
+
+	if e, ok := m["url"]; ok {
+		if onlyFor("url", KindSpinnaker, KindWebhook) {
+			t.URL = x.url(e.val, path+".url")
+		}
+	} else if kindKnown && t.Kind != KindGitHubDispatch {
+		d.errorAt(te.val, path+".url", "required for kind %q", t.Kind)
+	}
+	if e, ok := m["constraints"]; ok {
+		t.Constraints = d.constraints(x, e.val, path+".constraints")
+	}
+	if e, ok := m["signing_secret"]; ok && onlyFor("signing_secret", KindSpinnaker, KindWebhook) {
+		if v, resolved, ok := x.str(e.val, path+".signing_secret"); ok {
+			if resolved && v == "" {
+				d.errorAt(e.val, path+".signing_secret", "must not be empty (leave it out for unsigned requests)")
+			}
+			t.SigningSecret = v
+		}
+	}
+	if e, ok := m["repos"]; ok {
+		t.Repos = d.repos(x, e.val, path+".repos")
+	}
+	if e, ok := m["gate_url"]; ok && onlyFor("gate_url", KindSpinnaker) {
+		t.GateURL = x.url(e.val, path+".gate_url")
+	}
+	if e, ok := m["application"]; ok && onlyFor("application", KindSpinnaker) {
+		if v, resolved, ok := x.str(e.val, path+".application"); ok {
+			if resolved && v == "" {
+				d.errorAt(e.val, path+".application", "must not be empty")
+			}
+			t.Application = v
+		}
+	}
+	_, hasGate := m["gate_url"]
+	_, hasApp := m["application"]
+	if hasGate != hasApp && kindKnown && t.Kind == KindSpinnaker {
+		// Polling needs both: Gate's address and the application to search.
+		d.errorAt(te.val, path, "set both gate_url and application, or neither")
+	}
+	if e, ok := m["workflow"]; ok {
+		if onlyFor("workflow", KindGitHubDispatch) {
+			if v, resolved, ok := x.str(e.val, path+".workflow"); ok {
+				if resolved && strings.TrimSpace(v) == "" {
+					d.errorAt(e.val, path+".workflow", "must not be empty")
+				}
+				t.Workflow = v
+			}
+		}
+	} else if kindKnown && t.Kind == KindGitHubDispatch {
+		d.errorAt(te.val, path+".workflow", "required for kind %q (a workflow file name such as deploy.yml, or its id)", t.Kind)
+	}
+	if e, ok := m["repository"]; ok && onlyFor("repository", KindGitHubDispatch) {
+		if v, resolved, ok := x.str(e.val, path+".repository"); ok {
+			if resolved && !repoRE.MatchString(v) {
+				d.errorAt(e.val, path+".repository", "must be owner/name, got %q", e.val.Value)
+			}
+			t.Repository = v
+		}
+	}
+	if e, ok := m["ref"]; ok && onlyFor("ref", KindGitHubDispatch) {
+		if v, resolved, ok := x.str(e.val, path+".ref"); ok {
+			if resolved && (v == "" || strings.ContainsAny(v, " \t\n")) {
+				d.errorAt(e.val, path+".ref", "must be a branch or tag name, got %q", e.val.Value)
+			}
+			t.Ref = v
+		}
+	}
+	if e, ok := m["timeout"]; ok {
+		if raw, resolved, ok := x.str(e.val, path+".timeout"); ok && resolved {
+			v, err := time.ParseDuration(raw)
+			switch {
+			case err != nil:
+				d.errorAt(e.val, path+".timeout", "invalid duration %q", e.val.Value)
+			case v <= 0:
+				d.errorAt(e.val, path+".timeout", "must be positive, got %q", e.val.Value)
+			default:
+				t.Timeout = v
+			}
+		}
+	}
+	sort.Strings(x.unresolved)
+	t.Unresolved = x.unresolved
+	return t, true
+}
+
+func (d *decoder) constraints(x *expander, n *yaml.Node, path string) map[string]string {
+	es, ok := d.entries(n, path)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(es))
+	for _, e := range es {
+		key := e.key.Value
+		p := path + "." + key
+		switch {
+		case strings.TrimSpace(key) == "":
+			d.errorAt(e.key, path, "constraint names must not be empty")
+			continue
+		case slices.Contains(reservedFields, key):
+			d.errorAt(e.key, p, "%q is a field of the trigger payload and cannot be a constraint", key)
+			continue
+		}
+		v, resolved, ok := x.str(e.val, p)
+		if !ok {
+			continue
+		}
+		if resolved && v == "" {
+			d.errorAt(e.val, p, "must not be empty")
+		}
+		out[key] = v
+	}
+	return out
+}
+
+func (d *decoder) repos(x *expander, n *yaml.Node, path string) []string {
+	items, ok := d.list(n, path)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	first := map[string]int{}
+	for i, item := range items {
+		p := index(path, i)
+		v, resolved, ok := x.str(item, p)
+		if !ok || !resolved {
+			continue
+		}
+		key := strings.ToLower(v)
+		switch line, dup := first[key]; {
+		case !repoRE.MatchString(v):
+			d.errorAt(item, p, "must be owner/name, got %q", item.Value)
+		case dup:
+			d.errorAt(item, p, "duplicate repository %q (first at line %d)", v, line)
+		default:
+			first[key] = item.Line
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bool) {
+	name := ae.key.Value
+	path := "alarms." + name
+	if !targetNameRE.MatchString(name) {
+		d.errorAt(ae.key, "alarms", "invalid alarm name %q: must match %s", name, targetNameRE)
+	}
+	m, ok := d.mapping(ae.val, path, "kind", "url", "filter")
+	if !ok {
+		return Alarm{}, false
+	}
+	x := &expander{d: d, getenv: getenv}
+	a := Alarm{Name: name, Line: ae.key.Line}
+	kinds := []string{AlarmAlertmanager, AlarmHTTP}
+	kindKnown := false
+	if e, ok := m["kind"]; !ok {
+		d.errorAt(ae.val, path+".kind", "required: %s", orList(kinds))
+	} else if v, resolved, ok := x.str(e.val, path+".kind"); ok {
+		a.Kind = v
+		if resolved {
+			if kindKnown = slices.Contains(kinds, v); !kindKnown {
+				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList(kinds), v)
+			}
+		}
+	}
+	if e, ok := m["url"]; !ok {
+		d.errorAt(ae.val, path+".url", "required")
+	} else {
+		a.URL = x.url(e.val, path+".url")
+	}
+	if e, ok := m["filter"]; ok {
+		if kindKnown && a.Kind != AlarmAlertmanager {
+			d.errorAt(e.key, path+".filter", "only for kind %q", AlarmAlertmanager)
+		} else if items, ok := d.list(e.val, path+".filter"); ok {
+			for i, item := range items {
+				p := index(path+".filter", i)
+				v, resolved, ok := x.str(item, p)
+				if !ok {
+					continue
+				}
+				if resolved && !matcherRE.MatchString(v) {
+					d.errorAt(item, p, `must be an Alertmanager matcher such as 'severity="high"', got %q`, item.Value)
+					continue
+				}
+				a.Filter = append(a.Filter, v)
+			}
+		}
+	}
+	sort.Strings(x.unresolved)
+	a.Unresolved = x.unresolved
+	return a, true
+}
+
+// Err reports why the target cannot be used, or nil: it references
+// environment variables that are not set on the server.
+func (t Target) Err() error {
+	if len(t.Unresolved) == 0 {
+		return nil
+	}
+	return &unresolvedError{what: "target", name: t.Name, vars: t.Unresolved}
+}
+
+// Err reports why the alarm cannot be evaluated, or nil.
+func (a Alarm) Err() error {
+	if len(a.Unresolved) == 0 {
+		return nil
+	}
+	return &unresolvedError{what: "alarm", name: a.Name, vars: a.Unresolved}
+}
+
+type unresolvedError struct {
+	what, name string
+	vars       []string
+}
+
+func (e *unresolvedError) Error() string {
+	if len(e.vars) == 1 {
+		return fmt.Sprintf("%s %q: environment variable %s is not set", e.what, e.name, e.vars[0])
+	}
+	return fmt.Sprintf("%s %q: environment variables %s are not set", e.what, e.name, strings.Join(e.vars, ", "))
+}
+
+func (e *unresolvedError) Is(target error) bool { return target == ErrUnresolvedValue }
+
+// Allows reports whether repository repo ("owner/name", any case) may use
+// the target. An empty repos list allows no repository: the target carries
+// secrets, and forgetting the list must not hand them to every repository
+// the App is installed on.
+func (t Target) Allows(repo string) bool {
+	for _, r := range t.Repos {
+		if strings.EqualFold(r, repo) {
+			return true
+		}
+	}
+	return false
+}
+
+// Secrets returns the target's secret values (constraint values, the signing
+// secret, a password in a URL) for scrubbing logs and anything shown on
+// GitHub.
+func (t Target) Secrets() []string {
+	var out []string
+	keys := make([]string, 0, len(t.Constraints))
+	for k := range t.Constraints {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out = appendSecret(out, t.Constraints[k])
+	}
+	out = appendSecret(out, t.SigningSecret)
+	out = appendSecret(out, urlPassword(t.URL))
+	out = appendSecret(out, urlPassword(t.GateURL))
+	return out
+}
+
+func appendSecret(list []string, s string) []string {
+	if s == "" || slices.Contains(list, s) {
+		return list
+	}
+	return append(list, s)
+}
+
+func urlPassword(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	p, _ := u.User.Password()
+	return p
+}
+
+// Secrets returns every secret of every target and alarm, without
+// duplicates, longest first so that a scrubber replacing them in order never
+// leaves the tail of a longer secret that contains a shorter one.
+func (ts Targets) Secrets() []string {
+	var out []string
+	for _, t := range ts.Targets {
+		for _, s := range t.Secrets() {
+			out = appendSecret(out, s)
+		}
+	}
+	for _, a := range ts.Alarms {
+		out = appendSecret(out, urlPassword(a.URL))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if len(out[i]) != len(out[j]) {
+			return len(out[i]) > len(out[j])
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// Lookup returns the target name for repository repo, or an error fit to
+// show on the PR: unknown target (ErrUnknownTarget), repository not in its
+// repos list (ErrRepoNotAllowed), or an environment variable it needs is not
+// set (ErrUnresolvedValue).
+func (ts Targets) Lookup(name, repo string) (Target, error) {
+	t, ok := ts.Targets[name]
+	if !ok {
+		return Target{}, &lookupError{msg: fmt.Sprintf("unknown target %q", name), kind: ErrUnknownTarget}
+	}
+	if !t.Allows(repo) {
+		return Target{}, &lookupError{
+			msg:  fmt.Sprintf("target %q does not allow repository %s (add it to the target's repos in the targets file)", name, repo),
+			kind: ErrRepoNotAllowed,
+		}
+	}
+	if err := t.Err(); err != nil {
+		return Target{}, err
+	}
+	return t, nil
+}
+
+type lookupError struct {
+	msg  string
+	kind error
+}
+
+func (e *lookupError) Error() string        { return e.msg }
+func (e *lookupError) Is(target error) bool { return target == e.kind }
+
+// ValidateTargets checks that every stage's target and alarms exist and that
+// the target allows repo ("owner/name"). Errors carry the stage's line in
+// RepoFile. Unset environment variables are not reported here: they fail
+// the stage when it runs (Targets.Lookup), since they are the operator's to
+// fix, not the repository's.
+func (r Repo) ValidateTargets(t Targets, repo string) []error {
+	var errs []error
+	at := func(s Stage, format string, args ...any) {
+		errs = append(errs, &Error{File: RepoFile, Line: s.Line, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, s := range r.Stages {
+		path := index("stages", i)
+		if tgt, ok := t.Targets[s.Target]; !ok {
+			at(s, "%s.target: unknown target %q", path, s.Target)
+		} else if !tgt.Allows(repo) {
+			at(s, "%s.target: target %q does not allow repository %s", path, s.Target, repo)
+		}
+		for j, a := range s.Alarms {
+			if _, ok := t.Alarms[a]; !ok {
+				at(s, "%s.alarms[%d]: unknown alarm %q", path, j, a)
+			}
+		}
+	}
+	return errs
+}
