@@ -1,0 +1,46 @@
+// Package githubtest is an in-memory, stateful fake of the GitHub REST API,
+// served over real HTTP by net/http/httptest.
+//
+// It exists so that shipbot's GitHub-facing code (the go-github client with
+// App JWTs and installation tokens, the gate, release and report packages,
+// and the `bot demo` command) can be exercised end to end without a network
+// or an account, while still speaking GitHub's exact wire format: routes,
+// status codes, error bodies, pagination Link headers, ETags and 304s, and
+// JSON response shapes that validate against GitHub's published OpenAPI
+// description (see WithSchemaCheck).
+//
+// # Using it
+//
+//	srv := githubtest.New()
+//	defer srv.Close()
+//	srv.AddRepo("acme/api", githubtest.RepoSpec{
+//		Files: map[string]string{".github/shipbot.yml": "version: 1\n"},
+//	})
+//	pr := srv.OpenPullRequest("acme/api", githubtest.PullRequestSpec{
+//		Title: "feat: add things", Author: "alice",
+//		Files: map[string]string{"main.go": "package main\n"},
+//	})
+//	srv.AddReview("acme/api", pr, "bob", "APPROVED", "")
+//	sha := srv.Merge("acme/api", pr, "alice")
+//	body := srv.PullRequestEvent("acme", "api", pr, "closed")
+//	resp, err := githubtest.Deliver(ctx, hookURL, "pull_request", "delivery-1", body, secret)
+//
+// Point a client at URL() (or GHESURL() for a GitHub Enterprise Server style
+// base ending in /api/v3/). Authenticate as the App with AppID and
+// PrivateKeyPEM (the fake verifies the JWT and issues installation tokens),
+// or register a static token with AddStaticToken, as a workflow's
+// GITHUB_TOKEN would be.
+//
+// Every request is recorded (Requests, Count) under its route pattern, which
+// is the path template of GitHub's OpenAPI description, for example
+// "GET /repos/{owner}/{repo}/pulls/{pull_number}"; Routes lists them all.
+// FailNext injects faults and SetLatency adds a delay to every request.
+//
+// Setup and reader methods name a repository by its full name "owner/name".
+// They panic when given a repository, pull request or commit that does not
+// exist: that is a mistake in the calling test or demo script, not a
+// condition to handle. All methods are safe for concurrent use.
+//
+// The package must not import package testing outside _test.go files,
+// because the demo command links it into the shipbot binary.
+package githubtest

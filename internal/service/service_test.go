@@ -1,0 +1,227 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/webhook"
+)
+
+var secret = []byte("topsecret")
+
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+	// block, when set, holds Handle until closed.
+	block chan struct{}
+}
+
+func (r *recorder) Handles() []string { return []string{"push"} }
+func (r *recorder) Handle(ctx context.Context, d store.Delivery) error {
+	if r.block != nil {
+		<-r.block
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen = append(r.seen, d.ID)
+	return nil
+}
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.seen...)
+}
+
+func openStore(t *testing.T, path string) *store.SQLite {
+	t.Helper()
+	s, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// running is a service started on a loopback port.
+type running struct {
+	url  string
+	stop func()
+}
+
+func start(t *testing.T, st store.Store, h webhook.Handler) *running {
+	t.Helper()
+	svc, err := service.New(service.Options{
+		Store: st, WebhookSecret: secret, Handlers: []webhook.Handler{h},
+		Log: slog.New(slog.DiscardHandler), WorkerPoll: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &running{url: "http://" + ln.Addr().String(), stop: stop}
+}
+
+func deliver(t *testing.T, url, id string) int {
+	t.Helper()
+	body := []byte(`{"ref":"refs/heads/main","repository":{"full_name":"acme/api"}}`)
+	req, _ := http.NewRequest(http.MethodPost, url+"/webhooks/github", bytes.NewReader(body))
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", webhook.SignatureHeader(secret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A delivery acknowledged by one process that stopped before processing it
+// is processed by the next process on the same database.
+func TestAckedDeliverySurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shipbot.db")
+	st := openStore(t, path)
+
+	// First process: the handler never gets to run (it blocks until the
+	// process stops, and its result is thrown away with the process).
+	first := &recorder{block: make(chan struct{})}
+	svc, err := service.New(service.Options{Store: st, WebhookSecret: secret, Handlers: []webhook.Handler{first}, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the HTTP side runs: the worker is not started, as if the process
+	// died right after the acknowledgement.
+	srv := &http.Server{Handler: svc.Handler()}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	if code := deliver(t, "http://"+ln.Addr().String(), "d-1"); code != http.StatusAccepted {
+		t.Fatalf("status %d; want 202", code)
+	}
+	srv.Close()
+	st.Close()
+
+	// Second process on the same file.
+	st2 := openStore(t, path)
+	defer st2.Close()
+	second := &recorder{}
+	r := start(t, st2, second)
+	waitFor(t, "the pending delivery to be processed", func() bool { return len(second.got()) == 1 })
+	r.stop()
+	if got := second.got(); len(got) != 1 || got[0] != "d-1" {
+		t.Fatalf("processed %v; want [d-1]", got)
+	}
+	d, err := st2.GetDelivery(context.Background(), "d-1")
+	if err != nil || d.Status != store.StatusDone {
+		t.Fatalf("delivery = %+v, %v; want done", d.Status, err)
+	}
+}
+
+// Shutdown lets the delivery being processed finish instead of abandoning
+// it.
+func TestShutdownFinishesInFlightDelivery(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
+	defer st.Close()
+	h := &recorder{block: make(chan struct{})}
+	r := start(t, st, h)
+	deliver(t, r.url, "d-1")
+	waitFor(t, "the handler to start", func() bool {
+		d, _ := st.GetDelivery(context.Background(), "d-1")
+		return d.Attempts == 1
+	})
+	stopped := make(chan struct{})
+	go func() { r.stop(); close(stopped) }()
+	select {
+	case <-stopped:
+		t.Fatal("service stopped while a delivery was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(h.block)
+	<-stopped
+	d, _ := st.GetDelivery(context.Background(), "d-1")
+	if d.Status != store.StatusDone {
+		t.Fatalf("delivery status %s after shutdown; want done", d.Status)
+	}
+}
+
+func TestProbesAndMetrics(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
+	defer st.Close()
+	r := start(t, st, &recorder{})
+	deliver(t, r.url, "d-1")
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
+		resp, err := http.Get(r.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s = %d; want %d", path, resp.StatusCode, want)
+		}
+		if path == "/metrics" {
+			for _, m := range []string{`shipbot_webhook_deliveries_total{event="push",outcome="accepted"}`, "shipbot_webhook_intake_seconds_bucket", "shipbot_inbox_depth"} {
+				if !strings.Contains(string(body), m) {
+					t.Errorf("/metrics lacks %s", m)
+				}
+			}
+		}
+	}
+}
+
+func TestReadyzFailsWithoutSchema(t *testing.T) {
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "fresh.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := start(t, st, &recorder{})
+	resp, err := http.Get(r.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "bot migrate") {
+		t.Fatalf("readyz on unmigrated db = %d %s; want 503 naming `bot migrate`", resp.StatusCode, body)
+	}
+}

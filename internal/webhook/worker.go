@@ -1,0 +1,219 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/metrics"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// Handler acts on the deliveries of some events. One handler per concern,
+// each saying which events it takes, in the manner of go-githubapp.
+type Handler interface {
+	// Handles lists the keys it takes: "event" for every action of an event,
+	// or "event.action" for one action.
+	Handles() []string
+	Handle(ctx context.Context, d store.Delivery) error
+}
+
+// Dispatcher routes a delivery to the handler registered for it.
+type Dispatcher struct {
+	byKey map[string]Handler
+}
+
+// NewDispatcher registers handlers; two handlers claiming one key is a
+// wiring mistake and an error.
+func NewDispatcher(hs ...Handler) (*Dispatcher, error) {
+	d := &Dispatcher{byKey: map[string]Handler{}}
+	for _, h := range hs {
+		for _, k := range h.Handles() {
+			if _, dup := d.byKey[k]; dup {
+				return nil, fmt.Errorf("two handlers for %q", k)
+			}
+			d.byKey[k] = h
+		}
+	}
+	return d, nil
+}
+
+func (d *Dispatcher) handler(event, action string) Handler {
+	if h, ok := d.byKey[event+"."+action]; ok {
+		return h
+	}
+	return d.byKey[event]
+}
+
+// Wants reports whether a handler takes the event and action.
+func (d *Dispatcher) Wants(event, action string) bool { return d.handler(event, action) != nil }
+
+// Keys lists the registered keys, sorted, for logs and docs.
+func (d *Dispatcher) Keys() []string {
+	ks := make([]string, 0, len(d.byKey))
+	for k := range d.byKey {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// Dispatch hands d to its handler.
+func (d *Dispatcher) Dispatch(ctx context.Context, del store.Delivery) error {
+	h := d.handler(del.Event, del.Action)
+	if h == nil {
+		return Permanent(fmt.Errorf("no handler for %s.%s", del.Event, del.Action))
+	}
+	return h.Handle(ctx, del)
+}
+
+type permanent struct{ error }
+
+func (p permanent) Unwrap() error { return p.error }
+
+// Permanent marks an error that retrying cannot fix (a payload the handler
+// cannot use): the delivery fails at once instead of backing off.
+func Permanent(err error) error { return permanent{err} }
+
+// Worker drains the inbox. Deliveries are claimed with a lease, so a worker
+// that dies mid-delivery only delays it until the lease runs out, and
+// several replicas can share one database.
+type Worker struct {
+	Inbox    store.Inbox
+	Dispatch func(context.Context, store.Delivery) error
+	Owner    string
+	Log      *slog.Logger
+
+	Lease       time.Duration // default 2m
+	Poll        time.Duration // how often to look without a wake-up; default 1s
+	Batch       int           // default 16
+	MaxAttempts int           // default 5
+	// HandleTimeout bounds one delivery's processing; default 1m.
+	HandleTimeout time.Duration
+
+	once sync.Once
+	wake chan struct{}
+}
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		if w.Lease == 0 {
+			w.Lease = 2 * time.Minute
+		}
+		if w.Poll == 0 {
+			w.Poll = time.Second
+		}
+		if w.Batch == 0 {
+			w.Batch = 16
+		}
+		if w.MaxAttempts == 0 {
+			w.MaxAttempts = 5
+		}
+		if w.HandleTimeout == 0 {
+			w.HandleTimeout = time.Minute
+		}
+	})
+}
+
+// Wake makes the worker look at the inbox now; it never blocks.
+func (w *Worker) Wake() {
+	w.init()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run drains the inbox until ctx ends. A delivery already being processed
+// when ctx ends is finished (with its own timeout), not abandoned, so a
+// SIGTERM does not leave half-done work behind.
+func (w *Worker) Run(ctx context.Context) error {
+	w.init()
+	t := time.NewTicker(w.Poll)
+	defer t.Stop()
+	for {
+		if err := w.drain(ctx); err != nil && ctx.Err() == nil {
+			w.Log.Error("drain inbox", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// drain processes claimed batches until the inbox has nothing claimable.
+func (w *Worker) drain(ctx context.Context) error {
+	for ctx.Err() == nil {
+		ds, err := w.Inbox.ClaimDeliveries(context.WithoutCancel(ctx), w.Owner, w.Lease, w.Batch)
+		if err != nil {
+			return err
+		}
+		for i, d := range ds {
+			if ctx.Err() != nil {
+				// Give back what we hold but have not started, so a
+				// restart (or another replica) need not wait for the lease.
+				for _, rest := range ds[i:] {
+					if err := w.Inbox.FinishDelivery(context.WithoutCancel(ctx), rest.ID, store.StatusPending, rest.LastError, time.Time{}); err != nil {
+						w.Log.Warn("release delivery", "delivery", rest.ID, "err", err)
+					}
+				}
+				return nil
+			}
+			w.process(ctx, d)
+		}
+		if n, err := w.Inbox.InboxDepth(context.WithoutCancel(ctx)); err == nil {
+			metrics.InboxDepth.Set(float64(n))
+		}
+		if len(ds) < w.Batch {
+			return nil
+		}
+	}
+	return nil
+}
+
+func (w *Worker) process(ctx context.Context, d store.Delivery) {
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.HandleTimeout)
+	defer cancel()
+	log := w.Log.With("delivery", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo, "attempt", d.Attempts)
+	err := w.safeDispatch(hctx, d)
+	status, msg, retryAt := store.StatusDone, "", time.Time{}
+	switch {
+	case err == nil:
+		log.Info("delivery processed")
+	case errors.As(err, new(permanent)) || d.Attempts >= w.MaxAttempts:
+		status, msg = store.StatusFailed, err.Error()
+		log.Error("delivery failed", "err", err)
+	default:
+		status, msg = store.StatusPending, err.Error()
+		retryAt = time.Now().Add(backoff(d.Attempts))
+		log.Warn("delivery will be retried", "err", err, "retry_at", retryAt)
+	}
+	if err := w.Inbox.FinishDelivery(context.WithoutCancel(ctx), d.ID, status, msg, retryAt); err != nil {
+		log.Error("record delivery outcome", "err", err)
+	}
+}
+
+// safeDispatch turns a handler panic into a failed attempt rather than a
+// dead worker.
+func (w *Worker) safeDispatch(ctx context.Context, d store.Delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return w.Dispatch(ctx, d)
+}
+
+// backoff is 2^attempt seconds, capped at 5 minutes.
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt, 9)
+	return min(d, 5*time.Minute)
+}
