@@ -58,6 +58,9 @@ type Inbox interface {
 // Store is everything the service persists.
 type Store interface {
 	Inbox
+	Runs
+	Leases
+	CheckRuns
 	// Ready reports whether the database answers and its schema is current.
 	Ready(ctx context.Context) error
 	Close() error

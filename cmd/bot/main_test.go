@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runBot(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// clearEnv unsets every SHIPBOT_ variable for the test.
+func clearEnv(t *testing.T) {
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "SHIPBOT_") {
+			t.Setenv(k, "")
+		}
+	}
+}
+
+func TestServeStartupErrorsNameTheVariable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"nothing set", nil, "SHIPBOT_APP_ID"},
+		{"bad app id", map[string]string{"SHIPBOT_APP_ID": "abc"}, "SHIPBOT_APP_ID"},
+		{"no key", map[string]string{"SHIPBOT_APP_ID": "1", "SHIPBOT_WEBHOOK_SECRET": "s"}, "SHIPBOT_PRIVATE_KEY"},
+		{"missing key file", map[string]string{"SHIPBOT_APP_ID": "1", "SHIPBOT_WEBHOOK_SECRET": "s", "SHIPBOT_PRIVATE_KEY_FILE": filepath.Join(dir, "none.pem")}, "SHIPBOT_PRIVATE_KEY_FILE"},
+		{"bad log level", map[string]string{"SHIPBOT_LOG_LEVEL": "loud"}, "SHIPBOT_LOG_LEVEL"},
+		{"bad api url", map[string]string{"SHIPBOT_GITHUB_API_URL": "not a url"}, "SHIPBOT_GITHUB_API_URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, _, stderr := runBot(t, "serve")
+			if code == 0 {
+				t.Fatal("serve started; want a non-zero exit")
+			}
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Fatalf("stderr = %q; want one line naming %s", stderr, tc.want)
+			}
+		})
+	}
+}
+
+func TestServeRefusesMalformedTargetsFile(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.yml")
+	os.WriteFile(targets, []byte("targets:\n  qa:\n    kind: rocket\n"), 0o600)
+	t.Setenv("SHIPBOT_APP_ID", "1")
+	t.Setenv("SHIPBOT_WEBHOOK_SECRET", "s")
+	t.Setenv("SHIPBOT_PRIVATE_KEY", testKeyPEM(t))
+	t.Setenv("SHIPBOT_TARGETS_FILE", targets)
+	code, _, stderr := runBot(t, "serve")
+	if code == 0 || !strings.Contains(stderr, "targets.yml:3:") {
+		t.Fatalf("exit %d, stderr %q; want failure naming targets.yml line 3", code, stderr)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yml")
+	os.WriteFile(good, []byte("version: 1\nstages:\n  - name: qa\n    target: spinnaker-qa\n"), 0o644)
+	bad := filepath.Join(dir, "bad.yml")
+	os.WriteFile(bad, []byte("version: 1\nstages:\n  - name: qa\n    target: spinnaker-qa\n    bake: 10 minutes\n"), 0o644)
+
+	if code, out, _ := runBot(t, "check-config", good); code != 0 || !strings.Contains(out, "valid") {
+		t.Errorf("good file: exit %d, %q", code, out)
+	}
+	code, _, stderr := runBot(t, "check-config", bad)
+	if code != 1 || !strings.Contains(stderr, "bad.yml:5:") {
+		t.Errorf("bad file: exit %d, stderr %q; want exit 1 naming bad.yml:5:", code, stderr)
+	}
+	if code, _, _ := runBot(t, "check-config"); code != 2 {
+		t.Errorf("no argument: exit %d; want 2", code)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	code, _, stderr := runBot(t, "deploy-everything")
+	if code != 2 || !strings.Contains(stderr, "unknown command") {
+		t.Fatalf("exit %d, %q", code, stderr)
+	}
+}
+
+func testKeyPEM(t *testing.T) string {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
+}

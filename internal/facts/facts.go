@@ -1,0 +1,149 @@
+// Package facts is every GitHub read shipbot makes about a merge or a pull
+// request, behind one narrow interface (Reader), in the manner of
+// policy-bot's pull.Context. The deciding packages (gate, release, plan)
+// never call GitHub: they get the values gathered here, and their tests use
+// a plain struct instead of a server.
+package facts
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shipbot/shipbot/internal/gate"
+)
+
+// PR is what the bot needs of a pull request.
+type PR struct {
+	Number   int
+	Title    string
+	Body     string
+	Author   string
+	URL      string
+	HeadSHA  string
+	BaseRef  string
+	Labels   []string
+	Merged   bool
+	MergeSHA string
+	MergedAt time.Time
+}
+
+// Tag is a git tag and the commit it points at.
+type Tag struct {
+	Name string
+	SHA  string
+}
+
+// Reader reads one repository's facts. Implementations may cache: one
+// evaluation reads each fact once.
+type Reader interface {
+	// Config returns .github/shipbot.yml at ref; found is false when the
+	// file does not exist there.
+	Config(ctx context.Context, ref string) (data []byte, found bool, err error)
+	PullRequest(ctx context.Context, number int) (PR, error)
+	// PullRequestForCommit finds the merged pull request whose merge commit
+	// is sha; ok is false for a commit no pull request merged.
+	PullRequestForCommit(ctx context.Context, sha string) (pr PR, ok bool, err error)
+	Reviews(ctx context.Context, number int) ([]gate.Review, error)
+	Protection(ctx context.Context, branch string) (gate.Protection, error)
+	Checks(ctx context.Context, sha string) ([]gate.Check, error)
+	Tags(ctx context.Context) ([]Tag, error)
+}
+
+// Input says what to gather.
+type Input struct {
+	Repo   string
+	SHA    string // the commit whose config counts (merge commit, or PR head for a preview)
+	Branch string // the protected branch
+	// PR, when the delivery carried the pull request, saves reading it.
+	PR *PR
+	// LookupPR asks for the pull request that merged SHA when PR is nil
+	// (a push delivery).
+	LookupPR bool
+}
+
+// Snapshot is everything one evaluation needs, read once.
+type Snapshot struct {
+	Config      []byte
+	ConfigFound bool
+	PR          PR
+	HasPR       bool
+	Reviews     []gate.Review
+	Protection  gate.Protection
+	Checks      []gate.Check
+	Tags        []Tag
+}
+
+// Gather reads the facts concurrently. With the pull request in hand it is
+// one round of parallel reads; a push delivery needs one more round, since
+// reviews and checks hang off the pull request it first has to find.
+func Gather(ctx context.Context, r Reader, in Input) (Snapshot, error) {
+	var s Snapshot
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		s.Config, s.ConfigFound, err = r.Config(gctx, in.SHA)
+		return err
+	})
+	g.Go(func() (err error) {
+		s.Tags, err = r.Tags(gctx)
+		return err
+	})
+	g.Go(func() (err error) {
+		s.Protection, err = r.Protection(gctx, in.Branch)
+		return err
+	})
+	prFacts := func(g *errgroup.Group, gctx context.Context, pr PR) {
+		g.Go(func() (err error) {
+			s.Reviews, err = r.Reviews(gctx, pr.Number)
+			return err
+		})
+		g.Go(func() (err error) {
+			// Required checks run on the PR head: the merge commit has none yet.
+			s.Checks, err = r.Checks(gctx, pr.HeadSHA)
+			return err
+		})
+	}
+	switch {
+	case in.PR != nil:
+		s.PR, s.HasPR = *in.PR, true
+		prFacts(g, gctx, s.PR)
+	case in.LookupPR:
+		g.Go(func() (err error) {
+			s.PR, s.HasPR, err = r.PullRequestForCommit(gctx, in.SHA)
+			if err != nil || !s.HasPR {
+				return err
+			}
+			prFacts(g, gctx, s.PR)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return Snapshot{}, fmt.Errorf("gather facts for %s@%s: %w", in.Repo, short(in.SHA), err)
+	}
+	return s, nil
+}
+
+// GateFacts shapes a snapshot for gate.Decide.
+func (s Snapshot) GateFacts(repo, branch string) gate.Facts {
+	return gate.Facts{
+		Repo:       repo,
+		HasPR:      s.HasPR,
+		PRNumber:   s.PR.Number,
+		Author:     s.PR.Author,
+		HeadSHA:    s.PR.HeadSHA,
+		BaseRef:    branch,
+		Merged:     s.PR.Merged,
+		Reviews:    s.Reviews,
+		Protection: s.Protection,
+		Checks:     s.Checks,
+	}
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

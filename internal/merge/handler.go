@@ -1,0 +1,310 @@
+// Package merge takes a merge from delivery to release. GitHub sends two
+// deliveries for one merge (pull_request closed+merged, and push to the base
+// branch), in either order, each possibly redelivered or lost: whichever
+// arrives first creates the run, keyed by repository and merge commit, and
+// the other finds it. Runs of one repository are then taken in merge order,
+// one at a time under a lease, so versions are cut once and in order.
+package merge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/plan"
+	"github.com/shipbot/shipbot/internal/release"
+	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/webhook"
+)
+
+// Clients hands out an API client per App installation.
+type Clients interface {
+	Installation(id int64) (*gh.Client, error)
+}
+
+// Coordinator handles merges.
+type Coordinator struct {
+	Store   store.Store
+	Clients Clients
+	Checks  *report.Checks
+	Owner   string // lease owner: this process
+	Log     *slog.Logger
+	// Observe, when set, is told of every run that reaches a verdict (the
+	// demo narrates with it).
+	Observe func(store.Run, plan.Outcome)
+	// LeaseTTL bounds how long a dead process blocks a repository; default 1m.
+	LeaseTTL time.Duration
+	// SweepEvery is how often open runs are looked for (crash recovery and
+	// runs whose processing failed); default 5s.
+	SweepEvery time.Duration
+}
+
+// Handles implements webhook.Handler.
+func (c *Coordinator) Handles() []string { return []string{"pull_request.closed", "push"} }
+
+// merge is what a delivery says about a merge.
+type merge struct {
+	repo, sha, branch string
+	pr                *facts.PR
+	mergedAt          time.Time
+}
+
+// Handle implements webhook.Handler: it records the merge, then processes
+// the repository's open runs.
+func (c *Coordinator) Handle(ctx context.Context, d store.Delivery) error {
+	var m merge
+	var ok bool
+	var err error
+	switch d.Event {
+	case "pull_request":
+		m, ok, err = fromPullRequest(d.Payload)
+	case "push":
+		m, ok, err = fromPush(d.Payload)
+	}
+	if err != nil {
+		return webhook.Permanent(fmt.Errorf("decode %s delivery: %w", d.Event, err))
+	}
+	if !ok {
+		return nil
+	}
+	r := store.Run{Repo: m.repo, SHA: m.sha, Installation: d.Installation, Branch: m.branch, Source: d.Event, MergedAt: m.mergedAt}
+	if m.pr != nil {
+		r.PR = m.pr.Number
+		if r.PRFacts, err = json.Marshal(m.pr); err != nil {
+			return fmt.Errorf("encode pull request: %w", err)
+		}
+	}
+	stored, created, err := c.Store.CreateRun(ctx, r)
+	if err != nil {
+		return err
+	}
+	if created {
+		c.Log.Info("merge recorded", "repo", m.repo, "sha", m.sha, "run", stored.ID, "source", d.Event)
+	} else if stored.Open() && len(stored.PRFacts) == 0 && m.pr != nil {
+		// The push came first; the pull request's own delivery saves the
+		// lookup and gives the merge time that orders the run.
+		stored.PR, stored.PRFacts, stored.MergedAt = r.PR, r.PRFacts, r.MergedAt
+		if err := c.Store.UpdateRun(ctx, stored); err != nil {
+			return err
+		}
+	}
+	return c.Process(ctx, m.repo)
+}
+
+func fromPullRequest(payload []byte) (merge, bool, error) {
+	var ev gh.PullRequestEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return merge{}, false, err
+	}
+	p := ev.GetPullRequest()
+	if ev.GetAction() != "closed" || !p.GetMerged() {
+		return merge{}, false, nil
+	}
+	if p.GetMergeCommitSHA() == "" || ev.GetRepo().GetFullName() == "" {
+		return merge{}, false, errors.New("merged pull request without merge_commit_sha or repository")
+	}
+	pr := facts.PRFromEvent(p)
+	return merge{
+		repo:     ev.GetRepo().GetFullName(),
+		sha:      p.GetMergeCommitSHA(),
+		branch:   p.GetBase().GetRef(),
+		pr:       &pr,
+		mergedAt: p.GetMergedAt().Time,
+	}, true, nil
+}
+
+func fromPush(payload []byte) (merge, bool, error) {
+	var ev gh.PushEvent
+	if err := json.Unmarshal(payload, &ev); err != nil {
+		return merge{}, false, err
+	}
+	branch, isBranch := strings.CutPrefix(ev.GetRef(), "refs/heads/")
+	// Tag pushes (the bot's own releases among them), deletions and pushes
+	// to branches other than the default one are not merges to deploy.
+	if !isBranch || ev.GetDeleted() || branch != ev.GetRepo().GetDefaultBranch() || ev.GetAfter() == "" {
+		return merge{}, false, nil
+	}
+	m := merge{repo: ev.GetRepo().GetFullName(), sha: ev.GetAfter(), branch: branch}
+	if ts := ev.GetHeadCommit().GetTimestamp(); !ts.IsZero() {
+		m.mergedAt = ts.Time
+	}
+	return m, true, nil
+}
+
+func (c *Coordinator) ttl() time.Duration {
+	if c.LeaseTTL == 0 {
+		return time.Minute
+	}
+	return c.LeaseTTL
+}
+
+// Process takes the open runs of repo, oldest merge first, until none is
+// left. Another process holding the repository's lease is doing the same
+// work; then Process returns at once and the sweep catches anything left.
+func (c *Coordinator) Process(ctx context.Context, repo string) error {
+	lease := "release:" + repo
+	ok, err := c.Store.AcquireLease(ctx, lease, c.Owner, c.ttl())
+	if err != nil || !ok {
+		return err
+	}
+	defer func() {
+		if err := c.Store.ReleaseLease(context.WithoutCancel(ctx), lease, c.Owner); err != nil {
+			c.Log.Warn("release lease", "lease", lease, "err", err)
+		}
+	}()
+	for {
+		runs, err := c.Store.OpenRuns(ctx, repo)
+		if err != nil || len(runs) == 0 {
+			return err
+		}
+		// Stop at the first failure: a later merge must not take a version
+		// before an earlier one has its own.
+		if err := c.evaluate(ctx, runs[0]); err != nil {
+			return fmt.Errorf("run %s (%s@%s): %w", runs[0].ID, repo, short(runs[0].SHA), err)
+		}
+		if ok, err := c.Store.AcquireLease(ctx, lease, c.Owner, c.ttl()); err != nil || !ok {
+			return fmt.Errorf("lost lease %s: %w", lease, err)
+		}
+	}
+}
+
+// Sweep processes every repository with open runs: after a restart, and
+// for runs whose processing failed.
+func (c *Coordinator) Sweep(ctx context.Context) {
+	repos, err := c.Store.ReposWithOpenRuns(ctx)
+	if err != nil {
+		c.Log.Error("sweep open runs", "err", err)
+		return
+	}
+	for _, repo := range repos {
+		if err := c.Process(ctx, repo); err != nil && ctx.Err() == nil {
+			c.Log.Warn("process open runs", "repo", repo, "err", err)
+		}
+	}
+}
+
+// Run sweeps at start and then periodically until ctx ends.
+func (c *Coordinator) Run(ctx context.Context) {
+	every := c.SweepEvery
+	if every == 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		c.Sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// evaluate takes one run to its verdict: facts, decision, release, report.
+func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
+	client, err := c.Clients.Installation(r.Installation)
+	if err != nil {
+		return fmt.Errorf("installation %d: %w", r.Installation, err)
+	}
+	reader, err := facts.NewGitHub(client, r.Repo)
+	if err != nil {
+		return err
+	}
+	in := facts.Input{Repo: r.Repo, SHA: r.SHA, Branch: r.Branch, LookupPR: true}
+	if len(r.PRFacts) > 0 {
+		var pr facts.PR
+		if err := json.Unmarshal(r.PRFacts, &pr); err != nil {
+			return fmt.Errorf("decode stored pull request: %w", err)
+		}
+		in.PR = &pr
+	}
+	snap, err := facts.Gather(ctx, reader, in)
+	if err != nil {
+		return err
+	}
+	out := plan.Evaluate(plan.Input{Repo: r.Repo, Branch: r.Branch, SHA: r.SHA, Snapshot: snap})
+	if snap.HasPR {
+		r.PR = snap.PR.Number
+	}
+	r.Pipeline = out.Config.Pipeline
+	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
+
+	releaseURL := ""
+	switch out.Kind {
+	case plan.Release:
+		r.Version, r.Tag, r.PrevTag = out.Version.String(), out.Tag, out.PrevTag
+		if !out.Reused {
+			// Persist the version before creating anything, so a crash
+			// between here and the release resumes with the same intent.
+			r.State = store.RunReleasing
+			if err := c.Store.UpdateRun(ctx, r); err != nil {
+				return err
+			}
+			pub, err := release.Publish(ctx, client, r.Repo, out.Tag, r.SHA, out.Tag, release.Notes(release.NotesInput{
+				Repo: r.Repo, Tag: out.Tag, PrevTag: out.PrevTag, PRNumber: snap.PR.Number, Title: snap.PR.Title,
+				Author: snap.PR.Author, PRURL: snap.PR.URL, Bump: out.Choice.Bump, Reason: out.Choice.Reason,
+			}))
+			if errors.Is(err, release.ErrTagElsewhere) {
+				// Someone took the tag meanwhile; the next evaluation sees
+				// it among the tags and steps past it.
+				r.State, r.Version, r.Tag = store.RunPending, "", ""
+				if uerr := c.Store.UpdateRun(ctx, r); uerr != nil {
+					return errors.Join(err, uerr)
+				}
+				return err
+			}
+			if err != nil {
+				return err
+			}
+			releaseURL = pub.URL
+			log.Info("released", "tag", out.Tag, "existed", pub.Existed)
+		}
+		r.State, r.ReleaseURL = store.RunReleased, releaseURL
+	case plan.Refused:
+		r.State = store.RunRefused
+	case plan.Invalid:
+		r.State = store.RunInvalid
+	case plan.NoConfig, plan.NoRelease:
+		r.State = store.RunSkipped
+	}
+	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems, Notes: out.Gate.Notes}); err != nil {
+		return fmt.Errorf("encode summary: %w", err)
+	}
+	if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.MergeOutcome(out, releaseURL)); err != nil {
+		// The verdict stands; failing here would retry the whole run. The
+		// check run is redrawn on the next state change.
+		log.Error("report merge outcome", "err", err)
+	}
+	if err := c.Store.UpdateRun(ctx, r); err != nil {
+		return err
+	}
+	log.Info("merge evaluated", "outcome", out.String())
+	if c.Observe != nil {
+		c.Observe(r, out)
+	}
+	return nil
+}
+
+// summary is what a run's Summary column holds.
+type summary struct {
+	Kind     plan.Kind `json:"kind"`
+	Reasons  []string  `json:"reasons,omitempty"`
+	Problems []string  `json:"problems,omitempty"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}

@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Run states. A run is open while pending or releasing; every other state
+// is where its merge handling ended (the rollout engine takes released runs
+// further).
+const (
+	RunPending   = "pending"   // created, gate not evaluated yet
+	RunReleasing = "releasing" // allowed, version chosen and persisted, release being created
+	RunReleased  = "released"  // tag and release exist
+	RunRefused   = "refused"   // the gate refused the merge
+	RunInvalid   = "invalid"   // invalid configuration, nothing released
+	RunSkipped   = "skipped"   // nothing to do: no config, or semver:none
+	RunFailed    = "failed"    // an error past retrying
+)
+
+// Run is one merge being taken through gate, release and rollout.
+type Run struct {
+	ID           string
+	Repo         string
+	SHA          string
+	Installation int64
+	Branch       string
+	PR           int
+	// PRFacts is the pull request as a delivery carried it (JSON owned by
+	// the merge handler), so processing need not read it again.
+	PRFacts    []byte
+	Source     string
+	MergedAt   time.Time
+	Seq        int64
+	State      string
+	Pipeline   string
+	Version    string
+	Tag        string
+	PrevTag    string
+	ReleaseURL string
+	// Summary is what the PR is told about the run (reasons, notes), as
+	// JSON owned by the package that renders it.
+	Summary   []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Open reports whether the run still needs merge handling.
+func (r Run) Open() bool { return r.State == RunPending || r.State == RunReleasing }
+
+// Runs persists runs.
+type Runs interface {
+	// CreateRun inserts r unless a run for (r.Repo, r.SHA) exists, and
+	// returns the stored run and whether this call created it. It fills ID,
+	// Seq and the timestamps.
+	CreateRun(ctx context.Context, r Run) (Run, bool, error)
+	// UpdateRun writes every mutable field of r.
+	UpdateRun(ctx context.Context, r Run) error
+	GetRun(ctx context.Context, id string) (Run, error)
+	RunBySHA(ctx context.Context, repo, sha string) (Run, error)
+	// OpenRuns lists the open runs of repo in merge order.
+	OpenRuns(ctx context.Context, repo string) ([]Run, error)
+	// ReposWithOpenRuns lists repositories that have open runs.
+	ReposWithOpenRuns(ctx context.Context) ([]string, error)
+	// ListRuns lists the newest runs first, at most limit.
+	ListRuns(ctx context.Context, repo string, limit int) ([]Run, error)
+}
+
+// Leases are named locks with an owner and an expiry.
+type Leases interface {
+	// AcquireLease takes or renews name for owner until now+ttl; it reports
+	// false when another owner holds an unexpired lease.
+	AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives name up if owner holds it.
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// CheckRuns remembers the check runs the bot created.
+type CheckRuns interface {
+	CheckRunID(ctx context.Context, repo, sha, name string) (int64, bool, error)
+	SaveCheckRunID(ctx context.Context, repo, sha, name string, id int64) error
+}
+
+// NewID returns a random 128-bit identifier in hex.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the kernel's RNG does not fail
+	}
+	return hex.EncodeToString(b[:])
+}
+
+const runCols = `id, repo, sha, installation, branch, pr, pr_facts, source, merged_at, seq, state, pipeline,
+	version, tag, prev_tag, release_url, summary, created_at, updated_at`
+
+func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+	var r Run
+	var merged, created, updated int64
+	err := sc.Scan(&r.ID, &r.Repo, &r.SHA, &r.Installation, &r.Branch, &r.PR, &r.PRFacts, &r.Source, &merged, &r.Seq,
+		&r.State, &r.Pipeline, &r.Version, &r.Tag, &r.PrevTag, &r.ReleaseURL, &r.Summary, &created, &updated)
+	if merged != 0 {
+		r.MergedAt = time.UnixMilli(merged)
+	}
+	r.CreatedAt, r.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
+	return r, err
+}
+
+// CreateRun implements Runs.
+func (s *SQLite) CreateRun(ctx context.Context, r Run) (Run, bool, error) {
+	if r.ID == "" {
+		r.ID = NewID()
+	}
+	if r.State == "" {
+		r.State = RunPending
+	}
+	now := ms(time.Now())
+	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
+		seq, state, pipeline, summary, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)
+		ON CONFLICT (repo, sha) DO NOTHING`,
+		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.State, r.Pipeline,
+		nonNilBytes(r.Summary), now, now)
+	if err != nil {
+		return Run{}, false, fmt.Errorf("create run %s@%s: %w", r.Repo, r.SHA, err)
+	}
+	n, _ := res.RowsAffected()
+	stored, err := s.runBySHA(ctx, s.w, r.Repo, r.SHA)
+	return stored, n == 1, err
+}
+
+func nonNilBytes(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// UpdateRun implements Runs.
+func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET pr = ?, pr_facts = ?, merged_at = ?, state = ?, pipeline = ?, version = ?,
+		tag = ?, prev_tag = ?, release_url = ?, summary = ?, updated_at = ? WHERE id = ?`,
+		r.PR, nonNilBytes(r.PRFacts), ms(r.MergedAt), r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
+		nonNilBytes(r.Summary), ms(time.Now()), r.ID)
+	if err != nil {
+		return fmt.Errorf("update run %s: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("update run %s: %w", r.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// GetRun implements Runs.
+func (s *SQLite) GetRun(ctx context.Context, id string) (Run, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("read run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// RunBySHA implements Runs.
+func (s *SQLite) RunBySHA(ctx context.Context, repo, sha string) (Run, error) {
+	return s.runBySHA(ctx, s.r, repo, sha)
+}
+
+func (s *SQLite) runBySHA(ctx context.Context, db *sql.DB, repo, sha string) (Run, error) {
+	r, err := scanRun(db.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE repo = ? AND sha = ?`, repo, sha))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, fmt.Errorf("run %s@%s: %w", repo, sha, ErrNotFound)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("read run %s@%s: %w", repo, sha, err)
+	}
+	return r, nil
+}
+
+func (s *SQLite) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// OpenRuns implements Runs.
+func (s *SQLite) OpenRuns(ctx context.Context, repo string) ([]Run, error) {
+	// Merge time first; a run whose merge time is not known yet (0) sorts
+	// by arrival among the others.
+	out, err := s.queryRuns(ctx, `SELECT `+runCols+` FROM runs
+		WHERE repo = ? AND state IN ('pending', 'releasing') ORDER BY merged_at, seq`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("open runs of %s: %w", repo, err)
+	}
+	return out, nil
+}
+
+// ReposWithOpenRuns implements Runs.
+func (s *SQLite) ReposWithOpenRuns(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT repo FROM runs WHERE state IN ('pending', 'releasing') ORDER BY repo`)
+	if err != nil {
+		return nil, fmt.Errorf("repositories with open runs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var repo string
+		if err := rows.Scan(&repo); err != nil {
+			return nil, fmt.Errorf("repositories with open runs: %w", err)
+		}
+		out = append(out, repo)
+	}
+	return out, rows.Err()
+}
+
+// ListRuns implements Runs.
+func (s *SQLite) ListRuns(ctx context.Context, repo string, limit int) ([]Run, error) {
+	q, args := `SELECT `+runCols+` FROM runs`, []any{}
+	if repo != "" {
+		q += ` WHERE repo = ?`
+		args = append(args, repo)
+	}
+	q += ` ORDER BY seq DESC LIMIT ?`
+	out, err := s.queryRuns(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// AcquireLease implements Leases.
+func (s *SQLite) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	now := time.Now()
+	res, err := s.w.ExecContext(ctx, `INSERT INTO leases (name, owner, until) VALUES (?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+		WHERE leases.owner = excluded.owner OR leases.until < ?`,
+		name, owner, ms(now.Add(ttl)), ms(now))
+	if err != nil {
+		return false, fmt.Errorf("acquire lease %s: %w", name, err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// ReleaseLease implements Leases.
+func (s *SQLite) ReleaseLease(ctx context.Context, name, owner string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND owner = ?`, name, owner); err != nil {
+		return fmt.Errorf("release lease %s: %w", name, err)
+	}
+	return nil
+}
+
+// CheckRunID implements CheckRuns.
+func (s *SQLite) CheckRunID(ctx context.Context, repo, sha, name string) (int64, bool, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM check_runs WHERE repo = ? AND sha = ? AND name = ?`, repo, sha, name).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("check run %s for %s@%s: %w", name, repo, sha, err)
+	}
+	return id, true, nil
+}
+
+// SaveCheckRunID implements CheckRuns.
+func (s *SQLite) SaveCheckRunID(ctx context.Context, repo, sha, name string, id int64) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO check_runs (repo, sha, name, id) VALUES (?, ?, ?, ?)
+		ON CONFLICT (repo, sha, name) DO UPDATE SET id = excluded.id`, repo, sha, name, id); err != nil {
+		return fmt.Errorf("save check run %s for %s@%s: %w", name, repo, sha, err)
+	}
+	return nil
+}
