@@ -59,7 +59,11 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	if err != nil {
 		return fmt.Errorf("installation %d: %w", d.Installation, err)
 	}
-	out, err := Forecast(ctx, client, repo, pr)
+	reader, err := facts.NewGitHub(client, repo)
+	if err != nil {
+		return err
+	}
+	out, err := Forecast(ctx, reader, repo, pr)
 	if err != nil {
 		return err
 	}
@@ -71,11 +75,7 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 }
 
 // Forecast evaluates what merging pr now would do. `bot plan` uses it too.
-func Forecast(ctx context.Context, client *gh.Client, repo string, pr facts.PR) (plan.Outcome, error) {
-	reader, err := facts.NewGitHub(client, repo)
-	if err != nil {
-		return plan.Outcome{}, err
-	}
+func Forecast(ctx context.Context, reader facts.Reader, repo string, pr facts.PR) (plan.Outcome, error) {
 	// The PR's own config counts: a merge brings the head's file along.
 	snap, err := facts.Gather(ctx, reader, facts.Input{Repo: repo, SHA: pr.HeadSHA, Branch: pr.BaseRef, PR: &pr})
 	if err != nil {

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/shipbot/shipbot/internal/githubtest"
+)
+
+const planConfig = `version: 1
+stages:
+  - name: qa
+    target: spinnaker-qa
+  - name: prod
+    target: spinnaker-prod
+`
+
+func planFixture(t *testing.T) (*githubtest.Server, int) {
+	t.Helper()
+	gh := githubtest.New()
+	t.Cleanup(gh.Close)
+	gh.AddStaticToken("ghs_plan")
+	gh.AddRepo("acme/api", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": planConfig}})
+	gh.SetPermission("acme/api", "bob", "write")
+	gh.SetBranchProtection("acme/api", "main", githubtest.BranchProtection{RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"}})
+	gh.AddTag("acme/api", "v1.4.2", gh.BranchSHA("acme/api", "main"))
+	pr := gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: []string{"no-deploy-to-prod"}})
+	head := gh.PullRequest("acme/api", pr).HeadSHA
+	gh.SetStatus("acme/api", head, "ci/test", "success")
+	t.Setenv("GITHUB_TOKEN", "ghs_plan")
+	t.Setenv("SHIPBOT_GITHUB_API_URL", gh.URL())
+	return gh, pr
+}
+
+func TestPlanForecastsTheMerge(t *testing.T) {
+	gh, pr := planFixture(t)
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/api", "--pr", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"gate:     REFUSED", "approval", "qa       -> spinnaker-qa", "skipped (label no-deploy-to-prod)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	gh.AddReview("acme/api", pr, "bob", "APPROVED", gh.PullRequest("acme/api", pr).HeadSHA)
+	_, out, _ = runBot(t, "plan", "--repo", "acme/api", "--pr", "1")
+	if !strings.Contains(out, "gate:     allowed (1 approval(s) by bob") || !strings.Contains(out, "version:  v1.5.0") || !strings.Contains(out, "previous v1.4.2") {
+		t.Errorf("approved plan:\n%s", out)
+	}
+	// A dry run writes nothing.
+	for _, r := range gh.Requests() {
+		if r.Method != "GET" {
+			t.Errorf("plan wrote to GitHub: %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+func TestPlanWithLocalConfigAndEventFile(t *testing.T) {
+	gh, pr := planFixture(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "shipbot.yml")
+	os.WriteFile(bad, []byte("version: 1\nstages:\n  - name: qa\n"), 0o644)
+	event := filepath.Join(dir, "event.json")
+	os.WriteFile(event, gh.PullRequestEvent("acme", "api", pr, "opened"), 0o644)
+	code, out, stderr := runBot(t, "plan", "--event", event, "--config", bad)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "INVALID") || !strings.Contains(out, ".github/shipbot.yml:3:") {
+		t.Errorf("plan with a bad local config:\n%s", out)
+	}
+}
+
+func TestPlanUsage(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "x")
+	if code, _, _ := runBot(t, "plan"); code != 2 {
+		t.Errorf("no arguments: exit %d; want 2", code)
+	}
+	t.Setenv("GITHUB_TOKEN", "")
+	if code, _, stderr := runBot(t, "plan", "--repo", "a/b", "--pr", "1"); code == 0 || !strings.Contains(stderr, "GITHUB_TOKEN") {
+		t.Errorf("no token: exit %d %q", code, stderr)
+	}
+}
