@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -76,7 +77,7 @@ func (g *GitHub) Config(ctx context.Context, ref string) ([]byte, bool, error) {
 	}
 	r, err := memo(g, "config:"+ref, func() (result, error) {
 		file, _, resp, err := g.client.Repositories.GetContents(ctx, g.owner, g.name, config.RepoFile, &gh.RepositoryContentGetOptions{Ref: ref})
-		if status(resp) == http.StatusNotFound {
+		if status(resp) == http.StatusNotFound && !unknownRef(err) {
 			return result{}, nil
 		}
 		if err != nil {
@@ -92,6 +93,16 @@ func (g *GitHub) Config(ctx context.Context, ref string) ([]byte, bool, error) {
 		return result{[]byte(content), true}, nil
 	})
 	return r.data, r.found, err
+}
+
+// unknownRef reports whether a 404 from the contents API means that the ref
+// does not exist rather than the file. GitHub answers both with 404, the
+// first with "No commit found for the ref …"; a merge commit can be unknown
+// to the API for a moment after the merge, and taking that for "no config"
+// would skip the merge for good instead of failing it for a retry.
+func unknownRef(err error) bool {
+	var e *gh.ErrorResponse
+	return errors.As(err, &e) && strings.HasPrefix(e.Message, "No commit found")
 }
 
 func prFrom(p *gh.PullRequest) PR {
@@ -207,24 +218,7 @@ func (g *GitHub) Protection(ctx context.Context, branch string) (gate.Protection
 		}()
 		go func() {
 			defer wg.Done()
-			// Raw JSON: go-github v60 fails to decode a response holding any
-			// rule type it does not know, and GitHub keeps adding types.
-			req, err := g.client.NewRequest(http.MethodGet, fmt.Sprintf("repos/%s/%s/rules/branches/%s", g.owner, g.name, escapeBranch(branch)), nil)
-			if err != nil {
-				rulesErr = fmt.Errorf("rules of %s: %w", branch, err)
-				return
-			}
-			var raw json.RawMessage
-			resp, err := g.client.Do(ctx, req, &raw)
-			switch {
-			case err == nil:
-				rules, rulesErr = gate.DecodeRules(raw)
-				rulesRead = rulesErr == nil
-			case status(resp) == http.StatusNotFound:
-				rulesRead = true // no rulesets apply
-			default:
-				rulesErr = fmt.Errorf("rules of %s: %w", branch, err)
-			}
+			rules, rulesRead, rulesErr = g.branchRules(ctx, branch)
 		}()
 		wg.Wait()
 		if err := errors.Join(classicErr, rulesErr); err != nil {
@@ -234,12 +228,49 @@ func (g *GitHub) Protection(ctx context.Context, branch string) (gate.Protection
 	})
 }
 
-// escapeBranch keeps the slashes of a branch like release/1.x, which the
-// rules endpoint takes as path segments.
+// branchRules reads the ruleset rules that apply to branch, every page of
+// them: the endpoint is paginated (30 rules a page by default), and a rule
+// left on a later page would be a requirement the gate never enforces. read
+// is false when they could not be read.
+func (g *GitHub) branchRules(ctx context.Context, branch string) (rules []*gh.RepositoryRule, read bool, err error) {
+	path := fmt.Sprintf("repos/%s/%s/rules/branches/%s", g.owner, g.name, escapeBranch(branch))
+	next := 1
+	for page := 0; next != 0; page++ {
+		if page == maxPages {
+			return nil, false, fmt.Errorf("rules of %s: more than %d pages", branch, maxPages)
+		}
+		req, err := g.client.NewRequest(http.MethodGet, fmt.Sprintf("%s?per_page=100&page=%d", path, next), nil)
+		if err != nil {
+			return nil, false, fmt.Errorf("rules of %s: %w", branch, err)
+		}
+		// Raw JSON: go-github v60 fails to decode a response holding any
+		// rule type it does not know, and GitHub keeps adding types.
+		var raw json.RawMessage
+		resp, err := g.client.Do(ctx, req, &raw)
+		switch {
+		case err == nil:
+		case status(resp) == http.StatusNotFound && page == 0:
+			return nil, true, nil // no rulesets apply
+		default:
+			return nil, false, fmt.Errorf("rules of %s: %w", branch, err)
+		}
+		rs, err := gate.DecodeRules(raw)
+		if err != nil {
+			return nil, false, fmt.Errorf("rules of %s: %w", branch, err)
+		}
+		rules = append(rules, rs...)
+		next = resp.NextPage
+	}
+	return rules, true, nil
+}
+
+// escapeBranch escapes each segment of a branch name but keeps the slashes
+// of a branch like release/1.x, which the rules endpoint takes as path
+// segments. A "#" or "%" in a branch name must not cut or change the path.
 func escapeBranch(b string) string {
 	parts := strings.Split(b, "/")
 	for i, p := range parts {
-		parts[i] = strings.ReplaceAll(p, "%", "%25")
+		parts[i] = url.PathEscape(p)
 	}
 	return strings.Join(parts, "/")
 }

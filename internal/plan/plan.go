@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/Masterminds/semver/v3"
 
@@ -83,10 +84,24 @@ func Evaluate(in Input) Outcome {
 		RequireChecks:          cfg.Gate.RequireChecks,
 	}
 	facts := s.GateFacts(in.Repo, in.Branch)
+	if !s.HasPR {
+		// Without a pull request the commit under judgement is SHA itself
+		// (see gate.Facts.HeadSHA), which the refusal names.
+		facts.HeadSHA = in.SHA
+	}
 	if in.Preview {
 		out.Gate = gate.Forecast(policy, facts)
 	} else {
 		out.Gate = gate.Decide(policy, facts)
+	}
+
+	// The gate comes first, also for a commit that already carries a
+	// release tag: a tag pushed by hand onto an unreviewed commit must not
+	// deploy it. A redelivered or resumed merge passes the gate again on
+	// the same facts.
+	if !out.Gate.Allowed {
+		out.Kind = Refused
+		return out
 	}
 
 	tagNames := make([]string, len(s.Tags))
@@ -107,10 +122,6 @@ func Evaluate(in Input) Outcome {
 			out.PrevTag = previousTag(tagNames, cfg.Release.TagPrefix, v)
 			return out
 		}
-	}
-	if !out.Gate.Allowed {
-		out.Kind = Refused
-		return out
 	}
 
 	choice, err := release.ChooseBump(s.PR.Labels, s.PR.Title, s.PR.Body, cfg.Release.Bump)
@@ -149,9 +160,15 @@ func stages(cfg config.Repo, labels []string) []Stage {
 	out := make([]Stage, len(cfg.Stages))
 	for i, st := range cfg.Stages {
 		label := st.SkipLabelName()
-		out[i] = Stage{Name: st.Name, Target: st.Target, SkipLabel: label, Skipped: slices.Contains(labels, label)}
+		out[i] = Stage{Name: st.Name, Target: st.Target, SkipLabel: label, Skipped: hasLabel(labels, label)}
 	}
 	return out
+}
+
+// hasLabel compares as GitHub does: label names are unique regardless of
+// case, so "No-Deploy-To-Prod" is the same label.
+func hasLabel(labels []string, name string) bool {
+	return slices.ContainsFunc(labels, func(l string) bool { return strings.EqualFold(l, name) })
 }
 
 func problems(err error) []string {
