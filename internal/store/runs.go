@@ -33,9 +33,13 @@ type Run struct {
 	PR           int
 	// PRFacts is the pull request as a delivery carried it (JSON owned by
 	// the merge handler), so processing need not read it again.
-	PRFacts    []byte
-	Source     string
-	MergedAt   time.Time
+	PRFacts  []byte
+	Source   string
+	MergedAt time.Time
+	// Parent is the branch head this merge was made on (its first parent;
+	// a push's "before"), "" until known. It orders runs exactly where merge
+	// times, which GitHub gives in whole seconds, tie.
+	Parent     string
 	Seq        int64
 	State      string
 	Pipeline   string
@@ -59,11 +63,18 @@ type Runs interface {
 	// returns the stored run and whether this call created it. It fills ID,
 	// Seq and the timestamps.
 	CreateRun(ctx context.Context, r Run) (Run, bool, error)
-	// UpdateRun writes every mutable field of r.
+	// UpdateRun writes the fields evaluation owns: PR, State, Pipeline,
+	// Version, Tag, PrevTag, ReleaseURL and Summary. What deliveries bring
+	// (PRFacts, MergedAt, Parent) changes only through FillRun, so a
+	// delivery and an evaluation racing on one run cannot undo each other.
 	UpdateRun(ctx context.Context, r Run) error
+	// FillRun sets what r carries of PRFacts (with PR and MergedAt) and
+	// Parent on the run r.ID, each only where the stored run has none yet.
+	FillRun(ctx context.Context, r Run) error
 	GetRun(ctx context.Context, id string) (Run, error)
 	RunBySHA(ctx context.Context, repo, sha string) (Run, error)
-	// OpenRuns lists the open runs of repo in merge order.
+	// OpenRuns lists the open runs of repo in merge order: a run after the
+	// open run its Parent names, otherwise by merge time, then arrival.
 	OpenRuns(ctx context.Context, repo string) ([]Run, error)
 	// ReposWithOpenRuns lists repositories that have open runs.
 	ReposWithOpenRuns(ctx context.Context) ([]string, error)
@@ -95,13 +106,13 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-const runCols = `id, repo, sha, installation, branch, pr, pr_facts, source, merged_at, seq, state, pipeline,
+const runCols = `id, repo, sha, installation, branch, pr, pr_facts, source, merged_at, parent, seq, state, pipeline,
 	version, tag, prev_tag, release_url, summary, created_at, updated_at`
 
 func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
 	var r Run
 	var merged, created, updated int64
-	err := sc.Scan(&r.ID, &r.Repo, &r.SHA, &r.Installation, &r.Branch, &r.PR, &r.PRFacts, &r.Source, &merged, &r.Seq,
+	err := sc.Scan(&r.ID, &r.Repo, &r.SHA, &r.Installation, &r.Branch, &r.PR, &r.PRFacts, &r.Source, &merged, &r.Parent, &r.Seq,
 		&r.State, &r.Pipeline, &r.Version, &r.Tag, &r.PrevTag, &r.ReleaseURL, &r.Summary, &created, &updated)
 	if merged != 0 {
 		r.MergedAt = time.UnixMilli(merged)
@@ -120,11 +131,11 @@ func (s *SQLite) CreateRun(ctx context.Context, r Run) (Run, bool, error) {
 	}
 	now := ms(time.Now())
 	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
-		seq, state, pipeline, summary, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)
+		parent, seq, state, pipeline, summary, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)
 		ON CONFLICT (repo, sha) DO NOTHING`,
-		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.State, r.Pipeline,
-		nonNilBytes(r.Summary), now, now)
+		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
+		r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
 	if err != nil {
 		return Run{}, false, fmt.Errorf("create run %s@%s: %w", r.Repo, r.SHA, err)
 	}
@@ -142,15 +153,36 @@ func nonNilBytes(b []byte) []byte {
 
 // UpdateRun implements Runs.
 func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE runs SET pr = ?, pr_facts = ?, merged_at = ?, state = ?, pipeline = ?, version = ?,
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET pr = ?, state = ?, pipeline = ?, version = ?,
 		tag = ?, prev_tag = ?, release_url = ?, summary = ?, updated_at = ? WHERE id = ?`,
-		r.PR, nonNilBytes(r.PRFacts), ms(r.MergedAt), r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
+		r.PR, r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
 		nonNilBytes(r.Summary), ms(time.Now()), r.ID)
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.ID, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("update run %s: %w", r.ID, ErrNotFound)
+	}
+	return nil
+}
+
+// FillRun implements Runs. SQLite evaluates every SET expression against
+// the row as it was, so the CASEs all see the old pr_facts.
+func (s *SQLite) FillRun(ctx context.Context, r Run) error {
+	facts := nonNilBytes(r.PRFacts)
+	res, err := s.w.ExecContext(ctx, `UPDATE runs SET
+		pr        = CASE WHEN length(pr_facts) = 0 AND length(?1) > 0 THEN ?2 ELSE pr END,
+		merged_at = CASE WHEN length(pr_facts) = 0 AND length(?1) > 0 AND ?3 != 0 THEN ?3 ELSE merged_at END,
+		pr_facts  = CASE WHEN length(pr_facts) = 0 THEN ?1 ELSE pr_facts END,
+		parent    = CASE WHEN parent = '' THEN ?4 ELSE parent END,
+		updated_at = ?5
+		WHERE id = ?6`,
+		facts, r.PR, ms(r.MergedAt), r.Parent, ms(time.Now()), r.ID)
+	if err != nil {
+		return fmt.Errorf("fill run %s: %w", r.ID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("fill run %s: %w", r.ID, ErrNotFound)
 	}
 	return nil
 }
@@ -203,13 +235,43 @@ func (s *SQLite) queryRuns(ctx context.Context, query string, args ...any) ([]Ru
 // OpenRuns implements Runs.
 func (s *SQLite) OpenRuns(ctx context.Context, repo string) ([]Run, error) {
 	// Merge time first; a run whose merge time is not known yet (0) sorts
-	// by arrival among the others.
+	// by arrival among the others. History then has the last word.
 	out, err := s.queryRuns(ctx, `SELECT `+runCols+` FROM runs
 		WHERE repo = ? AND state IN ('pending', 'releasing') ORDER BY merged_at, seq`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("open runs of %s: %w", repo, err)
 	}
-	return out, nil
+	return historyOrder(out), nil
+}
+
+// historyOrder moves each run after the open run its Parent names, keeping
+// the given order otherwise. GitHub's merge times have whole seconds, so
+// merges in one second tie on them; the branch's first-parent history
+// orders them exactly.
+func historyOrder(runs []Run) []Run {
+	bySHA := make(map[string]int, len(runs))
+	for i, r := range runs {
+		bySHA[r.SHA] = i
+	}
+	out := make([]Run, 0, len(runs))
+	const visiting, done = 1, 2
+	mark := make([]int, len(runs))
+	var visit func(i int)
+	visit = func(i int) {
+		if mark[i] != 0 {
+			return // done, or a cycle, which history cannot have
+		}
+		mark[i] = visiting
+		if j, ok := bySHA[runs[i].Parent]; ok && runs[i].Parent != "" {
+			visit(j)
+		}
+		mark[i] = done
+		out = append(out, runs[i])
+	}
+	for i := range runs {
+		visit(i)
+	}
+	return out
 }
 
 // ReposWithOpenRuns implements Runs.
@@ -285,6 +347,34 @@ func (s *SQLite) SaveCheckRunID(ctx context.Context, repo, sha, name string, id 
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO check_runs (repo, sha, name, id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (repo, sha, name) DO UPDATE SET id = excluded.id`, repo, sha, name, id); err != nil {
 		return fmt.Errorf("save check run %s for %s@%s: %w", name, repo, sha, err)
+	}
+	return nil
+}
+
+// Comments remembers the sticky comment of each pull request.
+type Comments interface {
+	CommentID(ctx context.Context, repo string, pr int) (int64, bool, error)
+	SaveCommentID(ctx context.Context, repo string, pr int, id int64) error
+}
+
+// CommentID implements Comments.
+func (s *SQLite) CommentID(ctx context.Context, repo string, pr int) (int64, bool, error) {
+	var id int64
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM comments WHERE repo = ? AND pr = ?`, repo, pr).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("comment of %s#%d: %w", repo, pr, err)
+	}
+	return id, true, nil
+}
+
+// SaveCommentID implements Comments.
+func (s *SQLite) SaveCommentID(ctx context.Context, repo string, pr int, id int64) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO comments (repo, pr, id) VALUES (?, ?, ?)
+		ON CONFLICT (repo, pr) DO UPDATE SET id = excluded.id`, repo, pr, id); err != nil {
+		return fmt.Errorf("save comment of %s#%d: %w", repo, pr, err)
 	}
 	return nil
 }

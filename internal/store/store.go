@@ -61,6 +61,7 @@ type Store interface {
 	Runs
 	Leases
 	CheckRuns
+	Comments
 	// Ready reports whether the database answers and its schema is current.
 	Ready(ctx context.Context) error
 	Close() error

@@ -1,0 +1,143 @@
+package report
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/plan"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// Marker is the hidden line that identifies shipbot's sticky comment, so it
+// is found again even when the database that remembers its id is not.
+const Marker = "<!-- shipbot:sticky-comment -->"
+
+// Comments keeps one sticky comment per pull request, edited in place.
+type Comments struct {
+	Store store.Comments
+
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+// lock serializes writers of one PR's comment: two racing first writes
+// would otherwise post two comments.
+func (c *Comments) lock(key string) func() {
+	c.mu.Lock()
+	if c.locks == nil {
+		c.locks = map[string]*sync.Mutex{}
+	}
+	m, ok := c.locks[key]
+	if !ok {
+		m = &sync.Mutex{}
+		c.locks[key] = m
+	}
+	c.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+// Upsert writes body (the marker is added) as the sticky comment of pr.
+func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string) error {
+	owner, name, _ := strings.Cut(repo, "/")
+	defer c.lock(fmt.Sprint(repo, "#", pr))()
+	body = Marker + "\n" + clip(body)
+	id, found, err := c.Store.CommentID(ctx, repo, pr)
+	if err != nil {
+		return err
+	}
+	if !found {
+		if id, found, err = c.find(ctx, client, owner, name, pr); err != nil {
+			return err
+		}
+	}
+	if found {
+		_, resp, err := client.Issues.EditComment(ctx, owner, name, id, &gh.IssueComment{Body: gh.String(body)})
+		if err == nil {
+			return c.Store.SaveCommentID(ctx, repo, pr, id)
+		}
+		// Someone deleted it; post a new one below.
+		if resp == nil || resp.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("edit comment on %s#%d: %w", repo, pr, err)
+		}
+	}
+	created, _, err := client.Issues.CreateComment(ctx, owner, name, pr, &gh.IssueComment{Body: gh.String(body)})
+	if err != nil {
+		return fmt.Errorf("comment on %s#%d: %w", repo, pr, err)
+	}
+	return c.Store.SaveCommentID(ctx, repo, pr, created.GetID())
+}
+
+// find looks through the PR's comments for the marker.
+func (c *Comments) find(ctx context.Context, client *gh.Client, owner, name string, pr int) (int64, bool, error) {
+	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
+	for page := 0; page < 50; page++ {
+		cs, resp, err := client.Issues.ListComments(ctx, owner, name, pr, opts)
+		if err != nil {
+			return 0, false, fmt.Errorf("list comments of %s/%s#%d: %w", owner, name, pr, err)
+		}
+		for _, cm := range cs {
+			// Only a bot's comment: a person quoting the marker is not ours.
+			if strings.HasPrefix(cm.GetBody(), Marker) && cm.GetUser().GetType() == "Bot" {
+				return cm.GetID(), true, nil
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return 0, false, nil
+}
+
+// MergeComment renders the sticky comment for a merge's verdict.
+func MergeComment(o plan.Outcome, releaseURL string) string {
+	var b strings.Builder
+	b.WriteString("### shipbot\n\n")
+	switch o.Kind {
+	case plan.Refused:
+		b.WriteString("**Not deployed**: the merge gate refused this merge.\n\n")
+		for _, r := range o.Gate.Reasons {
+			fmt.Fprintf(&b, "- %s\n", r)
+		}
+	case plan.Invalid:
+		b.WriteString("**Not deployed**: the configuration is invalid.\n\n")
+		for _, p := range o.Problems {
+			fmt.Fprintf(&b, "- `%s`\n", p)
+		}
+	case plan.NoRelease:
+		b.WriteString("Merged without a release (`semver:none`).\n")
+	case plan.NoConfig:
+		b.WriteString("This repository is not configured for shipbot: nothing released.\n")
+	case plan.Release:
+		if releaseURL != "" {
+			fmt.Fprintf(&b, "Released **[%s](%s)**", o.Tag, releaseURL)
+		} else {
+			fmt.Fprintf(&b, "Released **%s**", o.Tag)
+		}
+		if o.Choice.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", o.Choice.Reason)
+		}
+		b.WriteString(".\n\n")
+		if len(o.Stages) == 0 {
+			b.WriteString("No stages are configured: the release is the whole rollout.\n")
+		} else {
+			stageTable(&b, o.Stages, "queued")
+			var skipped []string
+			for _, s := range o.Stages {
+				if s.Skipped {
+					skipped = append(skipped, fmt.Sprintf("`%s` skips %s", s.SkipLabel, s.Name))
+				}
+			}
+			if len(skipped) > 0 {
+				fmt.Fprintf(&b, "\nLabels: %s. Labels added before a stage starts still count.\n", strings.Join(skipped, ", "))
+			}
+		}
+	}
+	return b.String()
+}

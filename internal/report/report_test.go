@@ -1,0 +1,152 @@
+package report_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	gh "github.com/google/go-github/v60/github"
+
+	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+type rig struct {
+	gh     *githubtest.Server
+	client *gh.Client
+	store  *store.SQLite
+	pr     int
+	sha    string
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv := githubtest.New(githubtest.WithSchemaCheck())
+	t.Cleanup(srv.Close)
+	srv.AddRepo("acme/api", githubtest.RepoSpec{})
+	pr := srv.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: x", Author: "alice"})
+	apps, err := ghclient.NewApps(ghclient.Options{BaseURL: srv.URL(), AppID: srv.AppID(), PrivateKey: srv.PrivateKeyPEM()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := apps.Installation(srv.InstallationID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if v := srv.SchemaViolations(); len(v) > 0 {
+			t.Errorf("responses off GitHub's schema: %v", v)
+		}
+	})
+	return &rig{gh: srv, client: client, store: st, pr: pr, sha: srv.PullRequest("acme/api", pr).HeadSHA}
+}
+
+func TestStickyCommentIsEditedNeverDuplicated(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	c := &report.Comments{Store: r.store}
+	// Racing first writes must still make one comment.
+	var wg sync.WaitGroup
+	for i := range 5 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Upsert(ctx, r.client, "acme/api", r.pr, strings.Repeat("x", i+1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := c.Upsert(ctx, r.client, "acme/api", r.pr, "final"); err != nil {
+		t.Fatal(err)
+	}
+	comments := r.gh.Comments("acme/api", r.pr)
+	if len(comments) != 1 {
+		t.Fatalf("%d comments; want exactly 1", len(comments))
+	}
+	if got := comments[0]; !strings.HasPrefix(got.Body, report.Marker) || !strings.HasSuffix(got.Body, "final") || got.Edits != 5 {
+		t.Fatalf("comment = %q after %d edits; want the marker, the last body, 5 edits", got.Body, got.Edits)
+	}
+}
+
+func TestStickyCommentFoundByMarkerWhenTheDatabaseForgot(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "one"); err != nil {
+		t.Fatal(err)
+	}
+	// A person quoting the marker is not the bot's comment.
+	r.gh.AddComment("acme/api", r.pr, "mallory", report.Marker+"\nfake")
+	fresh := openStore(t)
+	if err := (&report.Comments{Store: fresh}).Upsert(ctx, r.client, "acme/api", r.pr, "two"); err != nil {
+		t.Fatal(err)
+	}
+	var bots int
+	for _, c := range r.gh.Comments("acme/api", r.pr) {
+		if c.User != "mallory" {
+			bots++
+			if !strings.HasSuffix(c.Body, "two") {
+				t.Errorf("bot comment = %q; want it edited to two", c.Body)
+			}
+		}
+	}
+	if bots != 1 {
+		t.Fatalf("%d bot comments; want 1", bots)
+	}
+}
+
+func openStore(t *testing.T) *store.SQLite {
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestCheckRunEditedInPlace(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	c := &report.Checks{Store: r.store}
+	for _, title := range []string{"first", "second", "third"} {
+		if _, err := c.Upsert(ctx, r.client, "acme/api", r.sha, report.CheckOutput{
+			Name: report.PreviewCheck, Status: report.StatusCompleted, Conclusion: report.Neutral, Title: title, Summary: "s",
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs := r.gh.CheckRuns("acme/api", r.sha)
+	if len(runs) != 1 || runs[0].Title != "third" || runs[0].Updates != 2 {
+		t.Fatalf("check runs = %+v; want one, edited twice, titled third", runs)
+	}
+}
+
+func TestCheckTextIsClippedToGitHubsLimit(t *testing.T) {
+	r := newRig(t)
+	c := &report.Checks{Store: r.store}
+	long := strings.Repeat("é", 40000) // 80000 bytes
+	if _, err := c.Upsert(context.Background(), r.client, "acme/api", r.sha, report.CheckOutput{
+		Name: report.RolloutCheck, Status: report.StatusInProgress, Title: "t", Summary: long,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cr, _ := r.gh.CheckRun("acme/api", r.sha, report.RolloutCheck)
+	if len(cr.Summary) > 65535 || !strings.HasSuffix(cr.Summary, "(truncated)") {
+		t.Fatalf("summary of %d bytes; want at most 65535 ending in (truncated)", len(cr.Summary))
+	}
+}
