@@ -1,0 +1,141 @@
+package deploy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// Classes of failure, for errors.Is on an *Error.
+var (
+	// ErrPermanent: the request will not succeed if repeated (4xx other
+	// than 408/429, a redirect, a bad certificate, an invalid target or
+	// payload). Fail the stage.
+	ErrPermanent = errors.New("permanent failure")
+	// ErrExhausted: transient failures (connection errors, timeouts, 5xx,
+	// 408, 429) outlasted the retry budget. The same attempt may be resent
+	// later with the same key and body, or the stage failed.
+	ErrExhausted = errors.New("retries exhausted")
+)
+
+// Error is a failed trigger or Gate poll. Its text starts with what was
+// being done ("trigger stage qa via spinnaker-qa") and never contains a
+// secret: URLs are reduced by RedactURL and quoted response text is
+// scrubbed of the target's secrets.
+type Error struct {
+	Op     string // "trigger stage qa via spinnaker-qa", "poll gate for spinnaker-qa"
+	Target string
+	Kind   string
+	// StatusCode is the last HTTP status, 0 when no response came.
+	StatusCode int
+	Attempts   int
+	// Permanent selects ErrPermanent; otherwise the error is ErrExhausted,
+	// unless the context ended first (then errors.Is finds its error).
+	Permanent bool
+	// RetryAfter is the wait the next attempt needed when that is why the
+	// retries stopped (a Retry-After past the budget); the engine can
+	// schedule the resend then.
+	RetryAfter time.Duration
+
+	msg   string // the failure, already safe to show
+	cause error  // sanitized: never a *url.Error, which quotes the query
+	why   string // why retrying stopped, if it did
+	// ctxDone: the caller's context ended, which is neither the target's
+	// fault nor a budget running out; the cause is the context's error.
+	ctxDone bool
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Op)
+	b.WriteString(": ")
+	b.WriteString(e.msg)
+	if e.Attempts > 1 || e.why != "" {
+		fmt.Fprintf(&b, " (after %d attempt%s", e.Attempts, plural(e.Attempts))
+		if e.why != "" {
+			b.WriteString("; " + e.why)
+		}
+		b.WriteString(")")
+	}
+	return b.String()
+}
+
+// Unwrap exposes the sanitized cause, so errors.Is(err,
+// context.DeadlineExceeded) and friends work.
+func (e *Error) Unwrap() error { return e.cause }
+
+// Is makes errors.Is(err, ErrPermanent) and errors.Is(err, ErrExhausted)
+// answer by class.
+func (e *Error) Is(target error) bool {
+	switch target {
+	case ErrPermanent:
+		return e.Permanent
+	case ErrExhausted:
+		return !e.Permanent && !e.ctxDone
+	}
+	return false
+}
+
+// IsPermanent reports whether err is a failure that repeating the same
+// request will not fix.
+func IsPermanent(err error) bool { return errors.Is(err, ErrPermanent) }
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// sanitize drops the *url.Error layer, whose text repeats the whole URL
+// (query included; net/http only masks the password), keeping the inner
+// error for errors.Is.
+func sanitize(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// isCertError reports TLS failures that no retry can fix.
+func isCertError(err error) bool {
+	var (
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+		verify   *tls.CertificateVerificationError
+	)
+	return errors.As(err, &unknown) || errors.As(err, &hostname) ||
+		errors.As(err, &invalid) || errors.As(err, &verify)
+}
+
+// snippet turns a response body into a short single line that is safe to
+// quote: scrubbed first (a body may echo our payload, secrets included),
+// then cut, so a cut never leaves half a secret unscrubbed.
+func snippet(body []byte, r *Redactor) string {
+	s := r.Redact(string(body))
+	s = strings.Map(func(c rune) rune {
+		if unicode.IsControl(c) || c == unicode.ReplacementChar {
+			return ' '
+		}
+		return c
+	}, s)
+	s = strings.Join(strings.Fields(s), " ")
+	const limit = 200
+	if len(s) > limit {
+		cut := limit
+		for cut > 0 && !isRuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

@@ -1,0 +1,174 @@
+package deploy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/shipbot/shipbot/internal/config"
+)
+
+// fakeGate serves /applications/{app}/executions/search as Gate does: a
+// JSON list of the executions whose trigger carries eventId.
+type fakeGate struct {
+	srv  *httptest.Server
+	app  string
+	user string
+	pass string
+
+	mu     sync.Mutex
+	execs  map[string][]map[string]any // eventId → executions
+	status int                         // non-zero: answer this instead
+}
+
+func newFakeGate(t *testing.T, app string) *fakeGate {
+	g := &fakeGate{app: app, user: "shipbot", pass: "gate-pw-7781", execs: map[string][]map[string]any{}}
+	g.srv = httptest.NewServer(http.HandlerFunc(g.serve))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *fakeGate) set(eventID string, execs ...map[string]any) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.execs[eventID] = execs
+}
+
+func (g *fakeGate) serve(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u, p, ok := r.BasicAuth(); !ok || u != g.user || p != g.pass {
+		http.Error(w, `{"error":"Unauthorized"}`, http.StatusUnauthorized)
+		return
+	}
+	if g.status != 0 {
+		http.Error(w, `{"error":"nope"}`, g.status)
+		return
+	}
+	if r.Method != http.MethodGet || r.URL.Path != "/gate/applications/"+g.app+"/executions/search" {
+		http.Error(w, `{"error":"Not Found","message":"Application not found"}`, http.StatusNotFound)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("triggerTypes") != "webhook" {
+		http.Error(w, `{"error":"want triggerTypes=webhook"}`, http.StatusBadRequest)
+		return
+	}
+	out := g.execs[q.Get("eventId")]
+	if out == nil {
+		out = []map[string]any{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func exec(id, name, status string) map[string]any {
+	return map[string]any{
+		"type": "PIPELINE", "id": id, "application": "api", "name": name, "status": status,
+		"trigger": map[string]any{"type": "webhook", "eventId": "ev-1"}, "stages": []any{},
+	}
+}
+
+func gateTarget(g *fakeGate) config.Target {
+	return config.Target{
+		Name: "spinnaker-qa", Kind: config.KindSpinnaker, URL: "https://echo.invalid/webhooks/webhook/api",
+		GateURL:     strings.Replace(g.srv.URL, "http://", "http://"+g.user+":"+g.pass+"@", 1) + "/gate/",
+		Application: g.app,
+	}
+}
+
+func TestPollerStates(t *testing.T) {
+	g := newFakeGate(t, "api")
+	logs := &lockedBuffer{}
+	pl := &Poller{Log: newTestLogger(logs)}
+	tgt := gateTarget(g)
+	tests := []struct {
+		name  string
+		execs []map[string]any
+		state State
+		id    string
+	}{
+		{"none yet", nil, StatePending, ""},
+		{"not started", []map[string]any{exec("01A", "deploy", "NOT_STARTED")}, StateRunning, "01A"},
+		{"running", []map[string]any{exec("01A", "deploy", "RUNNING")}, StateRunning, "01A"},
+		{"paused", []map[string]any{exec("01A", "deploy", "PAUSED")}, StateRunning, "01A"},
+		{"suspended", []map[string]any{exec("01A", "deploy", "SUSPENDED")}, StateRunning, "01A"},
+		{"succeeded", []map[string]any{exec("01A", "deploy", "SUCCEEDED")}, StateSucceeded, "01A"},
+		{"terminal", []map[string]any{exec("01A", "deploy", "TERMINAL")}, StateFailed, "01A"},
+		{"canceled", []map[string]any{exec("01A", "deploy", "CANCELED")}, StateFailed, "01A"},
+		{"stopped", []map[string]any{exec("01A", "deploy", "STOPPED")}, StateFailed, "01A"},
+		{"failed continue", []map[string]any{exec("01A", "deploy", "FAILED_CONTINUE")}, StateFailed, "01A"},
+		{"one of two still running", []map[string]any{exec("01A", "a", "SUCCEEDED"), exec("01B", "b", "RUNNING")}, StateRunning, "01B"},
+		{"one of two failed", []map[string]any{exec("01A", "a", "RUNNING"), exec("01B", "b", "TERMINAL")}, StateFailed, "01B"},
+		{"both succeeded", []map[string]any{exec("01A", "a", "SUCCEEDED"), exec("01B", "b", "SUCCEEDED")}, StateSucceeded, "01A"},
+	}
+	for _, tc := range tests {
+		g.set("ev-1", tc.execs...)
+		got, err := pl.Poll(context.Background(), tgt, "ev-1")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.State != tc.state || got.ID != tc.id || got.Executions != len(tc.execs) {
+			t.Errorf("%s: got %+v, want state %s id %q", tc.name, got, tc.state, tc.id)
+		}
+		if tc.id != "" {
+			want := g.srv.URL + "/gate/pipelines/" + tc.id
+			if got.URL != want {
+				t.Errorf("%s: URL = %q, want %q (no credentials)", tc.name, got.URL, want)
+			}
+		} else if got.URL != "" {
+			t.Errorf("%s: URL = %q for a pending event", tc.name, got.URL)
+		}
+	}
+	if strings.Contains(logs.String(), g.pass) {
+		t.Errorf("gate password in logs: %s", logs.String())
+	}
+}
+
+func TestPollerErrors(t *testing.T) {
+	g := newFakeGate(t, "api")
+	pl := &Poller{Log: newTestLogger(&lockedBuffer{})}
+	tgt := gateTarget(g)
+
+	wrongApp := tgt
+	wrongApp.Application = "nope"
+	_, err := pl.Poll(context.Background(), wrongApp, "ev-1")
+	var e *Error
+	if !errors.As(err, &e) || !IsPermanent(err) || e.StatusCode != 404 {
+		t.Errorf("unknown application: err = %v, want permanent 404", err)
+	}
+
+	g.mu.Lock()
+	g.status = http.StatusServiceUnavailable
+	g.mu.Unlock()
+	_, err = pl.Poll(context.Background(), tgt, "ev-1")
+	if err == nil || IsPermanent(err) {
+		t.Errorf("503: err = %v, want a transient error", err)
+	}
+	if err != nil && (strings.Contains(err.Error(), g.pass) || !strings.HasPrefix(err.Error(), "poll gate for spinnaker-qa: 503")) {
+		t.Errorf("error text: %v", err)
+	}
+
+	noGate := tgt
+	noGate.GateURL, noGate.Application = "", ""
+	if _, err := pl.Poll(context.Background(), noGate, "ev-1"); !IsPermanent(err) {
+		t.Errorf("no gate: err = %v", err)
+	}
+	if _, err := pl.Poll(context.Background(), tgt, ""); !IsPermanent(err) {
+		t.Errorf("no event id: err = %v", err)
+	}
+}
+
+func TestMapStatusUnknownKeepsWaiting(t *testing.T) {
+	if got := MapStatus("SOMETHING_NEW"); got != StateRunning {
+		t.Errorf("MapStatus(unknown) = %s, want running", got)
+	}
+	if got := MapStatus("succeeded"); got != StateSucceeded {
+		t.Errorf("MapStatus is case-insensitive: got %s", got)
+	}
+}
