@@ -3,7 +3,10 @@
 // branch), in either order, each possibly redelivered or lost: whichever
 // arrives first creates the run, keyed by repository and merge commit, and
 // the other finds it. Runs of one repository are then taken in merge order,
-// one at a time under a lease, so versions are cut once and in order.
+// one at a time under a lease, so versions are cut once and in order. Merge
+// order is the branch's first-parent history, not arrival order: a run goes
+// after the merge its parent commit is, even one whose deliveries have not
+// arrived yet (see earlierFirst).
 package merge
 
 import (
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/plan"
@@ -35,7 +39,7 @@ type Coordinator struct {
 	Store   store.Store
 	Clients Clients
 	Checks  *report.Checks
-	Owner   string // lease owner: this process
+	Owner   string // lease owner: this process (each Process call holds leases as Owner/<random>)
 	Log     *slog.Logger
 	// Observe, when set, is told of every run that reaches a verdict (the
 	// demo narrates with it).
@@ -45,6 +49,9 @@ type Coordinator struct {
 	// SweepEvery is how often open runs are looked for (crash recovery and
 	// runs whose processing failed); default 5s.
 	SweepEvery time.Duration
+	// LateDelivery bounds how far back an unheard-of earlier merge is
+	// taken first; default DefaultLateDelivery.
+	LateDelivery time.Duration
 }
 
 // Handles implements webhook.Handler.
@@ -55,6 +62,7 @@ type merge struct {
 	repo, sha, branch string
 	pr                *facts.PR
 	mergedAt          time.Time
+	parent            string // the branch head before the merge, when a push said
 }
 
 // Handle implements webhook.Handler: it records the merge, then processes
@@ -75,7 +83,8 @@ func (c *Coordinator) Handle(ctx context.Context, d store.Delivery) error {
 	if !ok {
 		return nil
 	}
-	r := store.Run{Repo: m.repo, SHA: m.sha, Installation: d.Installation, Branch: m.branch, Source: d.Event, MergedAt: m.mergedAt}
+	r := store.Run{Repo: m.repo, SHA: m.sha, Installation: d.Installation, Branch: m.branch, Source: d.Event,
+		MergedAt: m.mergedAt, Parent: m.parent}
 	if m.pr != nil {
 		r.PR = m.pr.Number
 		if r.PRFacts, err = json.Marshal(m.pr); err != nil {
@@ -88,11 +97,13 @@ func (c *Coordinator) Handle(ctx context.Context, d store.Delivery) error {
 	}
 	if created {
 		c.Log.Info("merge recorded", "repo", m.repo, "sha", m.sha, "run", stored.ID, "source", d.Event)
-	} else if stored.Open() && len(stored.PRFacts) == 0 && m.pr != nil {
-		// The push came first; the pull request's own delivery saves the
-		// lookup and gives the merge time that orders the run.
-		stored.PR, stored.PRFacts, stored.MergedAt = r.PR, r.PRFacts, r.MergedAt
-		if err := c.Store.UpdateRun(ctx, stored); err != nil {
+	} else if stored.Open() && ((len(stored.PRFacts) == 0 && m.pr != nil) || (stored.Parent == "" && m.parent != "")) {
+		// The other delivery came first. The pull request's saves the
+		// lookup and gives the merge time; the push's names the parent
+		// that places the run in history. Only the missing parts are
+		// written, so an evaluation under way loses nothing.
+		r.ID = stored.ID
+		if err := c.Store.FillRun(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -133,6 +144,11 @@ func fromPush(payload []byte) (merge, bool, error) {
 		return merge{}, false, nil
 	}
 	m := merge{repo: ev.GetRepo().GetFullName(), sha: ev.GetAfter(), branch: branch}
+	if before := ev.GetBefore(); !ev.GetCreated() && !ev.GetForced() && before != "" && strings.Trim(before, "0") != "" {
+		// A push that moved the branch forward: "before" is the head the
+		// merge was made on.
+		m.parent = before
+	}
 	if ts := ev.GetHeadCommit().GetTimestamp(); !ts.IsZero() {
 		m.mergedAt = ts.Time
 	}
@@ -148,18 +164,40 @@ func (c *Coordinator) ttl() time.Duration {
 
 // Process takes the open runs of repo, oldest merge first, until none is
 // left. Another process holding the repository's lease is doing the same
-// work; then Process returns at once and the sweep catches anything left.
+// work; then Process returns at once, and that holder, which looks for
+// open runs again after giving the lease up, takes this one too.
 func (c *Coordinator) Process(ctx context.Context, repo string) error {
 	lease := "release:" + repo
-	ok, err := c.Store.AcquireLease(ctx, lease, c.Owner, c.ttl())
-	if err != nil || !ok {
-		return err
-	}
-	defer func() {
-		if err := c.Store.ReleaseLease(context.WithoutCancel(ctx), lease, c.Owner); err != nil {
-			c.Log.Warn("release lease", "lease", lease, "err", err)
+	// The holder is this call, not just this process: the worker and the
+	// sweeper of one process call Process concurrently, and under one owner
+	// name each would take the other's lease for its own.
+	holder := c.Owner + "/" + store.NewID()[:12]
+	for {
+		ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl())
+		if err != nil || !ok {
+			return err
 		}
-	}()
+		err = c.drain(ctx, repo, lease, holder)
+		if rerr := c.Store.ReleaseLease(context.WithoutCancel(ctx), lease, holder); rerr != nil {
+			c.Log.Warn("release lease", "lease", lease, "err", rerr)
+		}
+		if err != nil {
+			return err
+		}
+		// A run recorded after drain last looked, while we held the lease,
+		// was left to us by the delivery that recorded it.
+		runs, err := c.Store.OpenRuns(ctx, repo)
+		if err != nil || len(runs) == 0 {
+			return err
+		}
+	}
+}
+
+// drain evaluates the open runs of repo in merge order until none is left.
+func (c *Coordinator) drain(ctx context.Context, repo, lease, holder string) error {
+	// Runs that let an earlier merge go first since a run last finished:
+	// meeting one again would mean history loops, which it cannot.
+	deferred := map[string]bool{}
 	for {
 		runs, err := c.Store.OpenRuns(ctx, repo)
 		if err != nil || len(runs) == 0 {
@@ -167,10 +205,16 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 		}
 		// Stop at the first failure: a later merge must not take a version
 		// before an earlier one has its own.
-		if err := c.evaluate(ctx, runs[0]); err != nil {
-			return fmt.Errorf("run %s (%s@%s): %w", runs[0].ID, repo, short(runs[0].SHA), err)
+		r := runs[0]
+		switch err := c.evaluate(ctx, r); {
+		case errors.Is(err, errEarlierFirst) && !deferred[r.ID]:
+			deferred[r.ID] = true
+		case err != nil:
+			return fmt.Errorf("run %s (%s@%s): %w", r.ID, repo, short(r.SHA), err)
+		default:
+			clear(deferred)
 		}
-		if ok, err := c.Store.AcquireLease(ctx, lease, c.Owner, c.ttl()); err != nil || !ok {
+		if ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl()); err != nil || !ok {
 			return fmt.Errorf("lost lease %s: %w", lease, err)
 		}
 	}
@@ -227,8 +271,20 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		}
 		in.PR = &pr
 	}
-	snap, err := facts.Gather(ctx, reader, in)
-	if err != nil {
+	// Whether an earlier merge must go first is found out beside the
+	// facts, so that the history check adds no round trip.
+	var snap facts.Snapshot
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) {
+		snap, err = facts.Gather(gctx, reader, in)
+		return err
+	})
+	if r.State != store.RunReleasing {
+		// A run that persisted its version keeps it: it may already be
+		// tagged, and only it may take that version.
+		g.Go(func() error { return c.earlierFirst(gctx, client, reader, &r) })
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	out := plan.Evaluate(plan.Input{Repo: r.Repo, Branch: r.Branch, SHA: r.SHA, Snapshot: snap})
@@ -251,7 +307,8 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			}
 			pub, err := release.Publish(ctx, client, r.Repo, out.Tag, r.SHA, out.Tag, release.Notes(release.NotesInput{
 				Repo: r.Repo, Tag: out.Tag, PrevTag: out.PrevTag, PRNumber: snap.PR.Number, Title: snap.PR.Title,
-				Author: snap.PR.Author, PRURL: snap.PR.URL, Bump: out.Choice.Bump, Reason: out.Choice.Reason,
+				Author: snap.PR.Author, PRURL: snap.PR.URL, ServerURL: webURL(snap.PR.URL, r.Repo),
+				Bump: out.Choice.Bump, Reason: out.Choice.Reason,
 			}))
 			if errors.Is(err, release.ErrTagElsewhere) {
 				// Someone took the tag meanwhile; the next evaluation sees
@@ -300,6 +357,17 @@ type summary struct {
 	Reasons  []string  `json:"reasons,omitempty"`
 	Problems []string  `json:"problems,omitempty"`
 	Notes    []string  `json:"notes,omitempty"`
+}
+
+// webURL is the web server of a pull request's html_url, so that release
+// notes link to GitHub Enterprise Server rather than github.com; "" (the
+// default server) when there is no pull request.
+func webURL(prURL, repo string) string {
+	server, _, ok := strings.Cut(prURL, "/"+repo+"/pull/")
+	if !ok {
+		return ""
+	}
+	return server
 }
 
 func short(sha string) string {

@@ -10,8 +10,9 @@ CREATE TABLE runs (
     pr            INTEGER NOT NULL DEFAULT 0,
     pr_facts      BLOB    NOT NULL DEFAULT '',    -- JSON of the pull request as the delivery carried it
     source        TEXT    NOT NULL,               -- the delivery event that created it
-    merged_at     INTEGER NOT NULL DEFAULT 0,     -- unix ms; orders runs of one repository
-    seq           INTEGER NOT NULL,               -- arrival order, the tie-break
+    merged_at     INTEGER NOT NULL DEFAULT 0,     -- unix ms; orders runs whose place in history is not known
+    parent        TEXT    NOT NULL DEFAULT '',    -- the branch head before this merge (first parent): orders runs exactly
+    seq           INTEGER NOT NULL,               -- arrival order, the last tie-break
     state         TEXT    NOT NULL,
     pipeline      TEXT    NOT NULL DEFAULT '',
     version       TEXT    NOT NULL DEFAULT '',
