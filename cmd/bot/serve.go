@@ -8,7 +8,9 @@ import (
 	"net"
 	"os"
 
+	"github.com/labstack/echo/v4"
 	"github.com/shipbot/shipbot/internal/config"
+
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/store"
@@ -50,7 +52,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err := cfg.RequireApp(); err != nil {
 		return err
 	}
-	if _, err := loadTargets(cfg.TargetsFile); err != nil {
+	targets, err := loadTargets(cfg.TargetsFile)
+	if err != nil {
 		return err
 	}
 	log := newLogger(stderr, cfg.LogLevel)
@@ -72,12 +75,16 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	defer st.Close()
 
 	host, _ := os.Hostname()
-	handlers, loops := service.Bot{Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid())}.Parts()
+	bot := service.Bot{
+		Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid()),
+		Targets: targets, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken, Version: version,
+	}.Build()
 	svc, err := service.New(service.Options{
 		Store:         st,
 		WebhookSecret: cfg.WebhookSecret,
-		Handlers:      handlers,
-		Loops:         loops,
+		Handlers:      bot.Handlers,
+		Loops:         bot.Loops,
+		Routes:        []func(*echo.Echo){bot.Routes},
 		Log:           log,
 	})
 	if err != nil {

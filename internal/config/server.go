@@ -28,6 +28,7 @@ const (
 	EnvPublicURL      = "SHIPBOT_PUBLIC_URL"
 	EnvLogLevel       = "SHIPBOT_LOG_LEVEL"
 	EnvDashboardToken = "SHIPBOT_DASHBOARD_TOKEN"
+	EnvAPIToken       = "SHIPBOT_API_TOKEN"
 )
 
 // Defaults of the service settings.
@@ -50,6 +51,7 @@ type Server struct {
 	PublicURL      string // absolute, never ends in "/"
 	LogLevel       slog.Level
 	DashboardToken string // optional; secret
+	APIToken       string // optional; secret: guards the write API (freeze)
 }
 
 // EnvError is a problem with one environment variable. Its message starts
@@ -82,6 +84,7 @@ func ServerFromEnv(getenv func(string) string, readFile func(string) ([]byte, er
 		WebhookSecret:  []byte(getenv(EnvWebhookSecret)),
 		TargetsFile:    getenv(EnvTargetsFile),
 		DashboardToken: getenv(EnvDashboardToken),
+		APIToken:       getenv(EnvAPIToken),
 	}
 	if len(s.WebhookSecret) == 0 {
 		s.WebhookSecret = nil
@@ -305,6 +308,7 @@ func (s Server) LogValue() slog.Value {
 		slog.String("public_url", s.PublicURL),
 		slog.String("log_level", s.LogLevel.String()),
 		slog.String("dashboard_token", mask(s.DashboardToken != "")),
+		slog.String("api_token", mask(s.APIToken != "")),
 	)
 }
 
@@ -324,6 +328,7 @@ func (s Server) Secrets() []string {
 	out = appendSecret(out, string(s.PrivateKey))
 	out = appendSecret(out, string(s.WebhookSecret))
 	out = appendSecret(out, s.DashboardToken)
+	out = appendSecret(out, s.APIToken)
 	out = appendSecret(out, dbPassword(s.DB))
 	return out
 }

@@ -263,12 +263,12 @@ func TestServerNeverShowsSecrets(t *testing.T) {
 	k := loadKeys(t)
 	s, err := ServerFromEnv(mapEnv(map[string]string{
 		EnvAppID: "7", EnvPrivateKey: string(k.pkcs1), EnvWebhookSecret: webhookSecret,
-		EnvDashboardToken: "dash-tok-secret", EnvDB: "postgres://shipbot:db-pass-secret@db:5432/shipbot",
+		EnvDashboardToken: "dash-tok-secret", EnvAPIToken: "api-tok-secret", EnvDB: "postgres://shipbot:db-pass-secret@db:5432/shipbot",
 	}), files(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets := []string{webhookSecret, k.body, "dash-tok-secret", "db-pass-secret"}
+	secrets := []string{webhookSecret, k.body, "dash-tok-secret", "api-tok-secret", "db-pass-secret"}
 	for _, want := range secrets {
 		found := false
 		for _, got := range s.Secrets() {
@@ -299,6 +299,7 @@ func TestServerNeverShowsSecrets(t *testing.T) {
 		"listen": ":8080", "db": "postgres://shipbot:xxxxx@db:5432/shipbot", "github_api_url": "https://api.github.com/",
 		"app_id": float64(7), "private_key": "[redacted]", "webhook_secret": "[redacted]", "targets_file": "",
 		"public_url": "http://localhost:8080", "log_level": "INFO", "dashboard_token": "[redacted]",
+		"api_token": "[redacted]",
 	}
 	if diff := cmp.Diff(wantLogged, rec.Config); diff != "" {
 		t.Errorf("logged config (-want +got):\n%s", diff)

@@ -12,9 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/pipeline"
+
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/service"
@@ -39,10 +44,29 @@ gate:
 stages:
   - name: qa
     target: spinnaker-qa
-    bake: 10m
+    bake: 1s
   - name: prod
     target: spinnaker-prod
     rollback: true
+`
+
+// deployKey is the demo's payload-constraint secret; it never reaches
+// GitHub or the output.
+const deployKey = "demo-constraint-secret"
+
+const targetsTemplate = `targets:
+  spinnaker-qa:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-qa
+    constraints:
+      deploy_key: ${DEMO_DEPLOY_KEY}
+    repos: [acme/api]
+  spinnaker-prod:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-prod
+    constraints:
+      deploy_key: ${DEMO_DEPLOY_KEY}
+    repos: [acme/api]
 `
 
 // Run plays the demo and writes the narration to out.
@@ -89,39 +113,58 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		return err
 	}
 
-	verdicts := make(chan verdict, 8)
-	secret := []byte("demo-webhook-secret")
-	handlers, loops := service.Bot{
-		Store: st, Clients: apps, Log: log, Owner: "demo",
-		Observe: func(r store.Run, o plan.Outcome) { verdicts <- verdict{r, o} },
-	}.Parts()
-	svc, err := service.New(service.Options{
-		Store: st, WebhookSecret: secret, Handlers: handlers, Loops: loops,
-		Log: log, WorkerPoll: 50 * time.Millisecond,
+	spin := newSpinnaker(deployKey, 400*time.Millisecond)
+	defer spin.close()
+	targets, err := config.ParseTargets("targets.yml", []byte(fmt.Sprintf(targetsTemplate, spin.srv.URL)), func(k string) (string, bool) {
+		if k == "DEMO_DEPLOY_KEY" {
+			return deployKey, true
+		}
+		return "", false
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("demo targets: %w", err)
 	}
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	base := "http://" + ln.Addr().String()
+	verdicts := make(chan verdict, 8)
+	p := &player{out: out, gh: gh, st: st, hook: base + "/webhooks/github", secret: []byte("demo-webhook-secret"),
+		verdicts: verdicts, repo: repo, done: make(chan string, 16)}
+	bot := service.Bot{
+		Store: st, Clients: apps, Log: log, Owner: "demo", Targets: targets, PublicURL: base,
+		TokenKey: p.secret, Version: "demo", EngineTick: 100 * time.Millisecond, ReportDelay: 100 * time.Millisecond,
+		Observe:        func(r store.Run, o plan.Outcome) { verdicts <- verdict{r, o} },
+		ObserveRollout: p.rolloutEvent,
+	}.Build()
+	svc, err := service.New(service.Options{
+		Store: st, WebhookSecret: p.secret, Handlers: bot.Handlers, Loops: bot.Loops,
+		Routes: []func(*echo.Echo){bot.Routes}, Log: log, WorkerPoll: 50 * time.Millisecond,
+	})
+	if err != nil {
+		return err
 	}
 	svcCtx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- svc.Serve(svcCtx, ln) }()
 	defer func() { stop(); <-served }()
-	hook := "http://" + ln.Addr().String() + "/webhooks/github"
-	fmt.Fprintf(out, "shipbot listening at %s\n", hook)
+	fmt.Fprintf(out, "shipbot listening at %s (simulated Spinnaker at %s)\n", p.hook, spin.srv.URL)
 
-	p := &player{out: out, gh: gh, st: st, hook: hook, secret: secret, verdicts: verdicts, repo: repo}
-	stories := []story{
-		{"a reviewed, green feature merge", "feat: add /healthz endpoint", nil, true},
-		{"a fix labelled no-deploy-to-prod", "fix: handle empty request bodies", []string{"no-deploy-to-prod"}, true},
-		{"a merge nobody approved", "feat: experimental cache", nil, false},
+	stories := []struct {
+		name  string
+		plays []story
+	}{
+		{"a reviewed, green feature merge goes qa -> prod", []story{{"feat: add /healthz endpoint", nil, true}}},
+		{"a fix labelled no-deploy-to-prod deploys to qa only", []story{{"fix: handle empty request bodies", []string{"no-deploy-to-prod"}, true}}},
+		{"a merge nobody approved is refused", []story{{"feat: experimental cache", nil, false}}},
+		{"two merges in quick succession deploy one at a time, in version order", []story{
+			{"fix: retry on 503", nil, true}, {"perf: cache the config", nil, true}}},
 	}
 	for i, st := range stories {
 		fmt.Fprintf(out, "\n== %d. %s\n", i+1, st.name)
-		if err := p.play(ctx, st); err != nil {
+		if err := p.playAll(ctx, st.plays); err != nil {
 			return err
 		}
 	}
@@ -139,7 +182,6 @@ type verdict struct {
 }
 
 type story struct {
-	name     string
 	title    string
 	labels   []string
 	approved bool
@@ -152,9 +194,37 @@ type player struct {
 	hook     string
 	secret   []byte
 	verdicts chan verdict
+	done     chan string // run ids whose rollout ended
 	repo     string
 	n        int
 	last     string // the latest delivery id
+
+	mu sync.Mutex // serializes output from the engine's goroutines
+}
+
+// rolloutEvent prints the engine's events as they happen.
+func (p *player) rolloutEvent(ev pipeline.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.What {
+	case "done":
+		p.done <- ev.RunID
+		return
+	case "waiting":
+		fmt.Fprintf(p.out, "     [%s] %-4s %s\n", ev.Version, ev.Stage, ev.Detail)
+		return
+	}
+	detail := ev.Detail
+	if detail != "" {
+		detail = ": " + detail
+	}
+	fmt.Fprintf(p.out, "     [%s] %-4s %s%s\n", ev.Version, ev.Stage, ev.What, detail)
+}
+
+func (p *player) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format, args...)
 }
 
 func (p *player) deliver(ctx context.Context, event string, body []byte) error {
@@ -166,7 +236,7 @@ func (p *player) deliver(ctx context.Context, event string, body []byte) error {
 		return fmt.Errorf("deliver %s: %w", event, err)
 	}
 	resp.Body.Close()
-	fmt.Fprintf(p.out, "  -> %-19s delivery %-8s <- %s\n", event, id, resp.Status)
+	p.printf("  -> %-19s delivery %-8s <- %s\n", event, id, resp.Status)
 	return nil
 }
 
@@ -189,7 +259,9 @@ func (p *player) waitProcessed(ctx context.Context, id string) error {
 	}
 }
 
-func (p *player) play(ctx context.Context, st story) error {
+// open opens, checks and (maybe) approves a pull request, and shows its
+// preview.
+func (p *player) open(ctx context.Context, st story) (int, error) {
 	owner, name, _ := strings.Cut(p.repo, "/")
 	pr := p.gh.OpenPullRequest(p.repo, githubtest.PullRequestSpec{
 		Title: st.title, Author: "alice", Labels: st.labels,
@@ -197,40 +269,90 @@ func (p *player) play(ctx context.Context, st story) error {
 	})
 	head := p.gh.PullRequest(p.repo, pr).HeadSHA
 	p.gh.SetStatus(p.repo, head, "ci/test", "success")
-	fmt.Fprintf(p.out, "  alice opens PR #%d %q%s\n", pr, st.title, labelNote(st.labels))
+	p.printf("  alice opens PR #%d %q%s\n", pr, st.title, labelNote(st.labels))
 	if err := p.deliver(ctx, "pull_request", p.gh.PullRequestEvent(owner, name, pr, "opened")); err != nil {
-		return err
+		return 0, err
 	}
 	if st.approved {
 		id := p.gh.AddReview(p.repo, pr, "bob", "APPROVED", head)
-		fmt.Fprintln(p.out, "  bob approves")
+		p.printf("  bob approves PR #%d\n", pr)
 		if err := p.deliver(ctx, "pull_request_review", p.gh.ReviewEvent(owner, name, pr, id, "submitted")); err != nil {
+			return 0, err
+		}
+	}
+	return pr, p.waitPreview(ctx, head)
+}
+
+// playAll opens the stories' pull requests, then merges them one right
+// after the other, and follows every merge to the end of its rollout.
+func (p *player) playAll(ctx context.Context, stories []story) error {
+	owner, name, _ := strings.Cut(p.repo, "/")
+	prs := make([]int, len(stories))
+	for i, st := range stories {
+		pr, err := p.open(ctx, st)
+		if err != nil {
+			return err
+		}
+		prs[i] = pr
+	}
+	for _, pr := range prs {
+		before := p.gh.BranchSHA(p.repo, "main")
+		sha := p.gh.Merge(p.repo, pr, "alice")
+		p.printf("  PR #%d merged as %s; GitHub sends push and pull_request\n", pr, sha[:7])
+		// The push first, as GitHub often does; the pull_request delivery
+		// then finds the run the push created.
+		if err := p.deliver(ctx, "push", p.gh.PushEvent(owner, name, "refs/heads/main", before, sha)); err != nil {
+			return err
+		}
+		if err := p.deliver(ctx, "pull_request", p.gh.PullRequestEvent(owner, name, pr, "closed")); err != nil {
 			return err
 		}
 	}
-	if err := p.waitPreview(ctx, head); err != nil {
-		return err
+	var rolling []verdict
+	for range prs {
+		select {
+		case v := <-p.verdicts:
+			p.printVerdict(v)
+			if v.outcome.Kind == plan.Release && len(v.outcome.Stages) > 0 {
+				rolling = append(rolling, v)
+			}
+		case <-time.After(20 * time.Second):
+			return fmt.Errorf("the bot did not decide on a merge within 20s")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	before := p.gh.BranchSHA(p.repo, "main")
-	sha := p.gh.Merge(p.repo, pr, "alice")
-	fmt.Fprintf(p.out, "  PR #%d merged as %s; GitHub sends push and pull_request\n", pr, sha[:7])
-	// The push first, as GitHub often does; the pull_request delivery then
-	// finds the run the push created.
-	if err := p.deliver(ctx, "push", p.gh.PushEvent(owner, name, "refs/heads/main", before, sha)); err != nil {
-		return err
+	for range rolling {
+		select {
+		case <-p.done:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("a rollout did not finish within 30s")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
-	if err := p.deliver(ctx, "pull_request", p.gh.PullRequestEvent(owner, name, pr, "closed")); err != nil {
-		return err
-	}
-	select {
-	case v := <-p.verdicts:
-		p.printVerdict(v)
-	case <-time.After(15 * time.Second):
-		return fmt.Errorf("the bot did not decide on the merge of PR #%d within 15s", pr)
-	case <-ctx.Done():
-		return ctx.Err()
+	// The reporter writes a moment after the last change.
+	time.Sleep(300 * time.Millisecond)
+	for _, v := range rolling {
+		cr, _ := p.gh.CheckRun(p.repo, v.run.SHA, "shipbot/rollout")
+		p.printf("  shipbot/rollout on %s: %s (%s)\n", v.run.SHA[:7], cr.Title, conclusionOf(cr))
+		for _, line := range strings.Split(strings.TrimSpace(cr.Summary), "\n") {
+			if strings.HasPrefix(line, "|") && !strings.HasPrefix(line, "|---") {
+				p.printf("     %s\n", line)
+			}
+		}
+		comments := p.gh.Comments(p.repo, v.run.PR)
+		p.printf("  PR #%d has %d shipbot comment(s), edited %d time(s)\n", v.run.PR, len(comments), edits(comments))
 	}
 	return nil
+}
+
+func edits(cs []githubtest.Comment) int {
+	n := 0
+	for _, c := range cs {
+		n += c.Edits
+	}
+	return n
 }
 
 // waitPreview waits for the bot to process the latest delivery, and prints
@@ -249,28 +371,18 @@ func (p *player) waitPreview(ctx context.Context, head string) error {
 
 func (p *player) printVerdict(v verdict) {
 	r, o := v.run, v.outcome
-	cr, _ := p.gh.CheckRun(p.repo, r.SHA, "shipbot/rollout")
-	fmt.Fprintf(p.out, "  shipbot/rollout on %s: %s (%s)\n", r.SHA[:7], cr.Title, conclusionOf(cr))
 	switch o.Kind {
 	case plan.Release:
-		for _, s := range o.Stages {
-			state := "queued for rollout"
-			if s.Skipped {
-				state = "skipped: label " + s.SkipLabel
-			}
-			fmt.Fprintf(p.out, "     stage %-5s -> %-15s %s\n", s.Name, s.Target, state)
-		}
+		p.printf("  merge of PR #%d: gate passed, released %s\n", r.PR, o.Tag)
 	case plan.Refused:
+		cr, _ := p.gh.CheckRun(p.repo, r.SHA, "shipbot/rollout")
+		p.printf("  merge of PR #%d: shipbot/rollout %s (%s)\n", r.PR, cr.Title, conclusionOf(cr))
 		for _, reason := range o.Gate.Reasons {
-			fmt.Fprintf(p.out, "     refused: %s\n", reason)
+			p.printf("     refused: %s\n", reason)
 		}
+	default:
+		p.printf("  merge of PR #%d: %s\n", r.PR, o.String())
 	}
-	tags := p.gh.Tags(p.repo)
-	names := make([]string, len(tags))
-	for i, t := range tags {
-		names[i] = t.Name
-	}
-	fmt.Fprintf(p.out, "  tags now: %s; releases: %d\n", strings.Join(names, ", "), len(p.gh.Releases(p.repo)))
 }
 
 func conclusionOf(cr githubtest.CheckRun) string {

@@ -2,6 +2,7 @@ package github
 
 import (
 	"bytes"
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -52,6 +53,8 @@ type Apps struct {
 	// and one token, per installation id. A service has a handful of
 	// installations, so the map is not pruned.
 	installations map[int64]*gh.Client
+	// repoInstallations caches which installation covers a repository.
+	repoInstallations map[string]int64
 }
 
 // NewApps validates opts and builds the App's clients. Errors never
@@ -233,4 +236,31 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// ForRepository returns the installation client of the installation that
+// covers repository ("owner/name"). The lookup is one App call per
+// repository for the life of a; installations rarely move.
+func (a *Apps) ForRepository(ctx context.Context, repository string) (*gh.Client, error) {
+	owner, name, ok := strings.Cut(repository, "/")
+	if !ok {
+		return nil, fmt.Errorf("repository %q is not owner/name", repository)
+	}
+	a.mu.Lock()
+	id, known := a.repoInstallations[repository]
+	a.mu.Unlock()
+	if !known {
+		inst, _, err := a.app.Apps.FindRepositoryInstallation(ctx, owner, name)
+		if err != nil {
+			return nil, fmt.Errorf("installation of %s: %w", repository, err)
+		}
+		id = inst.GetID()
+		a.mu.Lock()
+		if a.repoInstallations == nil {
+			a.repoInstallations = map[string]int64{}
+		}
+		a.repoInstallations[repository] = id
+		a.mu.Unlock()
+	}
+	return a.Installation(id)
 }

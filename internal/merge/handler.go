@@ -41,6 +41,10 @@ type Coordinator struct {
 	Checks  *report.Checks
 	Owner   string // lease owner: this process (each Process call holds leases as Owner/<random>)
 	Log     *slog.Logger
+	// Comments, when set, shows the verdict in the PR's sticky comment.
+	Comments *report.Comments
+	// Rollouts, when set, takes every released run into its pipeline.
+	Rollouts RolloutStarter
 	// Observe, when set, is told of every run that reaches a verdict (the
 	// demo narrates with it).
 	Observe func(store.Run, plan.Outcome)
@@ -52,6 +56,12 @@ type Coordinator struct {
 	// LateDelivery bounds how far back an unheard-of earlier merge is
 	// taken first; default DefaultLateDelivery.
 	LateDelivery time.Duration
+}
+
+// RolloutStarter puts a released run into its pipeline's rollout. It must
+// be idempotent: a resumed evaluation calls it again.
+type RolloutStarter interface {
+	Start(ctx context.Context, r store.Run, config []byte, labels []string) error
 }
 
 // Handles implements webhook.Handler.
@@ -333,13 +343,28 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	case plan.NoConfig, plan.NoRelease:
 		r.State = store.RunSkipped
 	}
+	if out.Kind == plan.Release && c.Rollouts != nil {
+		// Before the run is marked released: a crash in between evaluates it
+		// again, which reuses its tag and starts the rollout (idempotently).
+		if err := c.Rollouts.Start(ctx, r, snap.Config, snap.PR.Labels); err != nil {
+			return fmt.Errorf("start rollout: %w", err)
+		}
+	}
 	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems, Notes: out.Gate.Notes}); err != nil {
 		return fmt.Errorf("encode summary: %w", err)
 	}
-	if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.MergeOutcome(out, releaseURL)); err != nil {
-		// The verdict stands; failing here would retry the whole run. The
-		// check run is redrawn on the next state change.
-		log.Error("report merge outcome", "err", err)
+	// A rollout shows itself (check run and comment) as its stages move;
+	// every other verdict is shown here, once.
+	if !(out.Kind == plan.Release && c.Rollouts != nil && len(out.Stages) > 0) {
+		if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.MergeOutcome(out, releaseURL)); err != nil {
+			// The verdict stands; failing here would retry the whole run.
+			log.Error("report merge outcome", "err", err)
+		}
+		if snap.HasPR && c.Comments != nil {
+			if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.MergeComment(out, releaseURL)); err != nil {
+				log.Error("comment merge outcome", "err", err)
+			}
+		}
 	}
 	if err := c.Store.UpdateRun(ctx, r); err != nil {
 		return err

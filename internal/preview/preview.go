@@ -25,6 +25,9 @@ type Handler struct {
 	Clients merge.Clients
 	Checks  *report.Checks
 	Log     *slog.Logger
+	// MergedLabels, when set, receives the labels of a merged pull request
+	// whenever they change.
+	MergedLabels func(ctx context.Context, repo string, pr int, labels []string) error
 }
 
 // Handles implements webhook.Handler.
@@ -51,10 +54,15 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	if ev.PullRequest == nil || ev.Repo.GetFullName() == "" {
 		return webhook.Permanent(fmt.Errorf("%s delivery without pull request or repository", d.Event))
 	}
+	repo, pr := ev.Repo.GetFullName(), facts.PRFromEvent(ev.PullRequest)
+	if pr.Merged && h.MergedLabels != nil && (d.Action == "labeled" || d.Action == "unlabeled") {
+		// Labels still steer a merged PR's rollout: a stage's skip label
+		// counts when the stage is reached.
+		return h.MergedLabels(ctx, repo, pr.Number, pr.Labels)
+	}
 	if ev.PullRequest.GetState() != "open" {
 		return nil // a closed pull request has nothing to forecast
 	}
-	repo, pr := ev.Repo.GetFullName(), facts.PRFromEvent(ev.PullRequest)
 	client, err := h.Clients.Installation(d.Installation)
 	if err != nil {
 		return fmt.Errorf("installation %d: %w", d.Installation, err)

@@ -2,9 +2,20 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
+	"time"
 
+	gh "github.com/google/go-github/v60/github"
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/alarm"
+	"github.com/shipbot/shipbot/internal/api"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/merge"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/preview"
 	"github.com/shipbot/shipbot/internal/report"
@@ -12,24 +23,94 @@ import (
 	"github.com/shipbot/shipbot/internal/webhook"
 )
 
-// Bot is the bot's webhook handlers and background loops, as `bot serve`
-// and `bot demo` both run them.
+// Bot is shipbot itself, as `bot serve` and `bot demo` both run it: the
+// webhook handlers, the rollout engine, the reporters and the API.
 type Bot struct {
 	Store   store.Store
 	Clients merge.Clients
 	Log     *slog.Logger
 	Owner   string
+	Targets config.Targets
+	// PublicURL is the service's external URL (callback URLs).
+	PublicURL string
+	// TokenKey derives callback tokens; the webhook secret serves.
+	TokenKey []byte
+	// APIToken guards the write API; empty disables it.
+	APIToken string
+	Version  string
+	// HTTP sends triggers and reads alarms; nil means the defaults.
+	HTTP *http.Client
 	// Observe, when set, is told of every merge verdict.
 	Observe func(store.Run, plan.Outcome)
+	// ObserveRollout, when set, is told of every rollout event.
+	ObserveRollout func(pipeline.Event)
+	// EngineTick and ReportDelay tune the engine; zero takes defaults.
+	EngineTick  time.Duration
+	ReportDelay time.Duration
 }
 
-// Parts returns the handlers and loops for service Options.
-func (b Bot) Parts() ([]webhook.Handler, []func(context.Context)) {
+// Parts is the assembled bot.
+type Parts struct {
+	Handlers []webhook.Handler
+	Loops    []func(context.Context)
+	Routes   func(*echo.Echo)
+	Engine   *pipeline.Engine
+	Reporter *report.Rollouts
+}
+
+// Build assembles the bot.
+func (b Bot) Build() Parts {
 	checks := &report.Checks{Store: b.Store}
-	coord := &merge.Coordinator{
-		Store: b.Store, Clients: b.Clients, Checks: checks, Owner: b.Owner,
-		Log: b.Log.With("component", "merge"), Observe: b.Observe,
+	comments := &report.Comments{Store: b.Store}
+	reporter := &report.Rollouts{Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments,
+		Log: b.Log.With("component", "report"), Delay: b.ReportDelay}
+	engine := &pipeline.Engine{
+		Store:   b.Store,
+		Targets: b.Targets,
+		Trigger: &deploy.Triggerer{HTTP: b.HTTP, Log: b.Log.With("component", "deploy"), Version: b.Version,
+			Dispatch: b.dispatchClient},
+		Poller:    &deploy.Poller{HTTP: b.HTTP, Log: b.Log.With("component", "gate"), Version: b.Version},
+		Alarms:    &alarm.Checker{HTTP: b.HTTP, Log: b.Log.With("component", "alarm"), Version: b.Version},
+		Reporter:  reporter,
+		PublicURL: b.PublicURL,
+		TokenKey:  b.TokenKey,
+		Owner:     b.Owner,
+		Log:       b.Log.With("component", "engine"),
+		Tick:      b.EngineTick,
+		Observe:   b.ObserveRollout,
 	}
-	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview")}
-	return []webhook.Handler{coord, prev}, []func(context.Context){coord.Run}
+	coord := &merge.Coordinator{
+		Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments, Rollouts: engine,
+		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe,
+	}
+	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview"),
+		MergedLabels: func(ctx context.Context, repo string, pr int, labels []string) error {
+			if err := b.Store.SetLabels(ctx, repo, pr, labels); err != nil {
+				return err
+			}
+			engine.Wake()
+			return nil
+		}}
+	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, Wake: engine.Wake}
+	return Parts{
+		Handlers: []webhook.Handler{coord, prev},
+		Loops:    []func(context.Context){coord.Run, engine.Run},
+		Routes:   a.Register,
+		Engine:   engine,
+		Reporter: reporter,
+	}
+}
+
+// repositoryClients finds the installation that covers a repository, for
+// github-dispatch targets (which may dispatch into another repository).
+type repositoryClients interface {
+	ForRepository(ctx context.Context, repository string) (*gh.Client, error)
+}
+
+func (b Bot) dispatchClient(ctx context.Context, repository string) (*gh.Client, error) {
+	rc, ok := b.Clients.(repositoryClients)
+	if !ok {
+		return nil, errors.New("github-dispatch targets need GitHub App clients")
+	}
+	return rc.ForRepository(ctx, repository)
 }

@@ -32,7 +32,9 @@ type Options struct {
 	// sweeper, later the rollout scheduler); each returns when its context
 	// ends.
 	Loops []func(context.Context)
-	Log   *slog.Logger
+	// Routes add endpoints beside the webhook and probes.
+	Routes []func(*echo.Echo)
+	Log    *slog.Logger
 	// Owner names this process in inbox leases; default host:pid.
 	Owner string
 	// Worker tuning; zero values take the worker's defaults.
@@ -103,6 +105,9 @@ func New(opts Options) (*Service, error) {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	})
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})))
+	for _, r := range opts.Routes {
+		r(e)
+	}
 	opts.Log.Debug("webhook handlers", "events", disp.Keys())
 	return &Service{opts: opts, echo: e, worker: w}, nil
 }

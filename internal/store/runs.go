@@ -109,11 +109,12 @@ func NewID() string {
 const runCols = `id, repo, sha, installation, branch, pr, pr_facts, source, merged_at, parent, seq, state, pipeline,
 	version, tag, prev_tag, release_url, summary, created_at, updated_at`
 
-func scanRun(sc interface{ Scan(...any) error }) (Run, error) {
+// scanRun reads runCols, then any extra columns into extra.
+func scanRun(sc interface{ Scan(...any) error }, extra ...any) (Run, error) {
 	var r Run
 	var merged, created, updated int64
-	err := sc.Scan(&r.ID, &r.Repo, &r.SHA, &r.Installation, &r.Branch, &r.PR, &r.PRFacts, &r.Source, &merged, &r.Parent, &r.Seq,
-		&r.State, &r.Pipeline, &r.Version, &r.Tag, &r.PrevTag, &r.ReleaseURL, &r.Summary, &created, &updated)
+	err := sc.Scan(append([]any{&r.ID, &r.Repo, &r.SHA, &r.Installation, &r.Branch, &r.PR, &r.PRFacts, &r.Source, &merged, &r.Parent, &r.Seq,
+		&r.State, &r.Pipeline, &r.Version, &r.Tag, &r.PrevTag, &r.ReleaseURL, &r.Summary, &created, &updated}, extra...)...)
 	if merged != 0 {
 		r.MergedAt = time.UnixMilli(merged)
 	}

@@ -62,6 +62,7 @@ type Store interface {
 	Leases
 	CheckRuns
 	Comments
+	Rollouts
 	// Ready reports whether the database answers and its schema is current.
 	Ready(ctx context.Context) error
 	Close() error

@@ -1,0 +1,256 @@
+// Package api serves shipbot's own HTTP API: the callback a deploy system
+// reports its outcome to, the run listing, and pipeline freezes.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// maxCallback bounds a callback body: a state and a URL.
+const maxCallback = 64 << 10
+
+// Callbacks is where executions' outcomes are reported.
+type Callbacks interface {
+	Callback(ctx context.Context, token, state, url string) error
+}
+
+// API holds the endpoints' dependencies.
+type API struct {
+	Store     store.Store
+	Callbacks Callbacks
+	// Token guards the write endpoints (freeze); empty disables them.
+	Token string
+	Wake  func()
+}
+
+// Register adds the routes.
+func (a *API) Register(e *echo.Echo) {
+	e.POST("/api/v1/callbacks/:token", a.callback)
+	e.GET("/api/v1/runs", a.listRuns)
+	e.GET("/api/v1/runs/:id", a.getRun)
+	e.POST("/api/v1/pipelines/:name/freeze", a.freeze)
+	e.DELETE("/api/v1/pipelines/:name/freeze", a.unfreeze)
+	e.POST("/api/v1/pipelines/:name/unfreeze", a.unfreeze)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func fail(c echo.Context, code int, msg string) error {
+	return c.JSON(code, errorBody{msg})
+}
+
+// callback takes {"state":"succeeded"|"failed","url":"…"}.
+func (a *API) callback(c echo.Context) error {
+	var body struct {
+		State string `json:"state"`
+		URL   string `json:"url"`
+	}
+	data, err := io.ReadAll(io.LimitReader(c.Request().Body, maxCallback+1))
+	if err != nil || len(data) > maxCallback {
+		return fail(c, http.StatusRequestEntityTooLarge, "callback body too large")
+	}
+	if err := json.Unmarshal(data, &body); err != nil {
+		return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+	}
+	if body.State != pipeline.Succeeded && body.State != pipeline.Failed {
+		return fail(c, http.StatusBadRequest, `state must be "succeeded" or "failed"`)
+	}
+	if body.URL != "" && !strings.HasPrefix(body.URL, "https://") && !strings.HasPrefix(body.URL, "http://") {
+		return fail(c, http.StatusBadRequest, "url must be an http(s) URL")
+	}
+	err = a.Callbacks.Callback(c.Request().Context(), c.Param("token"), body.State, body.URL)
+	switch {
+	case errors.Is(err, pipeline.ErrUnknownToken):
+		return fail(c, http.StatusNotFound, "unknown callback token")
+	case errors.Is(err, store.ErrFinished):
+		return c.JSON(http.StatusOK, map[string]string{"status": "ignored: the execution already has its outcome"})
+	case err != nil:
+		return fail(c, http.StatusInternalServerError, "could not record the outcome; retry")
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"status": "recorded"})
+}
+
+// runView is a run as the API shows it.
+type runView struct {
+	ID         string      `json:"id"`
+	Repo       string      `json:"repository"`
+	SHA        string      `json:"sha"`
+	PR         int         `json:"pull_request,omitempty"`
+	State      string      `json:"state"`
+	Pipeline   string      `json:"pipeline,omitempty"`
+	Version    string      `json:"version,omitempty"`
+	Tag        string      `json:"tag,omitempty"`
+	ReleaseURL string      `json:"release_url,omitempty"`
+	Rollout    string      `json:"rollout,omitempty"`
+	Stages     []stageView `json:"stages,omitempty"`
+	CreatedAt  time.Time   `json:"created_at"`
+	UpdatedAt  time.Time   `json:"updated_at"`
+}
+
+type stageView struct {
+	Name       string          `json:"name"`
+	State      string          `json:"state"`
+	Wait       string          `json:"wait,omitempty"`
+	Executions []executionView `json:"executions,omitempty"`
+}
+
+type executionView struct {
+	Attempt    int        `json:"attempt"`
+	Rollback   bool       `json:"rollback,omitempty"`
+	Version    string     `json:"version"`
+	Phase      string     `json:"phase"`
+	Outcome    string     `json:"outcome,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	URL        string     `json:"url,omitempty"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+func view(r store.Run) runView {
+	return runView{ID: r.ID, Repo: r.Repo, SHA: r.SHA, PR: r.PR, State: r.State, Pipeline: r.Pipeline,
+		Version: r.Version, Tag: r.Tag, ReleaseURL: r.ReleaseURL, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+}
+
+func (a *API) listRuns(c echo.Context) error {
+	limit := 50
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return fail(c, http.StatusBadRequest, "limit must be 1..500")
+		}
+		limit = n
+	}
+	runs, err := a.Store.ListRuns(c.Request().Context(), c.QueryParam("repository"), limit)
+	if err != nil {
+		return fail(c, http.StatusInternalServerError, "could not list runs")
+	}
+	out := make([]runView, len(runs))
+	for i, r := range runs {
+		out[i] = view(r)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"runs": out})
+}
+
+func (a *API) getRun(c echo.Context) error {
+	ctx := c.Request().Context()
+	rr, err := a.Store.GetRollout(ctx, c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(c, http.StatusNotFound, "no such run")
+	}
+	if err != nil {
+		return fail(c, http.StatusInternalServerError, "could not read the run")
+	}
+	execs, err := a.Store.Executions(ctx, rr.ID)
+	if err != nil {
+		return fail(c, http.StatusInternalServerError, "could not read the run's executions")
+	}
+	v := view(rr.Run)
+	v.Rollout = rr.Rollout
+	for _, s := range rr.Stages {
+		sv := stageView{Name: s.Name, State: s.State, Wait: s.Wait}
+		for _, ex := range execs {
+			if ex.Stage != s.Index {
+				continue
+			}
+			ev := executionView{Attempt: ex.Attempt, Rollback: ex.Rollback, Version: ex.Version, Phase: ex.Phase,
+				Outcome: ex.Outcome, Reason: ex.Reason, URL: ex.URL, StartedAt: ex.CreatedAt}
+			if !ex.FinishedAt.IsZero() {
+				f := ex.FinishedAt
+				ev.FinishedAt = &f
+			}
+			sv.Executions = append(sv.Executions, ev)
+		}
+		v.Stages = append(v.Stages, sv)
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// authorized checks the bearer token of a write request.
+func (a *API) authorized(c echo.Context) error {
+	if a.Token == "" {
+		return fail(c, http.StatusForbidden, "the write API is disabled: set SHIPBOT_API_TOKEN")
+	}
+	got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
+		return fail(c, http.StatusUnauthorized, "missing or wrong bearer token")
+	}
+	return nil
+}
+
+// pipelineKey reads the {name} path parameter: "owner/name:pipeline",
+// URL-escaped as a single segment, or "owner/name" for the repository's
+// pipeline of the same name.
+func pipelineKey(c echo.Context) (string, bool) {
+	raw := c.Param("name")
+	if unescaped, err := url.PathUnescape(raw); err == nil {
+		raw = unescaped
+	}
+	if strings.Count(raw, "/") != 1 {
+		return "", false
+	}
+	if !strings.Contains(raw, ":") {
+		raw = pipeline.PipelineKey(raw, raw[strings.IndexByte(raw, '/')+1:])
+	}
+	return raw, true
+}
+
+func (a *API) freeze(c echo.Context) error {
+	if err := a.authorized(c); err != nil {
+		return err
+	}
+	key, ok := pipelineKey(c)
+	if !ok {
+		return fail(c, http.StatusBadRequest, `pipeline must be "owner/repo" or "owner/repo:pipeline", URL-escaped`)
+	}
+	var body struct {
+		Reason string `json:"reason"`
+		Actor  string `json:"actor"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(c.Request().Body, maxCallback)).Decode(&body); err != nil {
+			return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		}
+	}
+	if err := a.Store.Freeze(c.Request().Context(), key, body.Reason, body.Actor); err != nil {
+		return fail(c, http.StatusInternalServerError, "could not freeze")
+	}
+	a.wake()
+	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "frozen"})
+}
+
+func (a *API) unfreeze(c echo.Context) error {
+	if err := a.authorized(c); err != nil {
+		return err
+	}
+	key, ok := pipelineKey(c)
+	if !ok {
+		return fail(c, http.StatusBadRequest, `pipeline must be "owner/repo" or "owner/repo:pipeline", URL-escaped`)
+	}
+	if err := a.Store.Unfreeze(c.Request().Context(), key); err != nil {
+		return fail(c, http.StatusInternalServerError, "could not unfreeze")
+	}
+	a.wake()
+	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "unfrozen"})
+}
+
+func (a *API) wake() {
+	if a.Wake != nil {
+		a.Wake()
+	}
+}

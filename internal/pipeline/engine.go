@@ -1,0 +1,508 @@
+// Package pipeline is the rollout engine's imperative shell: it loads each
+// pipeline's persisted state, asks the pure scheduler (internal/schedule)
+// what may happen now, carries the actions out (one transaction each), and
+// moves stage executions along: trigger, wait for the outcome (callback,
+// Gate polling or timeout), bake while watching alarms, roll back.
+//
+// Everything it knows is in the database, so a restarted process resumes
+// every unfinished rollout where it stood: a trigger that was being sent is
+// sent again with the same attempt, idempotency key and callback URL.
+package pipeline
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/alarm"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// Outcome states of an execution.
+const (
+	Succeeded = "succeeded"
+	Failed    = "failed"
+)
+
+// Event is something the engine did, for narration (the demo) and tests.
+type Event struct {
+	RunID   string
+	Repo    string
+	Version string
+	Stage   string
+	// What: entered, triggered, succeeded, baking, passed, failed, skipped,
+	// superseded, rolling-back, rolled-back, waiting, done.
+	What   string
+	Detail string
+}
+
+// Engine runs rollouts.
+type Engine struct {
+	Store    store.Store
+	Targets  config.Targets
+	Trigger  *deploy.Triggerer
+	Poller   *deploy.Poller
+	Alarms   *alarm.Checker
+	Reporter Reporter
+	// PublicURL is the service's external URL; callback URLs hang off it.
+	PublicURL string
+	// TokenKey derives callback tokens: the token of an execution is an
+	// HMAC of its id, so a re-sent trigger carries the same callback URL
+	// while the database keeps only the token's hash.
+	TokenKey []byte
+	Owner    string
+	Log      *slog.Logger
+	Now      func() time.Time
+	// Tick is how often the engine looks without a wake-up; default 1s.
+	Tick time.Duration
+	// AlarmEvery is how often a baking or blocked stage's alarms are read;
+	// default 15s.
+	AlarmEvery time.Duration
+	// PollEvery is how often Spinnaker Gate is polled; default 10s.
+	PollEvery time.Duration
+	// Observe, when set, is told of every event.
+	Observe func(Event)
+
+	once    sync.Once
+	wake    chan struct{}
+	mu      sync.Mutex
+	alarmAt map[string]alarmReading // alarm name → last reading
+}
+
+// Reporter shows a run's rollout on GitHub; the engine calls it after the
+// run changed. It must not block for long.
+type Reporter interface {
+	RolloutChanged(ctx context.Context, runID string)
+}
+
+type alarmReading struct {
+	status alarm.Status
+	at     time.Time
+}
+
+func (e *Engine) init() {
+	e.once.Do(func() {
+		e.wake = make(chan struct{}, 1)
+		e.alarmAt = map[string]alarmReading{}
+		if e.Now == nil {
+			e.Now = time.Now
+		}
+		if e.Tick == 0 {
+			e.Tick = time.Second
+		}
+		if e.AlarmEvery == 0 {
+			e.AlarmEvery = 15 * time.Second
+		}
+		if e.PollEvery == 0 {
+			e.PollEvery = 10 * time.Second
+		}
+	})
+}
+
+// Wake makes the engine look now; it never blocks.
+func (e *Engine) Wake() {
+	e.init()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run steps the engine until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	e.init()
+	t := time.NewTicker(e.Tick)
+	defer t.Stop()
+	for {
+		e.Step(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Step does everything that can be done now, pipeline by pipeline.
+func (e *Engine) Step(ctx context.Context) {
+	e.init()
+	keys, err := e.Store.PipelinesWithRollouts(ctx)
+	if err != nil {
+		e.Log.Error("list pipelines", "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	for _, key := range keys {
+		wg.Add(1)
+		// Pipelines are independent: one slow target must not hold up
+		// another team's rollout.
+		go func() {
+			defer wg.Done()
+			if err := e.stepPipeline(ctx, key); err != nil && ctx.Err() == nil {
+				e.Log.Error("step pipeline", "pipeline", key, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// leaseTTL bounds how long a dead replica holds a pipeline.
+const leaseTTL = time.Minute
+
+func (e *Engine) stepPipeline(ctx context.Context, key string) error {
+	lease := "pipeline:" + key
+	ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
+	if err != nil || !ok {
+		return err
+	}
+	defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
+	// Decide and act until nothing more can happen now: a skip can free
+	// the next stage, a finished execution the unit.
+	for range 16 {
+		changed, err := e.decide(ctx, key)
+		if err != nil {
+			return err
+		}
+		progressed, err := e.progress(ctx, key)
+		if err != nil {
+			return err
+		}
+		if !changed && !progressed {
+			return nil
+		}
+	}
+	return nil
+}
+
+// pipelineRun is a run as the engine works with it.
+type pipelineRun struct {
+	store.RolloutRun
+	cfg config.Repo
+}
+
+func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
+	rrs, err := e.Store.LoadRollout(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]pipelineRun, 0, len(rrs))
+	for _, rr := range rrs {
+		cfg, err := config.ParseRepo(config.RepoFile, rr.Config, repoName(rr.Repo))
+		if err != nil {
+			// It parsed when the run was released; a failure now means the
+			// stored copy is damaged.
+			return nil, fmt.Errorf("config of run %s: %w", rr.ID, err)
+		}
+		out = append(out, pipelineRun{RolloutRun: rr, cfg: cfg})
+	}
+	return out, nil
+}
+
+// decide runs the scheduler over the pipeline and applies its actions.
+func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
+	runs, err := e.load(ctx, key)
+	if err != nil || len(runs) == 0 {
+		return false, err
+	}
+	// The newest run's stages are the pipeline's: configuration rides with
+	// the code, and the newest code says what the pipeline is now.
+	stages := runs[len(runs)-1].cfg.Stages
+	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
+	if st.Mode, err = schedule.ParseMode(runs[len(runs)-1].cfg.Concurrency); err != nil {
+		return false, err
+	}
+	reason, frozen, err := e.Store.Frozen(ctx, key)
+	if err != nil {
+		return false, err
+	}
+	st.Frozen = frozen
+	now := e.Now()
+	byID := map[string]*pipelineRun{}
+	for i := range runs {
+		r := &runs[i]
+		byID[r.ID] = r
+		sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(stages))}
+		for k, s := range stages {
+			state, has := stageState(r, s.Name)
+			if !has {
+				// A stage the run's own configuration does not have: nothing
+				// of it to deploy there.
+				state = schedule.Skipped
+			}
+			sr.Stages[k] = state
+			if hasLabel(r.Labels, s.SkipLabelName()) {
+				sr.Skip = sr.Skip.With(k)
+			}
+		}
+		st.Runs = append(st.Runs, sr)
+	}
+	for k, s := range stages {
+		if s.Window != nil && !s.Window.Contains(now) {
+			st.Stages[k].WindowClosed, st.Stages[k].WindowOpens = true, s.Window.NextOpen(now)
+		}
+		if len(s.Alarms) > 0 && someoneWaits(st, k) {
+			st.Stages[k].Alarms = e.firing(ctx, s.Alarms)
+		}
+	}
+	d, err := schedule.Decide(st)
+	if err != nil {
+		return false, fmt.Errorf("schedule %s: %w", key, err)
+	}
+	changed := false
+	for _, a := range d.Actions {
+		r, s := byID[a.Run], stages[a.Stage]
+		switch a.Kind {
+		case schedule.Skip:
+			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped.String()); err != nil {
+				return changed, err
+			}
+			e.emit(r, s.Name, "skipped", "label "+s.SkipLabelName())
+		case schedule.Supersede:
+			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded.String()); err != nil {
+				return changed, err
+			}
+			e.emit(r, s.Name, "superseded", "a newer version takes the stage")
+		case schedule.Enter:
+			if err := e.enter(ctx, r, a.Stage, s, false, r.Version, r.Tag); err != nil {
+				return changed, err
+			}
+		}
+		changed = true
+		e.reported(ctx, r.ID)
+	}
+	for _, w := range d.Waits {
+		r := byID[w.Run]
+		text := waitText(w, byID, stages, reason)
+		if cur, _ := stageRow(r, stages[w.Stage].Name); cur.Wait != text {
+			if err := e.Store.SetWait(ctx, r.ID, w.Stage, text); err != nil {
+				return changed, err
+			}
+			e.emit(r, stages[w.Stage].Name, "waiting", text)
+			e.reported(ctx, r.ID)
+		}
+	}
+	// Runs that are done leave the pipeline.
+	for i, sr := range st.Runs {
+		if changed {
+			break // decide again from the stored state first
+		}
+		if sr.Done() {
+			if err := e.Store.FinishRollout(ctx, runs[i].ID); err != nil {
+				return changed, err
+			}
+			e.emit(&runs[i], "", "done", "")
+			e.reported(ctx, runs[i].ID)
+		}
+	}
+	return changed, nil
+}
+
+func someoneWaits(st schedule.State, k int) bool {
+	for _, r := range st.Runs {
+		if r.Current() == k && k < len(r.Stages) && r.Stages[k] == schedule.Pending && !r.Stopped() {
+			return true
+		}
+	}
+	return false
+}
+
+// firing reads the alarms (each at most every AlarmEvery) and returns those
+// that fire.
+func (e *Engine) firing(ctx context.Context, names []string) []string {
+	var out []string
+	for _, name := range names {
+		if e.readAlarm(ctx, name).Firing {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func (e *Engine) readAlarm(ctx context.Context, name string) alarm.Status {
+	e.mu.Lock()
+	last, ok := e.alarmAt[name]
+	e.mu.Unlock()
+	if ok && e.Now().Sub(last.at) < e.AlarmEvery {
+		return last.status
+	}
+	a, defined := e.Targets.Alarms[name]
+	var st alarm.Status
+	if !defined {
+		// Unknown alarms fail safe, like unreachable ones.
+		st = alarm.Status{Firing: true, Unknown: true, Reason: fmt.Sprintf("alarm %s is not defined in the targets file: counts as firing", name)}
+	} else {
+		st = e.Alarms.Firing(ctx, a)
+	}
+	e.mu.Lock()
+	e.alarmAt[name] = alarmReading{status: st, at: e.Now()}
+	e.mu.Unlock()
+	return st
+}
+
+func stageRow(r *pipelineRun, name string) (store.StageRow, bool) {
+	for _, s := range r.Stages {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return store.StageRow{}, false
+}
+
+func stageState(r *pipelineRun, name string) (schedule.StageState, bool) {
+	row, ok := stageRow(r, name)
+	if !ok {
+		return 0, false
+	}
+	return parseState(row.State), true
+}
+
+func parseState(s string) schedule.StageState {
+	for st := schedule.Pending; st <= schedule.Superseded; st++ {
+		if st.String() == s {
+			return st
+		}
+	}
+	return schedule.Pending
+}
+
+func hasLabel(labels []string, name string) bool {
+	for _, l := range labels {
+		if strings.EqualFold(l, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitText says in words why a run waits, for the PR.
+func waitText(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage, freezeReason string) string {
+	if len(w.Reasons) == 0 {
+		return ""
+	}
+	r := w.Reasons[0]
+	version := func(id string) string {
+		if o, ok := byID[id]; ok {
+			return o.Tag
+		}
+		return id
+	}
+	switch r.Kind {
+	case schedule.Behind:
+		return "waiting behind " + version(r.Run)
+	case schedule.Busy:
+		return fmt.Sprintf("waiting: %s is deploying %s", stages[w.Stage].Name, version(r.Run))
+	case schedule.Frozen:
+		if freezeReason != "" {
+			return "waiting: pipeline frozen (" + freezeReason + ")"
+		}
+		return "waiting: pipeline frozen"
+	case schedule.Window:
+		if r.Until.IsZero() {
+			return "waiting for the deploy window"
+		}
+		return "waiting for the deploy window, opens " + r.Until.UTC().Format("Mon 2006-01-02 15:04 MST")
+	case schedule.Alarm:
+		return "waiting: alarm " + r.Alarm + " firing"
+	case schedule.NewerWaiting:
+		return "waiting; " + version(r.Run) + " will supersede it"
+	}
+	return "waiting"
+}
+
+// enter starts an execution of stage idx: the stage becomes active and the
+// trigger goes out on the next progress pass.
+func (e *Engine) enter(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) error {
+	attempt, err := e.Store.NextAttempt(ctx, r.ID, idx)
+	if err != nil {
+		return err
+	}
+	id := store.NewID()
+	ex := store.Execution{
+		ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Attempt: attempt, Rollback: rollback,
+		Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
+	}
+	if err := e.Store.EnterStage(ctx, ex); err != nil {
+		return err
+	}
+	what := "entered"
+	if rollback {
+		what = "rolling-back"
+	}
+	e.emit(r, s.Name, what, tag)
+	return nil
+}
+
+// Token is the callback token of execution id: unguessable without
+// TokenKey, and the same every time it is derived.
+func (e *Engine) Token(id string) string {
+	m := hmac.New(sha256.New, e.TokenKey)
+	m.Write([]byte("shipbot-callback:" + id))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (e *Engine) tokenHash(id string) string { return HashToken(e.Token(id)) }
+
+// HashToken is how a callback token is stored and looked up.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// CallbackURL is where the downstream reports the outcome of execution id.
+func (e *Engine) CallbackURL(id string) string {
+	return strings.TrimRight(e.PublicURL, "/") + "/api/v1/callbacks/" + e.Token(id)
+}
+
+func (e *Engine) emit(r *pipelineRun, stage, what, detail string) {
+	e.Log.Info("rollout", "run", r.ID, "repo", r.Repo, "version", r.Tag, "stage", stage, "event", what, "detail", detail)
+	if e.Observe != nil {
+		e.Observe(Event{RunID: r.ID, Repo: r.Repo, Version: r.Tag, Stage: stage, What: what, Detail: detail})
+	}
+}
+
+func (e *Engine) reported(ctx context.Context, runID string) {
+	if e.Reporter != nil {
+		e.Reporter.RolloutChanged(ctx, runID)
+	}
+}
+
+func repoName(full string) string {
+	if i := strings.LastIndexByte(full, '/'); i >= 0 {
+		return full[i+1:]
+	}
+	return full
+}
+
+// PipelineKey names a repository's pipeline. Pipelines are per repository:
+// two repositories that both call theirs "api" do not share stage locks.
+func PipelineKey(repo, pipeline string) string { return repo + ":" + pipeline }
+
+// Start puts a released run into its pipeline, behind every earlier
+// version, and wakes the engine. Starting a run twice keeps its place.
+func (e *Engine) Start(ctx context.Context, r store.Run, cfgYAML []byte, labels []string) error {
+	cfg, err := config.ParseRepo(config.RepoFile, cfgYAML, repoName(r.Repo))
+	if err != nil {
+		return fmt.Errorf("config of run %s: %w", r.ID, err)
+	}
+	names := make([]string, len(cfg.Stages))
+	for i, s := range cfg.Stages {
+		names[i] = s.Name
+	}
+	if _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipeline), cfgYAML, labels, names); err != nil {
+		return err
+	}
+	e.reported(ctx, r.ID)
+	e.Wake()
+	return nil
+}

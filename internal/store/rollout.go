@@ -1,0 +1,546 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Execution phases.
+const (
+	PhaseTriggering = "triggering" // created; the trigger has not been accepted yet
+	PhaseDeploying  = "deploying"  // accepted; waiting for the outcome
+	PhaseBaking     = "baking"     // succeeded; watching alarms before promotion
+	PhaseFinished   = "finished"
+)
+
+// Rollout states of a run.
+const (
+	RolloutActive = "active"
+	RolloutDone   = "done"
+)
+
+// StageRow is where a run stands at one stage.
+type StageRow struct {
+	Index     int
+	Name      string
+	State     string // a schedule.StageState name
+	Wait      string // why it waits, when it does
+	UpdatedAt time.Time
+}
+
+// RolloutRun is a released run in its pipeline's rollout.
+type RolloutRun struct {
+	Run
+	PipelineKey string
+	Order       int64
+	Rollout     string
+	Config      []byte
+	Labels      []string
+	Stages      []StageRow
+}
+
+// Execution is one deploy (or rollback) of a stage.
+type Execution struct {
+	ID         string
+	RunID      string
+	Stage      int
+	StageName  string
+	Attempt    int
+	Rollback   bool
+	Version    string
+	Tag        string
+	Phase      string
+	Outcome    string
+	Reason     string
+	TokenHash  string
+	EventID    string
+	URL        string
+	Deadline   time.Time
+	BakeUntil  time.Time
+	NextCheck  time.Time
+	CreatedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Rollouts persists the rollout engine's state. Every method that changes
+// more than one row is one transaction, so a crash leaves either the state
+// before or the state after.
+type Rollouts interface {
+	// StartRollout puts a released run into its pipeline, last in version
+	// order, with every stage pending.
+	StartRollout(ctx context.Context, runID, pipelineKey string, config []byte, labels []string, stages []string) (int64, error)
+	// SetLabels records the current labels of a pull request's runs.
+	SetLabels(ctx context.Context, repo string, pr int, labels []string) error
+	PipelinesWithRollouts(ctx context.Context) ([]string, error)
+	// LoadRollout reads the pipeline's active runs with their stages.
+	LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error)
+	GetRollout(ctx context.Context, runID string) (RolloutRun, error)
+	SetStageState(ctx context.Context, runID string, idx int, state string) error
+	// SetStageStates sets stages from idx on (a supersede).
+	SetStageStatesFrom(ctx context.Context, runID string, idx int, state string) error
+	SetWait(ctx context.Context, runID string, idx int, wait string) error
+	// EnterStage marks the stage active and records its new execution.
+	EnterStage(ctx context.Context, e Execution) error
+	// NextAttempt is one more than the stage's highest attempt so far.
+	NextAttempt(ctx context.Context, runID string, idx int) (int, error)
+	UpdateExecution(ctx context.Context, e Execution) error
+	// FinishExecution records the execution's outcome and, when stageState
+	// is not empty, the stage's new state.
+	FinishExecution(ctx context.Context, e Execution, stageState string) error
+	OpenExecutions(ctx context.Context) ([]Execution, error)
+	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
+	ReportOutcome(ctx context.Context, id, outcome, reason, url string) error
+	RunByTag(ctx context.Context, repo, tag string) (Run, bool, error)
+	ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error)
+	Executions(ctx context.Context, runID string) ([]Execution, error)
+	// LastDeployed is the newest version a non-rollback execution deployed
+	// successfully at stage idx for a run of the pipeline older than
+	// beforeOrder: what a rollback restores.
+	LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (version, tag string, ok bool, err error)
+	FinishRollout(ctx context.Context, runID string) error
+	Freeze(ctx context.Context, pipelineKey, reason, actor string) error
+	Unfreeze(ctx context.Context, pipelineKey string) error
+	Frozen(ctx context.Context, pipelineKey string) (reason string, frozen bool, err error)
+}
+
+// tx runs f in one write transaction.
+func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
+	t, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := f(t); err != nil {
+		return errors.Join(err, t.Rollback())
+	}
+	return t.Commit()
+}
+
+// StartRollout implements Rollouts.
+func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, config []byte, labels []string, stages []string) (int64, error) {
+	lj, err := json.Marshal(nonNilStrings(labels))
+	if err != nil {
+		return 0, err
+	}
+	var order int64
+	err = s.tx(ctx, func(t *sql.Tx) error {
+		var current string
+		if err := t.QueryRowContext(ctx, `SELECT rollout FROM runs WHERE id = ?`, runID).Scan(&current); err != nil {
+			return err
+		}
+		if current != "" {
+			// Already started (a retry): keep its place.
+			return t.QueryRowContext(ctx, `SELECT rollout_order FROM runs WHERE id = ?`, runID).Scan(&order)
+		}
+		if err := t.QueryRowContext(ctx, `SELECT coalesce(max(rollout_order), 0) + 1 FROM runs WHERE pipeline_key = ?`, pipelineKey).Scan(&order); err != nil {
+			return err
+		}
+		state := RolloutActive
+		if len(stages) == 0 {
+			state = RolloutDone
+		}
+		if _, err := t.ExecContext(ctx, `UPDATE runs SET pipeline_key = ?, rollout_order = ?, rollout = ?, config = ?, labels = ?, updated_at = ? WHERE id = ?`,
+			pipelineKey, order, state, nonNilBytes(config), string(lj), ms(time.Now()), runID); err != nil {
+			return err
+		}
+		for i, name := range stages {
+			if _, err := t.ExecContext(ctx, `INSERT INTO stage_states (run_id, idx, stage, state, updated_at) VALUES (?, ?, ?, 'pending', ?)`,
+				runID, i, name, ms(time.Now())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start rollout of run %s: %w", runID, err)
+	}
+	return order, nil
+}
+
+func nonNilStrings(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
+// SetLabels implements Rollouts.
+func (s *SQLite) SetLabels(ctx context.Context, repo string, pr int, labels []string) error {
+	lj, err := json.Marshal(nonNilStrings(labels))
+	if err != nil {
+		return err
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET labels = ? WHERE repo = ? AND pr = ?`, string(lj), repo, pr); err != nil {
+		return fmt.Errorf("set labels of %s#%d: %w", repo, pr, err)
+	}
+	return nil
+}
+
+// PipelinesWithRollouts implements Rollouts.
+func (s *SQLite) PipelinesWithRollouts(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline_key FROM runs WHERE rollout = 'active' ORDER BY pipeline_key`)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines with rollouts: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+const rolloutCols = runCols + `, pipeline_key, rollout_order, rollout, config, labels`
+
+func scanRollout(sc interface{ Scan(...any) error }) (RolloutRun, error) {
+	var rr RolloutRun
+	var labels string
+	r, err := scanRun(sc, &rr.PipelineKey, &rr.Order, &rr.Rollout, &rr.Config, &labels)
+	if err != nil {
+		return rr, err
+	}
+	rr.Run = r
+	if err := json.Unmarshal([]byte(labels), &rr.Labels); err != nil {
+		return rr, fmt.Errorf("labels of run %s: %w", r.ID, err)
+	}
+	return rr, nil
+}
+
+func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]StageRow, error) {
+	out := map[string][]StageRow{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT run_id, idx, stage, state, wait, updated_at FROM stage_states
+		WHERE run_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY run_id, idx`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var st StageRow
+		var updated int64
+		if err := rows.Scan(&id, &st.Index, &st.Name, &st.State, &st.Wait, &updated); err != nil {
+			return nil, err
+		}
+		st.UpdatedAt = time.UnixMilli(updated)
+		out[id] = append(out[id], st)
+	}
+	return out, rows.Err()
+}
+
+// LoadRollout implements Rollouts.
+func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM runs WHERE pipeline_key = ? AND rollout = 'active' ORDER BY rollout_order`, pipelineKey)
+	if err != nil {
+		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
+	}
+	var out []RolloutRun
+	var ids []string
+	for rows.Next() {
+		rr, err := scanRollout(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
+		}
+		out = append(out, rr)
+		ids = append(ids, rr.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
+	}
+	stages, err := s.stagesOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("load stages of %s: %w", pipelineKey, err)
+	}
+	for i := range out {
+		out[i].Stages = stages[out[i].ID]
+	}
+	return out, nil
+}
+
+// GetRollout implements Rollouts.
+func (s *SQLite) GetRollout(ctx context.Context, runID string) (RolloutRun, error) {
+	rr, err := scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM runs WHERE id = ?`, runID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return RolloutRun{}, fmt.Errorf("run %s: %w", runID, ErrNotFound)
+	}
+	if err != nil {
+		return RolloutRun{}, fmt.Errorf("read run %s: %w", runID, err)
+	}
+	stages, err := s.stagesOf(ctx, []string{runID})
+	if err != nil {
+		return RolloutRun{}, fmt.Errorf("read stages of run %s: %w", runID, err)
+	}
+	rr.Stages = stages[runID]
+	return rr, nil
+}
+
+// SetStageState implements Rollouts.
+func (s *SQLite) SetStageState(ctx context.Context, runID string, idx int, state string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+		state, ms(time.Now()), runID, idx); err != nil {
+		return fmt.Errorf("set stage %d of run %s to %s: %w", idx, runID, state, err)
+	}
+	return nil
+}
+
+// SetStageStatesFrom implements Rollouts.
+func (s *SQLite) SetStageStatesFrom(ctx context.Context, runID string, idx int, state string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx >= ?`,
+		state, ms(time.Now()), runID, idx); err != nil {
+		return fmt.Errorf("set stages %d.. of run %s to %s: %w", idx, runID, state, err)
+	}
+	return nil
+}
+
+// SetWait implements Rollouts.
+func (s *SQLite) SetWait(ctx context.Context, runID string, idx int, wait string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE run_id = ? AND idx = ? AND wait <> ?`, wait, runID, idx, wait); err != nil {
+		return fmt.Errorf("set wait of run %s stage %d: %w", runID, idx, err)
+	}
+	return nil
+}
+
+// EnterStage implements Rollouts.
+func (s *SQLite) EnterStage(ctx context.Context, e Execution) error {
+	err := s.tx(ctx, func(t *sql.Tx) error {
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+			ms(time.Now()), e.RunID, e.Stage); err != nil {
+			return err
+		}
+		_, err := t.ExecContext(ctx, `INSERT INTO executions (id, run_id, idx, stage, attempt, rollback, version, tag, phase,
+			token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.RunID, e.Stage, e.StageName, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), ms(time.Now()))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("enter stage %s of run %s: %w", e.StageName, e.RunID, err)
+	}
+	return nil
+}
+
+// NextAttempt implements Rollouts.
+func (s *SQLite) NextAttempt(ctx context.Context, runID string, idx int) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM executions WHERE run_id = ? AND idx = ?`, runID, idx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("next attempt of run %s stage %d: %w", runID, idx, err)
+	}
+	return n, nil
+}
+
+// UpdateExecution implements Rollouts.
+func (s *SQLite) UpdateExecution(ctx context.Context, e Execution) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = ?, outcome = ?, reason = ?, event_id = ?, url = ?,
+		deadline = ?, bake_until = ?, next_check = ? WHERE id = ?`,
+		e.Phase, e.Outcome, e.Reason, e.EventID, e.URL, ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID); err != nil {
+		return fmt.Errorf("update execution %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+// FinishExecution implements Rollouts.
+func (s *SQLite) FinishExecution(ctx context.Context, e Execution, stageState string) error {
+	err := s.tx(ctx, func(t *sql.Tx) error {
+		now := ms(time.Now())
+		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ?, url = ?, finished_at = ?
+			WHERE id = ? AND phase <> 'finished'`, e.Outcome, e.Reason, e.URL, now, e.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAlreadyFinished
+		}
+		if stageState == "" {
+			return nil
+		}
+		_, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+			stageState, now, e.RunID, e.Stage)
+		return err
+	})
+	if errors.Is(err, errAlreadyFinished) {
+		return fmt.Errorf("finish execution %s: %w", e.ID, ErrFinished)
+	}
+	if err != nil {
+		return fmt.Errorf("finish execution %s: %w", e.ID, err)
+	}
+	return nil
+}
+
+var errAlreadyFinished = errors.New("already finished")
+
+// ErrFinished means an execution already had its outcome: a second report
+// changes nothing.
+var ErrFinished = errors.New("execution already finished")
+
+const execCols = `id, run_id, idx, stage, attempt, rollback, version, tag, phase, outcome, reason, token_hash,
+	event_id, url, deadline, bake_until, next_check, created_at, finished_at`
+
+func scanExecution(sc interface{ Scan(...any) error }) (Execution, error) {
+	var e Execution
+	var deadline, bake, next, created, finished int64
+	err := sc.Scan(&e.ID, &e.RunID, &e.Stage, &e.StageName, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
+		&e.Outcome, &e.Reason, &e.TokenHash, &e.EventID, &e.URL, &deadline, &bake, &next, &created, &finished)
+	e.Deadline, e.BakeUntil, e.NextCheck = fromMS(deadline), fromMS(bake), fromMS(next)
+	e.CreatedAt, e.FinishedAt = fromMS(created), fromMS(finished)
+	return e, err
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+func (s *SQLite) queryExecutions(ctx context.Context, q string, args ...any) ([]Execution, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+execCols+` FROM executions `+q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Execution
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// OpenExecutions implements Rollouts.
+func (s *SQLite) OpenExecutions(ctx context.Context) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' ORDER BY created_at`)
+	if err != nil {
+		return nil, fmt.Errorf("open executions: %w", err)
+	}
+	return out, nil
+}
+
+// ExecutionByToken implements Rollouts.
+func (s *SQLite) ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE token_hash = ?`, tokenHash)
+	if err != nil {
+		return Execution{}, fmt.Errorf("execution by token: %w", err)
+	}
+	if len(out) == 0 {
+		return Execution{}, ErrNotFound
+	}
+	return out[0], nil
+}
+
+// Executions implements Rollouts.
+func (s *SQLite) Executions(ctx context.Context, runID string) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE run_id = ? ORDER BY idx, attempt`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("executions of run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// LastDeployed implements Rollouts.
+func (s *SQLite) LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (string, string, bool, error) {
+	var version, tag string
+	err := s.r.QueryRowContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN runs r ON r.id = e.run_id
+		WHERE r.pipeline_key = ? AND e.idx = ? AND r.rollout_order < ? AND e.rollback = 0 AND e.outcome = 'succeeded'
+		ORDER BY r.rollout_order DESC, e.attempt DESC LIMIT 1`, pipelineKey, idx, beforeOrder).Scan(&version, &tag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", false, nil
+	}
+	if err != nil {
+		return "", "", false, fmt.Errorf("last deployed at stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	return version, tag, true, nil
+}
+
+// FinishRollout implements Rollouts.
+func (s *SQLite) FinishRollout(ctx context.Context, runID string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET rollout = 'done', updated_at = ? WHERE id = ?`, ms(time.Now()), runID); err != nil {
+		return fmt.Errorf("finish rollout of run %s: %w", runID, err)
+	}
+	return nil
+}
+
+// Freeze implements Rollouts.
+func (s *SQLite) Freeze(ctx context.Context, pipelineKey, reason, actor string) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO freezes (pipeline_key, reason, actor, at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (pipeline_key) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, at = excluded.at`,
+		pipelineKey, reason, actor, ms(time.Now())); err != nil {
+		return fmt.Errorf("freeze %s: %w", pipelineKey, err)
+	}
+	return nil
+}
+
+// Unfreeze implements Rollouts.
+func (s *SQLite) Unfreeze(ctx context.Context, pipelineKey string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM freezes WHERE pipeline_key = ?`, pipelineKey); err != nil {
+		return fmt.Errorf("unfreeze %s: %w", pipelineKey, err)
+	}
+	return nil
+}
+
+// Frozen implements Rollouts.
+func (s *SQLite) Frozen(ctx context.Context, pipelineKey string) (string, bool, error) {
+	var reason string
+	err := s.r.QueryRowContext(ctx, `SELECT reason FROM freezes WHERE pipeline_key = ?`, pipelineKey).Scan(&reason)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("frozen %s: %w", pipelineKey, err)
+	}
+	return reason, true, nil
+}
+
+// OpenExecutionsOf lists the pipeline's unfinished executions, oldest first.
+func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' AND run_id IN
+		(SELECT id FROM runs WHERE pipeline_key = ?) ORDER BY created_at, id`, pipelineKey)
+	if err != nil {
+		return nil, fmt.Errorf("open executions of %s: %w", pipelineKey, err)
+	}
+	return out, nil
+}
+
+// ReportOutcome records a downstream's report on an execution still
+// waiting for one; the engine applies it. An execution that already has an
+// outcome (or is baking or finished) returns ErrFinished.
+func (s *SQLite) ReportOutcome(ctx context.Context, id, outcome, reason, url string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE executions SET outcome = ?, reason = ?, url = CASE WHEN ? <> '' THEN ? ELSE url END
+		WHERE id = ? AND phase IN ('triggering', 'deploying') AND outcome = ''`, outcome, reason, url, url, id)
+	if err != nil {
+		return fmt.Errorf("report outcome of execution %s: %w", id, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("report outcome of execution %s: %w", id, ErrFinished)
+	}
+	return nil
+}
+
+// RunByTag finds the run that released tag in repo.
+func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, error) {
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE repo = ? AND tag = ? LIMIT 1`, repo, tag))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Run{}, false, nil
+	}
+	if err != nil {
+		return Run{}, false, fmt.Errorf("run of %s %s: %w", repo, tag, err)
+	}
+	return r, true, nil
+}
