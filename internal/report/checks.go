@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -67,32 +66,14 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 type Checks struct {
 	Store store.CheckRuns
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-}
-
-// lock serializes writers of one check run: two racing first writes would
-// otherwise both create one.
-func (c *Checks) lock(key string) func() {
-	c.mu.Lock()
-	if c.locks == nil {
-		c.locks = map[string]*sync.Mutex{}
-	}
-	m, ok := c.locks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		c.locks[key] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	locks keyedMutex
 }
 
 // Upsert creates the check run out.Name on sha, or updates the one made
 // before, and returns its id.
 func (c *Checks) Upsert(ctx context.Context, client *gh.Client, repo, sha string, out CheckOutput) (int64, error) {
 	owner, name, _ := strings.Cut(repo, "/")
-	defer c.lock(repo + "@" + sha + "#" + out.Name)()
+	defer c.locks.lock(repo + "@" + sha + "#" + out.Name)()
 	output := &gh.CheckRunOutput{
 		Title:   gh.String(out.Title),
 		Summary: gh.String(clip(out.Summary)),

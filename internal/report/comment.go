@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -21,31 +20,13 @@ const Marker = "<!-- shipbot:sticky-comment -->"
 type Comments struct {
 	Store store.Comments
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex
-}
-
-// lock serializes writers of one PR's comment: two racing first writes
-// would otherwise post two comments.
-func (c *Comments) lock(key string) func() {
-	c.mu.Lock()
-	if c.locks == nil {
-		c.locks = map[string]*sync.Mutex{}
-	}
-	m, ok := c.locks[key]
-	if !ok {
-		m = &sync.Mutex{}
-		c.locks[key] = m
-	}
-	c.mu.Unlock()
-	m.Lock()
-	return m.Unlock
+	locks keyedMutex
 }
 
 // Upsert writes body (the marker is added) as the sticky comment of pr.
 func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string) error {
 	owner, name, _ := strings.Cut(repo, "/")
-	defer c.lock(fmt.Sprint(repo, "#", pr))()
+	defer c.locks.lock(fmt.Sprint(repo, "#", pr))()
 	body = Marker + "\n" + clip(body)
 	id, found, err := c.Store.CommentID(ctx, repo, pr)
 	if err != nil {
