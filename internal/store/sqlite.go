@@ -34,6 +34,9 @@ type SQLite struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	saves      chan saveReq
+	commitDone chan struct{}
 }
 
 var _ Store = (*SQLite)(nil)
@@ -69,8 +72,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &SQLite{w: w, r: r, path: path, stop: make(chan struct{}), done: make(chan struct{})}
+	s := &SQLite{w: w, r: r, path: path, stop: make(chan struct{}), done: make(chan struct{}),
+		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
 	go s.checkpointer(checkpointEvery)
+	go s.committer()
 	return s, nil
 }
 
@@ -145,6 +150,7 @@ func (s *SQLite) Ready(ctx context.Context) error {
 func (s *SQLite) Close() error {
 	close(s.stop)
 	<-s.done
+	<-s.commitDone
 	_, cerr := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	return errors.Join(cerr, s.r.Close(), s.w.Close())
 }
@@ -154,28 +160,6 @@ func ms(t time.Time) int64 {
 		return 0
 	}
 	return t.UnixMilli()
-}
-
-// SaveDelivery implements Inbox.
-func (s *SQLite) SaveDelivery(ctx context.Context, d Delivery) (bool, error) {
-	if d.Status == "" {
-		d.Status = StatusPending
-	}
-	if d.ReceivedAt.IsZero() {
-		d.ReceivedAt = time.Now()
-	}
-	res, err := s.w.ExecContext(ctx, `INSERT INTO deliveries
-		(id, event, action, repo, installation, payload, status, received_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-		d.ID, d.Event, d.Action, d.Repo, d.Installation, d.Payload, d.Status, ms(d.ReceivedAt))
-	if err != nil {
-		return false, fmt.Errorf("save delivery %s: %w", d.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("save delivery %s: %w", d.ID, err)
-	}
-	return n == 1, nil
 }
 
 const deliveryCols = `seq, id, event, action, repo, installation, payload, status, attempts, last_error, received_at`

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,4 +98,21 @@ func BenchmarkIntakeAt200PerSecond(b *testing.B) {
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[n-1].Microseconds())/1000, "max-ms")
+}
+
+// BenchmarkIntakeParallel is intake under concurrent deliveries, as GitHub
+// sends them: group commit lets one fsync carry several deliveries.
+func BenchmarkIntakeParallel(b *testing.B) {
+	r := newRig(b)
+	client := r.srv.Client()
+	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	sig := signed(benchPayload)
+	var n atomic.Int64
+	b.SetBytes(int64(len(benchPayload)))
+	b.SetParallelism(8)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			postBench(b, r, client, fmt.Sprint("d", n.Add(1)), benchPayload, sig)
+		}
+	})
 }
