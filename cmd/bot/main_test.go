@@ -108,3 +108,19 @@ func testKeyPEM(t *testing.T) string {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}))
 }
+
+func TestMigrateAppliesOnceAndVersionPrints(t *testing.T) {
+	clearEnv(t)
+	db := filepath.Join(t.TempDir(), "shipbot.db")
+	t.Setenv("SHIPBOT_DB", db)
+	code, out, stderr := runBot(t, "migrate")
+	if code != 0 || !strings.Contains(out, "applied migrations") {
+		t.Fatalf("first migrate: exit %d, %q %q", code, out, stderr)
+	}
+	if code, out, _ = runBot(t, "migrate"); code != 0 || !strings.Contains(out, "schema up to date") {
+		t.Fatalf("second migrate: exit %d, %q", code, out)
+	}
+	if code, out, _ = runBot(t, "version"); code != 0 || !strings.HasPrefix(out, "shipbot ") {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
