@@ -77,7 +77,8 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	host, _ := os.Hostname()
 	bot := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid()),
-		Targets: targets, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken, Version: version,
+		Targets: targets, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken,
+		DashboardToken: cfg.DashboardToken, Version: version,
 	}.Build()
 	svc, err := service.New(service.Options{
 		Store:         st,

@@ -13,6 +13,7 @@ import (
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/api"
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/dashboard"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/merge"
 	"github.com/shipbot/shipbot/internal/pipeline"
@@ -37,7 +38,9 @@ type Bot struct {
 	TokenKey []byte
 	// APIToken guards the write API; empty disables it.
 	APIToken string
-	Version  string
+	// DashboardToken guards the dashboard's pages; empty leaves them open.
+	DashboardToken string
+	Version        string
 	// HTTP sends triggers and reads alarms; nil means the defaults.
 	HTTP *http.Client
 	// Observe, when set, is told of every merge verdict.
@@ -92,10 +95,11 @@ func (b Bot) Build() Parts {
 			return nil
 		}}
 	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, Wake: engine.Wake}
+	d := &dashboard.Dashboard{Store: b.Store, Token: b.DashboardToken, Log: b.Log.With("component", "dashboard")}
 	return Parts{
 		Handlers: []webhook.Handler{coord, prev},
 		Loops:    []func(context.Context){coord.Run, engine.Run},
-		Routes:   a.Register,
+		Routes:   func(e *echo.Echo) { a.Register(e); d.Register(e) },
 		Engine:   engine,
 		Reporter: reporter,
 	}

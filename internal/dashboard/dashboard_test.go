@@ -1,0 +1,371 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/dashboard"
+	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+const repoConfig = `version: 1
+pipeline: api
+stages:
+  - name: qa
+    target: spinnaker-qa
+    bake: 1s
+  - name: prod
+    target: spinnaker-prod
+    rollback: true
+  - name: canary
+    target: spinnaker-prod
+`
+
+// fixture is a store holding, for pipeline acme/api:api (frozen):
+//   - v1.0.0 (PR #7): qa deployed and baked, prod failed and was rolled
+//     back, canary skipped by label;
+//   - v1.1.0 (PR #8): deploying to qa right now.
+type fixture struct {
+	st      *store.SQLite
+	done    store.Run // v1.0.0
+	running store.Run // v1.1.0
+	refused store.Run // PR #9, refused by the gate
+}
+
+func newFixture(t *testing.T) fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	release := func(sha string, pr int, title, version string) store.Run {
+		t.Helper()
+		prFacts, _ := json.Marshal(facts.PR{Number: pr, Title: title, URL: "https://github.example/acme/api/pull/" + sha})
+		r, _, err := st.CreateRun(ctx, store.Run{Repo: "acme/api", SHA: sha, Installation: 1, Branch: "main", Source: "push", PR: pr, PRFacts: prFacts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.State, r.Pipeline, r.Version, r.Tag = store.RunReleased, "api", version, "v"+version
+		r.ReleaseURL = "https://github.example/acme/api/releases/tag/v" + version
+		if err := st.UpdateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.StartRollout(ctx, r.ID, "acme/api:api", []byte(repoConfig), nil, []string{"qa", "prod", "canary"}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	step := func() { time.Sleep(15 * time.Millisecond) } // distinct timestamps
+	enter := func(e store.Execution) store.Execution {
+		t.Helper()
+		e.Phase, e.TokenHash, e.Deadline = store.PhaseDeploying, "hash-"+e.ID, time.Now().Add(time.Hour)
+		if err := st.EnterStage(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		step()
+		return e
+	}
+	finish := func(e store.Execution, outcome, reason, stageState string) {
+		t.Helper()
+		e.Outcome, e.Reason, e.URL = outcome, reason, "https://spinnaker.example/pipelines/"+e.ID
+		if err := st.FinishExecution(ctx, e, stageState); err != nil {
+			t.Fatal(err)
+		}
+		step()
+	}
+
+	done := release("aaaaaaa1", 7, `feat: <script>alert("x")</script> cache`, "1.0.0")
+	step()
+	qa := enter(store.Execution{ID: "qa1", RunID: done.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
+	qa.Phase, qa.Outcome, qa.BakeUntil = store.PhaseBaking, "", time.Now().Add(time.Second)
+	if err := st.UpdateExecution(ctx, qa); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	finish(qa, "succeeded", "", "passed")
+	prod := enter(store.Execution{ID: "prod1", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
+	finish(prod, "failed", "Spinnaker execution TERMINAL", "")
+	rb := enter(store.Execution{ID: "prod2", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 2, Rollback: true, Version: "0.9.0", Tag: "v0.9.0"})
+	finish(rb, "succeeded", "", "rolled-back")
+	if err := st.SetStageState(ctx, done.ID, 2, "skipped"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRollout(ctx, done.ID); err != nil {
+		t.Fatal(err)
+	}
+
+	running := release("bbbbbbb2", 8, "fix: retry on 503", "1.1.0")
+	step()
+	enter(store.Execution{ID: "qa2", RunID: running.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0"})
+	if err := st.SetWait(ctx, running.ID, 1, "window opens at 10:00"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Freeze(ctx, "acme/api:api", "<b>incident</b> 42", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	refused, _, err := st.CreateRun(ctx, store.Run{Repo: "acme/api", SHA: "ccccccc3", Installation: 1, Branch: "main", Source: "push", PR: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused.State = store.RunRefused
+	refused.Summary = []byte(`{"kind":"refused","reasons":["needs 1 approval by someone other than the author, has 0"]}`)
+	if err := st.UpdateRun(ctx, refused); err != nil {
+		t.Fatal(err)
+	}
+	return fixture{st: st, done: done, running: running, refused: refused}
+}
+
+func serve(d *dashboard.Dashboard, r *http.Request) *httptest.ResponseRecorder {
+	e := echo.New()
+	d.Register(e)
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	return w
+}
+
+func get(t *testing.T, d *dashboard.Dashboard, path string, mod ...func(*http.Request)) *httptest.ResponseRecorder {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, path, nil)
+	for _, m := range mod {
+		m(r)
+	}
+	return serve(d, r)
+}
+
+func mustContain(t *testing.T, body string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(body, w) {
+			t.Errorf("page lacks %q", w)
+		}
+	}
+}
+
+func TestIndexShowsPipelinesAndRuns(t *testing.T) {
+	f := newFixture(t)
+	d := &dashboard.Dashboard{Store: f.st}
+	w := get(t, d, "/")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET / = %d\n%s", w.Code, w.Body)
+	}
+	body := w.Body.String()
+	mustContain(t, body,
+		`<meta http-equiv="refresh" content="5">`,
+		`data-pipeline="acme/api:api"`,
+		`frozen: &lt;b&gt;incident&lt;/b&gt; 42`,
+		// qa runs v1.1.0 now; prod and canary are idle, prod with a waiting run.
+		`<a href="/runs/`+f.running.ID+`">v1.1.0</a> <span class="chip ph-deploying">deploying</span>`,
+		`v1.1.0 waits: window opens at 10:00`,
+		`data-run="`+f.done.ID+`"`, `data-run="`+f.running.ID+`"`,
+		`href="/runs/`+f.done.ID+`"`,
+		`href="https://github.example/acme/api/pull/aaaaaaa1"`,
+		`href="https://github.example/acme/api/releases/tag/v1.0.0"`,
+		`>v1.0.0</a>`,
+		`prod rolled-back`, `canary skipped`,
+		`feat: &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; cache`,
+	)
+	if strings.Contains(body, "<script>") || strings.Contains(body, "<b>incident") {
+		t.Error("the page prints unescaped input")
+	}
+	if n := strings.Count(body, `<tr class="stage-now"`); n != 3 {
+		t.Errorf("pipeline shows %d stages; want 3", n)
+	}
+	if n := strings.Count(body, `<span class="idle">idle</span>`); n != 2 {
+		t.Errorf("%d idle stages; want 2 (prod, canary)", n)
+	}
+	if got := w.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy = %q", got)
+	}
+}
+
+var (
+	rowRE = regexp.MustCompile(`<g class="tl-row" data-stage="([^"]+)"`)
+	barRE = regexp.MustCompile(`<rect class="bar ([a-z]+)"`)
+)
+
+func TestRunPageShowsHeaderTimelineAndExecutions(t *testing.T) {
+	f := newFixture(t)
+	d := &dashboard.Dashboard{Store: f.st}
+	w := get(t, d, "/runs/"+f.done.ID)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /runs/%s = %d\n%s", f.done.ID, w.Code, w.Body)
+	}
+	body := w.Body.String()
+	mustContain(t, body,
+		"acme/api", `href="https://github.example/acme/api/pull/aaaaaaa1"`, "#7",
+		"1.0.0", "(tag <code>v1.0.0</code>)", `href="https://github.example/acme/api/releases/tag/v1.0.0"`,
+		`<span class="chip st-released">released</span>`, `<span class="chip st-done">done</span>`,
+		"pipeline acme/api:api is frozen: &lt;b&gt;incident&lt;/b&gt; 42",
+		`<svg id="timeline"`, "Spinnaker execution TERMINAL", `href="https://spinnaker.example/pipelines/prod1"`,
+		`<span class="chip rb">rollback</span>`,
+	)
+	// A finished run does not reload itself.
+	if strings.Contains(body, `http-equiv="refresh"`) {
+		t.Error("a finished run's page reloads itself")
+	}
+	var rows []string
+	for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+		rows = append(rows, m[1])
+	}
+	if strings.Join(rows, ",") != "qa,prod,canary" {
+		t.Errorf("timeline rows = %v; want one per stage: qa, prod, canary", rows)
+	}
+	kinds := map[string]int{}
+	for _, m := range barRE.FindAllStringSubmatch(body, -1) {
+		kinds[m[1]]++
+	}
+	for kind, want := range map[string]int{"waiting": 2, "deploying": 1, "baking": 1, "failed": 1, "rollback": 1} {
+		if kinds[kind] != want {
+			t.Errorf("%d %s bar(s); want %d (all: %v)", kinds[kind], kind, want, kinds)
+		}
+	}
+	if n := strings.Count(body, `<tr class="execution"`); n != 3 {
+		t.Errorf("%d execution rows; want 3", n)
+	}
+	// Nothing secret: no callback URL, no token hash.
+	for _, bad := range []string{"callbacks", "hash-qa1", "hash-prod1"} {
+		if strings.Contains(body, bad) {
+			t.Errorf("the page shows %q", bad)
+		}
+	}
+
+	// The live run reloads itself and draws "now".
+	live := get(t, d, "/runs/"+f.running.ID).Body.String()
+	mustContain(t, live, `<meta http-equiv="refresh" content="5">`, `<line class="now"`, "so far")
+}
+
+func TestRefusedRunPage(t *testing.T) {
+	f := newFixture(t)
+	d := &dashboard.Dashboard{Store: f.st, GitHubURL: "https://ghe.example"}
+	index := get(t, d, "/").Body.String()
+	mustContain(t, index, `data-run="`+f.refused.ID+`"`, `<span class="chip st-refused">refused</span>`)
+	w := get(t, d, "/runs/"+f.refused.ID)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /runs/%s = %d", f.refused.ID, w.Code)
+	}
+	mustContain(t, w.Body.String(),
+		`<li class="reason">needs 1 approval by someone other than the author, has 0</li>`,
+		"This run has no stages", "No stage has started for this run.",
+		// No PR facts and no release: the PR link uses the configured server.
+		`href="https://ghe.example/acme/api/pull/9"`)
+	if strings.Contains(w.Body.String(), `<svg`) {
+		t.Error("a run without stages draws a timeline")
+	}
+}
+
+func TestUnknownRunIs404(t *testing.T) {
+	d := &dashboard.Dashboard{Store: newFixture(t).st}
+	w := get(t, d, "/runs/nope")
+	if w.Code != http.StatusNotFound || !strings.Contains(w.Body.String(), "No such run") {
+		t.Fatalf("GET /runs/nope = %d\n%s", w.Code, w.Body)
+	}
+}
+
+func TestEmptyDashboard(t *testing.T) {
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	w := get(t, &dashboard.Dashboard{Store: st, Refresh: -1}, "/")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET / = %d\n%s", w.Code, w.Body)
+	}
+	mustContain(t, w.Body.String(), "No pipeline has rolled anything out yet.", "No merges yet.")
+	if strings.Contains(w.Body.String(), "refresh") {
+		t.Error("Refresh < 0 still reloads")
+	}
+}
+
+func TestToken(t *testing.T) {
+	f := newFixture(t)
+	const token = "s3cret-dashboard-token"
+	d := &dashboard.Dashboard{Store: f.st, Token: token}
+	bearer := func(v string) func(*http.Request) {
+		return func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+v) }
+	}
+	runPath := "/runs/" + f.done.ID
+
+	for _, tc := range []struct {
+		name string
+		path string
+		mod  []func(*http.Request)
+	}{
+		{"no credentials", "/", nil},
+		{"no credentials, run page", runPath, nil},
+		{"wrong bearer", "/", []func(*http.Request){bearer("nope")}},
+		{"basic instead of bearer", "/", []func(*http.Request){func(r *http.Request) { r.SetBasicAuth("x", token) }}},
+		{"wrong query token", "/?token=nope", nil},
+		{"token as cookie value", "/", []func(*http.Request){func(r *http.Request) {
+			r.AddCookie(&http.Cookie{Name: dashboard.CookieName, Value: token})
+		}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := get(t, d, tc.path, tc.mod...)
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("= %d; want 401", w.Code)
+			}
+			if !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("WWW-Authenticate = %q", w.Header().Get("WWW-Authenticate"))
+			}
+			if body := w.Body.String(); strings.Contains(body, "acme/api") || !strings.Contains(body, "Token required") {
+				t.Errorf("401 page:\n%s", body)
+			}
+			if w.Header().Get("Set-Cookie") != "" {
+				t.Error("a refused request got a cookie")
+			}
+		})
+	}
+
+	if w := get(t, d, runPath, bearer(token)); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `<svg id="timeline"`) {
+		t.Fatalf("bearer token: %d", w.Code)
+	}
+	w := get(t, d, "/?token="+token)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "acme/api:api") {
+		t.Fatalf("?token=: %d", w.Code)
+	}
+	cookies := w.Result().Cookies()
+	if len(cookies) != 1 {
+		t.Fatalf("?token= set %d cookies; want 1", len(cookies))
+	}
+	c := cookies[0]
+	if c.Name != dashboard.CookieName || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Errorf("cookie = %+v; want HttpOnly, SameSite=Strict, Path=/", c)
+	}
+	if strings.Contains(c.Value, token) {
+		t.Error("the cookie holds the token itself")
+	}
+	// The cookie alone opens the links.
+	w = get(t, d, runPath, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value}) })
+	if w.Code != http.StatusOK {
+		t.Fatalf("with the cookie: %d", w.Code)
+	}
+	// Another token invalidates the cookie.
+	d2 := &dashboard.Dashboard{Store: f.st, Token: "rotated"}
+	if w := get(t, d2, runPath, func(r *http.Request) { r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value}) }); w.Code != http.StatusUnauthorized {
+		t.Errorf("a cookie of the old token: %d; want 401", w.Code)
+	}
+	// Behind TLS the cookie is Secure.
+	w = get(t, d, "/?token="+token, func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") })
+	if cs := w.Result().Cookies(); len(cs) != 1 || !cs[0].Secure {
+		t.Errorf("cookie behind https = %+v; want Secure", cs)
+	}
+}

@@ -1,0 +1,298 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+type overviewPage struct {
+	Refresh   int
+	Now       time.Time
+	Pipelines []pipelineView
+	Runs      []runRow
+}
+
+type pipelineView struct {
+	Key    string
+	Freeze *store.Freeze
+	Stages []stageNow
+	// Rolling counts the runs still rolling out (entering, deploying or
+	// queued at some stage).
+	Rolling int
+	LastRun string // age of the newest run
+}
+
+// stageNow is what a pipeline's stage runs now.
+type stageNow struct {
+	Name     string
+	Busy     bool
+	RunID    string
+	Version  string
+	Phase    string
+	Rollback bool
+	Since    string // how long the execution has run
+	Waiting  string // a run waiting for this stage, and why
+}
+
+type runRow struct {
+	ID         string
+	Repo       string
+	PR         int
+	PRURL      string
+	Title      string
+	Version    string
+	Tag        string
+	ReleaseURL string
+	State      string
+	Rollout    string
+	Pipeline   string
+	Stages     []stageChip
+	Age        string
+	CreatedAt  time.Time
+}
+
+type stageChip struct {
+	Name  string
+	State string
+	Wait  string
+}
+
+// overview reads the front page.
+func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
+	now := d.now()
+	page := overviewPage{Now: now}
+	pipes, err := d.Store.ListPipelines(ctx)
+	if err != nil {
+		return page, err
+	}
+	live, err := d.Store.LiveExecutions(ctx)
+	if err != nil {
+		return page, err
+	}
+	for _, p := range pipes {
+		pv := pipelineView{Key: p.Key, Freeze: p.Freeze}
+		if !p.LastRunAt.IsZero() {
+			pv.LastRun = short(now.Sub(p.LastRunAt))
+		}
+		names := append([]string(nil), p.Stages...)
+		idx := map[string]int{}
+		for i, n := range names {
+			idx[n] = i
+		}
+		pv.Stages = make([]stageNow, len(names))
+		for i, n := range names {
+			pv.Stages[i] = stageNow{Name: n}
+		}
+		for _, e := range live {
+			if e.PipelineKey != p.Key {
+				continue
+			}
+			i, ok := idx[e.StageName]
+			if !ok {
+				i = len(pv.Stages)
+				idx[e.StageName] = i
+				pv.Stages = append(pv.Stages, stageNow{Name: e.StageName})
+			}
+			if pv.Stages[i].Busy {
+				continue // one at a time; the oldest is the one that holds the stage
+			}
+			version := e.Tag
+			if version == "" {
+				version = e.Version
+			}
+			pv.Stages[i] = stageNow{Name: e.StageName, Busy: true, RunID: e.RunID, Version: version,
+				Phase: e.Phase, Rollback: e.Rollback, Since: short(now.Sub(e.CreatedAt))}
+		}
+		if p.LastRunAt.IsZero() {
+			page.Pipelines = append(page.Pipelines, pv)
+			continue
+		}
+		runs, err := d.Store.LoadRollout(ctx, p.Key)
+		if err != nil {
+			return page, err
+		}
+		pv.Rolling = len(runs)
+		for _, r := range runs {
+			for _, st := range r.Stages {
+				i, ok := idx[st.Name]
+				if !ok || st.Wait == "" || pv.Stages[i].Waiting != "" {
+					continue
+				}
+				pv.Stages[i].Waiting = fmt.Sprintf("%s waits: %s", orDash(r.Tag), st.Wait)
+			}
+		}
+		page.Pipelines = append(page.Pipelines, pv)
+	}
+	limit := d.RecentRuns
+	if limit <= 0 {
+		limit = 30
+	}
+	runs, err := d.Store.RecentRollouts(ctx, limit)
+	if err != nil {
+		return page, err
+	}
+	for _, r := range runs {
+		page.Runs = append(page.Runs, d.row(r, now))
+	}
+	return page, nil
+}
+
+func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
+	row := runRow{ID: r.ID, Repo: r.Repo, PR: r.PR, Version: r.Version, Tag: r.Tag, ReleaseURL: httpURL(r.ReleaseURL),
+		State: r.State, Rollout: r.Rollout, Pipeline: r.PipelineKey, Age: short(now.Sub(r.CreatedAt)), CreatedAt: r.CreatedAt}
+	if r.PR != 0 {
+		var pr facts.PR
+		if len(r.PRFacts) > 0 && json.Unmarshal(r.PRFacts, &pr) == nil {
+			row.Title, row.PRURL = pr.Title, httpURL(pr.URL)
+		}
+		if row.PRURL == "" {
+			row.PRURL = d.webURL(r.Run) + r.Repo + "/pull/" + strconv.Itoa(r.PR)
+		}
+	}
+	for _, st := range r.Stages {
+		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State, Wait: st.Wait})
+	}
+	return row
+}
+
+// webURL is the GitHub web server of a run: where its release lives, or
+// the configured one.
+func (d *Dashboard) webURL(r store.Run) string {
+	if server, _, ok := strings.Cut(r.ReleaseURL, "/"+r.Repo+"/releases/"); ok && httpURL(server) != "" {
+		return server + "/"
+	}
+	if d.GitHubURL != "" {
+		return strings.TrimSuffix(d.GitHubURL, "/") + "/"
+	}
+	return "https://github.com/"
+}
+
+// httpURL keeps only http(s) URLs (html/template would defuse others, but
+// a link that goes nowhere is better left out).
+func httpURL(u string) string {
+	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
+		return u
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+type runPageView struct {
+	Refresh    int
+	Live       bool
+	Run        runRow
+	SHA        string
+	Branch     string
+	MergedAt   time.Time
+	FreezeNote string
+	// Verdict is what the merge handling said of the run: why a gate
+	// refused it, what was wrong with its configuration, notes. These
+	// texts are what the PR was already shown.
+	Reasons     []string
+	Problems    []string
+	Notes       []string
+	Timeline    timeline
+	Legend      []struct{ Kind, Label string }
+	Executions  []execRow
+	GeneratedAt time.Time
+}
+
+type execRow struct {
+	ID       string
+	Stage    string
+	Attempt  int
+	Rollback bool
+	Version  string
+	Tag      string
+	Phase    string
+	Outcome  string
+	Reason   string
+	Started  time.Time
+	Duration string
+	URL      string
+}
+
+// runPage reads one run's page.
+func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error) {
+	now := d.now()
+	rr, err := d.Store.GetRollout(ctx, id)
+	if err != nil {
+		return runPageView{}, err
+	}
+	execs, err := d.Store.Executions(ctx, rr.ID)
+	if err != nil {
+		return runPageView{}, err
+	}
+	v := runPageView{Run: d.row(rr, now), SHA: rr.SHA, Branch: rr.Branch, MergedAt: rr.MergedAt,
+		Live: rr.Open() || rr.Rollout == store.RolloutActive, Legend: legend, GeneratedAt: now}
+	if rr.PipelineKey != "" {
+		reason, frozen, err := d.Store.Frozen(ctx, rr.PipelineKey)
+		if err != nil {
+			return runPageView{}, err
+		}
+		if frozen {
+			v.FreezeNote = "pipeline " + rr.PipelineKey + " is frozen"
+			if reason != "" {
+				v.FreezeNote += ": " + reason
+			}
+		}
+	}
+	if len(rr.Summary) > 0 {
+		var sum struct {
+			Reasons  []string `json:"reasons"`
+			Problems []string `json:"problems"`
+			Notes    []string `json:"notes"`
+		}
+		if json.Unmarshal(rr.Summary, &sum) == nil {
+			v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, sum.Notes
+		}
+	}
+	v.Timeline = layout(rr, execs, bakes(rr), now)
+	for _, e := range execs {
+		end := e.FinishedAt
+		running := end.IsZero()
+		if running {
+			end = now
+		}
+		dur := short(end.Sub(e.CreatedAt))
+		if running {
+			dur += " so far"
+		}
+		v.Executions = append(v.Executions, execRow{ID: e.ID, Stage: e.StageName, Attempt: e.Attempt, Rollback: e.Rollback,
+			Version: e.Version, Tag: e.Tag, Phase: e.Phase, Outcome: e.Outcome, Reason: e.Reason,
+			Started: e.CreatedAt, Duration: dur, URL: httpURL(e.URL)})
+	}
+	return v, nil
+}
+
+// bakes reads each stage's bake duration from the configuration the run
+// was released with.
+func bakes(rr store.RolloutRun) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	if len(rr.Config) == 0 {
+		return out
+	}
+	name := rr.Repo[strings.IndexByte(rr.Repo, '/')+1:]
+	cfg, err := config.ParseRepo(config.RepoFile, rr.Config, name)
+	if err != nil {
+		return out
+	}
+	for _, s := range cfg.Stages {
+		out[s.Name] = s.Bake
+	}
+	return out
+}
