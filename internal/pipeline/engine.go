@@ -138,7 +138,9 @@ func (e *Engine) Step(ctx context.Context) {
 	e.init()
 	keys, err := e.Store.PipelinesWithRollouts(ctx)
 	if err != nil {
-		e.Log.Error("list pipelines", "err", err)
+		if ctx.Err() == nil { // not just shutting down
+			e.Log.Error("list pipelines", "err", err)
+		}
 		return
 	}
 	var wg sync.WaitGroup
