@@ -181,16 +181,19 @@ func (a *API) getRun(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-// authorized checks the bearer token of a write request.
-func (a *API) authorized(c echo.Context) error {
+// authorized checks the bearer token of a write request. When it is not
+// ok, the refusal has been answered (err is how writing it went) and the
+// caller must return at once: fail returns nil after a successful write,
+// so its result cannot tell a refusal from a pass.
+func (a *API) authorized(c echo.Context) (ok bool, err error) {
 	if a.Token == "" {
-		return fail(c, http.StatusForbidden, "the write API is disabled: set SHIPBOT_API_TOKEN")
+		return false, fail(c, http.StatusForbidden, "the write API is disabled: set SHIPBOT_API_TOKEN")
 	}
-	got, ok := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
-		return fail(c, http.StatusUnauthorized, "missing or wrong bearer token")
+	got, hasBearer := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
+	if !hasBearer || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
+		return false, fail(c, http.StatusUnauthorized, "missing or wrong bearer token")
 	}
-	return nil
+	return true, nil
 }
 
 // pipelineKey reads the {name} path parameter: "owner/name:pipeline",
@@ -211,7 +214,7 @@ func pipelineKey(c echo.Context) (string, bool) {
 }
 
 func (a *API) freeze(c echo.Context) error {
-	if err := a.authorized(c); err != nil {
+	if ok, err := a.authorized(c); !ok {
 		return err
 	}
 	key, ok := pipelineKey(c)
@@ -235,7 +238,7 @@ func (a *API) freeze(c echo.Context) error {
 }
 
 func (a *API) unfreeze(c echo.Context) error {
-	if err := a.authorized(c); err != nil {
+	if ok, err := a.authorized(c); !ok {
 		return err
 	}
 	key, ok := pipelineKey(c)

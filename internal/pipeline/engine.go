@@ -71,6 +71,10 @@ type Engine struct {
 	PollEvery time.Duration
 	// Observe, when set, is told of every event.
 	Observe func(Event)
+	// HandOff, when set and true for a target, passes a stage as soon as its
+	// trigger is accepted (Action mode on a runner that cannot learn the
+	// outcome).
+	HandOff func(config.Target) bool
 
 	once    sync.Once
 	wake    chan struct{}
@@ -275,6 +279,14 @@ func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
 			}
 			e.emit(r, s.Name, "superseded", "a newer version takes the stage")
 		case schedule.Enter:
+			// The decision may rest on alarm readings up to AlarmEvery old
+			// (taken while the run waited for something else). Read them
+			// again unless this pass just did, and if one fires now, decide
+			// again instead of entering (internal/schedule's contract): the
+			// actions applied so far are a valid prefix.
+			if len(s.Alarms) > 0 && e.firesNow(ctx, s.Alarms, now) {
+				return true, nil
+			}
 			if err := e.enter(ctx, r, a.Stage, s, false, r.Version, r.Tag); err != nil {
 				return changed, err
 			}
@@ -330,11 +342,29 @@ func (e *Engine) firing(ctx context.Context, names []string) []string {
 	return out
 }
 
+// firesNow reports whether any of the alarms fires, reading each again
+// unless it was read at or after since.
+func (e *Engine) firesNow(ctx context.Context, names []string, since time.Time) bool {
+	fires := false
+	for _, name := range names {
+		if e.readAlarmSince(ctx, name, since).Firing {
+			fires = true
+		}
+	}
+	return fires
+}
+
+// readAlarm reads an alarm, reusing a reading younger than AlarmEvery.
 func (e *Engine) readAlarm(ctx context.Context, name string) alarm.Status {
+	return e.readAlarmSince(ctx, name, e.Now().Add(-e.AlarmEvery))
+}
+
+// readAlarmSince reads an alarm, reusing a reading taken at or after since.
+func (e *Engine) readAlarmSince(ctx context.Context, name string, since time.Time) alarm.Status {
 	e.mu.Lock()
 	last, ok := e.alarmAt[name]
 	e.mu.Unlock()
-	if ok && e.Now().Sub(last.at) < e.AlarmEvery {
+	if ok && !last.at.Before(since) {
 		return last.status
 	}
 	a, defined := e.Targets.Alarms[name]

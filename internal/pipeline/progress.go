@@ -121,6 +121,11 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		}
 		e.emit(r, s.Name, "triggered", fmt.Sprintf("%s via %s, attempt %d", ex.Tag, t.Name, ex.Attempt))
 		e.reported(ctx, r.ID)
+		if e.HandOff != nil && e.HandOff(t) {
+			// Nobody can tell this process the outcome (a hosted runner
+			// takes no callbacks): the downstream owns it from here.
+			return e.conclude(ctx, r, s, ex, Succeeded, "handed off to "+t.Name)
+		}
 		return nil
 	case deploy.IsPermanent(err):
 		return e.conclude(ctx, r, s, ex, Failed, err.Error())

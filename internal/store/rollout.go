@@ -88,6 +88,10 @@ type Rollouts interface {
 	EnterStage(ctx context.Context, e Execution) error
 	// NextAttempt is one more than the stage's highest attempt so far.
 	NextAttempt(ctx context.Context, runID string, idx int) (int, error)
+	// UpdateExecution writes the engine's view of an execution. It never
+	// clears an outcome (nor its reason and URL) that ReportOutcome recorded
+	// meanwhile: a downstream may report while the engine is still sending
+	// the trigger, and the engine's copy then has no outcome yet.
 	UpdateExecution(ctx context.Context, e Execution) error
 	// FinishExecution records the execution's outcome and, when stageState
 	// is not empty, the stage's new state.
@@ -345,9 +349,17 @@ func (s *SQLite) NextAttempt(ctx context.Context, runID string, idx int) (int, e
 
 // UpdateExecution implements Rollouts.
 func (s *SQLite) UpdateExecution(ctx context.Context, e Execution) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = ?, outcome = ?, reason = ?, event_id = ?, url = ?,
+	// The CASEs read the row as it was: an outcome already recorded stays,
+	// with its reason, unless e brings one of its own; a URL is never
+	// replaced by none.
+	if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = ?,
+		outcome = CASE WHEN ? <> '' THEN ? ELSE outcome END,
+		reason = CASE WHEN ? = '' AND outcome <> '' THEN reason ELSE ? END,
+		event_id = ?,
+		url = CASE WHEN ? <> '' THEN ? ELSE url END,
 		deadline = ?, bake_until = ?, next_check = ? WHERE id = ?`,
-		e.Phase, e.Outcome, e.Reason, e.EventID, e.URL, ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID); err != nil {
+		e.Phase, e.Outcome, e.Outcome, e.Outcome, e.Reason, e.EventID, e.URL, e.URL,
+		ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID); err != nil {
 		return fmt.Errorf("update execution %s: %w", e.ID, err)
 	}
 	return nil

@@ -1,0 +1,938 @@
+package pipeline_test
+
+// The harness of the rollout engine's integration tests: the real service
+// (webhook intake, inbox worker, merge coordinator, rollout engine,
+// reporter, API) on a SQLite file and a loopback port, fed signed
+// deliveries, talking to the schema-checked GitHub fake as a GitHub App,
+// and triggering an in-test Spinnaker-Echo-like server whose callbacks the
+// test controls. Nothing waits for an outcome by sleeping: every wait polls
+// the store, the fake or the target against a deadline.
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
+	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+const (
+	repo         = "acme/api"
+	owner, name  = "acme", "api"
+	rolloutCheck = "shipbot/rollout"
+	configFile   = ".github/shipbot.yml"
+
+	// waitFor bounds every wait; the tests finish far sooner.
+	waitFor = 15 * time.Second
+
+	// The secrets. Distinctive, so that a scan finds any copy of them.
+	webhookSecret = "whsec-6b0e1d9f-webhook"
+	apiToken      = "apitok-3c8a55d2-freeze"
+	qaKey         = "qa-constraint-S3CRET-1c9d77"
+	prodKey       = "prod-constraint-S3CRET-84be01"
+	prodHMAC      = "prod-signing-S3CRET-2a7710"
+)
+
+// secretEnv is the server's environment for ${VAR} in the targets file.
+var secretEnv = map[string]string{"QA_KEY": qaKey, "PROD_KEY": prodKey, "PROD_HMAC": prodHMAC}
+
+// repoConfig is a .github/shipbot.yml with the given stages (YAML list
+// items, indented by two spaces).
+func repoConfig(stages string) string {
+	return `version: 1
+pipeline: api
+release:
+  tag_prefix: v
+  initial: 0.1.0
+  bump: conventional
+gate:
+  approvals: 1
+stages:
+` + stages
+}
+
+// twoStages is the plain qa → prod pipeline.
+const twoStages = `  - name: qa
+    target: spinnaker-qa
+  - name: prod
+    target: spinnaker-prod
+`
+
+// defaultTargets is the targets file for a Spinnaker Echo at spinURL: one
+// webhook source per stage, each with its own constraint secret; prod's
+// requests are also signed.
+func defaultTargets(spinURL string) string {
+	return fmt.Sprintf(`targets:
+  spinnaker-qa:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-qa
+    constraints:
+      deploy_key: ${QA_KEY}
+    repos: [acme/api]
+  spinnaker-prod:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-prod
+    constraints:
+      deploy_key: ${PROD_KEY}
+    signing_secret: ${PROD_HMAC}
+    repos: [acme/api]
+`, spinURL)
+}
+
+// defaultConstraints are the payloadConstraints of the Spinnaker pipelines
+// behind each Echo source, anchored as README tells operators to.
+func defaultConstraints() map[string]map[string]string {
+	return map[string]map[string]string{
+		"api-qa":   {"deploy_key": "^" + regexp.QuoteMeta(qaKey) + "$", "stage": "^qa$"},
+		"api-prod": {"deploy_key": "^" + regexp.QuoteMeta(prodKey) + "$", "repository": "acme/api"},
+	}
+}
+
+// options vary an environment.
+type options struct {
+	config      string                       // .github/shipbot.yml; default repoConfig(twoStages)
+	targets     func(spinURL string) string  // targets file; default defaultTargets
+	constraints map[string]map[string]string // Echo sources' constraints; default defaultConstraints
+	decide      func(tr trigger) string      // the target's automatic outcome; nil: the test reports
+	apiToken    string                       // SHIPBOT_API_TOKEN; empty disables the write API
+	start       func(c *clock)               // sets the engine's clock before the service starts
+	env         map[string]string            // ${VAR} values; default secretEnv
+	prepare     func(e *env)                 // runs before the service starts
+	alarmEvery  time.Duration                // how long an alarm reading is reused; default 50ms
+}
+
+// env is one running shipbot with its GitHub and its deploy target.
+type env struct {
+	t     *testing.T
+	gh    *githubtest.Server
+	spin  *spinnaker
+	st    *store.SQLite
+	base  string // the service's URL (SHIPBOT_PUBLIC_URL)
+	parts service.Parts
+	clock *clock
+	logs  *syncBuffer
+	obs   *observer
+	ids   atomic.Int64
+	stop  func()
+}
+
+// newEnv starts everything. Cleanups stop the service first (waiting for
+// the reporter's last writes), then the target, then check the fake's
+// schema log.
+func newEnv(t *testing.T, o options) *env {
+	t.Helper()
+	if o.config == "" {
+		o.config = repoConfig(twoStages)
+	}
+	if o.targets == nil {
+		o.targets = defaultTargets
+	}
+	if o.constraints == nil {
+		o.constraints = defaultConstraints()
+	}
+	if o.env == nil {
+		o.env = secretEnv
+	}
+	e := &env{t: t, logs: &syncBuffer{}, obs: &observer{}, clock: &clock{}}
+	e.gh = githubtest.New(githubtest.WithSchemaCheck())
+	t.Cleanup(func() {
+		for _, v := range e.gh.SchemaViolations() {
+			t.Errorf("the fake answered outside GitHub's schema: %s", v)
+		}
+		e.gh.Close()
+		if t.Failed() {
+			t.Logf("service logs:\n%s", e.logs.String())
+		}
+	})
+	e.gh.AddRepo(repo, githubtest.RepoSpec{Files: map[string]string{"README.md": "# api\n", configFile: o.config}})
+	e.gh.SetPermission(repo, "alice", "write")
+	e.gh.SetPermission(repo, "bob", "write")
+	e.gh.SetBranchProtection(repo, "main", githubtest.BranchProtection{
+		RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
+	})
+
+	e.spin = newSpinnaker(t, o.constraints)
+	e.spin.setDecide(o.decide)
+
+	targets, err := config.ParseTargets("targets.yml", []byte(o.targets(e.spin.srv.URL)), func(k string) (string, bool) {
+		v, ok := o.env[k]
+		return v, ok
+	})
+	if err != nil {
+		t.Fatalf("targets file: %v", err)
+	}
+
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st = st
+	if _, err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	apps, err := ghclient.NewApps(ghclient.Options{
+		BaseURL: e.gh.URL(), AppID: e.gh.AppID(), PrivateKey: e.gh.PrivateKeyPEM(), Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.base = "http://" + ln.Addr().String()
+	e.parts = service.Bot{
+		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
+		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
+		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond,
+		ObserveRollout: e.obs.add,
+	}.Build()
+	eng := e.parts.Engine
+	eng.Now = e.clock.Now
+	eng.AlarmEvery = 50 * time.Millisecond
+	if o.alarmEvery != 0 {
+		eng.AlarmEvery = o.alarmEvery
+	}
+	eng.PollEvery = 100 * time.Millisecond
+	eng.Trigger.Retry = deploy.RetryPolicy{MaxAttempts: 3, Budget: 5 * time.Second, AttemptTimeout: 2 * time.Second,
+		BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
+	if o.start != nil {
+		o.start(e.clock)
+	}
+	if o.prepare != nil {
+		o.prepare(e)
+	}
+	svc, err := service.New(service.Options{
+		Store: st, WebhookSecret: []byte(webhookSecret), Handlers: e.parts.Handlers, Loops: e.parts.Loops,
+		Routes: []func(*echo.Echo){e.parts.Routes}, Log: log, Owner: "test", WorkerPoll: 250 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Serve(ctx, ln) }()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+			e.parts.Reporter.Wait()
+			if err := st.Close(); err != nil {
+				t.Errorf("close store: %v", err)
+			}
+		})
+	}
+	t.Cleanup(e.stop)
+	return e
+}
+
+// syncBuffer collects the service's logs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// clock is the engine's clock: real time shifted by an offset the test
+// sets, so bakes and timeouts still pass while a window can be jumped
+// into. It counts its readings, which lets a test wait until the engine
+// has looked again (and still did nothing) without sleeping.
+type clock struct {
+	offset atomic.Int64
+	reads  atomic.Int64
+}
+
+func (c *clock) Now() time.Time {
+	c.reads.Add(1)
+	return time.Now().Add(time.Duration(c.offset.Load()))
+}
+
+// set makes the clock read t now.
+func (c *clock) set(t time.Time) { c.offset.Store(int64(time.Until(t))) }
+
+// observer records the engine's events.
+type observer struct {
+	mu     sync.Mutex
+	events []observed
+}
+
+type observed struct {
+	pipeline.Event
+	At time.Time
+}
+
+func (o *observer) add(ev pipeline.Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.events = append(o.events, observed{Event: ev, At: time.Now()})
+}
+
+func (o *observer) all() []observed {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.events)
+}
+
+// index is the position of the first event of run at stage with what, or -1.
+func (o *observer) index(run, stage, what string) int {
+	for i, ev := range o.all() {
+		if ev.RunID == run && ev.Stage == stage && ev.What == what {
+			return i
+		}
+	}
+	return -1
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// idle waits until the engine has read its clock n more times, that is
+// until it has stepped the pipelines again several times (each step reads
+// the clock at least once per pipeline).
+func (e *env) idle(n int64) {
+	e.t.Helper()
+	from := e.clock.reads.Load()
+	eventually(e.t, fmt.Sprintf("the engine looked %d more times", n), func() bool { return e.clock.reads.Load() >= from+n })
+}
+
+// deliver sends a signed delivery and returns its id.
+func (e *env) deliver(event string, body []byte) string {
+	e.t.Helper()
+	id := fmt.Sprintf("delivery-%d", e.ids.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	resp, err := githubtest.Deliver(ctx, e.base+"/webhooks/github", event, id, body, []byte(webhookSecret))
+	if err != nil {
+		e.t.Fatalf("deliver %s: %v", event, err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
+		e.t.Fatalf("delivery %s (%s) answered %d", id, event, resp.StatusCode)
+	}
+	return id
+}
+
+// waitDelivery waits until the worker has handled delivery id.
+func (e *env) waitDelivery(id string) {
+	e.t.Helper()
+	eventually(e.t, "delivery "+id+" is processed", func() bool {
+		d, err := e.st.GetDelivery(context.Background(), id)
+		return err == nil && (d.Status == store.StatusDone || d.Status == store.StatusIgnored)
+	})
+}
+
+// merged is one merge.
+type merged struct {
+	pr  int
+	sha string
+}
+
+// merge opens a pull request by alice with green CI, has bob approve it,
+// merges it and delivers both of GitHub's deliveries for the merge.
+func (e *env) merge(title string, labels ...string) merged {
+	e.t.Helper()
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels})
+	e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	before := e.gh.BranchSHA(repo, "main")
+	sha := e.gh.Merge(repo, n, "alice")
+	e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "closed"))
+	e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, sha))
+	return merged{pr: n, sha: sha}
+}
+
+// released waits until the merge is released and in its pipeline, and
+// returns its run.
+func (e *env) released(m merged) store.RolloutRun {
+	e.t.Helper()
+	var rr store.RolloutRun
+	eventually(e.t, "the merge "+m.sha[:7]+" is released into its pipeline", func() bool {
+		r, err := e.st.RunBySHA(context.Background(), repo, m.sha)
+		if err != nil || r.Open() {
+			return false
+		}
+		if r.State != store.RunReleased {
+			e.t.Fatalf("merge %s ended %s, not released: %s", m.sha[:7], r.State, r.Summary)
+		}
+		rr, err = e.st.GetRollout(context.Background(), r.ID)
+		return err == nil && rr.Rollout != ""
+	})
+	return rr
+}
+
+func (e *env) rollout(id string) store.RolloutRun {
+	e.t.Helper()
+	rr, err := e.st.GetRollout(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return rr
+}
+
+func stageOf(rr store.RolloutRun, stage string) store.StageRow {
+	for _, s := range rr.Stages {
+		if s.Name == stage {
+			return s
+		}
+	}
+	return store.StageRow{}
+}
+
+// stage is the stored state of a run's stage.
+func (e *env) stage(id, stage string) store.StageRow {
+	e.t.Helper()
+	return stageOf(e.rollout(id), stage)
+}
+
+// waitStage waits until the stage's state is state and returns the row.
+func (e *env) waitStage(id, stage, state string) store.StageRow {
+	e.t.Helper()
+	var row store.StageRow
+	eventually(e.t, fmt.Sprintf("stage %s is %s", stage, state), func() bool {
+		row = e.stage(id, stage)
+		return row.State == state
+	})
+	return row
+}
+
+// waitWait waits until the stage waits with text containing want.
+func (e *env) waitWait(id, stage, want string) store.StageRow {
+	e.t.Helper()
+	var row store.StageRow
+	eventually(e.t, fmt.Sprintf("stage %s waits with %q", stage, want), func() bool {
+		row = e.stage(id, stage)
+		return row.State == "pending" && strings.Contains(row.Wait, want)
+	})
+	return row
+}
+
+// waitDone waits until the run's rollout ended.
+func (e *env) waitDone(id string) store.RolloutRun {
+	e.t.Helper()
+	var rr store.RolloutRun
+	eventually(e.t, "the rollout of run "+id+" is done", func() bool {
+		rr = e.rollout(id)
+		return rr.Rollout == store.RolloutDone
+	})
+	return rr
+}
+
+func (e *env) executions(id string) []store.Execution {
+	e.t.Helper()
+	xs, err := e.st.Executions(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return xs
+}
+
+// executionsAt lists a run's executions at one stage, by attempt.
+func (e *env) executionsAt(id, stage string) []store.Execution {
+	var out []store.Execution
+	for _, x := range e.executions(id) {
+		if x.StageName == stage {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// check returns the single shipbot/rollout check run on sha, if any.
+func (e *env) check(sha string) (githubtest.CheckRun, bool) {
+	e.t.Helper()
+	var found []githubtest.CheckRun
+	for _, cr := range e.gh.CheckRuns(repo, sha) {
+		if cr.Name == rolloutCheck {
+			found = append(found, cr)
+		}
+	}
+	if len(found) > 1 {
+		e.t.Fatalf("%d %s check runs on %s; want one", len(found), rolloutCheck, sha[:7])
+	}
+	if len(found) == 0 {
+		return githubtest.CheckRun{}, false
+	}
+	return found[0], true
+}
+
+// waitCheck waits until the rollout check run on sha is completed and
+// returns it.
+func (e *env) waitCheck(sha string) githubtest.CheckRun {
+	e.t.Helper()
+	var cr githubtest.CheckRun
+	eventually(e.t, "the rollout check run on "+sha[:7]+" completes", func() bool {
+		var ok bool
+		cr, ok = e.check(sha)
+		return ok && cr.Status == "completed"
+	})
+	return cr
+}
+
+// waitCheckText waits until the rollout check run's summary contains want.
+func (e *env) waitCheckText(sha, want string) githubtest.CheckRun {
+	e.t.Helper()
+	var cr githubtest.CheckRun
+	eventually(e.t, fmt.Sprintf("the rollout check run on %s says %q", sha[:7], want), func() bool {
+		var ok bool
+		cr, ok = e.check(sha)
+		return ok && strings.Contains(cr.Summary, want)
+	})
+	return cr
+}
+
+// stickyComments are the bot's sticky comments on pull request pr.
+func (e *env) stickyComments(pr int) []githubtest.Comment {
+	var out []githubtest.Comment
+	for _, c := range e.gh.Comments(repo, pr) {
+		if strings.HasPrefix(c.Body, report.Marker) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// waitComment waits until the sticky comment of pr contains want.
+func (e *env) waitComment(pr int, want string) githubtest.Comment {
+	e.t.Helper()
+	var c githubtest.Comment
+	eventually(e.t, fmt.Sprintf("the sticky comment on #%d says %q", pr, want), func() bool {
+		cs := e.stickyComments(pr)
+		if len(cs) == 0 {
+			return false
+		}
+		c = cs[len(cs)-1]
+		return strings.Contains(c.Body, want)
+	})
+	return c
+}
+
+// post sends an HTTP request to the service and returns status and body.
+func (e *env) post(method, path, bearer, body string) (int, string) {
+	e.t.Helper()
+	req, err := http.NewRequest(method, e.base+path, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+// spinnaker is a Spinnaker-Echo-like webhook endpoint
+// (/webhooks/webhook/{source}), like internal/deploy's fakeEcho: it answers
+// 200 {"eventProcessed":true,"eventId":…} to every well-formed event,
+// whether or not the pipeline behind the source matched its
+// payloadConstraints (unanchored, case-sensitive regex finds on top-level
+// fields or JSON paths, every key required), and records whether one did.
+// Only a matched event deploys, and only a deploy reports to the callback
+// URL: automatically when decide says so, else when the test calls report.
+type spinnaker struct {
+	t           testing.TB
+	srv         *httptest.Server
+	constraints map[string]map[string]string
+
+	mu       sync.Mutex
+	triggers []trigger
+	decide   func(trigger) string
+	// answer, when set, replaces the answer to a trigger (status, body).
+	answer func(trigger) (int, string)
+	// callbackFirst reports the automatic outcome before answering the
+	// trigger, as a downstream that deploys synchronously would.
+	callbackFirst bool
+
+	n      atomic.Int64
+	wg     sync.WaitGroup
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// trigger is one request the target received.
+type trigger struct {
+	Source  string
+	Header  http.Header
+	Body    []byte
+	Payload map[string]any // numbers as json.Number
+	EventID string
+	Matched bool // a Spinnaker pipeline would have started
+	At      time.Time
+}
+
+func (tr trigger) str(key string) string {
+	s, _ := tr.Payload[key].(string)
+	return s
+}
+
+func (tr trigger) rollback() bool { return tr.Payload["rollback"] == true }
+
+func newSpinnaker(t testing.TB, constraints map[string]map[string]string) *spinnaker {
+	s := &spinnaker{t: t, constraints: constraints}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(func() {
+		s.cancel()
+		s.wg.Wait()
+		s.srv.Close()
+	})
+	return s
+}
+
+func (s *spinnaker) setDecide(f func(trigger) string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.decide = f
+}
+
+// setCallbackFirst makes automatic reports go out before the trigger is
+// answered.
+func (s *spinnaker) setCallbackFirst(v bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.callbackFirst = v
+}
+
+func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	tr := trigger{Header: r.Header.Clone(), Body: body, At: time.Now()}
+	source, ok := strings.CutPrefix(r.URL.Path, "/webhooks/webhook/")
+	if r.Method != http.MethodPost || !ok {
+		http.Error(w, `{"error":"Not Found"}`, http.StatusNotFound)
+		return
+	}
+	tr.Source = source
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&tr.Payload); err != nil {
+		s.record(tr)
+		http.Error(w, `{"error":"Bad Request","message":"malformed JSON"}`, http.StatusBadRequest)
+		return
+	}
+	tr.EventID = fmt.Sprintf("evt-%04d", s.n.Add(1))
+	if c, ok := s.constraints[source]; ok {
+		tr.Matched = constraintsMatch(c, tr.Payload)
+	}
+	s.record(tr)
+
+	s.mu.Lock()
+	decide, answer, first := s.decide, s.answer, s.callbackFirst
+	s.mu.Unlock()
+	state := ""
+	if tr.Matched && decide != nil {
+		state = decide(tr)
+	}
+	if state != "" && first {
+		s.report(tr, state)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if answer != nil {
+		status, text := answer(tr)
+		w.WriteHeader(status)
+		io.WriteString(w, text)
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"eventProcessed": true, "eventId": tr.EventID})
+	if state != "" && !first {
+		// Like Echo, the pipeline runs after the answer.
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.send(tr, state)
+		}()
+	}
+}
+
+func (s *spinnaker) record(tr trigger) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.triggers = append(s.triggers, tr)
+}
+
+// received lists the triggers of source ("" for all), oldest first.
+func (s *spinnaker) received(source string) []trigger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []trigger
+	for _, tr := range s.triggers {
+		if source == "" || tr.Source == source {
+			out = append(out, tr)
+		}
+	}
+	return out
+}
+
+// waitTriggers waits until source received at least n triggers and
+// returns them.
+func (s *spinnaker) waitTriggers(source string, n int) []trigger {
+	s.t.Helper()
+	var got []trigger
+	eventually(s.t, fmt.Sprintf("%s received %d trigger(s)", source, n), func() bool {
+		got = s.received(source)
+		return len(got) >= n
+	})
+	return got
+}
+
+// send posts the outcome to the trigger's callback URL and returns the
+// status, or 0 when it could not be sent.
+func (s *spinnaker) send(tr trigger, state string) (int, string) {
+	body, _ := json.Marshal(map[string]string{"state": state, "url": s.srv.URL + "/pipelines/" + tr.EventID})
+	return s.post(tr.str("callback_url"), string(body))
+}
+
+func (s *spinnaker) post(url, body string) (int, string) {
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data)
+}
+
+// report posts the outcome of tr as the test decides, and requires that
+// the service recorded it.
+func (s *spinnaker) report(tr trigger, state string) {
+	s.t.Helper()
+	if code, body := s.send(tr, state); code != http.StatusAccepted {
+		s.t.Fatalf("callback %s for %s/%s: %d %s", state, tr.Source, tr.str("tag"), code, body)
+	}
+}
+
+// constraintsMatch is Echo's payloadConstraints check, as in
+// internal/deploy's fakeEcho: every key is required, and its value (the
+// field's toString, or any element of a list) must contain a match of the
+// regex.
+func constraintsMatch(constraints map[string]string, payload map[string]any) bool {
+	for key, pattern := range constraints {
+		re, err := regexp.Compile(pattern)
+		if err != nil {
+			return false
+		}
+		v, ok := lookupPath(payload, key)
+		if !ok || v == nil || !valueMatches(re, v) {
+			return false
+		}
+	}
+	return true
+}
+
+func lookupPath(payload map[string]any, key string) (any, bool) {
+	if v, ok := payload[key]; ok {
+		return v, true
+	}
+	var cur any = payload
+	for _, part := range strings.Split(key, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if cur, ok = m[part]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+func valueMatches(re *regexp.Regexp, v any) bool {
+	switch v := v.(type) {
+	case []any:
+		for _, el := range v {
+			if valueMatches(re, el) {
+				return true
+			}
+		}
+		return false
+	case string:
+		return re.MatchString(v)
+	case json.Number:
+		return re.MatchString(v.String())
+	default:
+		b, _ := json.Marshal(v)
+		return re.Match(b)
+	}
+}
+
+// alarmServer is an http-kind alarm: GET answers {"firing": bool}.
+type alarmServer struct {
+	srv    *httptest.Server
+	firing atomic.Bool
+	reads  atomic.Int64
+}
+
+func newAlarmServer(t testing.TB) *alarmServer {
+	a := &alarmServer{}
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.reads.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"firing": %t}`, a.firing.Load())
+	}))
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+// randomHex is n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// startAlertmanager runs a real Alertmanager on a free loopback port with
+// clustering off and its state in a temporary directory, and returns its
+// base URL once /-/ready answers (internal/alarm's test helper, copied:
+// test helpers do not cross packages). Without the binary the test is
+// skipped locally but fails under CI=true, where .ci/run installs it.
+func startAlertmanager(t *testing.T) string {
+	t.Helper()
+	bin := ""
+	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
+		if p, err := exec.LookPath(name); err == nil {
+			bin = p
+			break
+		}
+	}
+	if bin == "" {
+		msg := "no Alertmanager binary (apt-get install prometheus-alertmanager)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "alertmanager.yml")
+	if err := os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	var out syncBuffer
+	cmd := exec.Command(bin,
+		"--config.file="+cfg,
+		"--storage.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr,
+		"--cluster.listen-address=",
+	)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("alertmanager output:\n%s", out.String())
+		}
+	})
+	base := "http://" + addr
+	deadline := time.Now().Add(waitFor)
+	for {
+		resp, err := http.Get(base + "/-/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return base
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("alertmanager exited: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alertmanager not ready at %s:\n%s", base, out.String())
+		}
+	}
+}
+
+// postAlert sends one alert to Alertmanager's API v2.
+func postAlert(t *testing.T, base string, labels map[string]string, startsAt, endsAt time.Time) {
+	t.Helper()
+	body, _ := json.Marshal([]map[string]any{{
+		"labels":      labels,
+		"annotations": map[string]string{"summary": "test"},
+		"startsAt":    startsAt.UTC().Format(time.RFC3339Nano),
+		"endsAt":      endsAt.UTC().Format(time.RFC3339Nano),
+	}})
+	resp, err := http.Post(base+"/api/v2/alerts", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
+	}
+}
