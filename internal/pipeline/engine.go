@@ -454,24 +454,28 @@ func waitText(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Sta
 // enter starts an execution of stage idx: the stage becomes active and the
 // trigger goes out on the next progress pass.
 func (e *Engine) enter(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) error {
-	attempt, err := e.Store.NextAttempt(ctx, r.ID, idx)
+	ex, err := e.newExecution(ctx, r, idx, s, rollback, version, tag)
 	if err != nil {
 		return err
-	}
-	id := store.NewID()
-	ex := store.Execution{
-		ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Attempt: attempt, Rollback: rollback,
-		Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
 	}
 	if err := e.Store.EnterStage(ctx, ex); err != nil {
 		return err
 	}
-	what := "entered"
-	if rollback {
-		what = "rolling-back"
-	}
-	e.emit(r, s.Name, what, tag)
+	e.emit(r, s.Name, "entered", tag)
 	return nil
+}
+
+// newExecution is the next attempt of stage idx, not yet stored.
+func (e *Engine) newExecution(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) (store.Execution, error) {
+	attempt, err := e.Store.NextAttempt(ctx, r.ID, idx)
+	if err != nil {
+		return store.Execution{}, err
+	}
+	id := store.NewID()
+	return store.Execution{
+		ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Attempt: attempt, Rollback: rollback,
+		Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
+	}, nil
 }
 
 // Token is the callback token of execution id: unguessable without

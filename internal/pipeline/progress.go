@@ -197,12 +197,19 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 		}
 		if ok {
 			// The stage stays active: the unit is busy until the rollback
-			// ends, so no other version deploys over it.
-			if err := e.Store.FinishExecution(ctx, ex, ""); err != nil {
+			// ends, so no other version deploys over it. One transaction:
+			// a crash in between would leave an active stage with nothing
+			// moving it.
+			rb, err := e.newExecution(ctx, r, ex.Stage, s, true, version, tag)
+			if err != nil {
+				return err
+			}
+			if err := e.Store.FinishAndEnter(ctx, ex, rb); err != nil {
 				return ignoreFinished(err)
 			}
 			e.emit(r, s.Name, "failed", reason)
-			return e.enter(ctx, r, ex.Stage, s, true, version, tag)
+			e.emit(r, s.Name, "rolling-back", tag)
+			return nil
 		}
 		ex.Reason = reason + "; nothing to roll back to (no earlier version deployed here)"
 	}

@@ -96,6 +96,9 @@ type Rollouts interface {
 	// FinishExecution records the execution's outcome and, when stageState
 	// is not empty, the stage's new state.
 	FinishExecution(ctx context.Context, e Execution, stageState string) error
+	// FinishAndEnter finishes one execution and starts the next of the same
+	// stage (a rollback) in one transaction; the stage stays active.
+	FinishAndEnter(ctx context.Context, finished, next Execution) error
 	OpenExecutions(ctx context.Context) ([]Execution, error)
 	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
 	ReportOutcome(ctx context.Context, id, outcome, reason, url string) error
@@ -327,10 +330,7 @@ func (s *SQLite) EnterStage(ctx context.Context, e Execution) error {
 			ms(time.Now()), e.RunID, e.Stage); err != nil {
 			return err
 		}
-		_, err := t.ExecContext(ctx, `INSERT INTO executions (id, run_id, idx, stage, attempt, rollback, version, tag, phase,
-			token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, e.RunID, e.Stage, e.StageName, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), ms(time.Now()))
-		return err
+		return insertExecution(ctx, t, e)
 	})
 	if err != nil {
 		return fmt.Errorf("enter stage %s of run %s: %w", e.StageName, e.RunID, err)
@@ -555,4 +555,38 @@ func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, err
 		return Run{}, false, fmt.Errorf("run of %s %s: %w", repo, tag, err)
 	}
 	return r, true, nil
+}
+
+// FinishAndEnter implements Rollouts.
+func (s *SQLite) FinishAndEnter(ctx context.Context, finished, next Execution) error {
+	err := s.tx(ctx, func(t *sql.Tx) error {
+		now := ms(time.Now())
+		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ?, url = ?, finished_at = ?
+			WHERE id = ? AND phase <> 'finished'`, finished.Outcome, finished.Reason, finished.URL, now, finished.ID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errAlreadyFinished
+		}
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+			now, next.RunID, next.Stage); err != nil {
+			return err
+		}
+		return insertExecution(ctx, t, next)
+	})
+	if errors.Is(err, errAlreadyFinished) {
+		return fmt.Errorf("finish execution %s: %w", finished.ID, ErrFinished)
+	}
+	if err != nil {
+		return fmt.Errorf("roll back stage %s of run %s: %w", next.StageName, next.RunID, err)
+	}
+	return nil
+}
+
+func insertExecution(ctx context.Context, t *sql.Tx, e Execution) error {
+	_, err := t.ExecContext(ctx, `INSERT INTO executions (id, run_id, idx, stage, attempt, rollback, version, tag, phase,
+		token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		e.ID, e.RunID, e.Stage, e.StageName, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), ms(time.Now()))
+	return err
 }
