@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 
@@ -9,8 +10,16 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) > 0 {
-		return exitError{2, fmt.Errorf("takes no arguments, got %q", args)}
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	hold := fs.Bool("hold", false, "keep the service and its dashboard up after the demo, until Ctrl-C")
+	verbose := fs.Bool("v", false, "also print the service's logs")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		return exitError{2, fmt.Errorf("usage: bot demo [--hold] [-v]")}
 	}
-	return demo.Run(ctx, stdout, demo.Options{})
+	opts := demo.Options{Hold: *hold}
+	if *verbose {
+		opts.Log = stderr
+	}
+	return demo.Run(ctx, stdout, opts)
 }

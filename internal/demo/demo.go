@@ -30,6 +30,9 @@ import (
 type Options struct {
 	// Log receives the service's own logs; nil discards them.
 	Log io.Writer
+	// Hold keeps the service (and its dashboard) up after the stories
+	// until ctx ends.
+	Hold bool
 	// Dir holds the demo's database; empty means a temporary directory.
 	Dir string
 }
@@ -151,6 +154,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	go func() { served <- svc.Serve(svcCtx, ln) }()
 	defer func() { stop(); <-served }()
 	fmt.Fprintf(out, "shipbot listening at %s (simulated Spinnaker at %s)\n", p.hook, spin.srv.URL)
+	fmt.Fprintf(out, "dashboard: %s/\n", base)
 
 	stories := []struct {
 		name  string
@@ -173,6 +177,10 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		fmt.Fprintf(out, "  %3d  %s\n", r.n, r.pattern)
 	}
 	fmt.Fprintln(out, "\ndemo finished")
+	if opts.Hold {
+		fmt.Fprintf(out, "holding: the dashboard stays at %s/ until Ctrl-C\n", base)
+		<-ctx.Done()
+	}
 	return nil
 }
 
