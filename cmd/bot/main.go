@@ -24,6 +24,7 @@ func commands() []command {
 	return []command{
 		{"serve", "", "run the webhook service (GitHub App mode)", runServe},
 		{"demo", "", "play merges against a simulated GitHub and print what the bot does", runDemo},
+		{"run", "", "one-shot mode for the GitHub Action: gate, release and rollout of this workflow's push", runAction},
 		{"plan", "...", "dry run: print what merging a pull request would do now", runPlan},
 		{"check-config", "FILE", "validate a .github/shipbot.yml; errors name line and column", runCheckConfig},
 		{"migrate", "", "apply database migrations to SHIPBOT_DB and exit", runMigrate},

@@ -133,6 +133,14 @@ const (
 	warnRulesUnread      = "repository rulesets could not be read; their required approvals and checks are not known to shipbot"
 )
 
+// The same warnings, for callers that surface them on their own terms
+// (`bot run` turns them into workflow ::warning:: annotations).
+const (
+	WarnClassicForbidden = warnClassicForbidden
+	WarnClassicUnread    = warnClassicUnread
+	WarnRulesUnread      = warnRulesUnread
+)
+
 // ProtectionFrom combines classic branch protection and the ruleset rules
 // that apply to the branch (GET /repos/{owner}/{repo}/rules/branches/{branch},
 // which returns only rules of active rulesets) into one [Protection]: the

@@ -1,0 +1,969 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shipbot/shipbot/internal/action"
+	"github.com/shipbot/shipbot/internal/githubtest"
+)
+
+// The secrets of these tests: each must never reach the job log except in
+// an ::add-mask:: command.
+const (
+	actionToken = "ghs_workflowTokenNeverPrinted0123456789"
+	qaKey       = "qa-constraint-Secret-4f9d27b1"
+	prodKey     = "prod-constraint-Secret-8c1e55a0"
+)
+
+const actionRepoConfig = `version: 1
+release:
+  tag_prefix: v
+  initial: 0.1.0
+gate:
+  approvals: 1
+stages:
+  - name: qa
+    target: spinnaker-qa
+  - name: prod
+    target: spinnaker-prod
+`
+
+// actionTargets is the targets input: constraint secrets come from the
+// environment, as a workflow's env: block passes them.
+func actionTargets(url string) string {
+	return fmt.Sprintf(`targets:
+  spinnaker-qa:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-qa
+    constraints:
+      deploy_key: ${SPINNAKER_QA_KEY}
+    repos: [acme/api]
+  spinnaker-prod:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-prod
+    constraints:
+      deploy_key: ${SPINNAKER_PROD_KEY}
+    repos: [acme/api]
+`, url)
+}
+
+// trigger is one request a fake target received.
+type trigger struct {
+	Path    string
+	Payload map[string]any
+}
+
+// fakeTarget stands in for Spinnaker's Echo: it answers every trigger at
+// once (200 {"eventProcessed":true}) unless told to refuse a stage.
+type fakeTarget struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	got    []trigger
+	status map[string]int // stage → status to answer instead of 200
+	// report, when set, is the outcome each stage reports to its
+	// callback_url after answering ("" reports nothing).
+	report map[string]string
+	wg     sync.WaitGroup
+}
+
+func newFakeTarget(t *testing.T) *fakeTarget {
+	ft := &fakeTarget{status: map[string]int{}, report: map[string]string{}}
+	ft.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			http.Error(w, "bad payload", http.StatusBadRequest)
+			return
+		}
+		ft.mu.Lock()
+		ft.got = append(ft.got, trigger{Path: r.URL.Path, Payload: p})
+		code := ft.status[fmt.Sprint(p["stage"])]
+		ft.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if code != 0 {
+			w.WriteHeader(code)
+			fmt.Fprint(w, `{"error":"Bad Request","message":"payload constraints not met"}`)
+			return
+		}
+		fmt.Fprintf(w, `{"eventProcessed":true,"eventId":"evt-%d"}`, len(ft.got))
+		ft.mu.Lock()
+		state := ft.report[fmt.Sprint(p["stage"])]
+		ft.mu.Unlock()
+		if callback, _ := p["callback_url"].(string); state != "" {
+			ft.wg.Add(1)
+			go func() {
+				defer ft.wg.Done()
+				time.Sleep(50 * time.Millisecond)
+				body := fmt.Sprintf(`{"state":%q,"url":"https://spinnaker.example/pipelines/1"}`, state)
+				resp, err := http.Post(callback, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Errorf("callback: %v", err)
+					return
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("callback answered %s", resp.Status)
+				}
+			}()
+		}
+	}))
+	t.Cleanup(func() { ft.wg.Wait(); ft.srv.Close() })
+	return ft
+}
+
+func (ft *fakeTarget) triggers() []trigger {
+	ft.mu.Lock()
+	defer ft.mu.Unlock()
+	return slices.Clone(ft.got)
+}
+
+func (ft *fakeTarget) stages() []string {
+	var out []string
+	for _, tr := range ft.triggers() {
+		out = append(out, fmt.Sprint(tr.Payload["stage"]))
+	}
+	return out
+}
+
+// actionRig is a repository on the fake GitHub with one approved, merged
+// pull request, a local target, and the workflow environment of a job that
+// runs the action for that merge.
+type actionRig struct {
+	gh      *githubtest.Server
+	target  *fakeTarget
+	dir     string
+	pr      int
+	sha     string // the merge commit
+	before  string // main before the merge
+	output  string // GITHUB_OUTPUT
+	summary string // GITHUB_STEP_SUMMARY
+}
+
+type rigOptions struct {
+	labels   []string
+	approved bool
+	// classic protection readable (an App with Administration: read);
+	// false: GITHUB_TOKEN's view, 403 on classic protection, a ruleset
+	// protects the branch.
+	adminRead bool
+}
+
+func newActionRig(t *testing.T, o rigOptions) *actionRig {
+	t.Helper()
+	clearEnv(t)
+	r := &actionRig{gh: githubtest.New(), target: newFakeTarget(t), dir: t.TempDir()}
+	t.Cleanup(r.gh.Close)
+	gh := r.gh
+	gh.AddStaticToken(actionToken)
+	gh.AddRepo("acme/api", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": actionRepoConfig}})
+	gh.SetPermission("acme/api", "bob", "write")
+	if o.adminRead {
+		gh.SetBranchProtection("acme/api", "main", githubtest.BranchProtection{RequiredApprovingReviewCount: 1})
+	} else {
+		gh.SetAdministrationReadDenied("acme/api", true)
+		gh.AddRuleset("acme/api", githubtest.Ruleset{Name: "main", Branches: []string{"~DEFAULT_BRANCH"},
+			PullRequest: &githubtest.PullRequestRule{RequiredApprovingReviewCount: 1}})
+	}
+	gh.AddTag("acme/api", "v1.4.2", gh.BranchSHA("acme/api", "main"))
+	r.pr = gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: o.labels})
+	if o.approved {
+		gh.AddReview("acme/api", r.pr, "bob", "APPROVED", gh.PullRequest("acme/api", r.pr).HeadSHA)
+	}
+	r.before = gh.BranchSHA("acme/api", "main")
+	r.sha = gh.Merge("acme/api", r.pr, "alice")
+	r.output = filepath.Join(r.dir, "github_output")
+	r.summary = filepath.Join(r.dir, "step_summary")
+	for _, f := range []string{r.output, r.summary} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runnerTemp := filepath.Join(r.dir, "runner_temp")
+	if err := os.Mkdir(runnerTemp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Everything the runner sets for a Docker action's container, and the
+	// inputs as it passes them (INPUT_ + the name upper-cased, hyphens
+	// kept).
+	for k, v := range map[string]string{
+		"GITHUB_ACTIONS":      "true",
+		"GITHUB_EVENT_NAME":   "push",
+		"GITHUB_TOKEN":        "",
+		"GITHUB_API_URL":      gh.URL(),
+		"GITHUB_SERVER_URL":   "https://github.example",
+		"GITHUB_REPOSITORY":   "acme/api",
+		"GITHUB_SHA":          r.sha,
+		"GITHUB_REF":          "refs/heads/main",
+		"GITHUB_RUN_ID":       "4242",
+		"GITHUB_RUN_ATTEMPT":  "1",
+		"GITHUB_WORKSPACE":    filepath.Join(r.dir, "workspace"),
+		"GITHUB_OUTPUT":       r.output,
+		"GITHUB_STEP_SUMMARY": r.summary,
+		"RUNNER_TEMP":         runnerTemp,
+		"SPINNAKER_QA_KEY":    qaKey,
+		"SPINNAKER_PROD_KEY":  prodKey,
+		"INPUT_GITHUB-TOKEN":  actionToken,
+		"INPUT_CONFIG":        ".github/shipbot.yml",
+		"INPUT_TARGETS":       actionTargets(r.target.srv.URL),
+		"INPUT_STAGES":        "",
+		"INPUT_DRY-RUN":       "false",
+		"INPUT_WAIT":          "true",
+		"INPUT_TIMEOUT":       "2m",
+	} {
+		t.Setenv(k, v)
+	}
+	r.pushEvent(t)
+	return r
+}
+
+func (r *actionRig) writeEvent(t *testing.T, name string, body []byte) {
+	t.Helper()
+	path := filepath.Join(r.dir, "event.json")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_EVENT_NAME", name)
+	t.Setenv("GITHUB_EVENT_PATH", path)
+}
+
+// newJob makes the environment that of a new job on a new runner: run id,
+// empty output files, a fresh RUNNER_TEMP.
+func (r *actionRig) newJob(t *testing.T, runID string) {
+	t.Helper()
+	t.Setenv("GITHUB_RUN_ID", runID)
+	for _, f := range []string{r.output, r.summary} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("RUNNER_TEMP", t.TempDir())
+}
+
+// pushEvent makes the job one triggered by the merge's push to main.
+func (r *actionRig) pushEvent(t *testing.T) {
+	r.writeEvent(t, "push", r.gh.PushEvent("acme", "api", "refs/heads/main", r.before, r.sha))
+}
+
+// prClosedEvent makes the job one triggered by pull_request closed.
+func (r *actionRig) prClosedEvent(t *testing.T) {
+	r.writeEvent(t, "pull_request", r.gh.PullRequestEvent("acme", "api", r.pr, "closed"))
+}
+
+// jobLog keeps stdout and stderr apart and, in the order written, together,
+// as the runner's log shows them.
+type jobLog struct {
+	mu       sync.Mutex
+	all      bytes.Buffer
+	out, err bytes.Buffer
+}
+
+type logStream struct {
+	l   *jobLog
+	own *bytes.Buffer
+}
+
+func (s logStream) Write(p []byte) (int, error) {
+	s.l.mu.Lock()
+	defer s.l.mu.Unlock()
+	s.own.Write(p)
+	return s.l.all.Write(p)
+}
+
+// result is one `bot run` as the runner sees it afterwards.
+type result struct {
+	code           int
+	stdout, stderr string
+	log            string // both streams, interleaved as written
+	outputs        map[string]string
+	summary        string
+}
+
+// runJob runs `bot run` exactly as the container's entrypoint does.
+func (r *actionRig) runJob(t *testing.T) result {
+	t.Helper()
+	l := &jobLog{}
+	code := run([]string{"run"}, logStream{l, &l.out}, logStream{l, &l.err})
+	res := result{code: code, stdout: l.out.String(), stderr: l.err.String(), log: l.all.String()}
+	res.outputs = parseOutputs(t, r.output)
+	sum, err := os.ReadFile(r.summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.summary = string(sum)
+	checkSecrets(t, res.log)
+	return res
+}
+
+// parseOutputs reads a GITHUB_OUTPUT file as the runner does: name=value
+// lines, and name<<DELIMITER ... DELIMITER blocks.
+func parseOutputs(t *testing.T, path string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" {
+			continue
+		}
+		if name, delim, ok := strings.Cut(line, "<<"); ok && !strings.Contains(name, "=") {
+			var val []string
+			closed := false
+			for sc.Scan() {
+				if sc.Text() == delim {
+					closed = true
+					break
+				}
+				val = append(val, sc.Text())
+			}
+			if !closed {
+				t.Fatalf("GITHUB_OUTPUT: %s<<%s never closed:\n%s", name, delim, data)
+			}
+			out[name] = strings.Join(val, "\n")
+			continue
+		}
+		name, val, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("GITHUB_OUTPUT: malformed line %q:\n%s", line, data)
+		}
+		if _, dup := out[name]; dup {
+			t.Errorf("GITHUB_OUTPUT: %s written twice:\n%s", name, data)
+		}
+		out[name] = val
+	}
+	return out
+}
+
+// checkSecrets fails the test when a secret shows in the job log other
+// than in an ::add-mask:: command, or when a mask comes after anything
+// else was printed (the runner hides a value only from its mask on).
+func checkSecrets(t *testing.T, log string) {
+	t.Helper()
+	seenOther := false
+	for i, line := range strings.Split(log, "\n") {
+		if strings.HasPrefix(line, "::add-mask::") {
+			if seenOther {
+				t.Errorf("log line %d: a mask after other output: %q", i+1, line)
+			}
+			continue
+		}
+		if line != "" {
+			seenOther = true
+		}
+		for _, s := range []string{actionToken, qaKey, prodKey} {
+			if strings.Contains(line, s) {
+				t.Errorf("log line %d shows a secret: %q", i+1, line)
+			}
+		}
+	}
+}
+
+func masked(log string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		if v, ok := strings.CutPrefix(line, "::add-mask::"); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// annotations returns the workflow commands of one kind ("error",
+// "notice", "warning") in the log, as "title: message".
+func annotations(log, kind string) []string {
+	var out []string
+	for _, line := range strings.Split(log, "\n") {
+		rest, ok := strings.CutPrefix(line, "::"+kind)
+		if !ok || !(strings.HasPrefix(rest, "::") || strings.HasPrefix(rest, " ")) {
+			continue
+		}
+		props, msg, _ := strings.Cut(strings.TrimPrefix(rest, " "), "::")
+		title := strings.TrimPrefix(props, "title=")
+		out = append(out, title+": "+msg)
+	}
+	return out
+}
+
+func hasAnnotation(log, kind, substr string) bool {
+	for _, a := range annotations(log, kind) {
+		if strings.Contains(a, substr) {
+			return true
+		}
+	}
+	return false
+}
+
+func wantOutputs(t *testing.T, res result, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		if got, ok := res.outputs[k]; !ok || got != v {
+			t.Errorf("output %s = %q (set: %v); want %q", k, got, ok, v)
+		}
+	}
+}
+
+func (r *actionRig) writes() []string {
+	var out []string
+	for _, req := range r.gh.Requests() {
+		if req.Method != http.MethodGet {
+			out = append(out, req.Pattern)
+		}
+	}
+	return out
+}
+
+func TestRunHandsOffEveryStage(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{
+		"version": "1.5.0", "tag": "v1.5.0", "deployed": "qa,prod", "skipped": "",
+		"run-url": "https://github.example/acme/api/actions/runs/4242",
+	})
+	// Both stages triggered once, in order, each with its own constraint
+	// secret and only that one.
+	trs := r.target.triggers()
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa", "prod"}) {
+		t.Fatalf("triggered stages %v; want [qa prod]", got)
+	}
+	for i, key := range []string{qaKey, prodKey} {
+		p := trs[i].Payload
+		if p["deploy_key"] != key || p["tag"] != "v1.5.0" || p["sha"] != r.sha || p["repository"] != "acme/api" {
+			t.Errorf("trigger %d payload: %v", i, p)
+		}
+	}
+	// The release and what the PR shows.
+	if tags := r.gh.Tags("acme/api"); !slices.ContainsFunc(tags, func(tg githubtest.Tag) bool { return tg.Name == "v1.5.0" }) {
+		t.Errorf("no tag v1.5.0: %v", tags)
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout"); !ok || cr.Conclusion != "success" {
+		t.Errorf("shipbot/rollout check run: %+v (found %v)", cr, ok)
+	}
+	if len(r.gh.Comments("acme/api", r.pr)) != 1 {
+		t.Errorf("want one sticky comment, got %d", len(r.gh.Comments("acme/api", r.pr)))
+	}
+	// The step summary's stage table.
+	for _, want := range []string{"Released **v1.5.0**", "| stage | state |", "| qa | passed (handed off) |", "| prod | passed (handed off) |"} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("step summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if !hasAnnotation(res.stdout, "notice", "released v1.5.0") {
+		t.Errorf("no notice for the release:\n%s", res.stdout)
+	}
+	if errs := annotations(res.stdout, "error"); len(errs) > 0 {
+		t.Errorf("errors annotated on success: %v", errs)
+	}
+	// Every secret is masked, first.
+	for _, s := range []string{actionToken, qaKey, prodKey} {
+		if !slices.Contains(masked(res.stdout), s) {
+			t.Errorf("%q not masked:\n%s", s, res.stdout)
+		}
+	}
+	// GITHUB_TOKEN cannot read classic branch protection: the log says
+	// which permission is missing and that rulesets stood in.
+	if !hasAnnotation(res.stdout, "warning", "Administration") || !hasAnnotation(res.stdout, "warning", "ruleset") {
+		t.Errorf("no warning naming the missing permission:\n%s", res.stdout)
+	}
+}
+
+func TestRunFromPullRequestClosedEvent(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, adminRead: true})
+	r.prClosedEvent(t)
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"version": "1.5.0", "tag": "v1.5.0", "deployed": "qa,prod"})
+	if got := annotations(res.stdout, "warning"); len(got) > 0 {
+		t.Errorf("protection was readable, yet warnings: %v", got)
+	}
+	// The push of the same merge runs the workflow again, on a new runner
+	// (fresh state): the version is not cut twice, the tag on the commit is
+	// reused.
+	r.pushEvent(t)
+	r.newJob(t, "4243")
+	res = r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("second run: exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"version": "1.5.0", "tag": "v1.5.0"})
+	if n := r.gh.Count("POST /repos/{owner}/{repo}/releases"); n != 1 {
+		t.Errorf("%d releases created; want 1", n)
+	}
+	// Without shared state the stages do go out again (README: use one of
+	// the two triggers, not both).
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa", "prod", "qa", "prod"}) {
+		t.Errorf("triggered %v", got)
+	}
+	// On a runner that kept the state file (self-hosted), the merge is
+	// known as handled: nothing is triggered again.
+	before := len(r.target.triggers())
+	runnerTemp := os.Getenv("RUNNER_TEMP")
+	r.newJob(t, "4244")
+	t.Setenv("RUNNER_TEMP", runnerTemp)
+	res = r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("third run: exit %d\n%s", res.code, res.log)
+	}
+	if !hasAnnotation(res.stdout, "notice", "handled already") {
+		t.Errorf("no notice that the merge was handled:\n%s", res.stdout)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0"})
+	if n := len(r.target.triggers()); n != before {
+		t.Errorf("%d more triggers for a merge handled already", n-before)
+	}
+}
+
+func TestRunSkipsALabelledStage(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}})
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": "prod"})
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa"}) {
+		t.Errorf("triggered %v; want only qa", got)
+	}
+	if !strings.Contains(res.summary, "| prod | skipped |") {
+		t.Errorf("summary:\n%s", res.summary)
+	}
+}
+
+func TestRunRefusedByTheGate(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: false})
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("a refused merge exited 0\n%s", res.log)
+	}
+	wantOutputs(t, res, map[string]string{"version": "", "tag": "", "deployed": "", "skipped": ""})
+	if !hasAnnotation(res.stdout, "error", "approval") {
+		t.Errorf("no ::error:: with the reason:\n%s", res.stdout)
+	}
+	if !strings.Contains(res.summary, "Refused by the merge gate") {
+		t.Errorf("summary:\n%s", res.summary)
+	}
+	for _, tg := range r.gh.Tags("acme/api") {
+		if tg.Name != "v1.4.2" {
+			t.Errorf("a refused merge was tagged %s", tg.Name)
+		}
+	}
+	if n := len(r.target.triggers()); n != 0 {
+		t.Errorf("%d triggers sent for a refused merge", n)
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout"); !ok || cr.Conclusion != "action_required" {
+		t.Errorf("shipbot/rollout: %+v (found %v)", cr, ok)
+	}
+}
+
+func TestRunFailedStage(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	r.target.status["qa"] = http.StatusBadRequest
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("a failed stage exited 0\n%s", res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "", "skipped": ""})
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa"}) {
+		t.Errorf("triggered %v; prod must not follow a failed qa", got)
+	}
+	if !hasAnnotation(res.stdout, "error", "stage qa failed: trigger stage qa via spinnaker-qa: 400 Bad Request") ||
+		!hasAnnotation(res.stdout, "error", "not reached: prod") {
+		t.Errorf("no ::error:: naming the stage and why:\n%s", res.stdout)
+	}
+	for _, want := range []string{"| qa | failed | trigger stage qa via spinnaker-qa: 400 Bad Request", "| prod | not reached |"} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout"); !ok || cr.Conclusion != "failure" {
+		t.Errorf("shipbot/rollout: %+v (found %v)", cr, ok)
+	}
+}
+
+func TestRunOnlyTheStagesAskedFor(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	t.Setenv("INPUT_STAGES", " qa ")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": "prod"})
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa"}) {
+		t.Errorf("triggered %v; want only qa", got)
+	}
+}
+
+func TestRunUnknownStageInput(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	t.Setenv("INPUT_STAGES", "qa,prdo")
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("a stages input naming no stage exited 0\n%s", res.log)
+	}
+	if !hasAnnotation(res.stdout, "error", "input stages names prdo, which .github/shipbot.yml at") ||
+		!hasAnnotation(res.stdout, "error", "(its stages: qa,prod)") {
+		t.Errorf("no ::error:: naming the unknown stage:\n%s", res.stdout)
+	}
+	// Refused before anything happened: no release, no trigger.
+	if w := r.writes(); len(w) > 0 {
+		t.Errorf("wrote to GitHub: %v", w)
+	}
+	if n := len(r.target.triggers()); n != 0 {
+		t.Errorf("%d triggers", n)
+	}
+}
+
+func TestRunDryRunWritesNothing(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}})
+	t.Setenv("INPUT_DRY-RUN", "true")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"version": "1.5.0", "tag": "v1.5.0", "deployed": "", "skipped": "prod"})
+	if w := r.writes(); len(w) > 0 {
+		t.Errorf("a dry run wrote to GitHub: %v", w)
+	}
+	if r.gh.Count("*") == 0 {
+		t.Error("the dry run read nothing from GitHub")
+	}
+	if n := len(r.target.triggers()); n != 0 {
+		t.Errorf("a dry run sent %d triggers", n)
+	}
+	for _, want := range []string{"version:  v1.5.0", "skipped (label no-deploy-to-prod)"} {
+		if !strings.Contains(res.stdout, want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, res.stdout)
+		}
+	}
+	if !strings.Contains(res.summary, "dry run") || !strings.Contains(res.summary, "v1.5.0") {
+		t.Errorf("summary:\n%s", res.summary)
+	}
+	if _, err := os.Stat(filepath.Join(os.Getenv("RUNNER_TEMP"), "shipbot.db")); err == nil {
+		t.Error("a dry run created the state file")
+	}
+}
+
+func TestRunDryRunRefused(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: false})
+	t.Setenv("INPUT_DRY-RUN", "true")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("a dry run exits 0 whatever it forecasts: exit %d\n%s", res.code, res.log)
+	}
+	if !strings.Contains(res.stdout, "REFUSED") {
+		t.Errorf("dry run output:\n%s", res.stdout)
+	}
+	wantOutputs(t, res, map[string]string{"version": "", "tag": ""})
+	if w := r.writes(); len(w) > 0 {
+		t.Errorf("a dry run wrote to GitHub: %v", w)
+	}
+}
+
+func TestRunIgnoresOtherEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		event func(r *actionRig) (string, []byte)
+	}{
+		{"pull_request opened", func(r *actionRig) (string, []byte) {
+			pr := r.gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "fix: x"})
+			return "pull_request", r.gh.PullRequestEvent("acme", "api", pr, "opened")
+		}},
+		{"pull_request closed unmerged", func(r *actionRig) (string, []byte) {
+			pr := r.gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "fix: x"})
+			r.gh.ClosePullRequest("acme/api", pr)
+			return "pull_request", r.gh.PullRequestEvent("acme", "api", pr, "closed")
+		}},
+		{"push of a tag", func(r *actionRig) (string, []byte) {
+			return "push", r.gh.PushEvent("acme", "api", "refs/tags/v1.4.2", strings.Repeat("0", 40), r.before)
+		}},
+		{"push to another branch", func(r *actionRig) (string, []byte) {
+			r.gh.AddBranch("acme/api", "feature", "")
+			sha := r.gh.AddCommit("acme/api", "feature", "wip", map[string]string{"x": "y"})
+			return "push", r.gh.PushEvent("acme", "api", "refs/heads/feature", r.sha, sha)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, dry := range []string{"false", "true"} {
+				r := newActionRig(t, rigOptions{approved: true})
+				t.Setenv("INPUT_DRY-RUN", dry)
+				name, body := tc.event(r)
+				r.writeEvent(t, name, body)
+				r.gh.ResetRequests()
+				res := r.runJob(t)
+				if res.code != 0 {
+					t.Fatalf("dry-run %s: exit %d\n%s", dry, res.code, res.log)
+				}
+				if !hasAnnotation(res.stdout, "notice", "nothing to do") {
+					t.Errorf("dry-run %s: no notice:\n%s", dry, res.stdout)
+				}
+				if w := r.writes(); len(w) > 0 {
+					t.Errorf("dry-run %s: wrote to GitHub: %v", dry, w)
+				}
+				if n := len(r.target.triggers()); n != 0 {
+					t.Errorf("dry-run %s: %d triggers", dry, n)
+				}
+				wantOutputs(t, res, map[string]string{"tag": "", "deployed": ""})
+			}
+		})
+	}
+}
+
+func TestRunEnvironmentErrors(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	t.Setenv("GITHUB_EVENT_PATH", "")
+	res := r.runJob(t)
+	if res.code != 2 || !hasAnnotation(res.stdout, "error", "GITHUB_EVENT_PATH") {
+		t.Errorf("missing GITHUB_EVENT_PATH: exit %d\n%s", res.code, res.log)
+	}
+	r.pushEvent(t)
+	t.Setenv("INPUT_TARGETS", "targets:\n  qa:\n    kind: nope\n")
+	res = r.runJob(t)
+	if res.code != 2 || !hasAnnotation(res.stdout, "error", "invalid targets") {
+		t.Errorf("invalid targets: exit %d\n%s", res.code, res.log)
+	}
+	if !slices.Contains(masked(res.stdout), actionToken) {
+		t.Errorf("token not masked before the targets error:\n%s", res.stdout)
+	}
+	if code := run([]string{"run", "extra"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 2 {
+		t.Errorf("bot run extra: exit %d; want 2", code)
+	}
+}
+
+// A secret that the target echoes back in an error must not reach the log.
+func TestRunSecretsStayOutOfErrors(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := bufio.NewReader(req.Body).ReadString(0)
+		http.Error(w, "rejected payload: "+body+" token "+req.Header.Get("Authorization"), http.StatusBadRequest)
+	}))
+	t.Cleanup(echo.Close)
+	t.Setenv("INPUT_TARGETS", actionTargets(echo.URL))
+	res := r.runJob(t) // checkSecrets inspects the log
+	if res.code == 0 {
+		t.Fatalf("exit 0\n%s", res.log)
+	}
+	// Nor the step summary, nor what GitHub is told.
+	shown := []string{res.summary}
+	for _, cr := range r.gh.CheckRuns("acme/api", r.sha) {
+		shown = append(shown, cr.Title+cr.Summary+cr.Text)
+	}
+	for _, c := range r.gh.Comments("acme/api", r.pr) {
+		shown = append(shown, c.Body)
+	}
+	if !strings.Contains(res.summary, "400 Bad Request") {
+		t.Errorf("the summary does not say why qa failed:\n%s", res.summary)
+	}
+	for _, text := range shown {
+		for _, s := range []string{actionToken, qaKey, prodKey} {
+			if strings.Contains(text, s) {
+				t.Errorf("a secret is shown:\n%s", text)
+			}
+		}
+	}
+}
+
+// takeCallbacks makes the job one on a self-hosted runner that the deploy
+// system can reach: SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN.
+func takeCallbacks(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("SHIPBOT_LISTEN", addr)
+	t.Setenv("SHIPBOT_PUBLIC_URL", "http://"+addr)
+}
+
+func TestRunWaitsForCallbacks(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	takeCallbacks(t)
+	r.target.report["qa"], r.target.report["prod"] = "succeeded", "failed"
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("prod reported failure, yet exit 0\n%s", res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": ""})
+	for _, want := range []string{"| qa | passed |", "| prod | failed | the deploy system reported failure"} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if strings.Contains(res.summary, "handed off") {
+		t.Errorf("a stage that could wait was handed off:\n%s", res.summary)
+	}
+	if !hasAnnotation(res.stdout, "error", "stage prod failed") {
+		t.Errorf("no ::error:: for prod:\n%s", res.stdout)
+	}
+}
+
+func TestRunWaitFalseHandsOff(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	takeCallbacks(t)
+	t.Setenv("INPUT_WAIT", "false")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"deployed": "qa,prod"})
+	if !strings.Contains(res.summary, "| prod | passed (handed off) |") {
+		t.Errorf("summary:\n%s", res.summary)
+	}
+}
+
+func TestRunTimesOut(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	takeCallbacks(t) // a stage waits for a callback that never comes
+	t.Setenv("INPUT_TIMEOUT", "1500ms")
+	start := time.Now()
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("a rollout that did not finish exited 0\n%s", res.log)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("took %s for a 1.5s timeout", d)
+	}
+	if !hasAnnotation(res.stdout, "error", "did not finish within 1.5s") || !hasAnnotation(res.stdout, "error", "unfinished: qa, prod") {
+		t.Errorf("no timeout error:\n%s", res.stdout)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": ""})
+}
+
+// actionMetadata is what action/action.yml declares.
+type actionMetadata struct {
+	Inputs map[string]struct {
+		Default  *string `yaml:"default"`
+		Required bool    `yaml:"required"`
+	} `yaml:"inputs"`
+	Outputs map[string]struct {
+		Description string `yaml:"description"`
+	} `yaml:"outputs"`
+	Runs struct {
+		Using string   `yaml:"using"`
+		Image string   `yaml:"image"`
+		Args  []string `yaml:"args"`
+	} `yaml:"runs"`
+	Branding map[string]string `yaml:"branding"`
+}
+
+// The action's metadata and `bot run` agree: every input declared is one
+// bot run reads (as the runner passes it to a Docker action), the defaults
+// parse, and the outputs declared are exactly those bot run writes.
+func TestActionMetadataMatchesBotRun(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "action", "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md actionMetadata
+	if err := yaml.Unmarshal(data, &md); err != nil {
+		t.Fatal(err)
+	}
+	if md.Runs.Using != "docker" || md.Runs.Image != "docker://ghcr.io/shipbot/shipbot:v1" || !slices.Equal(md.Runs.Args, []string{"run"}) {
+		t.Errorf("runs: %+v", md.Runs)
+	}
+	if md.Branding["icon"] == "" || md.Branding["color"] == "" {
+		t.Errorf("branding: %v", md.Branding)
+	}
+	wantInputs := []string{"config", "dry-run", "github-token", "stages", "targets", "timeout", "wait"}
+	if got := slices.Sorted(maps.Keys(md.Inputs)); !slices.Equal(got, wantInputs) {
+		t.Errorf("inputs %v; want %v", got, wantInputs)
+	}
+	if d := md.Inputs["github-token"].Default; d == nil || *d != "${{ github.token }}" {
+		t.Errorf("github-token default %v; want ${{ github.token }}", d)
+	}
+	// Feed the declared defaults to ReadEnv the way the runner would, and
+	// record which INPUT_ variables it asks for.
+	asked := map[string]bool{}
+	env := map[string]string{"GITHUB_EVENT_PATH": "/e.json", "GITHUB_REPOSITORY": "acme/api"}
+	for name, in := range md.Inputs {
+		if in.Required {
+			t.Errorf("input %s is required; every input has a default", name)
+		}
+		if in.Default != nil {
+			env["INPUT_"+strings.ToUpper(name)] = *in.Default
+		}
+	}
+	e, err := action.ReadEnv(func(k string) string { asked[k] = true; return env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatalf("the declared defaults do not parse: %v", err)
+	}
+	if e.DryRun || !e.Wait || e.Timeout != 30*time.Minute || len(e.Stages) != 0 || len(e.Targets) != 0 {
+		t.Errorf("defaults read as %+v", e)
+	}
+	for name := range md.Inputs {
+		if name == "config" {
+			continue // read, and only warned about
+		}
+		if !asked["INPUT_"+strings.ToUpper(name)] {
+			t.Errorf("input %s is declared but bot run never reads INPUT_%s", name, strings.ToUpper(name))
+		}
+	}
+	if !asked["INPUT_CONFIG"] {
+		t.Error("input config is never read")
+	}
+	// The outputs a real run writes.
+	r := newActionRig(t, rigOptions{approved: true})
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	if got, want := slices.Sorted(maps.Keys(res.outputs)), slices.Sorted(maps.Keys(md.Outputs)); !slices.Equal(got, want) {
+		t.Errorf("bot run writes outputs %v; action.yml declares %v", got, want)
+	}
+}
+
+// A RUNNER_TEMP that cannot hold the state file (not mounted into the
+// container, or not writable) is no reason to fail: the state is the job's
+// own and goes to a temporary directory.
+func TestRunStateDirFallback(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	notADir := filepath.Join(r.dir, "file")
+	os.WriteFile(notADir, []byte("x"), 0o644)
+	t.Setenv("RUNNER_TEMP", notADir)
+	t.Setenv("TMPDIR", t.TempDir())
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod"})
+}
+
+// A token without contents: write cannot tag: the step fails with an
+// annotation saying what GitHub answered, and nothing is triggered.
+func TestRunGitHubRefusesTheTag(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	r.gh.FailNext("POST /repos/{owner}/{repo}/git/refs", http.StatusForbidden, 10)
+	r.gh.FailNext("POST /repos/{owner}/{repo}/releases", http.StatusForbidden, 10)
+	res := r.runJob(t)
+	if res.code != 1 {
+		t.Fatalf("exit %d; want 1\n%s", res.code, res.log)
+	}
+	if !hasAnnotation(res.stdout, "error", "403") {
+		t.Errorf("no ::error:: with GitHub's answer:\n%s", res.stdout)
+	}
+	if n := len(r.target.triggers()); n != 0 {
+		t.Errorf("%d triggers without a release", n)
+	}
+}
