@@ -105,9 +105,15 @@ func (c *Coordinator) Handle(ctx context.Context, d store.Delivery) error {
 	if err != nil {
 		return err
 	}
+	if !created && !stored.Open() {
+		// The merge was handled already (the other delivery, or a
+		// redelivery): nothing for this delivery to start. Open runs of
+		// other merges are their deliveries' work, or the sweep's.
+		return nil
+	}
 	if created {
 		c.Log.Info("merge recorded", "repo", m.repo, "sha", m.sha, "run", stored.ID, "source", d.Event)
-	} else if stored.Open() && ((len(stored.PRFacts) == 0 && m.pr != nil) || (stored.Parent == "" && m.parent != "")) {
+	} else if (len(stored.PRFacts) == 0 && m.pr != nil) || (stored.Parent == "" && m.parent != "") {
 		// The other delivery came first. The pull request's saves the
 		// lookup and gives the merge time; the push's names the parent
 		// that places the run in history. Only the missing parts are
@@ -281,17 +287,42 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		}
 		in.PR = &pr
 	}
-	// Whether an earlier merge must go first is found out beside the
-	// facts, so that the history check adds no round trip.
+	// A run that persisted its version keeps it: it may already be tagged,
+	// and only it may take that version. Any other run first settles
+	// whether an earlier merge goes first.
+	history := r.State != store.RunReleasing
+	if history && r.Parent != "" {
+		// What the database knows costs no API call: an open run on the
+		// parent goes first (before any read is spent on this one), a
+		// finished one lets this run go.
+		switch prev, err := c.Store.RunBySHA(ctx, r.Repo, r.Parent); {
+		case err == nil && prev.Open():
+			return errEarlierFirst
+		case err == nil:
+			history = false
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	if history && r.Source == sourceHistory {
+		// This run was found behind a later merge whose deliveries came
+		// first: its own earlier merges are likely unrecorded too (a burst
+		// the worker has not reached yet). Walk history before reading its
+		// facts, so they are not read in vain; the later merge waits anyway.
+		if err := c.earlierFirst(ctx, client, reader, &r); err != nil {
+			return err
+		}
+		history = false
+	}
+	// Otherwise whether an earlier merge must go first is found out beside
+	// the facts, so that the history check adds no round trip.
 	var snap facts.Snapshot
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) {
 		snap, err = facts.Gather(gctx, reader, in)
 		return err
 	})
-	if r.State != store.RunReleasing {
-		// A run that persisted its version keeps it: it may already be
-		// tagged, and only it may take that version.
+	if history {
 		g.Go(func() error { return c.earlierFirst(gctx, client, reader, &r) })
 	}
 	if err := g.Wait(); err != nil {

@@ -18,6 +18,10 @@ import (
 // must take its version first; Process evaluates it and comes back.
 var errEarlierFirst = errors.New("an earlier merge goes first")
 
+// sourceHistory is the Source of a run recorded from the branch's history
+// (an earlier merge found through a later one) rather than from a delivery.
+const sourceHistory = "history"
+
 // DefaultLateDelivery is how long before the bot heard of a merge an
 // earlier merge it never heard of may have happened and still be taken
 // first: GitHub delivers in seconds, but not always in order, and a
@@ -69,7 +73,7 @@ func (c *Coordinator) earlierFirst(ctx context.Context, client *gh.Client, reade
 	}
 	found, created, err := c.Store.CreateRun(ctx, store.Run{
 		Repo: r.Repo, SHA: r.Parent, Installation: r.Installation, Branch: r.Branch,
-		PR: pr.Number, PRFacts: prFacts, Source: "history", MergedAt: pr.MergedAt,
+		PR: pr.Number, PRFacts: prFacts, Source: sourceHistory, MergedAt: pr.MergedAt,
 	})
 	if err != nil {
 		return err

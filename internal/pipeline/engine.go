@@ -79,7 +79,8 @@ type Engine struct {
 	once    sync.Once
 	wake    chan struct{}
 	mu      sync.Mutex
-	alarmAt map[string]alarmReading // alarm name → last reading
+	alarmAt map[string]alarmReading  // alarm name → last reading
+	configs map[[32]byte]config.Repo // parsed configurations by content
 }
 
 // Reporter shows a run's rollout on GitHub; the engine calls it after the
@@ -97,6 +98,7 @@ func (e *Engine) init() {
 	e.once.Do(func() {
 		e.wake = make(chan struct{}, 1)
 		e.alarmAt = map[string]alarmReading{}
+		e.configs = map[[32]byte]config.Repo{}
 		if e.Now == nil {
 			e.Now = time.Now
 		}
@@ -203,7 +205,7 @@ func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
 	}
 	out := make([]pipelineRun, 0, len(rrs))
 	for _, rr := range rrs {
-		cfg, err := config.ParseRepo(config.RepoFile, rr.Config, repoName(rr.Repo))
+		cfg, err := e.parseConfig(rr.Repo, rr.Config)
 		if err != nil {
 			// It parsed when the run was released; a failure now means the
 			// stored copy is damaged.
@@ -212,6 +214,30 @@ func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
 		out = append(out, pipelineRun{RolloutRun: rr, cfg: cfg})
 	}
 	return out, nil
+}
+
+// parseConfig parses a run's stored configuration. Runs of a pipeline
+// mostly share one configuration, and every pass reads every run's: parse
+// each distinct one once. The result is shared; callers must not modify it.
+func (e *Engine) parseConfig(repo string, data []byte) (config.Repo, error) {
+	key := sha256.Sum256(append([]byte(repo+"\x00"), data...))
+	e.mu.Lock()
+	cfg, ok := e.configs[key]
+	e.mu.Unlock()
+	if ok {
+		return cfg, nil
+	}
+	cfg, err := config.ParseRepo(config.RepoFile, data, repoName(repo))
+	if err != nil {
+		return config.Repo{}, err
+	}
+	e.mu.Lock()
+	if len(e.configs) >= 256 {
+		clear(e.configs) // bounded: configurations change rarely
+	}
+	e.configs[key] = cfg
+	e.mu.Unlock()
+	return cfg, nil
 }
 
 // decide runs the scheduler over the pipeline and applies its actions.
@@ -305,11 +331,11 @@ func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
 			e.reported(ctx, r.ID)
 		}
 	}
-	// Runs that are done leave the pipeline.
+	// Runs that are done leave the pipeline, at once even while other runs
+	// move (in a busy pipeline something always does): the actions above
+	// never touch a run that was done before them, and every pass loads
+	// only the runs still in the pipeline.
 	for i, sr := range st.Runs {
-		if changed {
-			break // decide again from the stored state first
-		}
 		if sr.Done() {
 			if err := e.Store.FinishRollout(ctx, runs[i].ID); err != nil {
 				return changed, err

@@ -25,7 +25,7 @@ func (e *Engine) progress(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return changed, err
 		}
-		cfg, err := config.ParseRepo(config.RepoFile, rr.Config, repoName(rr.Repo))
+		cfg, err := e.parseConfig(rr.Repo, rr.Config)
 		if err != nil {
 			return changed, fmt.Errorf("config of run %s: %w", rr.ID, err)
 		}

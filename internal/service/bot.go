@@ -54,11 +54,12 @@ type Bot struct {
 
 // Parts is the assembled bot.
 type Parts struct {
-	Handlers []webhook.Handler
-	Loops    []func(context.Context)
-	Routes   func(*echo.Echo)
-	Engine   *pipeline.Engine
-	Reporter *report.Rollouts
+	Handlers    []webhook.Handler
+	Loops       []func(context.Context)
+	Routes      func(*echo.Echo)
+	Engine      *pipeline.Engine
+	Reporter    *report.Rollouts
+	Coordinator *merge.Coordinator
 }
 
 // Build assembles the bot.
@@ -97,11 +98,12 @@ func (b Bot) Build() Parts {
 	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, Wake: engine.Wake}
 	d := &dashboard.Dashboard{Store: b.Store, Token: b.DashboardToken, Log: b.Log.With("component", "dashboard")}
 	return Parts{
-		Handlers: []webhook.Handler{coord, prev},
-		Loops:    []func(context.Context){coord.Run, engine.Run},
-		Routes:   func(e *echo.Echo) { a.Register(e); d.Register(e) },
-		Engine:   engine,
-		Reporter: reporter,
+		Handlers:    []webhook.Handler{coord, prev},
+		Loops:       []func(context.Context){coord.Run, engine.Run},
+		Routes:      func(e *echo.Echo) { a.Register(e); d.Register(e) },
+		Engine:      engine,
+		Reporter:    reporter,
+		Coordinator: coord,
 	}
 }
 

@@ -522,8 +522,11 @@ func (s *SQLite) Frozen(ctx context.Context, pipelineKey string) (string, bool, 
 
 // OpenExecutionsOf lists the pipeline's unfinished executions, oldest first.
 func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' AND run_id IN
-		(SELECT id FROM runs WHERE pipeline_key = ?) ORDER BY created_at, id`, pipelineKey)
+	// Driven by the partial index of open executions (a handful), each
+	// looking its run up by key: "run_id IN (runs of the pipeline)" made
+	// SQLite scan every run the database ever had, on every engine pass.
+	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished'
+		AND (SELECT pipeline_key FROM runs WHERE runs.id = executions.run_id) = ? ORDER BY created_at, id`, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("open executions of %s: %w", pipelineKey, err)
 	}

@@ -373,8 +373,11 @@ func (s *SQLite) CommentID(ctx context.Context, repo string, pr int) (int64, boo
 
 // SaveCommentID implements Comments.
 func (s *SQLite) SaveCommentID(ctx context.Context, repo string, pr int, id int64) error {
+	// Saving the id it has is the common case (every edit of the sticky
+	// comment saves it): the WHERE makes that change nothing, and a
+	// transaction that changes nothing costs no fsync.
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO comments (repo, pr, id) VALUES (?, ?, ?)
-		ON CONFLICT (repo, pr) DO UPDATE SET id = excluded.id`, repo, pr, id); err != nil {
+		ON CONFLICT (repo, pr) DO UPDATE SET id = excluded.id WHERE comments.id <> excluded.id`, repo, pr, id); err != nil {
 		return fmt.Errorf("save comment of %s#%d: %w", repo, pr, err)
 	}
 	return nil
