@@ -880,8 +880,14 @@ func TestActionMetadataMatchesBotRun(t *testing.T) {
 	if err := yaml.Unmarshal(data, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.Runs.Using != "docker" || md.Runs.Image != "docker://ghcr.io/shipbot/shipbot:v1" || !slices.Equal(md.Runs.Args, []string{"run"}) {
+	if md.Runs.Using != "docker" || md.Runs.Image != "Dockerfile" || !slices.Equal(md.Runs.Args, []string{"run"}) {
 		t.Errorf("runs: %+v", md.Runs)
+	}
+	// The image the action builds runs bot as root: a Docker action cannot
+	// pick its user, and the runner's output files need root to be written.
+	df, err := os.ReadFile(filepath.Join("..", "..", "action", "Dockerfile"))
+	if err != nil || !strings.Contains(string(df), "USER 0:0") || !strings.Contains(string(df), `ENTRYPOINT ["/bot"]`) {
+		t.Errorf("action/Dockerfile must run /bot as root: %v\n%s", err, df)
 	}
 	if md.Branding["icon"] == "" || md.Branding["color"] == "" {
 		t.Errorf("branding: %v", md.Branding)
