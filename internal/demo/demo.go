@@ -339,10 +339,17 @@ func (p *player) playAll(ctx context.Context, stories []story) error {
 			return ctx.Err()
 		}
 	}
-	// The reporter writes a moment after the last change.
-	time.Sleep(300 * time.Millisecond)
 	for _, v := range rolling {
-		cr, _ := p.gh.CheckRun(p.repo, v.run.SHA, "shipbot/rollout")
+		// The reporter writes a moment after the last change (it coalesces
+		// bursts): wait for the check run to complete.
+		var cr githubtest.CheckRun
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			cr, _ = p.gh.CheckRun(p.repo, v.run.SHA, "shipbot/rollout")
+			if cr.Status == "completed" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		p.printf("  shipbot/rollout on %s: %s (%s)\n", v.run.SHA[:7], cr.Title, conclusionOf(cr))
 		for _, line := range strings.Split(strings.TrimSpace(cr.Summary), "\n") {
 			if strings.HasPrefix(line, "|") && !strings.HasPrefix(line, "|---") {
