@@ -132,7 +132,9 @@ func fromPullRequest(payload []byte) (merge, bool, error) {
 		return merge{}, false, err
 	}
 	p := ev.GetPullRequest()
-	if ev.GetAction() != "closed" || !p.GetMerged() {
+	// Only merges into the default branch deploy, as with pushes: a PR
+	// merged into a feature or release branch is not the deploy button.
+	if ev.GetAction() != "closed" || !p.GetMerged() || p.GetBase().GetRef() != ev.GetRepo().GetDefaultBranch() {
 		return merge{}, false, nil
 	}
 	if p.GetMergeCommitSHA() == "" || ev.GetRepo().GetFullName() == "" {
@@ -211,29 +213,70 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 
 // drain evaluates the open runs of repo in merge order until none is left.
 func (c *Coordinator) drain(ctx context.Context, repo, lease, holder string) error {
+	renewed := time.Now() // Process has just taken the lease
 	// Runs that let an earlier merge go first since a run last finished:
 	// meeting one again would mean history loops, which it cannot.
 	deferred := map[string]bool{}
+	// The open runs in merge order, read once and followed while it holds:
+	// reading them all again for every run made a burst of merges cost
+	// quadratic time. Order stays safe without a fresh list, because a run
+	// whose earlier merge is still open says so (errEarlierFirst), and the
+	// list is then read again.
+	var queue []store.Run
 	for {
-		runs, err := c.Store.OpenRuns(ctx, repo)
-		if err != nil || len(runs) == 0 {
+		if len(queue) == 0 {
+			var err error
+			if queue, err = c.Store.OpenRuns(ctx, repo); err != nil || len(queue) == 0 {
+				return err
+			}
+		}
+		// Read the run itself again: a delivery may have filled it in
+		// since the list was read.
+		r, err := c.Store.GetRun(ctx, queue[0].ID)
+		if err != nil {
 			return err
+		}
+		queue = queue[1:]
+		if !r.Open() {
+			continue
 		}
 		// Stop at the first failure: a later merge must not take a version
 		// before an earlier one has its own.
-		r := runs[0]
 		switch err := c.evaluate(ctx, r); {
 		case errors.Is(err, errEarlierFirst) && !deferred[r.ID]:
 			deferred[r.ID] = true
+			queue = c.earlierAhead(ctx, r, queue)
 		case err != nil:
 			return fmt.Errorf("run %s (%s@%s): %w", r.ID, repo, short(r.SHA), err)
 		default:
 			clear(deferred)
 		}
-		if ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl()); err != nil || !ok {
-			return fmt.Errorf("lost lease %s: %w", lease, err)
+		// Renew the lease once a third of its TTL has passed (not after
+		// every run: each renewal is a write, and a burst has many runs).
+		if time.Since(renewed) > c.ttl()/3 {
+			renewed = time.Now()
+			if ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl()); err != nil || !ok {
+				return fmt.Errorf("lost lease %s: %w", lease, err)
+			}
 		}
 	}
+}
+
+// earlierAhead puts the open earlier merge that r let go first (its
+// parent, which evaluate has just recorded or found) ahead of r in queue.
+// Reading the whole order again instead made a burst's walk back through
+// history quadratic. When the parent cannot be placed, it returns nil: the
+// order is read again.
+func (c *Coordinator) earlierAhead(ctx context.Context, r store.Run, queue []store.Run) []store.Run {
+	fresh, err := c.Store.GetRun(ctx, r.ID) // evaluate filled in the parent
+	if err != nil || fresh.Parent == "" {
+		return nil
+	}
+	prev, err := c.Store.RunBySHA(ctx, r.Repo, fresh.Parent)
+	if err != nil || !prev.Open() {
+		return nil
+	}
+	return append([]store.Run{prev, fresh}, queue...)
 }
 
 // Sweep processes every repository with open runs: after a restart, and

@@ -81,12 +81,30 @@ type Engine struct {
 	mu      sync.Mutex
 	alarmAt map[string]alarmReading  // alarm name → last reading
 	configs map[[32]byte]config.Repo // parsed configurations by content
+	// keepLeases is set while Run runs; leases maps each pipeline lease
+	// kept to when it was last taken or renewed.
+	keepLeases bool
+	leases     map[string]time.Time
+	// finishing holds the done runs being shown and taken out (see
+	// finish); bg waits for them.
+	finishing map[string]bool
+	bg        sync.WaitGroup
 }
 
 // Reporter shows a run's rollout on GitHub; the engine calls it after the
 // run changed. It must not block for long.
 type Reporter interface {
 	RolloutChanged(ctx context.Context, runID string)
+}
+
+// FinalReporter is a Reporter that can show a run's state at once. The
+// engine then takes a done run out of its pipeline only after that write:
+// a crash in between leaves the run done but still in its pipeline, and the
+// next process shows it again, so a pull request never keeps showing a
+// rollout in progress that ended.
+type FinalReporter interface {
+	Reporter
+	RolloutFinal(ctx context.Context, runID string) error
 }
 
 type alarmReading struct {
@@ -99,6 +117,8 @@ func (e *Engine) init() {
 		e.wake = make(chan struct{}, 1)
 		e.alarmAt = map[string]alarmReading{}
 		e.configs = map[[32]byte]config.Repo{}
+		e.leases = map[string]time.Time{}
+		e.finishing = map[string]bool{}
 		if e.Now == nil {
 			e.Now = time.Now
 		}
@@ -123,9 +143,20 @@ func (e *Engine) Wake() {
 	}
 }
 
-// Run steps the engine until ctx ends.
+// Run steps the engine until ctx ends. While it runs, the engine keeps the
+// pipeline leases it takes (renewing them as they age) instead of taking
+// and giving each up on every step, two writes each, which a busy pipeline
+// paid for every callback; it gives them up when it returns.
 func (e *Engine) Run(ctx context.Context) {
 	e.init()
+	e.mu.Lock()
+	e.keepLeases = true
+	e.mu.Unlock()
+	defer e.releaseLeases(context.WithoutCancel(ctx))
+	defer e.bg.Wait()
+	// The process before this one may have died before it showed its last
+	// changes on GitHub: show every run still in a rollout once.
+	e.reportActive(ctx)
 	t := time.NewTicker(e.Tick)
 	defer t.Stop()
 	for {
@@ -169,19 +200,39 @@ const leaseTTL = time.Minute
 
 func (e *Engine) stepPipeline(ctx context.Context, key string) error {
 	lease := "pipeline:" + key
-	ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
-	if err != nil || !ok {
-		return err
+	e.mu.Lock()
+	keep := e.keepLeases
+	renewed, held := e.leases[lease]
+	e.mu.Unlock()
+	// A lease kept is renewed once a third of its TTL has passed, so it
+	// never comes within two thirds of a TTL of expiring while held.
+	if !held || time.Since(renewed) > leaseTTL/3 {
+		taken := time.Now()
+		ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
+		if err != nil || !ok {
+			e.mu.Lock()
+			delete(e.leases, lease)
+			e.mu.Unlock()
+			return err
+		}
+		if keep {
+			e.mu.Lock()
+			e.leases[lease] = taken
+			e.mu.Unlock()
+		}
 	}
-	defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
+	if !keep {
+		defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
+	}
 	// Decide and act until nothing more can happen now: a skip can free
 	// the next stage, a finished execution the unit.
 	for range 16 {
-		changed, err := e.decide(ctx, key)
+		runs := map[string]*pipelineRun{}
+		changed, err := e.decide(ctx, key, runs)
 		if err != nil {
 			return err
 		}
-		progressed, err := e.progress(ctx, key)
+		progressed, err := e.progress(ctx, key, runs)
 		if err != nil {
 			return err
 		}
@@ -190,6 +241,23 @@ func (e *Engine) stepPipeline(ctx context.Context, key string) error {
 		}
 	}
 	return nil
+}
+
+// releaseLeases gives up the pipeline leases Run kept.
+func (e *Engine) releaseLeases(ctx context.Context) {
+	e.mu.Lock()
+	names := make([]string, 0, len(e.leases))
+	for name := range e.leases {
+		names = append(names, name)
+	}
+	clear(e.leases)
+	e.keepLeases = false
+	e.mu.Unlock()
+	for _, name := range names {
+		if err := e.Store.ReleaseLease(ctx, name, e.Owner); err != nil {
+			e.Log.Warn("release lease", "lease", name, "err", err)
+		}
+	}
 }
 
 // pipelineRun is a run as the engine works with it.
@@ -240,8 +308,9 @@ func (e *Engine) parseConfig(repo string, data []byte) (config.Repo, error) {
 	return cfg, nil
 }
 
-// decide runs the scheduler over the pipeline and applies its actions.
-func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
+// decide runs the scheduler over the pipeline and applies its actions. It
+// adds the runs it loaded to loaded, by id, for progress.
+func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipelineRun) (bool, error) {
 	runs, err := e.load(ctx, key)
 	if err != nil || len(runs) == 0 {
 		return false, err
@@ -263,6 +332,7 @@ func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
 	for i := range runs {
 		r := &runs[i]
 		byID[r.ID] = r
+		loaded[r.ID] = r
 		sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(stages))}
 		for k, s := range stages {
 			state, has := stageState(r, s.Name)
@@ -337,14 +407,80 @@ func (e *Engine) decide(ctx context.Context, key string) (bool, error) {
 	// only the runs still in the pipeline.
 	for i, sr := range st.Runs {
 		if sr.Done() {
-			if err := e.Store.FinishRollout(ctx, runs[i].ID); err != nil {
+			if err := e.finish(ctx, &runs[i]); err != nil {
 				return changed, err
 			}
-			e.emit(&runs[i], "", "done", "")
-			e.reported(ctx, runs[i].ID)
 		}
 	}
 	return changed, nil
+}
+
+// finish takes a done run out of its pipeline. With a FinalReporter, its
+// final state is shown first, beside the pipeline's pass: a done run holds
+// no unit and no run behind it, so that write holds up nobody.
+func (e *Engine) finish(ctx context.Context, r *pipelineRun) error {
+	fr, ok := e.Reporter.(FinalReporter)
+	if !ok {
+		return e.finished(ctx, r)
+	}
+	e.mu.Lock()
+	busy := e.finishing[r.ID]
+	e.finishing[r.ID] = true
+	e.mu.Unlock()
+	if busy {
+		return nil
+	}
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		defer func() {
+			e.mu.Lock()
+			delete(e.finishing, r.ID)
+			e.mu.Unlock()
+		}()
+		if err := fr.RolloutFinal(ctx, r.ID); err != nil {
+			if ctx.Err() != nil {
+				return // shutting down: the next process shows it and finishes it
+			}
+			// GitHub failing is no reason to keep the run: finish it anyway.
+			e.Log.Warn("show final rollout state", "run", r.ID, "err", err)
+		}
+		if err := e.finished(ctx, r); err != nil && ctx.Err() == nil {
+			e.Log.Error("finish rollout", "run", r.ID, "err", err)
+		}
+	}()
+	return nil
+}
+
+func (e *Engine) finished(ctx context.Context, r *pipelineRun) error {
+	if err := e.Store.FinishRollout(ctx, r.ID); err != nil {
+		return err
+	}
+	e.emit(r, "", "done", "")
+	e.reported(ctx, r.ID)
+	return nil
+}
+
+// reportActive asks the reporter to show every run still in a rollout.
+func (e *Engine) reportActive(ctx context.Context) {
+	if e.Reporter == nil {
+		return
+	}
+	keys, err := e.Store.PipelinesWithRollouts(ctx)
+	if err != nil {
+		e.Log.Warn("list pipelines", "err", err)
+		return
+	}
+	for _, key := range keys {
+		runs, err := e.Store.LoadRollout(ctx, key)
+		if err != nil {
+			e.Log.Warn("load rollout", "pipeline", key, "err", err)
+			continue
+		}
+		for _, r := range runs {
+			e.reported(ctx, r.ID)
+		}
+	}
 }
 
 func someoneWaits(st schedule.State, k int) bool {
@@ -562,6 +698,11 @@ func (e *Engine) Start(ctx context.Context, r store.Run, cfgYAML []byte, labels 
 	}
 	if _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipeline), cfgYAML, labels, names); err != nil {
 		return err
+	}
+	if len(names) == 0 {
+		// Nothing to roll out: the merge's own report ("Released …") is
+		// the whole story.
+		return nil
 	}
 	e.reported(ctx, r.ID)
 	e.Wake()

@@ -13,24 +13,29 @@ import (
 )
 
 // progress moves the pipeline's open executions along. It reports whether
-// anything changed.
-func (e *Engine) progress(ctx context.Context, key string) (bool, error) {
+// anything changed. loaded holds the runs decide just read: what progress
+// uses of a run (identity, repository, commit, order, config) never changes
+// once the run is in its rollout, so it need not read them again.
+func (e *Engine) progress(ctx context.Context, key string, loaded map[string]*pipelineRun) (bool, error) {
 	execs, err := e.Store.OpenExecutionsOf(ctx, key)
 	if err != nil {
 		return false, err
 	}
 	changed := false
 	for _, ex := range execs {
-		rr, err := e.Store.GetRollout(ctx, ex.RunID)
-		if err != nil {
-			return changed, err
+		r, ok := loaded[ex.RunID]
+		if !ok {
+			rr, err := e.Store.GetRollout(ctx, ex.RunID)
+			if err != nil {
+				return changed, err
+			}
+			cfg, err := e.parseConfig(rr.Repo, rr.Config)
+			if err != nil {
+				return changed, fmt.Errorf("config of run %s: %w", rr.ID, err)
+			}
+			r = &pipelineRun{RolloutRun: rr, cfg: cfg}
 		}
-		cfg, err := e.parseConfig(rr.Repo, rr.Config)
-		if err != nil {
-			return changed, fmt.Errorf("config of run %s: %w", rr.ID, err)
-		}
-		r := &pipelineRun{RolloutRun: rr, cfg: cfg}
-		s, ok := cfg.Stage(ex.StageName)
+		s, ok := r.cfg.Stage(ex.StageName)
 		if !ok {
 			return changed, fmt.Errorf("run %s has no stage %s", r.ID, ex.StageName)
 		}

@@ -21,8 +21,9 @@ type Clients interface {
 
 // Rollouts shows rollouts on their pull requests: the shipbot/rollout
 // check run and the sticky comment. Changes are coalesced: a burst of stage
-// events within Delay costs one write of each, and a write whose content
-// did not change is not sent at all.
+// events within Delay costs one write of each, one run is written at most
+// once per Every (its final state excepted), and a write whose content did
+// not change is not sent at all.
 type Rollouts struct {
 	Store    store.Store
 	Clients  Clients
@@ -32,20 +33,44 @@ type Rollouts struct {
 	// Delay is how long changes gather before they are written; default
 	// 300ms.
 	Delay time.Duration
+	// Every is the least time between two writes of one run; default 1s.
+	// A run whose turn comes in a burst moves through several states in
+	// well under a second: the PR shows where it got to, not every step.
+	Every time.Duration
 
 	mu      sync.Mutex
 	pending map[string]bool
-	last    map[string][32]byte // run → hash of what was last written
-	wg      sync.WaitGroup
+	last    map[string][32]byte  // run → hash of what was last written
+	wrote   map[string]time.Time // run → when it was last written
+	// scheduled counts writes scheduled and not done; idle signals it
+	// reaching 0. (A WaitGroup would forbid scheduling while Wait waits.)
+	scheduled int
+	idle      *sync.Cond
+	writing   keyedMutex // one write per run at a time
+}
+
+// initLocked makes the maps; r.mu is held.
+func (r *Rollouts) initLocked() {
+	if r.pending == nil {
+		r.pending, r.last, r.wrote = map[string]bool{}, map[string][32]byte{}, map[string]time.Time{}
+		r.idle = sync.NewCond(&r.mu)
+	}
+}
+
+// RolloutFinal implements pipeline.FinalReporter: it writes the run's
+// state now, unless that is what was written last.
+func (r *Rollouts) RolloutFinal(ctx context.Context, runID string) error {
+	r.mu.Lock()
+	r.initLocked()
+	r.mu.Unlock()
+	return r.write(ctx, runID)
 }
 
 // RolloutChanged implements pipeline.Reporter.
 func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pending == nil {
-		r.pending, r.last = map[string]bool{}, map[string][32]byte{}
-	}
+	r.initLocked()
 	if r.pending[runID] {
 		return
 	}
@@ -54,9 +79,22 @@ func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 	if delay == 0 {
 		delay = 300 * time.Millisecond
 	}
-	r.wg.Add(1)
+	every := r.Every
+	if every == 0 {
+		every = time.Second
+	}
+	if at, ok := r.wrote[runID]; ok {
+		delay = max(delay, time.Until(at.Add(every)))
+	}
+	r.scheduled++
 	time.AfterFunc(delay, func() {
-		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			if r.scheduled--; r.scheduled == 0 {
+				r.idle.Broadcast()
+			}
+			r.mu.Unlock()
+		}()
 		r.mu.Lock()
 		delete(r.pending, runID)
 		r.mu.Unlock()
@@ -67,9 +105,18 @@ func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 }
 
 // Wait blocks until every scheduled write is done (tests, shutdown).
-func (r *Rollouts) Wait() { r.wg.Wait() }
+func (r *Rollouts) Wait() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.scheduled > 0 {
+		r.idle.Wait()
+	}
+}
 
 func (r *Rollouts) write(ctx context.Context, runID string) error {
+	// A delayed write and a final one must not both send what the other
+	// is sending: the second waits and finds it written.
+	defer r.writing.lock(runID)()
 	rr, err := r.Store.GetRollout(ctx, runID)
 	if err != nil {
 		return err
@@ -83,12 +130,18 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary + "\x00" + comment))
 	r.mu.Lock()
 	same := r.last[runID] == sum
+	if !same {
+		r.wrote[runID] = time.Now()
+	}
 	r.mu.Unlock()
 	if same {
 		return nil
 	}
 	client, err := r.Clients.Installation(rr.Installation)
 	if err != nil {
+		return err
+	}
+	if err := r.adoptCheckRun(ctx, client, rr); err != nil {
 		return err
 	}
 	if _, err := r.Checks.Upsert(ctx, client, rr.Repo, rr.SHA, check); err != nil {
@@ -102,6 +155,43 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	r.mu.Lock()
 	r.last[runID] = sum
 	r.mu.Unlock()
+	return nil
+}
+
+// creatingCheck names, in the store's check run table, the intent to
+// create a run's shipbot/rollout check run (its id is 0).
+const creatingCheck = RolloutCheck + " (creating)"
+
+// adoptCheckRun keeps a crash from giving a merge commit a second
+// shipbot/rollout check run. The id of the check run is saved only after
+// GitHub created it, so a process that died in between left a check run
+// the database does not know. Before the first creation an intent is saved
+// (a write, no API call); finding the intent without an id means such a
+// crash may have happened, and only then GitHub is asked for the check run
+// by name, which is adopted if it is there.
+func (r *Rollouts) adoptCheckRun(ctx context.Context, client *gh.Client, rr store.RolloutRun) error {
+	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck); err != nil || found {
+		return err
+	}
+	_, intended, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, creatingCheck)
+	if err != nil {
+		return err
+	}
+	if !intended {
+		return r.Store.SaveCheckRunID(ctx, rr.Repo, rr.SHA, creatingCheck, 0)
+	}
+	owner, name, _ := strings.Cut(rr.Repo, "/")
+	res, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, rr.SHA, &gh.ListCheckRunsOptions{
+		CheckName: gh.String(RolloutCheck), Filter: gh.String("latest"), ListOptions: gh.ListOptions{PerPage: 100},
+	})
+	if err != nil {
+		return fmt.Errorf("look for check run %s on %s: %w", RolloutCheck, short(rr.SHA), err)
+	}
+	for _, cr := range res.CheckRuns {
+		if cr.GetName() == RolloutCheck {
+			return r.Store.SaveCheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck, cr.GetID())
+		}
+	}
 	return nil
 }
 
@@ -198,10 +288,12 @@ func escapeCell(s string) string { return strings.NewReplacer("|", "\\|", "\n", 
 // rollout.
 func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 	c := CheckOutput{Name: RolloutCheck, Status: StatusInProgress}
-	var passed, skipped, failed, rolled, superseded, total int
+	var passed, skipped, failed, rolled, superseded, active, total int
 	for _, s := range rr.Stages {
 		total++
 		switch s.State {
+		case "active":
+			active++
 		case "passed":
 			passed++
 		case "skipped":
@@ -214,7 +306,10 @@ func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 			superseded++
 		}
 	}
-	done := rr.Rollout == store.RolloutDone
+	// Nothing active in a run that stopped (failed, rolled back,
+	// superseded) is the end: the engine shows that state before it marks
+	// the rollout done.
+	done := rr.Rollout == store.RolloutDone || active == 0
 	switch {
 	case failed > 0 || rolled > 0:
 		c.Title = rr.Tag + ": rollout failed"

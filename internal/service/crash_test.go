@@ -1,0 +1,139 @@
+package service_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCrashSafety restarts the service on the same database again and
+// again at random points while merges land and roll out: gracefully (the
+// SIGTERM path), at a random instant without a graceful shutdown (no answer
+// reaches the dying process any more, in-flight requests are cut, its
+// database handle is closed under it), and right while a stage's trigger
+// is on the wire (the target holds the request until the process is gone;
+// it may or may not have taken the event). Every process after the first
+// starts with nothing but the database. At the end:
+//   - no run is lost: every merge has its run, released, rolled out to
+//     both stages;
+//   - no version is cut twice: one tag per merge commit, one release per
+//     tag, versions consecutive in merge order;
+//   - a stage is never triggered under two idempotency keys: each
+//     (run, stage) has one execution, attempt 1, and every re-sent trigger
+//     of it carries the same key and callback URL;
+//   - no stage ever has two executions at once (target and database), and
+//     versions enter each stage in order;
+//   - the PR shows it once: one shipbot/rollout check run per merge
+//     commit, concluded success, and one sticky comment per pull request.
+func TestCrashSafety(t *testing.T) {
+	t.Parallel()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2026))
+	r := newRig(t, rigOptions{minDelay: 20 * time.Millisecond, maxDelay: 150 * time.Millisecond})
+	const total, restarts = 18, 15
+	p := r.start()
+	db := openDB(t, r.dbPath)
+	defer db.Close()
+
+	var merges []merged
+	land := func(n int) {
+		var ds []delivery
+		for range n {
+			if len(merges) == total {
+				break
+			}
+			m := r.approvedMerge(fmt.Sprintf("fix: change %d", len(merges)))
+			merges = append(merges, m)
+			ds = append(ds, m.closed, m.push)
+		}
+		shuffle(ds)
+		r.sendAll(ds)
+	}
+	kinds := map[string]int{}
+	for i := range restarts {
+		land(1 + rng.IntN(2))
+		switch kind := []string{"graceful", "hard", "mid-trigger"}[i%3]; kind {
+		case "graceful", "hard":
+			// A random point of whatever is going on: a release, a trigger,
+			// a callback, a report.
+			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+			if kind == "graceful" {
+				p.stop()
+			} else {
+				p.crash()
+			}
+			kinds[kind]++
+		case "mid-trigger":
+			held, release := r.target.holdNext([]string{"qa", "prod"}[rng.IntN(2)])
+			select {
+			case <-held:
+				kinds[kind]++
+			case <-time.After(3 * time.Second):
+				kinds["hard (no trigger came)"]++ // nothing left to trigger there
+			}
+			p.crash()
+			release()
+		}
+		p = r.start()
+	}
+	land(total) // the rest
+	r.waitRolloutsDone(db, total, waitLimit)
+	eventually(t, waitLimit, "the target has every outcome reported", r.target.allReported)
+	p.stop()
+
+	trigs, _ := r.target.snapshot()
+	dups := 0
+	for _, tr := range trigs {
+		if tr.Dup {
+			dups++
+		}
+	}
+	r.target.mu.Lock()
+	lost := r.target.lost
+	r.target.mu.Unlock()
+	t.Logf("%d merges, %d restarts %v; %d triggers, %d re-sent with their key, %d lost on the wire and re-sent",
+		total, restarts, kinds, len(trigs), dups, lost)
+	if kinds["mid-trigger"] == 0 {
+		t.Error("no crash happened while a trigger was on the wire")
+	}
+
+	runs := runsIn(t, db)
+	r.checkReleases(merges, runs)
+	execs := executionsIn(t, db)
+	checkExecutionsDB(t, execs)
+	checkTarget(t, r.target)
+	perRunStage := map[string][]dbExecution{}
+	for _, e := range execs {
+		perRunStage[e.runID+"/"+e.stage] = append(perRunStage[e.runID+"/"+e.stage], e)
+	}
+	for i, m := range merges {
+		run := runs[m.sha]
+		if run == nil {
+			continue // reported by checkReleases
+		}
+		if run.rollout != "done" || strings.Join(run.stages, ",") != "passed,passed" {
+			t.Errorf("run of %s: rollout %q, stages %v; want done, both passed", tagFor(i), run.rollout, run.stages)
+		}
+		for _, stage := range []string{"qa", "prod"} {
+			es := perRunStage[run.id+"/"+stage]
+			if len(es) != 1 || es[0].attempt != 1 || es[0].outcome != "succeeded" {
+				t.Errorf("run of %s at %s: executions %+v; want one, attempt 1, succeeded", tagFor(i), stage, es)
+			}
+		}
+		var checks []string
+		for _, cr := range r.gh.CheckRuns(repo, m.sha) {
+			if cr.Name == "shipbot/rollout" {
+				checks = append(checks, cr.Status+"/"+cr.Conclusion)
+			}
+		}
+		if len(checks) != 1 || checks[0] != "completed/success" {
+			t.Errorf("merge %d (%s): shipbot/rollout check runs %v; want exactly one, completed/success", i, m.sha[:7], checks)
+		}
+		if cs := r.gh.Comments(repo, m.pr); len(cs) != 1 {
+			t.Errorf("PR #%d has %d comments; want one sticky comment", m.pr, len(cs))
+		}
+	}
+}

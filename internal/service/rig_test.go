@@ -1,0 +1,782 @@
+package service_test
+
+// The rig: the real service (service.Bot{...}.Build() served by
+// service.New) on a SQLite file, talking as a GitHub App to the GitHub
+// fake, and deploying through a simulated Spinnaker (target) that records
+// every trigger and calls back. A stable front URL stands for the service
+// across restarts, as a load balancer would, so callback URLs issued by one
+// process reach the next. Nothing here sleeps to wait for a result: every
+// wait polls against a deadline.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/config"
+	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+const (
+	repo        = "acme/api"
+	owner, name = "acme", "api"
+	pipeKey     = "acme/api:api"
+	// deployKey is the targets' payload-constraint secret.
+	deployKey = "constraint-secret-5d1e9b"
+	tokenAPI  = "POST /app/installations/{installation_id}/access_tokens"
+)
+
+// repoConfig is the repository's .github/shipbot.yml: two stages, patch
+// bumps (so the Nth merge is v0.1.N-1), the given concurrency mode.
+func repoConfig(concurrency string) string {
+	return `version: 1
+pipeline: api
+concurrency: ` + concurrency + `
+release:
+  tag_prefix: v
+  initial: 0.1.0
+  bump: patch
+gate:
+  approvals: 1
+  require_protected_branch: true
+  require_checks: true
+stages:
+  - name: qa
+    target: sim-qa
+  - name: prod
+    target: sim-prod
+`
+}
+
+const targetsFile = `targets:
+  sim-qa:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-qa
+    constraints:
+      deploy_key: ${DEPLOY_KEY}
+    repos: [acme/api]
+  sim-prod:
+    kind: spinnaker
+    url: %[1]s/webhooks/webhook/api-prod
+    constraints:
+      deploy_key: ${DEPLOY_KEY}
+    repos: [acme/api]
+`
+
+// rigOptions vary the set-up.
+type rigOptions struct {
+	concurrency string // queue (default) or latest
+	schema      bool   // validate the fake's answers against GitHub's OpenAPI schema
+	// The target's deploy time is uniform in [minDelay, maxDelay].
+	minDelay, maxDelay time.Duration
+	reportDelay        time.Duration // the reporter's coalescing delay; 0 = the default
+	logLevel           slog.Level
+	// direct serves the one process without the front: its own address
+	// is the public URL. Only for tests that never restart it (the front's
+	// proxy hop costs CPU that a burst under -race has none of to spare).
+	direct bool
+	// sameSecond stops the fake's clock: every merge happens in the same
+	// second, as in a burst, and GitHub's whole-second merge times all tie.
+	sameSecond bool
+}
+
+type rig struct {
+	tb      testing.TB
+	opts    rigOptions
+	gh      *githubtest.Server
+	dbPath  string
+	secret  []byte
+	target  *target
+	front   *front
+	targets config.Targets
+	logs    *syncBuffer
+	logFile io.Writer
+	ids     atomic.Int64
+	gen     atomic.Int64
+
+	url string // where the service is reached: the front, or the process (direct)
+}
+
+func newRig(tb testing.TB, o rigOptions) *rig {
+	tb.Helper()
+	if o.concurrency == "" {
+		o.concurrency = "queue"
+	}
+	var ghOpts []githubtest.Option
+	if o.schema {
+		ghOpts = append(ghOpts, githubtest.WithSchemaCheck())
+	}
+	if o.sameSecond {
+		now := time.Now().Truncate(time.Second)
+		ghOpts = append(ghOpts, githubtest.WithClock(func() time.Time { return now }))
+	}
+	r := &rig{
+		tb:     tb,
+		opts:   o,
+		gh:     githubtest.New(ghOpts...),
+		dbPath: filepath.Join(dbDir(tb), "shipbot.db"),
+		secret: []byte("webhook-secret-and-token-key"),
+		logs:   &syncBuffer{},
+	}
+	if f := os.Getenv("SHIPBOT_TEST_LOG"); f != "" {
+		if fh, err := os.Create(f + "." + strings.ReplaceAll(tb.Name(), "/", "_")); err == nil {
+			r.logFile = fh
+			tb.Cleanup(func() { fh.Close() })
+		}
+	}
+	r.target = newTarget(tb, deployKey, o.minDelay, o.maxDelay)
+	r.front = newFront()
+	r.url = r.front.srv.URL
+	targets, err := config.ParseTargets("targets.yml", fmt.Appendf(nil, targetsFile, r.target.srv.URL), func(k string) (string, bool) {
+		if k == "DEPLOY_KEY" {
+			return deployKey, true
+		}
+		return "", false
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.targets = targets
+	// Cleanups run last-in first-out: every process stops (registered
+	// later, by start) before the target, the front and the fake close.
+	tb.Cleanup(func() {
+		r.target.close()
+		r.front.srv.Close()
+		if o.schema {
+			for _, v := range r.gh.SchemaViolations() {
+				tb.Errorf("the fake answered outside GitHub's schema: %s", v)
+			}
+		}
+		r.gh.Close()
+		if tb.Failed() {
+			logs := r.logs.String()
+			if len(logs) > 64<<10 {
+				logs = "…\n" + logs[len(logs)-64<<10:]
+			}
+			tb.Logf("service logs (tail):\n%s", logs)
+		}
+	})
+	r.gh.AddRepo(repo, githubtest.RepoSpec{Files: map[string]string{
+		"README.md":           "# api\n",
+		".github/shipbot.yml": repoConfig(o.concurrency),
+	}})
+	r.gh.SetPermission(repo, "alice", "write")
+	r.gh.SetPermission(repo, "bob", "write")
+	r.gh.SetBranchProtection(repo, "main", githubtest.BranchProtection{
+		RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
+	})
+	return r
+}
+
+// syncBuffer collects the service's logs for a failing test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is one shipbot process.
+type proc struct {
+	r      *rig
+	owner  string
+	st     *store.SQLite
+	parts  service.Parts
+	kill   *killSwitch
+	back   *backend
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+}
+
+// start runs a new process on the rig's database, as `bot serve` wires it,
+// and points the front at it.
+func (r *rig) start() *proc {
+	tb := r.tb
+	tb.Helper()
+	owner := fmt.Sprintf("bot-%d", r.gen.Add(1))
+	var logw io.Writer = r.logs
+	if r.logFile != nil {
+		logw = io.MultiWriter(r.logs, r.logFile)
+	}
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: r.opts.logLevel})).With("proc", owner)
+	st, err := store.OpenSQLite(r.dbPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := st.Migrate(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	public := r.front.srv.URL
+	if r.opts.direct {
+		if r.gen.Load() > 1 {
+			tb.Fatal("rig: a direct rig runs one process only")
+		}
+		public = "http://" + ln.Addr().String()
+		r.url = public
+	}
+	kill := newKillSwitch()
+	apps, err := ghclient.NewApps(ghclient.Options{
+		BaseURL: r.gh.URL(), AppID: r.gh.AppID(), PrivateKey: r.gh.PrivateKeyPEM(),
+		Base: kill.transport(http.DefaultTransport), Logger: log,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	parts := service.Bot{
+		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
+		PublicURL: public, TokenKey: r.secret, Version: "test",
+		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
+		ReportDelay: r.opts.reportDelay,
+	}.Build()
+	svc, err := service.New(service.Options{
+		Store: st, WebhookSecret: r.secret, Handlers: parts.Handlers, Loops: parts.Loops,
+		Routes: []func(*echo.Echo){parts.Routes}, Log: log, Owner: owner,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{r: r, owner: owner, st: st, parts: parts, kill: kill, cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- svc.Serve(ctx, ln) }()
+	p.back = r.front.attach("http://" + ln.Addr().String())
+	tb.Cleanup(p.stop)
+	return p
+}
+
+// stop shuts the process down gracefully (SIGTERM): the front stops
+// sending it new requests, Serve finishes what is in flight, pending
+// reports are written, the store closes.
+func (p *proc) stop() {
+	p.once.Do(func() {
+		p.r.front.detach(p.back, false)
+		p.cancel()
+		if err := <-p.done; err != nil {
+			p.r.tb.Errorf("%s: serve: %v", p.owner, err)
+		}
+		p.parts.Reporter.Wait()
+		if err := p.st.Close(); err != nil {
+			p.r.tb.Errorf("%s: close store: %v", p.owner, err)
+		}
+		p.kill.kill()
+	})
+}
+
+// crash kills the process without a graceful shutdown, as far as one
+// process can do that to a part of itself: its database handle is closed
+// under it, so whatever it was about to write is lost; then no answer
+// reaches it from GitHub or a target any more (requests in flight are cut,
+// new ones fail), and no request reaches it from outside (in-flight ones
+// are cut too). Its goroutines are then reaped. Leases and inbox claims it
+// held are left behind as a dead process leaves them; expireLeases
+// fast-forwards past their expiry, as a restart after the TTL would find
+// them.
+func (p *proc) crash() {
+	p.once.Do(func() {
+		// The database first: a process that learns its requests failed
+		// must not get to record that (a dead one would not).
+		_ = p.st.Close() // errors are expected: the process is dying
+		p.kill.kill()
+		p.r.front.detach(p.back, true)
+		p.cancel()
+		<-p.done // an error from a dying process means nothing
+		p.parts.Reporter.Wait()
+		expireLeases(p.r.tb, p.r.dbPath)
+	})
+}
+
+// expireLeases makes every lease and inbox claim expired, as if the
+// leases' TTL had passed while no process ran.
+func expireLeases(tb testing.TB, path string) {
+	tb.Helper()
+	db := openDB(tb, path)
+	defer db.Close()
+	for _, q := range []string{
+		`UPDATE leases SET until = 0`,
+		`UPDATE deliveries SET claimed_until = 0, claimed_by = '' WHERE status = 'pending'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			tb.Fatalf("expire leases: %v", err)
+		}
+	}
+}
+
+// openDB opens the rig's database directly, for the tests' own reads of
+// what the service persisted.
+func openDB(tb testing.TB, path string) *sql.DB {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// killSwitch cuts a process's outbound HTTP at once.
+type killSwitch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+var errCrashed = errors.New("the process crashed")
+
+func newKillSwitch() *killSwitch {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &killSwitch{ctx: ctx, cancel: cancel}
+}
+
+func (k *killSwitch) kill() { k.cancel() }
+
+func (k *killSwitch) transport(base http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if k.ctx.Err() != nil {
+			return nil, errCrashed
+		}
+		ctx, cancel := context.WithCancel(req.Context())
+		context.AfterFunc(k.ctx, cancel)
+		resp, err := base.RoundTrip(req.WithContext(ctx))
+		if k.ctx.Err() != nil {
+			// The answer came too late: the process is gone.
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, errCrashed
+		}
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// front is the service's stable public URL: it forwards to whichever
+// process runs, and answers 503 while none does.
+type front struct {
+	srv *httptest.Server
+
+	mu      sync.Mutex
+	current *backend
+}
+
+type backend struct {
+	proxy  *httputil.ReverseProxy
+	ctx    context.Context // cancelled when the process crashes
+	cancel context.CancelFunc
+}
+
+// errNoBackend marks the front's own answer: the request reached no process.
+const noBackend = "no shipbot process is running"
+
+func newFront() *front {
+	f := &front{}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		b := f.current
+		f.mu.Unlock()
+		if b == nil {
+			http.Error(w, noBackend, http.StatusServiceUnavailable)
+			return
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		stop := context.AfterFunc(b.ctx, cancel)
+		defer stop()
+		b.proxy.ServeHTTP(w, r.WithContext(ctx))
+	}))
+	return f
+}
+
+func (f *front) attach(target string) *backend {
+	u, _ := url.Parse(target)
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backend{proxy: httputil.NewSingleHostReverseProxy(u), ctx: ctx, cancel: cancel}
+	b.proxy.ErrorLog = nil
+	b.proxy.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, err error) {
+		http.Error(w, "backend: "+err.Error(), http.StatusBadGateway)
+	}
+	f.mu.Lock()
+	f.current = b
+	f.mu.Unlock()
+	return b
+}
+
+// detach stops sending new requests to b; cut also severs the ones in
+// flight (a crash), whose clients then see 502.
+func (f *front) detach(b *backend, cut bool) {
+	f.mu.Lock()
+	if f.current == b {
+		f.current = nil
+	}
+	f.mu.Unlock()
+	if cut {
+		b.cancel()
+	}
+}
+
+// delivery is one webhook delivery.
+type delivery struct {
+	event, id string
+	body      []byte
+}
+
+// merged is one merge and the two deliveries GitHub sends for it.
+type merged struct {
+	pr          int
+	sha, before string
+	closed      delivery
+	push        delivery
+}
+
+func (r *rig) newDelivery(event string, body []byte) delivery {
+	return delivery{event: event, id: fmt.Sprintf("delivery-%d", r.ids.Add(1)), body: body}
+}
+
+// approvedMerge opens a pull request by alice with green CI, has bob
+// approve it, merges it and builds its deliveries.
+func (r *rig) approvedMerge(title string) merged {
+	n := r.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice"})
+	head := r.gh.PullRequest(repo, n).HeadSHA
+	r.gh.SetStatus(repo, head, "ci/test", "success")
+	r.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	before := r.gh.BranchSHA(repo, "main")
+	sha := r.gh.Merge(repo, n, "alice")
+	return merged{
+		pr: n, sha: sha, before: before,
+		closed: r.newDelivery("pull_request", r.gh.PullRequestEvent(owner, name, n, "closed")),
+		push:   r.newDelivery("push", r.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
+	}
+}
+
+// send delivers d through the front until the service acknowledges it,
+// as GitHub's redelivery would after a failure.
+func (r *rig) send(d delivery) {
+	r.tb.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := githubtest.Deliver(ctx, r.url+"/webhooks/github", d.event, d.id, d.body, r.secret)
+		code := 0
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			code = resp.StatusCode
+		}
+		cancel()
+		if code == http.StatusAccepted || code == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.tb.Errorf("delivery %s (%s) never acknowledged: %d %v", d.id, d.event, code, err)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // GitHub's redelivery, much sped up
+	}
+}
+
+// sendAll fires the deliveries concurrently and returns how long it took
+// until every one was acknowledged.
+func (r *rig) sendAll(ds []delivery) time.Duration {
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for _, d := range ds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			r.send(d)
+		}()
+	}
+	start := time.Now()
+	close(gate)
+	wg.Wait()
+	return time.Since(start)
+}
+
+// waitLimit bounds every wait; tests finish far sooner.
+const waitLimit = 90 * time.Second
+
+// eventually polls cond until it holds or limit passes.
+func eventually(tb testing.TB, limit time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	poll(tb, limit, 5*time.Millisecond, what, cond)
+}
+
+// poll checks cond every interval until it holds or limit passes.
+func poll(tb testing.TB, limit, interval time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %s waiting until %s", limit, what)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// dbRun is a run as the database holds it.
+type dbRun struct {
+	id, sha, state, tag, rollout string
+	order                        int64
+	stages                       []string // state per stage index
+}
+
+// runs reads every run of the repository with its stage states.
+func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
+	tb.Helper()
+	rows, err := db.Query(`SELECT id, sha, state, tag, rollout, rollout_order FROM runs WHERE repo = ?`, repo)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]*dbRun{}
+	byID := map[string]*dbRun{}
+	for rows.Next() {
+		var r dbRun
+		if err := rows.Scan(&r.id, &r.sha, &r.state, &r.tag, &r.rollout, &r.order); err != nil {
+			tb.Fatal(err)
+		}
+		out[r.sha] = &r
+		byID[r.id] = &r
+	}
+	rows.Close()
+	rows, err = db.Query(`SELECT run_id, idx, state FROM stage_states ORDER BY run_id, idx`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, state string
+		var idx int
+		if err := rows.Scan(&id, &idx, &state); err != nil {
+			tb.Fatal(err)
+		}
+		if r := byID[id]; r != nil {
+			for len(r.stages) <= idx {
+				r.stages = append(r.stages, "")
+			}
+			r.stages[idx] = state
+		}
+	}
+	return out
+}
+
+// rolloutsDone counts the runs whose rollout ended.
+func rolloutsDone(tb testing.TB, db *sql.DB) int {
+	tb.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM runs WHERE repo = ? AND rollout = 'done'`, repo).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// waitRolloutsDone waits until n rollouts ended.
+func (r *rig) waitRolloutsDone(db *sql.DB, n int, limit time.Duration) {
+	r.tb.Helper()
+	// Queries of the service's database compete with it for the CPU: look
+	// at the active rollouts (a small index) first, and count the finished
+	// ones (a table scan) only when none is active.
+	poll(r.tb, limit, 50*time.Millisecond, fmt.Sprintf("%d rollouts are done", n), func() bool {
+		var active int
+		if err := db.QueryRow(`SELECT count(*) FROM runs INDEXED BY runs_rollout WHERE rollout = 'active'`).Scan(&active); err != nil {
+			r.tb.Fatal(err)
+		}
+		return active == 0 && rolloutsDone(r.tb, db) >= n
+	})
+}
+
+// dbExecution is a stage execution as the database holds it.
+type dbExecution struct {
+	id, runID, stage, version, phase, outcome string
+	idx, attempt                              int
+	rollback                                  bool
+	created, finished                         int64 // unix ms
+}
+
+func executionsIn(tb testing.TB, db *sql.DB) []dbExecution {
+	tb.Helper()
+	rows, err := db.Query(`SELECT id, run_id, stage, version, phase, outcome, idx, attempt, rollback, created_at, finished_at
+		FROM executions ORDER BY created_at, id`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	var out []dbExecution
+	for rows.Next() {
+		var e dbExecution
+		if err := rows.Scan(&e.id, &e.runID, &e.stage, &e.version, &e.phase, &e.outcome, &e.idx, &e.attempt, &e.rollback, &e.created, &e.finished); err != nil {
+			tb.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// checkExecutionsDB checks from the executions table that no stage ever
+// held two executions at once (each started no earlier than the one before
+// it finished) and that versions entered each stage in increasing order.
+func checkExecutionsDB(tb testing.TB, execs []dbExecution) {
+	tb.Helper()
+	byStage := map[string][]dbExecution{}
+	for _, e := range execs {
+		byStage[e.stage] = append(byStage[e.stage], e)
+	}
+	for stage, es := range byStage {
+		sort.SliceStable(es, func(i, j int) bool {
+			if es[i].created != es[j].created {
+				return es[i].created < es[j].created
+			}
+			// Same millisecond: only possible if the first had finished.
+			return es[i].finished != 0 && (es[j].finished == 0 || es[i].finished <= es[j].finished)
+		})
+		last := ""
+		for i, e := range es {
+			if e.phase != store.PhaseFinished || e.finished == 0 {
+				tb.Errorf("stage %s: execution %s (%s) never finished: phase %s", stage, e.id, e.version, e.phase)
+			}
+			if i > 0 {
+				p := es[i-1]
+				if p.finished == 0 || e.created < p.finished {
+					tb.Errorf("stage %s: execution of %s started at %d while the one of %s (started %d) was active until %d",
+						stage, e.version, e.created, p.version, p.created, p.finished)
+				}
+			}
+			if !e.rollback {
+				if last != "" && !versionLess(last, e.version) {
+					tb.Errorf("stage %s: %s entered after %s", stage, e.version, last)
+				}
+				last = e.version
+			}
+		}
+	}
+}
+
+// versionLess compares MAJOR.MINOR.PATCH versions (a leading v allowed).
+func versionLess(a, b string) bool {
+	var x, y [3]int
+	fmt.Sscanf(strings.TrimPrefix(a, "v"), "%d.%d.%d", &x[0], &x[1], &x[2])
+	fmt.Sscanf(strings.TrimPrefix(b, "v"), "%d.%d.%d", &y[0], &y[1], &y[2])
+	return slices.Compare(x[:], y[:]) < 0
+}
+
+// tagFor is the tag the Nth merge (from 0) gets with patch bumps.
+func tagFor(n int) string { return fmt.Sprintf("v0.1.%d", n) }
+
+// checkReleases checks that every merge was cut exactly once, in merge
+// order: one tag on each merge commit, consecutive versions, one release
+// per tag, and no other tags.
+func (r *rig) checkReleases(merges []merged, runs map[string]*dbRun) {
+	tb := r.tb
+	tb.Helper()
+	tagsOn := map[string][]string{}
+	for _, t := range r.gh.Tags(repo) {
+		tagsOn[t.SHA] = append(tagsOn[t.SHA], t.Name)
+	}
+	releases := map[string]int{}
+	for _, rel := range r.gh.Releases(repo) {
+		releases[rel.TagName]++
+	}
+	for i, m := range merges {
+		want := tagFor(i)
+		run := runs[m.sha]
+		switch {
+		case run == nil:
+			tb.Errorf("merge %d (%s): no run: lost", i, m.sha[:7])
+			continue
+		case run.state != store.RunReleased || run.tag != want:
+			tb.Errorf("merge %d (%s): run %s %q; want released %s", i, m.sha[:7], run.state, run.tag, want)
+		}
+		if got := tagsOn[m.sha]; !slices.Equal(got, []string{want}) {
+			tb.Errorf("merge %d (%s) carries tags %v; want [%s]", i, m.sha[:7], got, want)
+		}
+		if releases[want] != 1 {
+			tb.Errorf("%d releases of %s; want 1", releases[want], want)
+		}
+	}
+	if n := len(r.gh.Tags(repo)); n != len(merges) {
+		tb.Errorf("%d tags; want %d", n, len(merges))
+	}
+	if n := len(runs); n != len(merges) {
+		tb.Errorf("%d runs; want %d", n, len(merges))
+	}
+}
+
+// callsByPattern summarizes requests per endpoint, most frequent first.
+func callsByPattern(reqs []githubtest.Request) string {
+	counts := map[string]int{}
+	for _, r := range reqs {
+		counts[r.Pattern]++
+	}
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if counts[keys[i]] != counts[keys[j]] {
+			return counts[keys[i]] > counts[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %4d  %s\n", counts[k], k)
+	}
+	return b.String()
+}
+
+// shuffle puts deliveries in a random order, as GitHub's arrive.
+func shuffle(ds []delivery) {
+	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+}
+
+// dbDir is where a rig keeps its database: a fresh temporary directory,
+// under $SHIPBOT_TEST_DBDIR when set (to compare disks).
+func dbDir(tb testing.TB) string {
+	if base := os.Getenv("SHIPBOT_TEST_DBDIR"); base != "" {
+		dir, err := os.MkdirTemp(base, "shipbot-test-")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { os.RemoveAll(dir) })
+		return dir
+	}
+	return tb.TempDir()
+}

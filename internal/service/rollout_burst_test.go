@@ -1,0 +1,142 @@
+package service_test
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// burstSize is how many merges land on one pipeline at once: the design's
+// 200, or 50 with -short.
+func burstSize() int {
+	if testing.Short() {
+		return 50
+	}
+	return 200
+}
+
+// TestRolloutBurst: 200 merges (50 with -short) land on one two-stage
+// pipeline within a second and GitHub's 400 deliveries (pull_request
+// closed and push for each) all arrive at once. In both concurrency modes:
+//   - no (pipeline, stage) unit ever has two executions at once, seen from
+//     the target (a stage's next trigger arrives only after the previous
+//     execution's outcome was taken) and from the executions table;
+//   - versions enter every stage in strictly increasing order;
+//   - every merge is released once, with consecutive versions;
+//   - queue: all 200 versions reach prod; latest: every run ends deployed
+//     to prod or superseded, none lost, none stuck, and the newest version
+//     reaches prod.
+func TestRolloutBurst(t *testing.T) {
+	for _, mode := range []string{"queue", "latest"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			burst(t, mode, burstSize())
+		})
+	}
+}
+
+func burst(t *testing.T, mode string, n int) {
+	r := newRig(t, rigOptions{
+		concurrency: mode, minDelay: time.Millisecond, maxDelay: 25 * time.Millisecond, logLevel: slog.LevelWarn, direct: true, sameSecond: true,
+	})
+	p := r.start()
+	// The merges happen first (in the fake, in one go, all in the same
+	// second), then GitHub's deliveries for all of them arrive together,
+	// shuffled.
+	merges := make([]merged, n)
+	var ds []delivery
+	mergeStart := time.Now()
+	for i := range merges {
+		merges[i] = r.approvedMerge(fmt.Sprintf("fix: change %d", i))
+		ds = append(ds, merges[i].closed, merges[i].push)
+	}
+	mergeTook := time.Since(mergeStart)
+	shuffle(ds)
+	start := time.Now()
+	ackTook := r.sendAll(ds)
+	db := openDB(t, r.dbPath)
+	defer db.Close()
+	r.waitRolloutsDone(db, n, 3*waitLimit)
+	took := time.Since(start)
+	eventually(t, waitLimit, "the target has every outcome reported", r.target.allReported)
+	p.stop()
+	t.Logf("%s: %d merges made in %s; %d deliveries acknowledged in %s; every rollout done %s after the first delivery; %d GitHub API calls",
+		mode, n, mergeTook.Round(time.Millisecond), len(ds), ackTook.Round(time.Millisecond), took.Round(time.Millisecond), r.gh.Count("*"))
+	t.Logf("GitHub API calls by endpoint:\n%s", callsByPattern(r.gh.Requests()))
+
+	// GitHub allows an App installation 5000 requests an hour (the fake
+	// enforces it): a burst that spends them stalls every repository of
+	// the installation.
+	if calls := r.gh.Count("*"); calls >= 5000 {
+		t.Errorf("%d GitHub API calls for %d merges: the installation's hourly rate limit is 5000", calls, n)
+	}
+
+	runs := runsIn(t, db)
+	r.checkReleases(merges, runs)
+	execs := executionsIn(t, db)
+	checkExecutionsDB(t, execs)
+	entered := checkTarget(t, r.target)
+
+	// Executions per run and stage in the database: at most one, attempt 1.
+	perRunStage := map[string]int{}
+	for _, e := range execs {
+		perRunStage[e.runID+"/"+e.stage]++
+		if e.attempt != 1 || e.rollback || e.outcome != "succeeded" {
+			t.Errorf("execution %s of %s at %s: attempt %d rollback %v outcome %q; want attempt 1, succeeded", e.id, e.version, e.stage, e.attempt, e.rollback, e.outcome)
+		}
+	}
+	for k, c := range perRunStage {
+		if c != 1 {
+			t.Errorf("%s has %d executions; want 1", k, c)
+		}
+	}
+
+	newest := merges[n-1].sha
+	deployed, superseded := 0, 0
+	for i, m := range merges {
+		run := runs[m.sha]
+		if run == nil {
+			continue // reported by checkReleases
+		}
+		if run.rollout != "done" || len(run.stages) != 2 {
+			t.Errorf("run of %s: rollout %q, stages %v; want done with 2 stages", tagFor(i), run.rollout, run.stages)
+			continue
+		}
+		qa, prod := run.stages[0], run.stages[1]
+		switch {
+		case qa == "passed" && prod == "passed":
+			deployed++
+			if perRunStage[run.id+"/qa"] != 1 || perRunStage[run.id+"/prod"] != 1 {
+				t.Errorf("run of %s passed both stages with %d qa and %d prod executions", tagFor(i), perRunStage[run.id+"/qa"], perRunStage[run.id+"/prod"])
+			}
+		case mode == "latest" && (qa == "superseded" && prod == "superseded" || qa == "passed" && prod == "superseded"):
+			superseded++
+			if qa == "superseded" && perRunStage[run.id+"/qa"] != 0 || perRunStage[run.id+"/prod"] != 0 {
+				t.Errorf("superseded run of %s deployed anyway: %d qa, %d prod executions", tagFor(i), perRunStage[run.id+"/qa"], perRunStage[run.id+"/prod"])
+			}
+		default:
+			t.Errorf("run of %s ended with qa %s, prod %s", tagFor(i), qa, prod)
+		}
+	}
+	if run := runs[newest]; run != nil && (len(run.stages) != 2 || run.stages[1] != "passed") {
+		t.Errorf("the newest version %s did not reach prod: %v", tagFor(n-1), run.stages)
+	}
+	switch mode {
+	case "queue":
+		if deployed != n || len(entered["prod"]) != n || len(entered["qa"]) != n {
+			t.Errorf("queue: %d runs deployed, %d qa and %d prod executions; want %d of each", deployed, len(entered["qa"]), len(entered["prod"]), n)
+		}
+		for i, tr := range entered["prod"] {
+			if tr.Tag != tagFor(i) {
+				t.Errorf("prod execution %d deployed %s; want %s", i, tr.Tag, tagFor(i))
+				break
+			}
+		}
+	case "latest":
+		if deployed+superseded != n {
+			t.Errorf("latest: %d deployed + %d superseded; want %d", deployed, superseded, n)
+		}
+		t.Logf("latest: %d runs deployed to prod, %d superseded; %d qa and %d prod executions", deployed, superseded, len(entered["qa"]), len(entered["prod"]))
+	}
+}
