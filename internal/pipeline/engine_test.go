@@ -657,10 +657,12 @@ func TestAlarmCheckedRightBeforeStart(t *testing.T) {
 // 8. A stage's bake delays the next stage.
 func TestBakeDelaysPromotion(t *testing.T) {
 	t.Parallel()
-	const bake = time.Second
+	// Long enough that the check run (written at most once a second per
+	// run) shows the bake before it ends, even on a loaded machine.
+	const bake = 3 * time.Second
 	e := newEnv(t, options{config: repoConfig(`  - name: qa
     target: spinnaker-qa
-    bake: 1s
+    bake: 3s
   - name: prod
     target: spinnaker-prod
 `)})

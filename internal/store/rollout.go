@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 )
@@ -236,6 +237,12 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 		return nil, err
 	}
 	defer rows.Close()
+	return scanStages(rows)
+}
+
+// scanStages reads rows of (run_id, idx, stage, state, wait, updated_at).
+func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
+	out := map[string][]StageRow{}
 	for rows.Next() {
 		var id string
 		var st StageRow
@@ -270,14 +277,43 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
 	}
-	stages, err := s.stagesOf(ctx, ids)
+	// The stages of the pipeline's active runs, by one query whose text
+	// does not grow with the runs (an IN list of every id cost a fresh
+	// parse of a long statement on every engine pass). A run finished
+	// between the two queries has no stages here: read those by id.
+	stages, err := s.activeStages(ctx, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("load stages of %s: %w", pipelineKey, err)
+	}
+	var missing []string
+	for _, id := range ids {
+		if _, ok := stages[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		more, err := s.stagesOf(ctx, missing)
+		if err != nil {
+			return nil, fmt.Errorf("load stages of %s: %w", pipelineKey, err)
+		}
+		maps.Copy(stages, more)
 	}
 	for i := range out {
 		out[i].Stages = stages[out[i].ID]
 	}
 	return out, nil
+}
+
+// activeStages reads the stages of the pipeline's active runs.
+func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT st.run_id, st.idx, st.stage, st.state, st.wait, st.updated_at
+		FROM runs r JOIN stage_states st ON st.run_id = r.id
+		WHERE r.pipeline_key = ? AND r.rollout = 'active' ORDER BY st.run_id, st.idx`, pipelineKey)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	return scanStages(rows)
 }
 
 // GetRollout implements Rollouts.
