@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/shipbot/shipbot/internal/alarm/alarmtest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -496,7 +497,7 @@ func TestWindow(t *testing.T) {
 // resolving it releases prod.
 func TestAlertmanagerBlocksStart(t *testing.T) {
 	t.Parallel()
-	am := startAlertmanager(t)
+	am := alarmtest.Start(t)
 	e := newEnv(t, options{
 		config: repoConfig(`  - name: qa
     target: spinnaker-qa
@@ -517,9 +518,9 @@ func TestAlertmanagerBlocksStart(t *testing.T) {
 	now := time.Now()
 	matching := map[string]string{"alertname": "HighErrorRate", "severity": "high", "service": "api"}
 	started := now.Add(-time.Minute)
-	postAlert(t, am, matching, started, now.Add(time.Hour))
+	alarmtest.PostAlert(t, am, matching, started, now.Add(time.Hour))
 	// One matcher missed: never blocks.
-	postAlert(t, am, map[string]string{"alertname": "WebDown", "severity": "high", "service": "web"}, started, now.Add(time.Hour))
+	alarmtest.PostAlert(t, am, map[string]string{"alertname": "WebDown", "severity": "high", "service": "web"}, started, now.Add(time.Hour))
 	// Nothing in Alertmanager's API promises the alert is visible at once.
 	eventually(t, "Alertmanager reports the alert", func() bool {
 		st := (&alarm.Checker{}).Firing(context.Background(), e.parts.Engine.Targets.Alarms["prod-high-severity"])
@@ -538,7 +539,7 @@ func TestAlertmanagerBlocksStart(t *testing.T) {
 	}
 
 	resolved := time.Now()
-	postAlert(t, am, matching, started, time.Now().Add(-time.Second))
+	alarmtest.PostAlert(t, am, matching, started, time.Now().Add(-time.Second))
 	done := e.waitDone(rr.ID)
 	if got := stageOf(done, "prod").State; got != "passed" {
 		t.Errorf("prod ended %s; want passed", got)

@@ -20,8 +20,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -843,96 +841,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// startAlertmanager runs a real Alertmanager on a free loopback port with
-// clustering off and its state in a temporary directory, and returns its
-// base URL once /-/ready answers (internal/alarm's test helper, copied:
-// test helpers do not cross packages). Without the binary the test is
-// skipped locally but fails under CI=true, where .ci/run installs it.
-func startAlertmanager(t *testing.T) string {
-	t.Helper()
-	bin := ""
-	for _, name := range []string{"prometheus-alertmanager", "alertmanager"} {
-		if p, err := exec.LookPath(name); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		msg := "no Alertmanager binary (apt-get install prometheus-alertmanager)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	if err := os.WriteFile(cfg, []byte("route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	var out syncBuffer
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=",
-	)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
-		}
-	})
-	base := "http://" + addr
-	deadline := time.Now().Add(waitFor)
-	for {
-		resp, err := http.Get(base + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("alertmanager exited: %v\n%s", err, out.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s:\n%s", base, out.String())
-		}
-	}
-}
-
-// postAlert sends one alert to Alertmanager's API v2.
-func postAlert(t *testing.T, base string, labels map[string]string, startsAt, endsAt time.Time) {
-	t.Helper()
-	body, _ := json.Marshal([]map[string]any{{
-		"labels":      labels,
-		"annotations": map[string]string{"summary": "test"},
-		"startsAt":    startsAt.UTC().Format(time.RFC3339Nano),
-		"endsAt":      endsAt.UTC().Format(time.RFC3339Nano),
-	}})
-	resp, err := http.Post(base+"/api/v2/alerts", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /api/v2/alerts: %s", resp.Status)
-	}
 }
