@@ -4,11 +4,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -94,7 +93,7 @@ func (e *fakeEcho) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if f == nil {
 		ev.EventID = newEventID()
-		ev.Triggered = constraintsMatch(e.constraints, ev.Payload)
+		ev.Triggered = deploytest.ConstraintsMatch(e.constraints, ev.Payload)
 	}
 	e.mu.Lock()
 	e.events = append(e.events, ev)
@@ -119,67 +118,6 @@ func newEventID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// constraintsMatch is Echo's payloadConstraints check: every key is
-// required, and its value (toString of the field, or of any element of a
-// list) must contain a match of the regex: an unanchored, case-sensitive
-// find, not a full match.
-func constraintsMatch(constraints map[string]string, payload map[string]any) bool {
-	for key, pattern := range constraints {
-		re, err := regexp.Compile(pattern)
-		if err != nil {
-			return false
-		}
-		v, ok := lookupPath(payload, key)
-		if !ok || v == nil {
-			return false
-		}
-		if !valueMatches(re, v) {
-			return false
-		}
-	}
-	return true
-}
-
-func lookupPath(payload map[string]any, key string) (any, bool) {
-	if v, ok := payload[key]; ok {
-		return v, true
-	}
-	var cur any = payload
-	for _, part := range strings.Split(key, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-func valueMatches(re *regexp.Regexp, v any) bool {
-	switch v := v.(type) {
-	case []any:
-		for _, el := range v {
-			if valueMatches(re, el) {
-				return true
-			}
-		}
-		return false
-	case string:
-		return re.MatchString(v)
-	case float64:
-		// Jackson's toString of an integer node has no ".0".
-		if v == float64(int64(v)) {
-			return re.MatchString(fmt.Sprint(int64(v)))
-		}
-		return re.MatchString(fmt.Sprint(v))
-	default:
-		b, _ := json.Marshal(v)
-		return re.Match(b)
-	}
-}
-
 func TestFakeEchoConstraintSemantics(t *testing.T) {
 	payload := map[string]any{
 		"deploy_key": "xs3cr3tx", "attempt": float64(2),
@@ -199,7 +137,7 @@ func TestFakeEchoConstraintSemantics(t *testing.T) {
 		{"every key required", map[string]string{"deploy_key": "s3", "missing": ".*"}, false},
 	}
 	for _, tc := range tests {
-		if got := constraintsMatch(tc.c, payload); got != tc.want {
+		if got := deploytest.ConstraintsMatch(tc.c, payload); got != tc.want {
 			t.Errorf("%s: match = %v, want %v", tc.name, got, tc.want)
 		}
 	}

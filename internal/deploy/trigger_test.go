@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -147,7 +148,7 @@ func TestSpinnakerWrongSecretAcceptedButNotTriggered(t *testing.T) {
 		}
 	}
 	// The reason operators must anchor: an unanchored constraint is a find.
-	if !constraintsMatch(map[string]string{"deploy_key": testSecret}, map[string]any{"deploy_key": "x" + testSecret + "x"}) {
+	if !deploytest.ConstraintsMatch(map[string]string{"deploy_key": testSecret}, map[string]any{"deploy_key": "x" + testSecret + "x"}) {
 		t.Error("unanchored constraint should match a longer value, as Echo's does")
 	}
 }

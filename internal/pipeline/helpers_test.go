@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"log/slog"
 	"net"
@@ -668,7 +669,7 @@ func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	tr.EventID = fmt.Sprintf("evt-%04d", s.n.Add(1))
 	if c, ok := s.constraints[source]; ok {
-		tr.Matched = constraintsMatch(c, tr.Payload)
+		tr.Matched = deploytest.ConstraintsMatch(c, tr.Payload)
 	}
 	s.record(tr)
 
@@ -761,60 +762,6 @@ func (s *spinnaker) report(tr trigger, state string) {
 	s.t.Helper()
 	if code, body := s.send(tr, state); code != http.StatusAccepted {
 		s.t.Fatalf("callback %s for %s/%s: %d %s", state, tr.Source, tr.str("tag"), code, body)
-	}
-}
-
-// constraintsMatch is Echo's payloadConstraints check, as in
-// internal/deploy's fakeEcho: every key is required, and its value (the
-// field's toString, or any element of a list) must contain a match of the
-// regex.
-func constraintsMatch(constraints map[string]string, payload map[string]any) bool {
-	for key, pattern := range constraints {
-		re, err := regexp.Compile(pattern)
-		if err != nil {
-			return false
-		}
-		v, ok := lookupPath(payload, key)
-		if !ok || v == nil || !valueMatches(re, v) {
-			return false
-		}
-	}
-	return true
-}
-
-func lookupPath(payload map[string]any, key string) (any, bool) {
-	if v, ok := payload[key]; ok {
-		return v, true
-	}
-	var cur any = payload
-	for _, part := range strings.Split(key, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
-func valueMatches(re *regexp.Regexp, v any) bool {
-	switch v := v.(type) {
-	case []any:
-		for _, el := range v {
-			if valueMatches(re, el) {
-				return true
-			}
-		}
-		return false
-	case string:
-		return re.MatchString(v)
-	case json.Number:
-		return re.MatchString(v.String())
-	default:
-		b, _ := json.Marshal(v)
-		return re.Match(b)
 	}
 }
 
