@@ -245,6 +245,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		Observe: func(r store.Run, o plan.Outcome) { verdict, verdictRun = &o, r },
 	}.Build()
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
+	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
 	parts.Engine.HandOff = func(t config.Target) bool {
 		if !env.Wait {

@@ -28,6 +28,9 @@ type PR struct {
 	Merged   bool
 	MergeSHA string
 	MergedAt time.Time
+	// Comments is how many comments the pull request had, when the payload
+	// said (list endpoints do not).
+	Comments *int `json:",omitempty"`
 }
 
 // Tag is a git tag and the commit it points at.

@@ -122,6 +122,7 @@ func prFrom(p *gh.PullRequest) PR {
 		Merged:   p.GetMerged() || !p.GetMergedAt().IsZero(),
 		MergeSHA: p.GetMergeCommitSHA(),
 		MergedAt: p.GetMergedAt().Time,
+		Comments: p.Comments,
 	}
 }
 

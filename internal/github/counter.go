@@ -1,7 +1,9 @@
 package github
 
 import (
+	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/shipbot/shipbot/internal/metrics"
 )
@@ -81,4 +83,25 @@ func (c *CallCounter) Reset() {
 	defer c.mu.Unlock()
 	c.counts = nil
 	c.total = 0
+}
+
+// Tally counts the calls made on behalf of one piece of work (one merge's
+// evaluation, one report write) when its context carries it: the calls a
+// merge costs are then known per merge, not only in total.
+type Tally struct{ n atomic.Int64 }
+
+// N is the number of calls counted.
+func (t *Tally) N() int { return int(t.n.Load()) }
+
+type tallyKey struct{}
+
+// WithTally returns a context whose GitHub calls, token fetches and
+// retries included, t counts.
+func WithTally(ctx context.Context, t *Tally) context.Context {
+	return context.WithValue(ctx, tallyKey{}, t)
+}
+
+func tallyFrom(ctx context.Context) *Tally {
+	t, _ := ctx.Value(tallyKey{}).(*Tally)
+	return t
 }

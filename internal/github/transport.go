@@ -209,6 +209,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			status = strconv.Itoa(resp.StatusCode)
 		}
 		t.calls.Record(op, status)
+		if tl := tallyFrom(ctx); tl != nil {
+			tl.n.Add(1)
+		}
 
 		v := t.judge(req.Method, op, resp, err)
 		if !v.retry {

@@ -537,9 +537,21 @@ func listPulls(c *call) (int, any) {
 	}
 	out := []map[string]any{}
 	for _, p := range paginate(c, list) {
-		out = append(out, c.s.prJSON(c, r, p))
+		out = append(out, simplePR(c.s.prJSON(c, r, p)))
 	}
 	return http.StatusOK, out
+}
+
+// simplePR cuts a pull request down to GitHub's "pull-request-simple", the
+// shape list endpoints answer with: no merge state, no counts. Code that
+// relied on those from a list would work against the fake and not against
+// GitHub.
+func simplePR(full map[string]any) map[string]any {
+	for _, k := range []string{"merged", "mergeable", "rebaseable", "mergeable_state", "merged_by", "comments",
+		"review_comments", "maintainer_can_modify", "commits", "additions", "deletions", "changed_files"} {
+		delete(full, k)
+	}
+	return full
 }
 
 func getPull(c *call) (int, any) {
@@ -566,7 +578,7 @@ func listCommitPulls(c *call) (int, any) {
 	}
 	out := []map[string]any{}
 	for _, p := range paginate(c, list) {
-		out = append(out, c.s.prJSON(c, r, p))
+		out = append(out, simplePR(c.s.prJSON(c, r, p)))
 	}
 	return http.StatusOK, out
 }

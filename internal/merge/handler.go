@@ -16,12 +16,14 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/release"
 	"github.com/shipbot/shipbot/internal/report"
@@ -56,6 +58,44 @@ type Coordinator struct {
 	// LateDelivery bounds how far back an unheard-of earlier merge is
 	// taken first; default DefaultLateDelivery.
 	LateDelivery time.Duration
+	// PairWait is how long a merge known from one of its two deliveries
+	// waits for the other before it is evaluated; default DefaultPairWait,
+	// negative for none (Action mode sees one event only).
+	PairWait time.Duration
+
+	kickOnce sync.Once
+	kick     chan struct{}
+}
+
+// DefaultPairWait: GitHub sends a merge's pull_request and push deliveries
+// within moments of each other. The pull request's carries the PR (else
+// found with one call), the push's the parent commit (else one more call
+// to place the merge in history); waiting this long for the other saves
+// both calls on nearly every merge, and costs a direct push, which has no
+// pull request to wait for, this much latency.
+const DefaultPairWait = 2 * time.Second
+
+// errPairWait means the run waits for its other delivery.
+var errPairWait = errors.New("waiting for the merge's other delivery")
+
+func (c *Coordinator) pairWait() time.Duration {
+	if c.PairWait == 0 {
+		return DefaultPairWait
+	}
+	return c.PairWait
+}
+
+func (c *Coordinator) kicks() chan struct{} {
+	c.kickOnce.Do(func() { c.kick = make(chan struct{}, 1) })
+	return c.kick
+}
+
+// waitsForPair reports how much longer r waits for its other delivery.
+func (c *Coordinator) waitsForPair(r store.Run) time.Duration {
+	if r.State == store.RunReleasing || r.Source == sourceHistory || (len(r.PRFacts) > 0 && r.Parent != "") {
+		return 0
+	}
+	return time.Until(r.CreatedAt.Add(c.pairWait()))
 }
 
 // RolloutStarter puts a released run into its pipeline's rollout. It must
@@ -199,6 +239,9 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 		if rerr := c.Store.ReleaseLease(context.WithoutCancel(ctx), lease, holder); rerr != nil {
 			c.Log.Warn("release lease", "lease", lease, "err", rerr)
 		}
+		if errors.Is(err, errPairWait) {
+			return nil // Run comes back when the wait is over
+		}
 		if err != nil {
 			return err
 		}
@@ -240,9 +283,24 @@ func (c *Coordinator) drain(ctx context.Context, repo, lease, holder string) err
 		if !r.Open() {
 			continue
 		}
+		if wait := c.waitsForPair(r); wait > 0 {
+			// Later runs wait too: they must not take a version first.
+			time.AfterFunc(wait, func() {
+				select {
+				case c.kicks() <- struct{}{}:
+				default:
+				}
+			})
+			return errPairWait
+		}
 		// Stop at the first failure: a later merge must not take a version
 		// before an earlier one has its own.
-		switch err := c.evaluate(ctx, r); {
+		var tally github.Tally
+		err = c.evaluate(github.WithTally(ctx, &tally), r)
+		if cerr := c.Store.AddAPICalls(ctx, r.ID, tally.N()); cerr != nil {
+			c.Log.Warn("count API calls", "run", r.ID, "err", cerr)
+		}
+		switch {
 		case errors.Is(err, errEarlierFirst) && !deferred[r.ID]:
 			deferred[r.ID] = true
 			queue = c.earlierAhead(ctx, r, queue)
@@ -308,6 +366,7 @@ func (c *Coordinator) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.kicks():
 		}
 	}
 }
@@ -435,7 +494,8 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			log.Error("report merge outcome", "err", err)
 		}
 		if snap.HasPR && c.Comments != nil {
-			if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.MergeComment(out, releaseURL)); err != nil {
+			if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.MergeComment(out, releaseURL),
+				snap.PR.Comments != nil && *snap.PR.Comments == 0); err != nil {
 				log.Error("comment merge outcome", "err", err)
 			}
 		}

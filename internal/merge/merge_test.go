@@ -127,6 +127,10 @@ type botOptions struct {
 	baseURL string            // default: the fake's plain REST base
 	base    http.RoundTripper // innermost transport, for fault hooks
 	owner   string            // lease owner; default "bot"
+	// pairWait is the coordinator's PairWait; default none (-1): these
+	// tests send the deliveries they mean, and one alone is evaluated
+	// at once.
+	pairWait time.Duration
 }
 
 // bot is the real service, started on a loopback port.
@@ -163,7 +167,10 @@ func (w *world) start(o botOptions) *bot {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	parts := service.Bot{Store: st, Clients: apps, Log: log, Owner: o.owner, TokenKey: w.secret}.Build()
+	if o.pairWait == 0 {
+		o.pairWait = -1
+	}
+	parts := service.Bot{Store: st, Clients: apps, Log: log, Owner: o.owner, TokenKey: w.secret, PairWait: o.pairWait}.Build()
 	svc, err := service.New(service.Options{
 		Store: st, WebhookSecret: w.secret, Handlers: parts.Handlers, Loops: parts.Loops, Log: log, Owner: o.owner,
 		WorkerPoll: 10 * time.Millisecond,
@@ -1229,4 +1236,58 @@ func TestPreview(t *testing.T) {
 	if tags := w.gh.Tags(repo); len(tags) != 0 {
 		t.Errorf("a preview tagged %+v", tags)
 	}
+}
+
+// TestMergeWaitsForItsOtherDelivery: a merge known from one delivery waits
+// briefly for the other, which carries what would otherwise cost a call
+// (the pull request for a push, the parent commit for a pull_request), and
+// a merge whose other delivery never comes is released after the wait.
+func TestMergeWaitsForItsOtherDelivery(t *testing.T) {
+	t.Parallel()
+	const prForCommit = "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"
+	const commit = "GET /repos/{owner}/{repo}/commits/{ref}"
+	for _, tc := range []struct {
+		name      string
+		pushFirst bool
+	}{{"pull_request first", false}, {"push first", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t, nil)
+			b := w.start(botOptions{pairWait: time.Minute})
+			// An earlier merge the bot knows, so history needs no look.
+			m0 := w.approvedMerge("fix: zero")
+			b.sendAll(w, m0.closed, m0.push)
+			b.waitRun(m0.sha)
+			m := w.approvedMerge("fix: one")
+			first, second := m.closed, m.push
+			if tc.pushFirst {
+				first, second = second, first
+			}
+			w.gh.ResetRequests()
+			b.sendAll(w, first)
+			b.waitProcessed(first)
+			time.Sleep(200 * time.Millisecond) // the other delivery is a moment late
+			if r, err := w.storeRun(m.sha); err != nil || r.State != store.RunPending {
+				t.Fatalf("run before its other delivery: %+v, %v; want it pending", r, err)
+			}
+			b.sendAll(w, second)
+			r := b.waitRun(m.sha)
+			if r.State != store.RunReleased || r.Tag != "v0.1.1" {
+				t.Fatalf("run = %s %s; want released v0.1.1", r.State, r.Tag)
+			}
+			if n := w.gh.Count(prForCommit) + w.gh.Count(commit); n != 0 {
+				t.Errorf("%d reads of what the other delivery carried; want none", n)
+			}
+		})
+	}
+	t.Run("the other delivery never comes", func(t *testing.T) {
+		t.Parallel()
+		w := newWorld(t, nil)
+		b := w.start(botOptions{pairWait: 300 * time.Millisecond})
+		m := w.approvedMerge("fix: lonely")
+		b.sendAll(w, m.push)
+		if r := b.waitRun(m.sha); r.State != store.RunReleased {
+			t.Fatalf("run = %s; want released after the wait", r.State)
+		}
+	})
 }

@@ -211,7 +211,7 @@ func newEnv(t *testing.T, o options) *env {
 	e.parts = service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
 		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
-		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond,
+		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond, PairWait: -1,
 		ObserveRollout: e.obs.add,
 	}.Build()
 	eng := e.parts.Engine

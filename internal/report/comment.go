@@ -24,15 +24,23 @@ type Comments struct {
 }
 
 // Upsert writes body (the marker is added) as the sticky comment of pr.
-func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string) error {
+// noComments says the pull request had no comments at all when it was
+// merged (its pull_request delivery counts them): then, unless a creation
+// may have been cut short, there is no sticky comment to look for, and the
+// lookup's API call is saved.
+func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string, noComments bool) error {
 	owner, name, _ := strings.Cut(repo, "/")
 	defer c.locks.lock(fmt.Sprint(repo, "#", pr))()
 	body = Marker + "\n" + clip(body)
-	id, found, err := c.Store.CommentID(ctx, repo, pr)
+	id, known, err := c.Store.CommentID(ctx, repo, pr)
 	if err != nil {
 		return err
 	}
-	if !found {
+	// An id of 0 is an intent: a creation was started and may have
+	// happened without its id being saved (a crash).
+	intended := known && id == 0
+	found := known && id != 0
+	if !found && (intended || !noComments) {
 		if id, found, err = c.find(ctx, client, owner, name, pr); err != nil {
 			return err
 		}
@@ -45,6 +53,11 @@ func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, p
 		// Someone deleted it; post a new one below.
 		if resp == nil || resp.StatusCode != http.StatusNotFound {
 			return fmt.Errorf("edit comment on %s#%d: %w", repo, pr, err)
+		}
+	}
+	if !intended {
+		if err := c.Store.SaveCommentID(ctx, repo, pr, 0); err != nil {
+			return err
 		}
 	}
 	created, _, err := client.Issues.CreateComment(ctx, owner, name, pr, &gh.IssueComment{Body: gh.String(body)})

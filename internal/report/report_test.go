@@ -63,13 +63,13 @@ func TestStickyCommentIsEditedNeverDuplicated(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.Upsert(ctx, r.client, "acme/api", r.pr, strings.Repeat("x", i+1)); err != nil {
+			if err := c.Upsert(ctx, r.client, "acme/api", r.pr, strings.Repeat("x", i+1), false); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	if err := c.Upsert(ctx, r.client, "acme/api", r.pr, "final"); err != nil {
+	if err := c.Upsert(ctx, r.client, "acme/api", r.pr, "final", false); err != nil {
 		t.Fatal(err)
 	}
 	comments := r.gh.Comments("acme/api", r.pr)
@@ -84,13 +84,13 @@ func TestStickyCommentIsEditedNeverDuplicated(t *testing.T) {
 func TestStickyCommentFoundByMarkerWhenTheDatabaseForgot(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "one"); err != nil {
+	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "one", false); err != nil {
 		t.Fatal(err)
 	}
 	// A person quoting the marker is not the bot's comment.
 	r.gh.AddComment("acme/api", r.pr, "mallory", report.Marker+"\nfake")
 	fresh := openStore(t)
-	if err := (&report.Comments{Store: fresh}).Upsert(ctx, r.client, "acme/api", r.pr, "two"); err != nil {
+	if err := (&report.Comments{Store: fresh}).Upsert(ctx, r.client, "acme/api", r.pr, "two", false); err != nil {
 		t.Fatal(err)
 	}
 	var bots int
@@ -148,5 +148,44 @@ func TestCheckTextIsClippedToGitHubsLimit(t *testing.T) {
 	cr, _ := r.gh.CheckRun("acme/api", r.sha, report.RolloutCheck)
 	if len(cr.Summary) > 65535 || !strings.HasSuffix(cr.Summary, "(truncated)") {
 		t.Fatalf("summary of %d bytes; want at most 65535 ending in (truncated)", len(cr.Summary))
+	}
+}
+
+// A pull request merged without a single comment has no sticky comment to
+// look for: the first write posts at once, saving the lookup's call.
+func TestStickyCommentSkipsTheLookupOnACommentlessPR(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	r.gh.ResetRequests()
+	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "one", true); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.gh.Count("GET /repos/{owner}/{repo}/issues/{issue_number}/comments"); n != 0 {
+		t.Errorf("%d comment lookups; want none", n)
+	}
+	if n := len(r.gh.Comments("acme/api", r.pr)); n != 1 {
+		t.Errorf("%d comments; want 1", n)
+	}
+}
+
+// A creation cut short by a crash (the intent saved, the id not) is looked
+// up before anything is posted, even on a PR that had no comments when it
+// was merged: the comment may exist.
+func TestStickyCommentAfterACrashBetweenCreateAndSave(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "one", true); err != nil {
+		t.Fatal(err)
+	}
+	// The crash: the database still says "creating".
+	if err := r.store.SaveCommentID(ctx, "acme/api", r.pr, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&report.Comments{Store: r.store}).Upsert(ctx, r.client, "acme/api", r.pr, "two", true); err != nil {
+		t.Fatal(err)
+	}
+	cs := r.gh.Comments("acme/api", r.pr)
+	if len(cs) != 1 || !strings.HasSuffix(cs[0].Body, "two") {
+		t.Fatalf("comments = %+v; want the one comment, edited to two", cs)
 	}
 }

@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,6 +12,8 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -29,7 +32,14 @@ type Rollouts struct {
 	Clients  Clients
 	Checks   *Checks
 	Comments *Comments
-	Log      *slog.Logger
+	// Deployments, when set, mirrors each stage execution as a GitHub
+	// Deployment.
+	Deployments *Deployments
+	// Budget is the GitHub API calls a merge should cost at most; the
+	// check run and comment skip intermediate writes that would break it.
+	// Default DefaultBudget.
+	Budget int
+	Log    *slog.Logger
 	// Delay is how long changes gather before they are written; default
 	// 300ms.
 	Delay time.Duration
@@ -117,6 +127,15 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	// A delayed write and a final one must not both send what the other
 	// is sending: the second waits and finds it written.
 	defer r.writing.lock(runID)()
+	// What this write costs is added to the merge's count, which the
+	// budget reads.
+	var tally github.Tally
+	defer func() {
+		if err := r.Store.AddAPICalls(context.WithoutCancel(ctx), runID, tally.N()); err != nil {
+			r.Log.Warn("count API calls", "run", runID, "err", err)
+		}
+	}()
+	ctx = github.WithTally(ctx, &tally)
 	rr, err := r.Store.GetRollout(ctx, runID)
 	if err != nil {
 		return err
@@ -125,22 +144,32 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
+	client, err := r.Clients.Installation(rr.Installation)
+	if err != nil {
+		return err
+	}
+	if r.Deployments != nil {
+		// Deployments are the live signal: every stage start and finish,
+		// at once.
+		if err := r.Deployments.Sync(ctx, client, rr, execs); err != nil {
+			return err
+		}
+	}
 	check := RolloutProgress(rr, execs)
 	comment := RolloutComment(rr, execs)
 	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary + "\x00" + comment))
 	r.mu.Lock()
 	same := r.last[runID] == sum
-	if !same {
-		r.wrote[runID] = time.Now()
-	}
 	r.mu.Unlock()
 	if same {
 		return nil
 	}
-	client, err := r.Clients.Installation(rr.Installation)
-	if err != nil {
+	if ok, err := r.worthWriting(ctx, rr, execs, check, tally.N()); err != nil || !ok {
 		return err
 	}
+	r.mu.Lock()
+	r.wrote[runID] = time.Now()
+	r.mu.Unlock()
 	if err := r.adoptCheckRun(ctx, client, rr); err != nil {
 		return err
 	}
@@ -148,7 +177,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		return err
 	}
 	if rr.PR > 0 && r.Comments != nil {
-		if err := r.Comments.Upsert(ctx, client, rr.Repo, rr.PR, comment); err != nil {
+		if err := r.Comments.Upsert(ctx, client, rr.Repo, rr.PR, comment, noComments(rr.Run)); err != nil {
 			return err
 		}
 	}
@@ -156,6 +185,105 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	r.last[runID] = sum
 	r.mu.Unlock()
 	return nil
+}
+
+// noComments says the run's pull request had no comments when merged.
+func noComments(run store.Run) bool {
+	var pr facts.PR
+	return len(run.PRFacts) > 0 && json.Unmarshal(run.PRFacts, &pr) == nil && pr.Comments != nil && *pr.Comments == 0
+}
+
+// DefaultBudget is the design's bar: GitHub API calls per merge to a
+// two-stage pipeline, everything included.
+const DefaultBudget = 20
+
+// worthWriting decides whether the check run and the sticky comment are
+// written now. The first write (the PR learns the rollout started), the
+// last one, a failure or rollback, a stage held by a blocker (freeze,
+// window, alarm) and a stage baking (which holds the next one back for as
+// long as the bake) always are. Everything else (a stage deploying, baking,
+// done, a run waiting its turn) follows while the merge's calls
+// so far, this write, and the writes still certain to come (the last one,
+// and each unfinished stage's deployment calls) stay within Budget: a
+// stage's start and finish already show live in its GitHub Deployment, and
+// a burst of merges waiting in line must not spend the installation's
+// hourly rate limit on rewording their waits. spentNow is what this write
+// has cost so far and is not yet on record.
+func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs []store.Execution, check CheckOutput, spentNow int) (bool, error) {
+	if check.Status == StatusCompleted || mustShow(rr, execs) {
+		return true, nil
+	}
+	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck); err != nil || !found {
+		return true, err
+	}
+	spent, err := r.Store.APICalls(ctx, rr.ID)
+	if err != nil {
+		return false, err
+	}
+	write := 1 // the check run
+	if rr.PR > 0 && r.Comments != nil {
+		write++
+	}
+	reserve := write // the last write
+	if r.Deployments != nil {
+		latest := latestByStage(execs)
+		for _, s := range rr.Stages {
+			ex, started := latest[s.Index]
+			switch {
+			case s.State == "pending" || (s.State == "active" && !started):
+				reserve += 3 // create, in_progress, outcome
+			case started && ex.Phase != store.PhaseFinished:
+				reserve++ // its outcome
+			}
+		}
+	}
+	budget := r.Budget
+	if budget == 0 {
+		budget = DefaultBudget
+	}
+	return spent+spentNow+write+reserve <= budget, nil
+}
+
+// mustShow reports whether the run failed, is rolling back, is held by a
+// blocker or bakes: news the PR gets at once, whatever it costs.
+func mustShow(rr store.RolloutRun, execs []store.Execution) bool {
+	latest := latestByStage(execs)
+	for _, s := range rr.Stages {
+		switch s.State {
+		case "pending":
+			if blocked(s.Wait) {
+				return true
+			}
+		case "failed", "rolled-back":
+			return true
+		case "active":
+			if ex, ok := latest[s.Index]; ok && (ex.Rollback || ex.Outcome == "failed" || ex.Phase == store.PhaseBaking) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// blocked reports whether a wait (as internal/pipeline words it) is for a
+// blocker rather than the run's turn: a frozen pipeline, a closed window, a
+// firing alarm. Those can last hours and are what a developer needs
+// explained; waiting in line is shown as the budget allows.
+func blocked(wait string) bool {
+	for _, p := range []string{"waiting: pipeline frozen", "waiting for the deploy window", "waiting: alarm "} {
+		if strings.HasPrefix(wait, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func latestByStage(execs []store.Execution) map[int]store.Execution {
+	m := make(map[int]store.Execution, len(execs))
+	for _, ex := range execs {
+		m[ex.Stage] = ex // executions come in creation order
+	}
+	return m
 }
 
 // creatingCheck names, in the store's check run table, the intent to

@@ -3,6 +3,7 @@ package service_test
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,12 +18,14 @@ const maxCallsPerMerge = 20
 
 // TestAPICallsPerMerge counts every request the fake GitHub served for one
 // merge, from its two deliveries until its two-stage rollout ended and the
-// PR shows the end, and holds it to the design's bar. Each stage deploys
-// for longer than the reporter gathers changes, so that every stage start
-// and finish is its own visible write on the PR (live reporting), and the
-// test checks that they were. The first merge of a fresh process pays for
-// the installation token, a later one does not; both must stay within the
-// bar.
+// PR shows the end, and holds it to the design's bar, GitHub Deployments
+// included. Each stage deploys for longer than the reporter gathers
+// changes, so that every stage start and finish is its own visible change
+// on the PR (live reporting): the test checks that each showed, as a
+// deployment status the moment it happened. The first merge of a fresh
+// process pays for the installation token and a look at the history
+// before it, a later one does not; both must stay within the bar, and the
+// count the service keeps per merge must be the fake's.
 func TestAPICallsPerMerge(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{schema: true, minDelay: time.Second, maxDelay: time.Second})
@@ -45,19 +48,86 @@ func TestAPICallsPerMerge(t *testing.T) {
 		if n := countPattern(reqs, tokenAPI); (i == 0) != (n == 1) || n > 1 {
 			t.Errorf("%s: %d token fetches", label, n)
 		}
-		// Live: the check run went through each stage deploying, then done.
-		shown := checkRunStates(t, reqs)
-		for _, want := range []string{
-			"| qa | " + tag + " | deploying |",
-			"| qa | " + tag + " | succeeded |",
-			"| prod | " + tag + " | deploying |",
-			"| prod | " + tag + " | succeeded |",
-		} {
-			if !containsAny(shown, want) {
-				t.Errorf("%s: the rollout check run never showed %q; it showed:\n%s", label, want, strings.Join(shown, "\n---\n"))
+		var recorded int
+		if err := db.QueryRow(`SELECT api_calls FROM runs WHERE repo = ? AND sha = ?`, repo, m.sha).Scan(&recorded); err != nil {
+			t.Fatal(err)
+		}
+		if recorded != len(reqs) {
+			t.Errorf("%s: the service recorded %d API calls for the merge; GitHub served %d", label, recorded, len(reqs))
+		}
+		// Live: each stage's start and finish showed as it happened, in
+		// order, as its deployment's statuses.
+		var shown []string
+		for _, req := range reqs {
+			if req.Pattern != "POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses" {
+				continue
+			}
+			var body struct{ State string }
+			if err := json.Unmarshal(req.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			shown = append(shown, deploymentEnv(t, r, req.Path)+" "+body.State)
+		}
+		if want := []string{"qa in_progress", "qa success", "prod in_progress", "prod success"}; !slices.Equal(shown, want) {
+			t.Errorf("%s: deployment statuses %v; want %v", label, shown, want)
+		}
+		deps := deploymentsOf(r, tag)
+		if len(deps) != 2 {
+			t.Fatalf("%s: %d deployments of %s; want 2 (qa, prod)", label, len(deps), tag)
+		}
+		for _, d := range deps {
+			last := d.Statuses[len(d.Statuses)-1]
+			if d.SHA != m.sha || d.AutoMerge || d.RequiredContexts == nil || len(d.RequiredContexts) != 0 || last.State != "success" ||
+				!strings.Contains(last.LogURL, "/runs/") {
+				t.Errorf("%s: deployment %+v; want ref %s on %s, auto_merge false, required_contexts [], success with a dashboard log_url", label, d, tag, m.sha)
+			}
+		}
+		if i > 0 {
+			// The merge before it was replaced in both environments.
+			for _, d := range deploymentsOf(r, tagFor(i-1)) {
+				if st := d.Statuses[len(d.Statuses)-1].State; st != "inactive" {
+					t.Errorf("%s: the previous deployment to %s is %s; want inactive", label, d.Environment, st)
+				}
+			}
+			// With the token cached and no history to look up, the
+			// budget leaves room for the check run to follow every
+			// stage too.
+			shown := checkRunStates(t, reqs)
+			for _, want := range []string{
+				"| qa | " + tag + " | deploying |",
+				"| qa | " + tag + " | succeeded |",
+				"| prod | " + tag + " | deploying |",
+				"| prod | " + tag + " | succeeded |",
+			} {
+				if !containsAny(shown, want) {
+					t.Errorf("%s: the rollout check run never showed %q; it showed:\n%s", label, want, strings.Join(shown, "\n---\n"))
+				}
 			}
 		}
 	}
+}
+
+func deploymentsOf(r *rig, tag string) []githubtest.Deployment {
+	var out []githubtest.Deployment
+	for _, d := range r.gh.Deployments(repo) {
+		if d.Ref == tag {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// deploymentEnv names the environment of the deployment a status request
+// was for.
+func deploymentEnv(tb testing.TB, r *rig, path string) string {
+	tb.Helper()
+	for _, d := range r.gh.Deployments(repo) {
+		if strings.HasSuffix(path, fmt.Sprintf("/deployments/%d/statuses", d.ID)) {
+			return d.Environment
+		}
+	}
+	tb.Fatalf("no deployment for %s", path)
+	return ""
 }
 
 // waitShown waits until the merge's rollout check run is completed and

@@ -50,6 +50,9 @@ type Bot struct {
 	// EngineTick and ReportDelay tune the engine; zero takes defaults.
 	EngineTick  time.Duration
 	ReportDelay time.Duration
+	// PairWait is how long a merge waits for its other delivery; zero
+	// takes merge.DefaultPairWait.
+	PairWait time.Duration
 }
 
 // Parts is the assembled bot.
@@ -67,7 +70,8 @@ func (b Bot) Build() Parts {
 	checks := &report.Checks{Store: b.Store}
 	comments := &report.Comments{Store: b.Store}
 	reporter := &report.Rollouts{Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments,
-		Log: b.Log.With("component", "report"), Delay: b.ReportDelay}
+		Deployments: &report.Deployments{Store: b.Store, PublicURL: b.PublicURL},
+		Log:         b.Log.With("component", "report"), Delay: b.ReportDelay}
 	engine := &pipeline.Engine{
 		Store:   b.Store,
 		Targets: b.Targets,
@@ -85,7 +89,7 @@ func (b Bot) Build() Parts {
 	}
 	coord := &merge.Coordinator{
 		Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments, Rollouts: engine,
-		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe,
+		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe, PairWait: b.PairWait,
 	}
 	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview"),
 		MergedLabels: func(ctx context.Context, repo string, pr int, labels []string) error {

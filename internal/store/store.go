@@ -63,6 +63,7 @@ type Store interface {
 	CheckRuns
 	Comments
 	Rollouts
+	Deployments
 	Dashboards
 	// Ready reports whether the database answers and its schema is current.
 	Ready(ctx context.Context) error

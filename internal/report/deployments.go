@@ -1,0 +1,220 @@
+package report
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// Deployment status states, as GitHub spells them.
+const (
+	DeployInProgress = "in_progress"
+	DeploySuccess    = "success"
+	DeployFailure    = "failure"
+	DeployInactive   = "inactive"
+)
+
+// Deployments mirrors each stage execution as a GitHub Deployment
+// (environment = the stage, ref = the release tag) whose statuses follow
+// the execution: in_progress, then success or failure. The deployment a
+// new success replaces becomes inactive: GitHub does that itself
+// (auto_inactive) except for production environments, where the bot posts
+// it.
+type Deployments struct {
+	Store store.Deployments
+	// PublicURL is the service's external URL: each status's log_url is
+	// the run's dashboard page there. Empty leaves log_url out.
+	PublicURL string
+}
+
+// deploymentPayload is what each deployment carries; the execution id
+// finds a deployment again after a crash that lost its id.
+type deploymentPayload struct {
+	Version     string `json:"version"`
+	Tag         string `json:"tag"`
+	RunID       string `json:"run_id"`
+	Stage       string `json:"stage"`
+	Attempt     int    `json:"attempt"`
+	Rollback    bool   `json:"rollback,omitempty"`
+	ExecutionID string `json:"execution_id"`
+}
+
+// DeploymentState is the deployment status an execution is shown with;
+// "" for none.
+func DeploymentState(ex store.Execution) string {
+	if ex.Phase != store.PhaseFinished {
+		return DeployInProgress
+	}
+	switch ex.Outcome {
+	case "succeeded":
+		return DeploySuccess
+	case "failed":
+		return DeployFailure
+	}
+	return ""
+}
+
+// deploymentDescription says in GitHub's 140 characters what the
+// execution is doing.
+func deploymentDescription(ex store.Execution) string {
+	what := "deploy"
+	if ex.Rollback {
+		what = "rollback"
+	}
+	var d string
+	switch {
+	case ex.Phase == store.PhaseBaking:
+		d = fmt.Sprintf("%s %s baking until %s", ex.Tag, what, ex.BakeUntil.UTC().Format("15:04 MST"))
+	case ex.Phase != store.PhaseFinished:
+		d = fmt.Sprintf("%s %s in progress (attempt %d)", ex.Tag, what, ex.Attempt)
+	case ex.Outcome == "succeeded" && ex.Reason != "":
+		d = fmt.Sprintf("%s %s: %s", ex.Tag, what, ex.Reason)
+	case ex.Outcome == "succeeded":
+		d = fmt.Sprintf("%s %s succeeded", ex.Tag, what)
+	default:
+		d = fmt.Sprintf("%s %s failed: %s", ex.Tag, what, ex.Reason)
+	}
+	if len(d) > 140 {
+		d = d[:137]
+		for len(d) > 0 && !utf8Start(d[len(d)-1]) {
+			d = d[:len(d)-1]
+		}
+		d = strings.TrimRight(d, " ") + "..."
+	}
+	return d
+}
+
+// terminal reports whether a deployment status ends the deployment.
+func terminal(state string) bool {
+	return state == DeploySuccess || state == DeployFailure || state == DeployInactive
+}
+
+// Sync brings the deployments of the run's executions up to date.
+func (d *Deployments) Sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, execs []store.Execution) error {
+	for _, ex := range execs {
+		if err := d.sync(ctx, client, rr, ex); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution) error {
+	want := DeploymentState(ex)
+	if want == "" {
+		return nil
+	}
+	dep, found, err := d.Store.Deployment(ctx, ex.ID)
+	if err != nil || (found && (dep.State == want || terminal(dep.State))) {
+		// A deployment that ended stays ended: one a newer deployment
+		// retired must not be made current again.
+		return err
+	}
+	owner, name, _ := strings.Cut(rr.Repo, "/")
+	if !found || dep.ID == 0 {
+		if dep, err = d.create(ctx, client, rr, ex, dep, found); err != nil {
+			return err
+		}
+	}
+	req := &gh.DeploymentStatusRequest{State: gh.String(want), Description: gh.String(deploymentDescription(ex))}
+	if d.PublicURL != "" {
+		req.LogURL = gh.String(strings.TrimSuffix(d.PublicURL, "/") + "/runs/" + rr.ID)
+	}
+	if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, dep.ID, req); err != nil {
+		return fmt.Errorf("deployment status %s of %s in %s: %w", want, ex.Tag, ex.StageName, err)
+	}
+	dep.State = want
+	if err := d.Store.SaveDeployment(ctx, dep); err != nil {
+		return err
+	}
+	if want == DeploySuccess {
+		return d.retire(ctx, client, dep)
+	}
+	return nil
+}
+
+// create makes the execution's deployment, or adopts the one a crash left
+// behind unrecorded (an intent without an id).
+func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, dep store.Deployment, intended bool) (store.Deployment, error) {
+	owner, name, _ := strings.Cut(rr.Repo, "/")
+	dep = store.Deployment{ExecutionID: ex.ID, Repo: rr.Repo, Environment: ex.StageName}
+	if intended {
+		id, ok, err := d.find(ctx, client, owner, name, ex)
+		if err != nil {
+			return dep, err
+		}
+		if ok {
+			dep.ID = id
+			return dep, d.Store.SaveDeployment(ctx, dep)
+		}
+	} else if err := d.Store.SaveDeployment(ctx, dep); err != nil {
+		return dep, err
+	}
+	task := "deploy"
+	if ex.Rollback {
+		task = "deploy:rollback"
+	}
+	created, _, err := client.Repositories.CreateDeployment(ctx, owner, name, &gh.DeploymentRequest{
+		Ref: gh.String(ex.Tag), Task: gh.String(task), Environment: gh.String(ex.StageName),
+		// GitHub would otherwise merge the default branch into the tag
+		// first, and refuse while any check on it is pending, the bot's
+		// own rollout check included.
+		AutoMerge: gh.Bool(false), RequiredContexts: &[]string{},
+		Description: gh.String(fmt.Sprintf("%s to %s", ex.Tag, ex.StageName)),
+		Payload: deploymentPayload{Version: ex.Version, Tag: ex.Tag, RunID: rr.ID, Stage: ex.StageName,
+			Attempt: ex.Attempt, Rollback: ex.Rollback, ExecutionID: ex.ID},
+	})
+	if err != nil {
+		return dep, fmt.Errorf("create deployment of %s to %s: %w", ex.Tag, ex.StageName, err)
+	}
+	dep.ID = created.GetID()
+	return dep, d.Store.SaveDeployment(ctx, dep)
+}
+
+// find looks for the execution's deployment among the tag's deployments to
+// the stage.
+func (d *Deployments) find(ctx context.Context, client *gh.Client, owner, name string, ex store.Execution) (int64, bool, error) {
+	list, _, err := client.Repositories.ListDeployments(ctx, owner, name, &gh.DeploymentsListOptions{
+		Ref: ex.Tag, Environment: ex.StageName, ListOptions: gh.ListOptions{PerPage: 100},
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("look for deployment of %s to %s: %w", ex.Tag, ex.StageName, err)
+	}
+	for _, dep := range list {
+		var p deploymentPayload
+		if json.Unmarshal(dep.Payload, &p) == nil && p.ExecutionID == ex.ID {
+			return dep.GetID(), true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// retire marks the deployment that dep replaces in its environment
+// inactive. GitHub does it itself (auto_inactive) for every environment
+// but a production one; the bot's records follow either way.
+func (d *Deployments) retire(ctx context.Context, client *gh.Client, dep store.Deployment) error {
+	prev, ok, err := d.Store.ActiveDeployment(ctx, dep.Repo, dep.Environment, dep.ExecutionID)
+	if err != nil || !ok {
+		return err
+	}
+	if isProduction(dep.Environment) {
+		owner, name, _ := strings.Cut(dep.Repo, "/")
+		if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, prev.ID, &gh.DeploymentStatusRequest{
+			State: gh.String(DeployInactive), Description: gh.String("replaced by a newer deployment"),
+		}); err != nil {
+			return fmt.Errorf("retire deployment %d in %s: %w", prev.ID, dep.Environment, err)
+		}
+	}
+	prev.State = DeployInactive
+	return d.Store.SaveDeployment(ctx, prev)
+}
+
+// isProduction is GitHub's default for production_environment: true for
+// the environment named "production" (compared case-insensitively, as
+// GitHub compares environment names).
+func isProduction(env string) bool { return strings.EqualFold(env, "production") }
