@@ -130,6 +130,10 @@ func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
 	return mergeEvent{why: fmt.Sprintf("a %s event is not a merge: shipbot runs on push, or pull_request closed", event)}, nil
 }
 
+// pollEvery is how often a waiting stage's outcome is polled (Gate, or the
+// dispatched workflow run): the engine's default; tests shorten it.
+var pollEvery = 10 * time.Second
+
 // runResult is what `bot run` reports.
 type runResult struct {
 	outcome  plan.Outcome
@@ -139,6 +143,7 @@ type runResult struct {
 	failed   []string // failed or rolled back
 	notRun   []string // never reached (after a failure, or still waiting at the timeout)
 	handed   map[string]string
+	links    map[string]string // stage → its deploy's page (a dispatched workflow run, a Spinnaker execution)
 	reasons  map[string]string // stage → why it failed
 	timedOut bool
 }
@@ -247,13 +252,15 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
+	parts.Engine.PollEvery = pollEvery
 	parts.Engine.HandOff = func(t config.Target) bool {
 		if !env.Wait {
 			return true
 		}
-		// Wait only where the outcome can be learned from here: Gate
-		// polling, or callbacks to this process.
-		canPoll := t.Kind == config.KindSpinnaker && t.GateURL != "" && t.Application != ""
+		// Wait only where the outcome can be learned from here: polling
+		// Gate or the dispatched workflow run, or callbacks to this process.
+		canPoll := (t.Kind == config.KindSpinnaker && t.GateURL != "" && t.Application != "") ||
+			t.Kind == config.KindGitHubDispatch
 		return !canPoll && !callbacks
 	}
 	if callbacks {
@@ -398,10 +405,13 @@ func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, eng
 	// The job's context may be cancelled by now; what it reads last must
 	// still be read.
 	execs, _ := st.Executions(context.WithoutCancel(ctx), runID)
-	res.handed, res.reasons = map[string]string{}, map[string]string{}
+	res.handed, res.reasons, res.links = map[string]string{}, map[string]string{}, map[string]string{}
 	for _, ex := range execs {
 		if ex.Rollback {
 			continue
+		}
+		if ex.URL != "" {
+			res.links[ex.StageName] = ex.URL
 		}
 		if strings.HasPrefix(ex.Reason, "handed off") {
 			res.handed[ex.StageName] = ex.Reason
@@ -527,6 +537,9 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 				case s.State == "active" && detail == "":
 					detail = "triggered; no outcome reported yet"
 				}
+				if link := res.links[s.Name]; link != "" {
+					detail = strings.TrimSpace(detail + " [execution](" + link + ")")
+				}
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, state, cell(detail))
 			}
 		}
@@ -546,7 +559,17 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 			cmds.Error("shipbot: rollout failed", redact.Redact(msg))
 			failure = exitError{1, errors.New(msg)}
 		} else {
-			cmds.Notice("shipbot", fmt.Sprintf("released %s; deployed: %s; skipped: %s", tag, orNone(res.deployed), orNone(res.skipped)))
+			var handed []string
+			for _, name := range res.deployed {
+				if res.handed[name] != "" {
+					handed = append(handed, name)
+				}
+			}
+			deployed := orNone(res.deployed)
+			if len(handed) > 0 {
+				deployed += " (handed off: " + strings.Join(handed, ",") + ")"
+			}
+			cmds.Notice("shipbot", fmt.Sprintf("released %s; deployed: %s; skipped: %s", tag, deployed, orNone(res.skipped)))
 		}
 	}
 	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {

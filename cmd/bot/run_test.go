@@ -157,6 +157,7 @@ type actionRig struct {
 type rigOptions struct {
 	labels   []string
 	approved bool
+	config   string // .github/shipbot.yml; default actionRepoConfig
 	// classic protection readable (an App with Administration: read);
 	// false: GITHUB_TOKEN's view, 403 on classic protection, a ruleset
 	// protects the branch.
@@ -170,7 +171,10 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	t.Cleanup(r.gh.Close)
 	gh := r.gh
 	gh.AddStaticToken(actionToken)
-	gh.AddRepo("acme/api", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": actionRepoConfig}})
+	if o.config == "" {
+		o.config = actionRepoConfig
+	}
+	gh.AddRepo("acme/api", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": o.config}})
 	gh.SetPermission("acme/api", "bob", "write")
 	if o.adminRead {
 		gh.SetBranchProtection("acme/api", "main", githubtest.BranchProtection{RequiredApprovingReviewCount: 1})
@@ -971,5 +975,238 @@ func TestRunGitHubRefusesTheTag(t *testing.T) {
 	}
 	if n := len(r.target.triggers()); n != 0 {
 		t.Errorf("%d triggers without a release", n)
+	}
+}
+
+// A stage handed off passes once its trigger is accepted: a bake would
+// hold the job for the bake time over a deploy whose outcome it does not
+// know (here it would outlast the 2m timeout and fail the step).
+func TestRunHandOffSkipsTheBake(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
+		"    target: spinnaker-qa\n", "    target: spinnaker-qa\n    bake: 10m\n", 1)})
+	start := time.Now()
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("the job took %s", d)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod", "skipped": ""})
+	for _, want := range []string{
+		"| qa | passed (handed off) | handed off to spinnaker-qa; bake 10m0s not watched: the deploy system owns the outcome |",
+		"| prod | passed (handed off) | handed off to spinnaker-prod: the deploy system owns the outcome |",
+	} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if !hasAnnotation(res.stdout, "notice", "deployed: qa,prod (handed off: qa,prod)") {
+		t.Errorf("the notice does not say the stages were handed off:\n%s", res.stdout)
+	}
+}
+
+const dispatchRepoConfig = `version: 1
+release:
+  tag_prefix: v
+  initial: 0.1.0
+gate:
+  approvals: 1
+stages:
+  - name: qa
+    target: deploy-workflow
+  - name: prod
+    target: deploy-workflow
+`
+
+const dispatchTargetsInput = `targets:
+  deploy-workflow:
+    kind: github-dispatch
+    workflow: deploy.yml
+    repos: [acme/api]
+`
+
+// exampleRunName is the run-name of action/examples/workflow-dispatch.yml,
+// the deploy workflow README tells users to write.
+func exampleRunName(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		RunName string `yaml:"run-name"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil || wf.RunName == "" {
+		t.Fatalf("action/examples/workflow-dispatch.yml: run-name %q, %v", wf.RunName, err)
+	}
+	return wf.RunName
+}
+
+// newDispatchRig is a job whose stages dispatch deploy.yml, which the fake
+// GitHub runs with the example run-name: each run stays in progress for
+// two polls, then concludes as conclusion says for its stage. Polling is
+// fast, for the test.
+func newDispatchRig(t *testing.T, conclusion map[string]string) *actionRig {
+	t.Helper()
+	old := pollEvery
+	pollEvery = 50 * time.Millisecond
+	t.Cleanup(func() { pollEvery = old })
+	r := newActionRig(t, rigOptions{approved: true, config: dispatchRepoConfig})
+	t.Setenv("INPUT_TARGETS", dispatchTargetsInput)
+	r.gh.SetWorkflow("acme/api", "deploy.yml", githubtest.WorkflowSpec{
+		RunName: exampleRunName(t), InProgress: 2,
+		Conclusion: func(in map[string]string) string {
+			if strings.HasPrefix(in["run_id"], "decoy") {
+				return "failure"
+			}
+			return conclusion[in["stage"]]
+		},
+	})
+	return r
+}
+
+// runOf is the fake's workflow run started by the dispatch for stage.
+func (r *actionRig) runOf(t *testing.T, stage string) githubtest.WorkflowRun {
+	t.Helper()
+	var id int64
+	for _, d := range r.gh.Dispatches("acme/api") {
+		if d.Inputs["stage"] == stage && !strings.HasPrefix(d.Inputs["run_id"], "decoy") {
+			id = d.RunID
+		}
+	}
+	for _, w := range r.gh.WorkflowRuns("acme/api") {
+		if w.ID == id {
+			return w
+		}
+	}
+	t.Fatalf("no workflow run for stage %s", stage)
+	return githubtest.WorkflowRun{}
+}
+
+const (
+	listRunsRoute = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+	getRunRoute   = "GET /repos/{owner}/{repo}/actions/runs/{run_id}"
+)
+
+// In wait mode a github-dispatch stage is not handed off: the job follows
+// the workflow run its dispatch started to its conclusion, even while
+// other dispatches of the same workflow (another job's, with another key
+// in their titles) run and fail beside it.
+func TestRunWaitsForDispatchedWorkflowRuns(t *testing.T) {
+	r := newDispatchRig(t, map[string]string{"qa": "success", "prod": "success"})
+	// Another job dispatches deploy.yml right after each of ours: its runs
+	// are newer, look alike (same stage, same attempt) and fail.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		seen := 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			for _, d := range r.gh.Dispatches("acme/api") {
+				if strings.HasPrefix(d.Inputs["run_id"], "decoy") || d.RunID <= int64(seen) {
+					continue
+				}
+				seen = int(d.RunID)
+				in := maps.Clone(d.Inputs)
+				in["run_id"] = "decoy" + strings.Repeat("0", 27)
+				body, _ := json.Marshal(map[string]any{"ref": d.Ref, "inputs": in})
+				req, _ := http.NewRequest(http.MethodPost, r.gh.URL()+"repos/acme/api/actions/workflows/deploy.yml/dispatches", bytes.NewReader(body))
+				req.Header.Set("Authorization", "token "+actionToken)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}
+		}
+	}()
+	res := r.runJob(t)
+	close(stop)
+	wg.Wait()
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod", "skipped": ""})
+	for _, want := range []string{"| qa | passed |", "| prod | passed |"} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if strings.Contains(res.summary, "handed off") {
+		t.Errorf("a stage that could be followed was handed off:\n%s", res.summary)
+	}
+	decoys := 0
+	for _, d := range r.gh.Dispatches("acme/api") {
+		if strings.HasPrefix(d.Inputs["run_id"], "decoy") {
+			decoys++
+		}
+	}
+	if decoys != 2 {
+		t.Errorf("%d decoy dispatches; the test wanted one beside each stage", decoys)
+	}
+	// The PR links each stage's own run.
+	c := r.gh.Comments("acme/api", r.pr)
+	if len(c) != 1 {
+		t.Fatalf("%d comments", len(c))
+	}
+	for _, stage := range []string{"qa", "prod"} {
+		if w := r.runOf(t, stage); w.Conclusion != "success" || !strings.Contains(c[0].Body, "[execution]("+w.HTMLURL+")") ||
+			!strings.Contains(res.summary, "| "+stage+" | passed | [execution]("+w.HTMLURL+") |") {
+			t.Errorf("%s: run %+v; the sticky comment and the step summary should link it:\n%s\n%s", stage, w, c[0].Body, res.summary)
+		}
+	}
+	// Per stage: one list found the run, then one GET per poll until it
+	// completed (in progress twice: the list, one GET; completed on the
+	// second GET).
+	if lists, gets := r.gh.Count(listRunsRoute), r.gh.Count(getRunRoute); lists != 2 || gets != 4 {
+		t.Errorf("%d lists and %d GETs for two stages; want 2 and 4", lists, gets)
+	}
+}
+
+// A dispatched run that fails fails its stage, naming the conclusion, and
+// the step.
+func TestRunDispatchedWorkflowRunFails(t *testing.T) {
+	r := newDispatchRig(t, map[string]string{"qa": "success", "prod": "cancelled"})
+	res := r.runJob(t)
+	if res.code != 1 {
+		t.Fatalf("exit %d; want 1\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": ""})
+	const why = "deploy run #2 concluded cancelled"
+	for _, want := range []string{
+		"| qa | passed | [execution](" + r.runOf(t, "qa").HTMLURL + ") |",
+		"| prod | failed | " + why + " [execution](" + r.runOf(t, "prod").HTMLURL + ") |",
+	} {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+	if !hasAnnotation(res.stdout, "error", "stage prod failed: "+why) {
+		t.Errorf("no ::error:: naming the conclusion:\n%s", res.stdout)
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout"); !ok || cr.Conclusion != "failure" {
+		t.Errorf("shipbot/rollout: %+v (found %v)", cr, ok)
+	}
+}
+
+// wait: false still hands a github-dispatch stage off at once.
+func TestRunWaitFalseHandsOffDispatches(t *testing.T) {
+	r := newDispatchRig(t, map[string]string{"qa": "failure", "prod": "failure"})
+	t.Setenv("INPUT_WAIT", "false")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"deployed": "qa,prod"})
+	if !strings.Contains(res.summary, "| qa | passed (handed off) |") {
+		t.Errorf("summary:\n%s", res.summary)
+	}
+	if n := r.gh.Count(listRunsRoute) + r.gh.Count(getRunRoute); n != 0 {
+		t.Errorf("%d workflow run reads without waiting", n)
 	}
 }

@@ -1,6 +1,7 @@
 // Package deploy is the rollout engine's outbound edge: it triggers a
-// stage's downstream deploy system and, for Spinnaker targets with Gate
-// configured, asks Gate how the triggered execution is doing.
+// stage's downstream deploy system and asks how the triggered deploy is
+// doing: Spinnaker Gate for spinnaker targets with Gate configured, GitHub
+// for the workflow run a github-dispatch target started.
 //
 // # Triggering
 //
@@ -60,4 +61,15 @@
 // Poller.Poll makes one request and maps what Gate says to a State; the
 // caller owns the schedule (the stage's lease and timeout live in the
 // engine), using RetryPolicy.Backoff or its own.
+//
+// # Following a dispatched workflow run
+//
+// GitHub answers a workflow_dispatch with 204 and no run id. The dispatched
+// workflow puts the idempotency key in its run's title (run-name), and
+// Triggerer.PollDispatch, one request per call like Poller.Poll, first
+// searches the workflow's workflow_dispatch runs created since the
+// execution began for the title carrying the key (TitleHasKey), then,
+// given the run's id, reads that run until it completes; MapRun maps its
+// conclusion (success succeeds, anything else fails). The engine keeps the
+// run's id on the execution, so a restart reads the same run.
 package deploy

@@ -18,11 +18,14 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/alarm"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -1000,5 +1003,254 @@ func TestUnusableTarget(t *testing.T) {
 				t.Errorf("rollout check %s:\n%s\nwant failure saying %q", cr.Conclusion, cr.Summary, tc.why)
 			}
 		})
+	}
+}
+
+// A stage handed off (Action mode without waiting: nobody here can learn
+// the outcome) passes as soon as its trigger is accepted: it neither bakes
+// nor watches alarms over a deploy whose outcome is the downstream's.
+func TestHandedOffStagePassesWithoutBaking(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{
+		config: repoConfig(`  - name: qa
+    target: spinnaker-qa
+    bake: 10m
+  - name: prod
+    target: spinnaker-prod
+`),
+		prepare: func(e *env) { e.parts.Engine.HandOff = func(config.Target) bool { return true } },
+	})
+	m := e.merge("feat: hand off")
+	rr := e.released(m)
+	done := e.waitDone(rr.ID) // waitDone gives up long before a 10m bake
+	for _, st := range done.Stages {
+		if st.State != "passed" {
+			t.Errorf("stage %s ended %s; want passed", st.Name, st.State)
+		}
+	}
+	if i := e.obs.index(rr.ID, "qa", "baking"); i >= 0 {
+		t.Errorf("a handed-off stage baked: %+v", e.obs.all()[i])
+	}
+	xs := e.executionsAt(rr.ID, "qa")
+	const why = "handed off to spinnaker-qa; bake 10m0s not watched"
+	if len(xs) != 1 || xs[0].Outcome != "succeeded" || xs[0].Reason != why || xs[0].Phase != store.PhaseFinished || !xs[0].BakeUntil.IsZero() {
+		t.Fatalf("qa executions %+v; want one finished, succeeded, %q, never baking", xs, why)
+	}
+	if i := e.obs.index(rr.ID, "qa", "passed"); i < 0 || e.obs.all()[i].Detail != why {
+		t.Errorf("no passed event saying %q: %+v", why, e.obs.all())
+	}
+	if got := e.spin.received(""); len(got) != 2 {
+		t.Errorf("%d triggers; want qa and prod", len(got))
+	}
+	if cr := e.waitCheck(m.sha); cr.Conclusion != "success" {
+		t.Errorf("rollout check %s %q", cr.Conclusion, cr.Title)
+	}
+}
+
+// dispatchStages deploy qa, or qa and prod, through deploy.yml.
+const (
+	dispatchQA = `  - name: qa
+    target: deploy-workflow
+  - name: prod
+    target: spinnaker-prod
+`
+	dispatchBoth = `  - name: qa
+    target: deploy-workflow
+  - name: prod
+    target: deploy-workflow
+`
+)
+
+// dispatchRun is the workflow run that the dispatch of execution x
+// started, as the fake recorded it.
+func (e *env) dispatchRun(x store.Execution) githubtest.WorkflowRun {
+	e.t.Helper()
+	var id int64
+	for _, d := range e.gh.Dispatches(repo) {
+		if d.Inputs["run_id"] == x.RunID && d.Inputs["stage"] == x.StageName && d.Inputs["attempt"] == strconv.Itoa(x.Attempt) {
+			if id != 0 {
+				e.t.Fatalf("execution %s/%s/%d was dispatched twice", x.RunID, x.StageName, x.Attempt)
+			}
+			id = d.RunID
+		}
+	}
+	for _, w := range e.gh.WorkflowRuns(repo) {
+		if w.ID == id {
+			return w
+		}
+	}
+	e.t.Fatalf("no workflow run for execution %s/%s/%d", x.RunID, x.StageName, x.Attempt)
+	return githubtest.WorkflowRun{}
+}
+
+// foundRun waits until the run's execution at stage knows its workflow run.
+func (e *env) foundRun(id, stage string) store.Execution {
+	e.t.Helper()
+	var x store.Execution
+	eventually(e.t, "stage "+stage+" finds its workflow run", func() bool {
+		xs := e.executionsAt(id, stage)
+		if len(xs) == 0 {
+			return false
+		}
+		x = xs[len(xs)-1]
+		return x.EventID != ""
+	})
+	return x
+}
+
+// A github-dispatch stage follows the workflow run its dispatch started,
+// found by the idempotency key in the run's title (the example workflow's
+// run-name): success passes the stage, any other conclusion fails it
+// naming the conclusion, and the run's page is the execution's link on the
+// PR. One list finds the run, then one GET per poll.
+func TestDispatchStageFollowsTheWorkflowRun(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ conclusion, state, reason string }{
+		{"success", "passed", ""},
+		{"failure", "failed", "deploy run #1 concluded failure"},
+	} {
+		t.Run(tc.conclusion, func(t *testing.T) {
+			t.Parallel()
+			runName := exampleRunName(t)
+			e := newEnv(t, options{
+				config: repoConfig(dispatchQA), targets: dispatchTargets, decide: always("succeeded"),
+				prepare: func(e *env) {
+					e.gh.SetWorkflow(repo, "deploy.yml", githubtest.WorkflowSpec{RunName: runName, InProgress: 2,
+						Conclusion: func(map[string]string) string { return tc.conclusion }})
+				},
+			})
+			m := e.merge("feat: dispatched")
+			rr := e.released(m)
+			e.waitStage(rr.ID, "qa", tc.state)
+			xs := e.executionsAt(rr.ID, "qa")
+			if len(xs) != 1 {
+				t.Fatalf("%d qa executions", len(xs))
+			}
+			x := xs[0]
+			w := e.dispatchRun(x)
+			if x.EventID != strconv.FormatInt(w.ID, 10) || x.URL != w.HTMLURL || x.URL == "" || x.Reason != tc.reason {
+				t.Errorf("qa execution event %q url %q reason %q; want run %d, %s, %q", x.EventID, x.URL, x.Reason, w.ID, w.HTMLURL, tc.reason)
+			}
+			if n := len(e.gh.Dispatches(repo)); n != 1 {
+				t.Errorf("%d dispatches; want 1", n)
+			}
+			done := e.waitDone(rr.ID)
+			if lists, gets := e.gh.Count(listRuns), e.gh.Count(getRun); lists != 1 || gets != 2 {
+				t.Errorf("%d lists and %d GETs of the run; want 1 list (the run is found at once) and one GET per poll after (2: it completed on the second)", lists, gets)
+			}
+			cr := e.waitCheck(m.sha)
+			if !strings.Contains(cr.Summary, "[execution]("+w.HTMLURL+")") {
+				t.Errorf("the rollout check does not link the workflow run %s:\n%s", w.HTMLURL, cr.Summary)
+			}
+			if tc.conclusion == "success" {
+				if got := stageOf(done, "prod").State; got != "passed" || cr.Conclusion != "success" {
+					t.Errorf("prod %s, check %s; want passed, success", got, cr.Conclusion)
+				}
+				return
+			}
+			if n := len(e.spin.received("")); n != 0 || cr.Conclusion != "failure" || !strings.Contains(cr.Summary, tc.reason) {
+				t.Errorf("prod triggered %d time(s); check %s:\n%s", n, cr.Conclusion, cr.Summary)
+			}
+		})
+	}
+}
+
+// Two dispatches of one workflow at once (v0.1.0 deploying to prod while
+// v0.2.0 deploys to qa): each execution finds its own run and takes its
+// own outcome.
+func TestConcurrentDispatchesFindTheirOwnRuns(t *testing.T) {
+	t.Parallel()
+	runName := exampleRunName(t)
+	e := newEnv(t, options{
+		config: repoConfig(dispatchBoth), targets: dispatchTargets,
+		prepare: func(e *env) {
+			// Runs start and stay in progress until the test ends them.
+			e.gh.SetWorkflow(repo, "deploy.yml", githubtest.WorkflowSpec{RunName: runName,
+				Conclusion: func(map[string]string) string { return "" }})
+		},
+	})
+	m1 := e.merge("feat: one")
+	rr1 := e.released(m1)
+	qa1 := e.foundRun(rr1.ID, "qa")
+	e.gh.SetWorkflowRunStatus(repo, e.dispatchRun(qa1).ID, "completed", "success")
+	e.waitStage(rr1.ID, "qa", "passed")
+
+	m2 := e.merge("fix: two")
+	rr2 := e.released(m2)
+	prod1 := e.foundRun(rr1.ID, "prod")
+	qa2 := e.foundRun(rr2.ID, "qa")
+	if e.stage(rr1.ID, "prod").State != "active" || e.stage(rr2.ID, "qa").State != "active" {
+		t.Fatalf("want v0.1.0 in prod and v0.2.0 in qa at once")
+	}
+	wProd1, wQA2 := e.dispatchRun(prod1), e.dispatchRun(qa2)
+	if prod1.EventID != strconv.FormatInt(wProd1.ID, 10) || qa2.EventID != strconv.FormatInt(wQA2.ID, 10) || wProd1.ID == wQA2.ID {
+		t.Fatalf("prod of v0.1.0 follows run %s (its own: %d); qa of v0.2.0 follows %s (its own: %d)",
+			prod1.EventID, wProd1.ID, qa2.EventID, wQA2.ID)
+	}
+	// The later dispatch ends first, and badly.
+	e.gh.SetWorkflowRunStatus(repo, wQA2.ID, "completed", "failure")
+	e.waitStage(rr2.ID, "qa", "failed")
+	if got := e.stage(rr1.ID, "prod").State; got != "active" {
+		t.Errorf("v0.1.0's prod is %s after v0.2.0's qa run failed; want still active", got)
+	}
+	e.gh.SetWorkflowRunStatus(repo, wProd1.ID, "completed", "success")
+	e.waitStage(rr1.ID, "prod", "passed")
+	xs := e.executionsAt(rr2.ID, "qa")
+	if len(xs) != 1 || !strings.Contains(xs[0].Reason, "concluded failure") || xs[0].URL != wQA2.HTMLURL {
+		t.Errorf("v0.2.0 qa executions %+v; want failed by its own run %s", xs, wQA2.HTMLURL)
+	}
+	xs = e.executionsAt(rr1.ID, "prod")
+	if len(xs) != 1 || xs[0].URL != wProd1.HTMLURL {
+		t.Errorf("v0.1.0 prod executions %+v; want its own run %s", xs, wProd1.HTMLURL)
+	}
+	if n := len(e.gh.Dispatches(repo)); n != 3 {
+		t.Errorf("%d dispatches; want 3", n)
+	}
+}
+
+// A dispatched workflow whose run-name lacks the key is never found: the
+// stage's timeout applies, and says what is missing.
+func TestDispatchWithoutRunNameTimesOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: repoConfig(`  - name: qa
+    target: deploy-workflow
+    timeout: 400ms
+`), targets: dispatchTargets})
+	m := e.merge("fix: no run-name")
+	rr := e.released(m)
+	e.waitStage(rr.ID, "qa", "failed")
+	xs := e.executionsAt(rr.ID, "qa")
+	if len(xs) != 1 || !strings.HasPrefix(xs[0].Reason, "no outcome reported within 400ms: no callback, and no run of deploy.yml has "+rr.ID+"-qa-1 in its title") ||
+		!strings.Contains(xs[0].Reason, "run-name") {
+		t.Fatalf("qa executions %+v; want a timeout naming the missing key", xs)
+	}
+	if xs[0].EventID != "" {
+		t.Errorf("a run was taken for ours: %q", xs[0].EventID)
+	}
+	if n := e.gh.Count(listRuns); n < 1 || e.gh.Count(getRun) != 0 {
+		t.Errorf("%d lists, %d GETs; want searches only", n, e.gh.Count(getRun))
+	}
+}
+
+// A workflow whose runs cannot be read (no such workflow, no actions:
+// read) stops the polling at once: the stage waits for a callback or its
+// timeout, which then says why it learned nothing.
+func TestDispatchPollingRefusedTimesOut(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: repoConfig(`  - name: qa
+    target: deploy-workflow
+    timeout: 500ms
+`), targets: dispatchTargets})
+	e.gh.FailNext(listRuns, http.StatusNotFound, 100)
+	m := e.merge("fix: unreadable runs")
+	rr := e.released(m)
+	e.waitStage(rr.ID, "qa", "failed")
+	xs := e.executionsAt(rr.ID, "qa")
+	const want = "no outcome reported within 500ms: workflow run polling stopped: poll workflow run for deploy-workflow: list runs of deploy.yml in acme/api: 404"
+	if len(xs) != 1 || !strings.HasPrefix(xs[0].Reason, want) {
+		t.Fatalf("qa executions %+v; want a timeout starting %q", xs, want)
+	}
+	if n := e.gh.Count(listRuns); n != 1 {
+		t.Errorf("%d searches; a permanent error should stop them after one", n)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -31,6 +32,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -103,6 +105,40 @@ func defaultTargets(spinURL string) string {
     signing_secret: ${PROD_HMAC}
     repos: [acme/api]
 `, spinURL)
+}
+
+// dispatchTargets are defaultTargets plus a github-dispatch target running
+// deploy.yml in the merged repository.
+func dispatchTargets(spinURL string) string {
+	return defaultTargets(spinURL) + `  deploy-workflow:
+    kind: github-dispatch
+    workflow: deploy.yml
+    repos: [acme/api]
+`
+}
+
+// The fake GitHub's Actions routes a github-dispatch stage is followed by.
+const (
+	listRuns = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+	getRun   = "GET /repos/{owner}/{repo}/actions/runs/{run_id}"
+)
+
+// exampleRunName is the run-name README and
+// action/examples/workflow-dispatch.yml give the dispatched workflow; the
+// fake titles deploy.yml's runs with it.
+func exampleRunName(t testing.TB) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		RunName string `yaml:"run-name"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil || wf.RunName == "" {
+		t.Fatalf("action/examples/workflow-dispatch.yml: run-name %q, %v", wf.RunName, err)
+	}
+	return wf.RunName
 }
 
 // defaultConstraints are the payloadConstraints of the Spinnaker pipelines

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -64,7 +67,8 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		return true, e.trigger(ctx, r, s, ex)
 	case store.PhaseDeploying:
 		if !ex.Deadline.IsZero() && now.After(ex.Deadline) {
-			return true, e.conclude(ctx, r, s, ex, Failed, fmt.Sprintf("no outcome reported within %s", s.EffectiveTimeout(e.target(s, r.Repo))))
+			reason := e.timeoutReason(r, s, ex)
+			return true, e.conclude(ctx, r, s, ex, Failed, reason)
 		}
 		return e.poll(ctx, r, s, ex)
 	case store.PhaseBaking:
@@ -91,6 +95,35 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	return false, nil
 }
 
+// countCalls adds the GitHub calls a github-dispatch target made for a
+// run (its dispatch, its polls) to the run's count.
+func (e *Engine) countCalls(ctx context.Context, runID string, t *github.Tally) {
+	if err := e.Store.AddAPICalls(context.WithoutCancel(ctx), runID, t.N()); err != nil {
+		e.Log.Warn("count API calls", "run", runID, "err", err)
+	}
+}
+
+// timeoutReason says why an execution got no outcome in time; for a
+// github-dispatch stage, what polling found out.
+func (e *Engine) timeoutReason(r *pipelineRun, s config.Stage, ex store.Execution) string {
+	t := e.target(s, r.Repo)
+	reason := fmt.Sprintf("no outcome reported within %s", s.EffectiveTimeout(t))
+	if t.Kind == config.KindGitHubDispatch && e.Trigger != nil && e.Trigger.Dispatch != nil {
+		key := deploy.Payload{RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt}.IdempotencyKey()
+		switch {
+		case strings.HasPrefix(ex.Reason, "workflow run polling stopped: "):
+			// poll could not read GitHub (say, no actions: read).
+			reason += ": " + ex.Reason
+		case ex.EventID == "":
+			// Most likely the workflow's run-name lacks the key.
+			reason += fmt.Sprintf(": no callback, and no run of %s has %s in its title (its run-name must carry it: see README)", t.Workflow, key)
+		default:
+			reason += fmt.Sprintf(": workflow run %s still running", ex.EventID)
+		}
+	}
+	return reason
+}
+
 func (e *Engine) target(s config.Stage, repo string) config.Target {
 	t, _ := e.Targets.Lookup(s.Target, repo)
 	return t
@@ -115,7 +148,9 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			p.SHA = prev.SHA
 		}
 	}
-	res, err := e.Trigger.Trigger(ctx, t, p)
+	var tally github.Tally
+	res, err := e.Trigger.Trigger(github.WithTally(ctx, &tally), t, p)
+	e.countCalls(ctx, r.ID, &tally)
 	now := e.Now()
 	switch {
 	case err == nil:
@@ -129,7 +164,23 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		if e.HandOff != nil && e.HandOff(t) {
 			// Nobody can tell this process the outcome (a hosted runner
 			// takes no callbacks): the downstream owns it from here.
-			return e.conclude(ctx, r, s, ex, Succeeded, "handed off to "+t.Name)
+			reason := "handed off to " + t.Name
+			if ex.Rollback {
+				return e.conclude(ctx, r, s, ex, Succeeded, reason)
+			}
+			// The stage passes at once: baking would hold the run for the
+			// bake time and watch alarms over a deploy whose outcome this
+			// process does not know.
+			if s.Bake > 0 {
+				reason += "; bake " + s.Bake.String() + " not watched"
+			}
+			ex.Outcome, ex.Reason = Succeeded, reason
+			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
+				return ignoreFinished(err)
+			}
+			e.emit(r, s.Name, "passed", reason)
+			e.reported(ctx, r.ID)
+			return nil
 		}
 		return nil
 	case deploy.IsPermanent(err):
@@ -149,9 +200,14 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	}
 }
 
-// poll asks Spinnaker Gate for the outcome when the target allows it.
+// poll asks for the outcome where the target allows it: Spinnaker Gate
+// for a spinnaker target with gate_url, the dispatched workflow run for a
+// github-dispatch target. A callback may still come first.
 func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) (bool, error) {
 	t := e.target(s, r.Repo)
+	if t.Kind == config.KindGitHubDispatch {
+		return e.pollDispatch(ctx, r, s, t, ex)
+	}
 	if e.Poller == nil || t.GateURL == "" || ex.EventID == "" || e.Now().Before(ex.NextCheck) {
 		return false, nil
 	}
@@ -169,6 +225,60 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 		return true, e.conclude(ctx, r, s, ex, Failed, "Spinnaker execution "+got.Status)
 	}
 	return false, e.Store.UpdateExecution(ctx, ex)
+}
+
+// pollDispatch follows the workflow run a github-dispatch trigger started.
+func (e *Engine) pollDispatch(ctx context.Context, r *pipelineRun, s config.Stage, t config.Target, ex store.Execution) (bool, error) {
+	now := e.Now()
+	if e.Trigger == nil || e.Trigger.Dispatch == nil || now.Before(ex.NextCheck) {
+		return false, nil
+	}
+	// EventID holds the workflow run once found, so that a restart
+	// reads that run instead of searching again.
+	runID, _ := strconv.ParseInt(ex.EventID, 10, 64)
+	var tally github.Tally
+	defer e.countCalls(ctx, r.ID, &tally)
+	ctx = github.WithTally(ctx, &tally)
+	p := deploy.Payload{Repository: r.Repo, RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt}
+	got, err := e.Trigger.PollDispatch(ctx, t, p, ex.CreatedAt, runID)
+	ex.NextCheck = now.Add(e.PollEvery)
+	changed := false
+	switch {
+	case err != nil && deploy.IsPermanent(err):
+		e.Log.Warn("workflow run polling stopped", "run", r.ID, "stage", s.Name, "err", err)
+		// Wait for a callback or the timeout, which will say why.
+		ex.NextCheck = ex.Deadline
+		ex.Reason = "workflow run polling stopped: " + err.Error()
+	case err != nil:
+		// Transient: ask again next time.
+	case got.ID == 0:
+		// Not found yet. GitHub creates the run within seconds; after
+		// two minutes, look once a minute and say what is missing.
+		if triggered := ex.Deadline.Add(-s.EffectiveTimeout(t)); now.Sub(triggered) > 2*time.Minute {
+			ex.NextCheck = now.Add(max(e.PollEvery, time.Minute))
+			e.Log.Warn("no workflow run found for the dispatch yet", "run", r.ID, "stage", s.Name,
+				"workflow", t.Workflow, "title_must_contain", p.IdempotencyKey(),
+				"hint", "the dispatched workflow's run-name must carry the idempotency key (README)")
+		}
+	default:
+		if runID == 0 || ex.URL != got.URL {
+			// Found: the PR links to the run while it deploys.
+			ex.EventID, ex.URL, changed = strconv.FormatInt(got.ID, 10), got.URL, true
+		}
+		switch got.State {
+		case deploy.StateSucceeded:
+			return true, e.conclude(ctx, r, s, ex, Succeeded, "")
+		case deploy.StateFailed:
+			return true, e.conclude(ctx, r, s, ex, Failed, got.Reason())
+		}
+	}
+	if err := e.Store.UpdateExecution(ctx, ex); err != nil {
+		return changed, err
+	}
+	if changed {
+		e.reported(ctx, r.ID)
+	}
+	return changed, nil
 }
 
 // conclude applies an execution's outcome: bake or pass on success; roll

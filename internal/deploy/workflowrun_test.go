@@ -1,0 +1,320 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/shipbot/shipbot/internal/githubtest"
+)
+
+// exampleRunName is the run-name of the deploy workflow README and
+// action/examples/workflow-dispatch.yml tell users to write.
+func exampleRunName(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wf struct {
+		RunName string `yaml:"run-name"`
+	}
+	if err := yaml.Unmarshal(data, &wf); err != nil {
+		t.Fatal(err)
+	}
+	if wf.RunName == "" {
+		t.Fatal("action/examples/workflow-dispatch.yml has no run-name")
+	}
+	return wf.RunName
+}
+
+const (
+	listRuns = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
+	getRun   = "GET /repos/{owner}/{repo}/actions/runs/{run_id}"
+)
+
+func TestTitleHasKey(t *testing.T) {
+	key := "0a1b-qa-1"
+	for _, tc := range []struct {
+		title string
+		want  bool
+	}{
+		{"0a1b-qa-1", true},
+		{"deploy v1.4.2 to qa [0a1b-qa-1]", true},
+		{"deploy 0a1b-qa-1", true},
+		{"key=0a1b-qa-1.", true},
+		{"run-0a1b-qa-1 end", true},     // a dash before: run ids have none
+		{"deploy [0a1b-qa-10]", false},  // attempt 10
+		{"deploy [0a1b-qa-1-2]", false}, // stage qa-1, attempt 2
+		{"deploy [0a1b-qa-1_x-2]", false},
+		{"deploy [f0a1b-qa-1]", false}, // another run id ending like ours
+		{"deploy v1.4.2 to qa", false},
+		{"deploy [0a1b-qa-10] then [0a1b-qa-1]", true},
+		{"", false},
+	} {
+		if got := TitleHasKey(tc.title, key); got != tc.want {
+			t.Errorf("TitleHasKey(%q, %q) = %v, want %v", tc.title, key, got, tc.want)
+		}
+	}
+	if TitleHasKey("anything", "") {
+		t.Error("an empty key matched")
+	}
+}
+
+// The run-name users are told to write titles a run so that PollDispatch
+// finds it, for every set of inputs a dispatch carries.
+func TestExampleRunNameCarriesTheKey(t *testing.T) {
+	runName := exampleRunName(t)
+	for _, p := range []Payload{
+		testPayload(),
+		{Repository: "acme/api", SHA: "abc", Version: "2.0.0", Tag: "v2.0.0", Stage: "prod-eu_1", RunID: "9f8e7d6c5b4a39281706f5e4d3c2b1a0", Attempt: 12, Rollback: true},
+	} {
+		in, err := DispatchInputs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs := map[string]string{}
+		for k, v := range in {
+			inputs[k] = v.(string)
+		}
+		title := githubtest.ExpandRunName(runName, inputs)
+		if !TitleHasKey(title, p.IdempotencyKey()) {
+			t.Errorf("run-name %q titles the run %q, which does not carry %s", runName, title, p.IdempotencyKey())
+		}
+	}
+}
+
+// pollFixture dispatches through the fake GitHub, whose deploy.yml titles
+// its runs with the example run-name.
+func pollFixture(t *testing.T, conclusion func(map[string]string) string, inProgress int) (*githubtest.Server, *fixture) {
+	t.Helper()
+	srv, f := newDispatchFixture(t)
+	srv.SetWorkflow("acme/api", "deploy.yml", githubtest.WorkflowSpec{
+		RunName: exampleRunName(t), Conclusion: conclusion, InProgress: inProgress,
+	})
+	return srv, f
+}
+
+func TestPollDispatchFollowsItsRun(t *testing.T) {
+	for _, tc := range []struct {
+		conclusion string
+		state      State
+	}{
+		{"success", StateSucceeded},
+		{"failure", StateFailed},
+		{"cancelled", StateFailed},
+		{"timed_out", StateFailed},
+		{"action_required", StateFailed},
+		{"skipped", StateFailed},
+	} {
+		t.Run(tc.conclusion, func(t *testing.T) {
+			srv, f := pollFixture(t, func(map[string]string) string { return tc.conclusion }, 1)
+			ctx := context.Background()
+			since := time.Now()
+			p := testPayload()
+			if _, err := f.tr.Trigger(ctx, dispatchTarget(), p); err != nil {
+				t.Fatal(err)
+			}
+			d := srv.Dispatches("acme/api")[0]
+			srv.ResetRequests()
+
+			// One list finds the run, still in progress.
+			got, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, since, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wr := srv.WorkflowRuns("acme/api")[0]
+			if got.ID != d.RunID || got.State != StateRunning || got.URL != wr.HTMLURL || got.URL == "" || got.Number != 1 {
+				t.Fatalf("search: %+v; want run %d running at %s", got, d.RunID, wr.HTMLURL)
+			}
+			reqs := srv.Requests()
+			if len(reqs) != 1 || reqs[0].Pattern != listRuns {
+				t.Fatalf("search made %v; want one list", patterns(reqs))
+			}
+			q := reqs[0].Query
+			if q.Get("event") != "workflow_dispatch" || !strings.HasPrefix(q.Get("created"), ">=") {
+				t.Errorf("search query %v; want event=workflow_dispatch and created=>=…", q)
+			}
+			if c, err := time.Parse(time.RFC3339, strings.TrimPrefix(q.Get("created"), ">=")); err != nil || c.After(since) {
+				t.Errorf("created filter %q is not at or before the dispatch (%v)", q.Get("created"), err)
+			}
+
+			// Then one GET per poll, until it completes.
+			srv.ResetRequests()
+			got, err = f.tr.PollDispatch(ctx, dispatchTarget(), p, since, got.ID)
+			if err != nil || got.State != tc.state || got.Conclusion != tc.conclusion || got.URL != wr.HTMLURL {
+				t.Fatalf("poll: %+v, %v; want %s (%s)", got, err, tc.state, tc.conclusion)
+			}
+			if reqs := srv.Requests(); len(reqs) != 1 || reqs[0].Pattern != getRun {
+				t.Errorf("poll made %v; want one GET of the run", patterns(reqs))
+			}
+			if tc.state == StateFailed && !strings.Contains(got.Reason(), "concluded "+tc.conclusion) {
+				t.Errorf("Reason() = %q; want it to name the conclusion", got.Reason())
+			}
+		})
+	}
+}
+
+// Two dispatches of one workflow race: each execution finds its own run,
+// never the other's, however the runs are ordered, and a run whose key
+// merely starts like ours is not ours.
+func TestPollDispatchTellsConcurrentRunsApart(t *testing.T) {
+	srv, f := pollFixture(t, func(in map[string]string) string {
+		if in["attempt"] == "1" {
+			return "success"
+		}
+		return "failure"
+	}, 0)
+	ctx := context.Background()
+	since := time.Now()
+	a := testPayload()
+	a.Attempt = 1
+	decoy := a
+	decoy.Attempt = 10 // key run-42-qa-10: starts with run-42-qa-1
+	b := testPayload()
+	b.RunID, b.Stage, b.Attempt = "run-43", "prod", 2
+	for _, p := range []Payload{b, decoy, a} {
+		if _, err := f.tr.Trigger(ctx, dispatchTarget(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOf := map[string]int64{}
+	for _, d := range srv.Dispatches("acme/api") {
+		runOf[d.Inputs["run_id"]+"-"+d.Inputs["stage"]+"-"+d.Inputs["attempt"]] = d.RunID
+	}
+	for _, p := range []Payload{a, b, decoy} {
+		got, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, since, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := runOf[p.IdempotencyKey()]; got.ID != want {
+			t.Errorf("%s found run %d; want %d", p.IdempotencyKey(), got.ID, want)
+		}
+	}
+	if got, _ := f.tr.PollDispatch(ctx, dispatchTarget(), a, since, 0); got.State != StateSucceeded {
+		t.Errorf("run of attempt 1: %+v; want succeeded", got)
+	}
+	if got, _ := f.tr.PollDispatch(ctx, dispatchTarget(), b, since, 0); got.State != StateFailed {
+		t.Errorf("run of attempt 2: %+v; want failed", got)
+	}
+}
+
+// A workflow without the key in its run-name (GitHub then titles runs
+// with the workflow's name) is never matched: the search stays pending and
+// the stage's timeout decides.
+func TestPollDispatchWithoutRunName(t *testing.T) {
+	srv, f := newDispatchFixture(t)
+	ctx := context.Background()
+	since := time.Now()
+	if _, err := f.tr.Trigger(ctx, dispatchTarget(), testPayload()); err != nil {
+		t.Fatal(err)
+	}
+	if wr := srv.WorkflowRuns("acme/api"); len(wr) != 1 || wr[0].Title != "deploy" {
+		t.Fatalf("runs %+v; want one titled with the workflow's name", wr)
+	}
+	got, err := f.tr.PollDispatch(ctx, dispatchTarget(), testPayload(), since, 0)
+	if err != nil || got.State != StatePending || got.ID != 0 {
+		t.Errorf("got %+v, %v; want pending", got, err)
+	}
+}
+
+// A dispatch before since (another execution's, earlier) is not searched.
+func TestPollDispatchSearchesFromTheExecution(t *testing.T) {
+	srv, f := pollFixture(t, nil, 0)
+	ctx := context.Background()
+	if _, err := f.tr.Trigger(ctx, dispatchTarget(), testPayload()); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	got, err := f.tr.PollDispatch(ctx, dispatchTarget(), testPayload(), later, 0)
+	if err != nil || got.ID != 0 {
+		t.Errorf("a run created an hour before since was found: %+v, %v", got, err)
+	}
+	if n := srv.Count(listRuns); n != 1 {
+		t.Errorf("%d lists", n)
+	}
+}
+
+func TestPollDispatchByWorkflowID(t *testing.T) {
+	srv, f := newDispatchFixture(t)
+	srv.SetWorkflow("acme/api", "123456", githubtest.WorkflowSpec{RunName: exampleRunName(t)})
+	tgt := dispatchTarget()
+	tgt.Workflow = "123456"
+	ctx := context.Background()
+	if _, err := f.tr.Trigger(ctx, tgt, testPayload()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.tr.PollDispatch(ctx, tgt, testPayload(), time.Now(), 0)
+	if err != nil || got.ID != srv.Dispatches("acme/api")[0].RunID || got.State != StateRunning {
+		t.Errorf("got %+v, %v", got, err)
+	}
+}
+
+func TestPollDispatchErrors(t *testing.T) {
+	srv, f := pollFixture(t, nil, 0)
+	ctx := context.Background()
+	p := testPayload()
+
+	// No such workflow (or no actions: read): permanent.
+	srv.FailNext(listRuns, 404, 1)
+	_, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, time.Now(), 0)
+	var e *Error
+	if !errors.As(err, &e) || !IsPermanent(err) || e.StatusCode != 404 {
+		t.Fatalf("404: err = %v; want permanent 404", err)
+	}
+	if !strings.HasPrefix(err.Error(), "poll workflow run for deploy-workflow: list runs of deploy.yml in acme/api: 404") {
+		t.Errorf("error text: %v", err)
+	}
+	// A run that is gone: permanent.
+	if _, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, time.Now(), 99999); !IsPermanent(err) {
+		t.Errorf("unknown run: err = %v; want permanent", err)
+	}
+	// GitHub failing: transient, ask again later.
+	srv.FailNext(getRun, 502, 10)
+	if _, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, time.Now(), 1); err == nil || IsPermanent(err) {
+		t.Errorf("502: err = %v; want a transient error", err)
+	}
+	// Misconfiguration.
+	wrong := dispatchTarget()
+	wrong.Kind = "webhook"
+	if _, err := f.tr.PollDispatch(ctx, wrong, p, time.Now(), 0); !IsPermanent(err) {
+		t.Errorf("webhook target: %v", err)
+	}
+	f.tr.Dispatch = nil
+	if _, err := f.tr.PollDispatch(ctx, dispatchTarget(), p, time.Now(), 0); !IsPermanent(err) {
+		t.Errorf("no client: %v", err)
+	}
+	for _, r := range srv.Requests() {
+		if strings.Contains(r.Path+r.Query.Encode()+string(r.Body), testSecret) {
+			t.Errorf("a constraint secret reached GitHub: %s %s", r.Method, r.Path)
+		}
+	}
+	if strings.Contains(f.logs.String(), testSecret) {
+		t.Errorf("secret in logs")
+	}
+}
+
+func patterns(reqs []githubtest.Request) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, r.Pattern)
+	}
+	return out
+}
+
+// README shows the same run-name as the example workflow.
+func TestREADMEShowsTheExampleRunName(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "run-name: " + exampleRunName(t); !strings.Contains(string(data), want) {
+		t.Errorf("README.md does not show %q", want)
+	}
+}
