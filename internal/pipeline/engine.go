@@ -23,6 +23,7 @@ import (
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -89,6 +90,9 @@ type Engine struct {
 	// finish); bg waits for them.
 	finishing map[string]bool
 	bg        sync.WaitGroup
+	// pipes serializes a pipeline's steps and the commands that change it
+	// within this process (the lease does it between processes).
+	pipes keyed.Mutex
 }
 
 // Reporter shows a run's rollout on GitHub; the engine calls it after the
@@ -199,6 +203,7 @@ func (e *Engine) Step(ctx context.Context) {
 const leaseTTL = time.Minute
 
 func (e *Engine) stepPipeline(ctx context.Context, key string) error {
+	defer e.pipes.Lock(key)()
 	lease := "pipeline:" + key
 	e.mu.Lock()
 	keep := e.keepLeases
@@ -333,20 +338,7 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 		r := &runs[i]
 		byID[r.ID] = r
 		loaded[r.ID] = r
-		sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(stages))}
-		for k, s := range stages {
-			state, has := stageState(r, s.Name)
-			if !has {
-				// A stage the run's own configuration does not have: nothing
-				// of it to deploy there.
-				state = schedule.Skipped
-			}
-			sr.Stages[k] = state
-			if hasLabel(r.Labels, s.SkipLabelName()) {
-				sr.Skip = sr.Skip.With(k)
-			}
-		}
-		st.Runs = append(st.Runs, sr)
+		st.Runs = append(st.Runs, scheduleRun(r, stages))
 	}
 	for k, s := range stages {
 		if s.Window != nil && !s.Window.Contains(now) {
@@ -380,8 +372,12 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 			// again unless this pass just did, and if one fires now, decide
 			// again instead of entering (internal/schedule's contract): the
 			// actions applied so far are a valid prefix.
-			if len(s.Alarms) > 0 && e.firesNow(ctx, s.Alarms, now) {
+			forced, _ := stageRow(r, s.Name)
+			if len(s.Alarms) > 0 && forced.ForceBy == "" && e.firesNow(ctx, s.Alarms, now) {
 				return true, nil
+			}
+			if forced.ForceBy != "" {
+				e.emit(r, s.Name, "forced", "past window and alarms by @"+forced.ForceBy)
 			}
 			if err := e.enter(ctx, r, a.Stage, s, false, r.Version, r.Tag); err != nil {
 				return changed, err
@@ -481,6 +477,29 @@ func (e *Engine) reportActive(ctx context.Context) {
 			e.reported(ctx, r.ID)
 		}
 	}
+}
+
+// scheduleRun is how the scheduler sees r in a pipeline of stages.
+func scheduleRun(r *pipelineRun, stages []config.Stage) schedule.Run {
+	sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(stages))}
+	for k, s := range stages {
+		state, has := stageState(r, s.Name)
+		if !has {
+			// A stage the run's own configuration does not have: nothing
+			// of it to deploy there.
+			state = schedule.Skipped
+		}
+		sr.Stages[k] = state
+		row, _ := stageRow(r, s.Name)
+		// A person's /shipbot deploy outweighs the label.
+		if hasLabel(r.Labels, s.SkipLabelName()) && row.DeployBy == "" {
+			sr.Skip = sr.Skip.With(k)
+		}
+		if row.ForceBy != "" {
+			sr.Force = sr.Force.With(k)
+		}
+	}
+	return sr
 }
 
 func someoneWaits(st schedule.State, k int) bool {

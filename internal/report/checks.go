@@ -10,6 +10,7 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -66,14 +67,14 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 type Checks struct {
 	Store store.CheckRuns
 
-	locks keyedMutex
+	locks keyed.Mutex
 }
 
 // Upsert creates the check run out.Name on sha, or updates the one made
 // before, and returns its id.
 func (c *Checks) Upsert(ctx context.Context, client *gh.Client, repo, sha string, out CheckOutput) (int64, error) {
 	owner, name, _ := strings.Cut(repo, "/")
-	defer c.locks.lock(repo + "@" + sha + "#" + out.Name)()
+	defer c.locks.Lock(repo + "@" + sha + "#" + out.Name)()
 	output := &gh.CheckRunOutput{
 		Title:   gh.String(out.Title),
 		Summary: gh.String(clip(out.Summary)),

@@ -8,6 +8,7 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -20,7 +21,7 @@ const Marker = "<!-- shipbot:sticky-comment -->"
 type Comments struct {
 	Store store.Comments
 
-	locks keyedMutex
+	locks keyed.Mutex
 }
 
 // Upsert writes body (the marker is added) as the sticky comment of pr.
@@ -30,7 +31,7 @@ type Comments struct {
 // lookup's API call is saved.
 func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string, noComments bool) error {
 	owner, name, _ := strings.Cut(repo, "/")
-	defer c.locks.lock(fmt.Sprint(repo, "#", pr))()
+	defer c.locks.Lock(fmt.Sprint(repo, "#", pr))()
 	body = Marker + "\n" + clip(body)
 	id, known, err := c.Store.CommentID(ctx, repo, pr)
 	if err != nil {

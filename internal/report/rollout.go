@@ -14,6 +14,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -56,7 +57,7 @@ type Rollouts struct {
 	// reaching 0. (A WaitGroup would forbid scheduling while Wait waits.)
 	scheduled int
 	idle      *sync.Cond
-	writing   keyedMutex // one write per run at a time
+	writing   keyed.Mutex // one write per run at a time
 }
 
 // initLocked makes the maps; r.mu is held.
@@ -126,7 +127,7 @@ func (r *Rollouts) Wait() {
 func (r *Rollouts) write(ctx context.Context, runID string) error {
 	// A delayed write and a final one must not both send what the other
 	// is sending: the second waits and finds it written.
-	defer r.writing.lock(runID)()
+	defer r.writing.Lock(runID)()
 	// What this write costs is added to the merge's count, which the
 	// budget reads.
 	var tally github.Tally

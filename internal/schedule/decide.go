@@ -124,6 +124,18 @@ func (d *decider) blockers(k int) []Reason {
 	return rs
 }
 
+// blockersFor is what holds run p at stage k: all of blockers, or for a
+// run forced into the stage, only a freeze.
+func (d *decider) blockersFor(p, k int, blockers []Reason) []Reason {
+	if !d.runs[p].Force.Has(k) || len(blockers) == 0 {
+		return blockers
+	}
+	if blockers[0].Kind == Frozen { // blockers lists a freeze first
+		return blockers[:1:1]
+	}
+	return nil
+}
+
 // stage decides stage k. The runs that may act are the group: the ready
 // contenders ahead of the first contender that has not reached stage k yet
 // (the barrier). Every earlier run of a group member is settled at k or in
@@ -164,7 +176,7 @@ func (d *decider) stage(k int) {
 			if d.skips(p, k) {
 				d.wait(p, k, prev, -1, nil, -1)
 			} else {
-				d.wait(p, k, prev, busy, blockers, -1)
+				d.wait(p, k, prev, busy, d.blockersFor(p, k, blockers), -1)
 			}
 		}
 		prev = p
@@ -182,16 +194,16 @@ func (d *decider) queue(k, busy int, blockers []Reason) int {
 		case held && skip:
 			d.wait(p, k, prev, -1, nil, -1)
 		case held:
-			d.wait(p, k, prev, busy, blockers, -1)
+			d.wait(p, k, prev, busy, d.blockersFor(p, k, blockers), -1)
 		case skip:
 			d.act(Skip, p, k)
 			continue
-		case busy < 0 && len(blockers) == 0:
+		case busy < 0 && len(d.blockersFor(p, k, blockers)) == 0:
 			d.act(Enter, p, k)
 			busy = p
 			continue
 		default:
-			d.wait(p, k, -1, busy, blockers, -1)
+			d.wait(p, k, -1, busy, d.blockersFor(p, k, blockers), -1)
 			held = true
 		}
 		prev = p
@@ -212,7 +224,7 @@ func (d *decider) latest(k, busy int, blockers []Reason) int {
 			newest = p
 		}
 	}
-	if newest >= 0 && busy < 0 && len(blockers) == 0 {
+	if newest >= 0 && busy < 0 && len(d.blockersFor(newest, k, blockers)) == 0 {
 		for _, p := range d.group {
 			switch {
 			case d.skips(p, k):
@@ -242,7 +254,7 @@ func (d *decider) latest(k, busy int, blockers []Reason) int {
 			if p != newest {
 				newer = newest
 			}
-			d.wait(p, k, -1, busy, blockers, newer)
+			d.wait(p, k, -1, busy, d.blockersFor(p, k, blockers), newer)
 			held = true
 		}
 		prev = p

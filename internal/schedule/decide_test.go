@@ -274,6 +274,43 @@ func TestDecide(t *testing.T) {
 			},
 		},
 		{
+			name: "forced: a run forced into a stage passes its window and alarms",
+			state: func() schedule.State {
+				r1 := run("r1", 1, "P.")
+				r1.Force = schedule.SetOf(1)
+				s := pipeline(Q, 2, r1, run("r2", 2, "P."))
+				s.Stages[1] = schedule.Stage{WindowClosed: true, WindowOpens: opens, Alarms: []string{"a"}}
+				return s
+			}(),
+			want: schedule.Decision{
+				Actions: []schedule.Action{enter("r1", 1)},
+				Waits:   []schedule.Wait{wait("r2", 1, busy("r1"), window(opens), alarm("a"))},
+			},
+		},
+		{
+			name: "forced: a freeze still holds a forced run",
+			state: func() schedule.State {
+				r1 := run("r1", 1, "P.")
+				r1.Force = schedule.SetOf(1)
+				s := pipeline(Q, 2, r1)
+				s.Frozen = true
+				s.Stages[1].WindowClosed = true
+				return s
+			}(),
+			want: schedule.Decision{Waits: []schedule.Wait{wait("r1", 1, frozen())}},
+		},
+		{
+			name: "forced: in latest mode too",
+			state: func() schedule.State {
+				r1 := run("r1", 1, "P.")
+				r1.Force = schedule.SetOf(1)
+				s := pipeline(L, 2, r1)
+				s.Stages[1].Alarms = []string{"a"}
+				return s
+			}(),
+			want: schedule.Decision{Actions: []schedule.Action{enter("r1", 1)}},
+		},
+		{
 			name:  "finished runs need nothing",
 			state: pipeline(Q, 2, run("r1", 1, "PP"), run("r2", 2, "SP"), run("r3", 3, "PX")),
 		},

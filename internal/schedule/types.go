@@ -116,6 +116,10 @@ type Run struct {
 	// Cancelled stops the run: it enters no further stage. An execution
 	// already active stays active until finished.
 	Cancelled bool
+	// Force is the set of stages an admin forced the run into: there the
+	// deploy window and firing alarms do not hold it (a freeze still does:
+	// lifting a freeze is its own decision).
+	Force StageSet
 }
 
 // Stopped reports whether the run will enter no further stage: cancelled,

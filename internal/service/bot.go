@@ -12,6 +12,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/api"
+	"github.com/shipbot/shipbot/internal/chatops"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/dashboard"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -99,10 +100,11 @@ func (b Bot) Build() Parts {
 			engine.Wake()
 			return nil
 		}}
+	ops := &chatops.Handler{Clients: b.Clients, Operator: engine, Log: b.Log.With("component", "chatops")}
 	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, Wake: engine.Wake}
 	d := &dashboard.Dashboard{Store: b.Store, Token: b.DashboardToken, Log: b.Log.With("component", "dashboard")}
 	return Parts{
-		Handlers:    []webhook.Handler{coord, prev},
+		Handlers:    []webhook.Handler{coord, prev, ops},
 		Loops:       []func(context.Context){coord.Run, engine.Run},
 		Routes:      func(e *echo.Echo) { a.Register(e); d.Register(e) },
 		Engine:      engine,

@@ -32,6 +32,10 @@ type StageRow struct {
 	State     string // a schedule.StageState name
 	Wait      string // why it waits, when it does
 	UpdatedAt time.Time
+	// DeployBy is who had the stage deployed although a label skips it.
+	DeployBy string
+	// ForceBy is who forced the stage past its window and alarms.
+	ForceBy string
 }
 
 // RolloutRun is a released run in its pipeline's rollout.
@@ -231,7 +235,7 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT run_id, idx, stage, state, wait, updated_at FROM stage_states
+	rows, err := s.r.QueryContext(ctx, `SELECT run_id, idx, stage, state, wait, updated_at, deploy_by, force_by FROM stage_states
 		WHERE run_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY run_id, idx`, args...)
 	if err != nil {
 		return nil, err
@@ -240,14 +244,15 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	return scanStages(rows)
 }
 
-// scanStages reads rows of (run_id, idx, stage, state, wait, updated_at).
+// scanStages reads rows of (run_id, idx, stage, state, wait, updated_at,
+// deploy_by, force_by).
 func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	for rows.Next() {
 		var id string
 		var st StageRow
 		var updated int64
-		if err := rows.Scan(&id, &st.Index, &st.Name, &st.State, &st.Wait, &updated); err != nil {
+		if err := rows.Scan(&id, &st.Index, &st.Name, &st.State, &st.Wait, &updated, &st.DeployBy, &st.ForceBy); err != nil {
 			return nil, err
 		}
 		st.UpdatedAt = time.UnixMilli(updated)
@@ -306,7 +311,7 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 
 // activeStages reads the stages of the pipeline's active runs.
 func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT st.run_id, st.idx, st.stage, st.state, st.wait, st.updated_at
+	rows, err := s.r.QueryContext(ctx, `SELECT st.run_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by
 		FROM runs r JOIN stage_states st ON st.run_id = r.id
 		WHERE r.pipeline_key = ? AND r.rollout = 'active' ORDER BY st.run_id, st.idx`, pipelineKey)
 	if err != nil {

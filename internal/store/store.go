@@ -64,6 +64,7 @@ type Store interface {
 	Comments
 	Rollouts
 	Deployments
+	Commands
 	Dashboards
 	// Ready reports whether the database answers and its schema is current.
 	Ready(ctx context.Context) error

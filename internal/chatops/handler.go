@@ -1,0 +1,309 @@
+package chatops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	gh "github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/webhook"
+)
+
+// Clients hands out an API client per App installation (as merge.Clients;
+// *github.Apps implements it).
+type Clients interface {
+	Installation(id int64) (*gh.Client, error)
+}
+
+// Reactions the handler leaves on a command's comment.
+const (
+	reactSeen   = "eyes"
+	reactDone   = "+1"
+	reactRefuse = "-1"
+)
+
+// Fixed answers.
+const (
+	notMergedText = "shipbot commands work on merged pull requests, and this one is not merged yet. " +
+		"Once it is, comment again."
+	failedText = "failed: shipbot could not carry out the command because of an internal error " +
+		"(it is logged for the operators). Please try again in a little while."
+	permissionUnreadableText = "failed: shipbot could not read your permission on this repository, " +
+		"so it did not run the command."
+	doneText = "Done."
+)
+
+// maxText bounds the operator's text in a reply; GitHub takes 65536
+// characters per comment.
+const maxText = 60000
+
+// Handler answers /shipbot commands in comments on merged pull requests.
+// Per command it costs four API calls: 👀 on the comment, the commenter's
+// permission (skipped for status and help), 👍 or 👎, and one reply that
+// mentions the commenter and quotes the command.
+type Handler struct {
+	Clients  Clients
+	Operator Operator
+	// Log may be nil (nothing is logged).
+	Log *slog.Logger
+}
+
+// Handles implements webhook.Handler.
+func (h *Handler) Handles() []string { return []string{"issue_comment.created"} }
+
+// event is the part of an issue_comment payload the handler reads.
+type event struct {
+	Comment struct {
+		ID   int64  `json:"id"`
+		Body string `json:"body"`
+		User user   `json:"user"`
+	} `json:"comment"`
+	Issue struct {
+		Number int `json:"number"`
+		// PullRequest is present only for comments on pull requests;
+		// merged_at is null until the pull request is merged.
+		PullRequest *struct {
+			MergedAt *string `json:"merged_at"`
+		} `json:"pull_request"`
+	} `json:"issue"`
+	Repository struct {
+		FullName string `json:"full_name"`
+	} `json:"repository"`
+	Installation struct {
+		ID int64 `json:"id"`
+	} `json:"installation"`
+}
+
+type user struct {
+	Login string `json:"login"`
+	Type  string `json:"type"`
+}
+
+// isBot is true for GitHub App users, shipbot's own among them: its replies
+// quote commands and must never be taken for one.
+func (u user) isBot() bool {
+	return strings.EqualFold(u.Type, "Bot") || strings.HasSuffix(strings.ToLower(u.Login), "[bot]")
+}
+
+// Handle implements webhook.Handler. It returns an error (so the delivery
+// is retried) only before the command ran: when GitHub cannot be reached
+// for the 👀 reaction or the permission, or for the answer to a command
+// that changed nothing. Once the operator was asked, it returns nil.
+func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
+	var ev event
+	if err := json.Unmarshal(d.Payload, &ev); err != nil {
+		return webhook.Permanent(fmt.Errorf("decode %s delivery: %w", d.Event, err))
+	}
+	if ev.Issue.PullRequest == nil || ev.Comment.User.isBot() {
+		return nil
+	}
+	cmd, line, found, perr := Parse(ev.Comment.Body)
+	if !found {
+		return nil
+	}
+	owner, name, ok := strings.Cut(ev.Repository.FullName, "/")
+	if !ok || owner == "" || name == "" || ev.Issue.Number <= 0 || ev.Comment.ID <= 0 || ev.Comment.User.Login == "" {
+		return webhook.Permanent(fmt.Errorf("%s delivery without repository, pull request, comment or commenter", d.Event))
+	}
+	inst := d.Installation
+	if inst == 0 {
+		inst = ev.Installation.ID
+	}
+	client, err := h.Clients.Installation(inst)
+	if err != nil {
+		return fmt.Errorf("installation %d: %w", inst, err)
+	}
+	c := &conversation{
+		client: client, owner: owner, name: name, pr: ev.Issue.Number,
+		comment: ev.Comment.ID, actor: ev.Comment.User.Login, quote: quoteLine(line),
+	}
+	log := h.log().With("repo", ev.Repository.FullName, "pr", c.pr, "actor", c.actor, "comment", c.comment)
+
+	if mergedAt := ev.Issue.PullRequest.MergedAt; mergedAt == nil || *mergedAt == "" {
+		log.Info("chatops: command on an unmerged pull request")
+		return c.reply(ctx, notMergedText)
+	}
+	if err := c.react(ctx, reactSeen); err != nil {
+		return err
+	}
+	var pe *ParseError
+	if errors.As(perr, &pe) {
+		log.Info("chatops: command not understood", "problem", pe.Problem)
+		return c.finish(ctx, false, pe.Answer())
+	}
+	log = log.With("verb", cmd.Verb, "stage", cmd.Stage, "force", cmd.Force)
+	if cmd.Verb == VerbHelp {
+		return c.finish(ctx, true, Help)
+	}
+	if NeedsPermission(cmd) {
+		perm, err := c.permission(ctx)
+		var unreadable *permissionError
+		switch {
+		case errors.As(err, &unreadable):
+			log.Error("chatops: reading the commenter's permission", "err", err)
+			return c.finish(ctx, false, permissionUnreadableText)
+		case err != nil:
+			return fmt.Errorf("reading %s's permission on %s: %w", c.actor, ev.Repository.FullName, err)
+		}
+		if r := Authorize(cmd, perm); r != nil {
+			log.Info("chatops: command refused", "role", perm.RoleName, "permission", perm.Permission)
+			return c.finish(ctx, false, r.Reason)
+		}
+	}
+
+	req := Request{Command: cmd, Repo: ev.Repository.FullName, PR: c.pr, Installation: inst, Actor: c.actor}
+	text, err := h.do(ctx, req)
+	var refusal *Refusal
+	var done bool
+	switch {
+	case errors.As(err, &refusal):
+		log.Info("chatops: operator refused", "reason", refusal.Reason)
+		text = refusal.Reason
+	case err != nil:
+		log.Error("chatops: command failed", "err", err)
+		text = failedText
+	default:
+		log.Info("chatops: command done")
+		done = true
+		if strings.TrimSpace(text) == "" {
+			text = doneText
+		}
+	}
+	// The command ran: a retried delivery would run it again, so a failed
+	// answer is logged, not returned.
+	if err := c.finish(ctx, done, text); err != nil {
+		log.Error("chatops: answering a command that ran", "err", err)
+	}
+	return nil
+}
+
+func (h *Handler) do(ctx context.Context, r Request) (string, error) {
+	if h.Operator == nil {
+		return "", errors.New("chatops: no operator configured")
+	}
+	return h.Operator.Do(ctx, r)
+}
+
+func (h *Handler) log() *slog.Logger {
+	if h.Log == nil {
+		return slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return h.Log
+}
+
+// conversation is one command's comment and the calls answering it.
+type conversation struct {
+	client      *gh.Client
+	owner, name string
+	pr          int
+	comment     int64
+	actor       string
+	quote       string
+}
+
+func (c *conversation) react(ctx context.Context, content string) error {
+	if _, _, err := c.client.Reactions.CreateIssueCommentReaction(ctx, c.owner, c.name, c.comment, content); err != nil {
+		return fmt.Errorf("reacting %s to comment %d in %s/%s: %w", content, c.comment, c.owner, c.name, err)
+	}
+	return nil
+}
+
+// reply posts the one answer: a mention of the commenter, the command
+// quoted, and text.
+func (c *conversation) reply(ctx context.Context, text string) error {
+	body := "@" + c.actor + "\n\n> " + c.quote + "\n\n" + truncate(text, maxText)
+	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.pr, &gh.IssueComment{Body: &body}); err != nil {
+		return fmt.Errorf("answering comment %d in %s/%s#%d: %w", c.comment, c.owner, c.name, c.pr, err)
+	}
+	return nil
+}
+
+// finish reacts 👍 (done) or 👎 and replies with text.
+func (c *conversation) finish(ctx context.Context, done bool, text string) error {
+	content := reactRefuse
+	if done {
+		content = reactDone
+	}
+	if err := c.react(ctx, content); err != nil {
+		return err
+	}
+	return c.reply(ctx, text)
+}
+
+// permissionError is a permission read GitHub refused for good (a 4xx
+// other than 404 and 429): retrying the delivery would not help.
+type permissionError struct{ err error }
+
+func (e *permissionError) Error() string { return e.err.Error() }
+func (e *permissionError) Unwrap() error { return e.err }
+
+// permission reads the commenter's role. Someone GitHub does not know as
+// a user (404) has none. go-github v60 does not decode the top-level
+// role_name, hence the plain request.
+func (c *conversation) permission(ctx context.Context) (Permission, error) {
+	u := fmt.Sprintf("repos/%s/%s/collaborators/%s/permission",
+		url.PathEscape(c.owner), url.PathEscape(c.name), url.PathEscape(c.actor))
+	req, err := c.client.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return Permission{}, err
+	}
+	var p Permission
+	resp, err := c.client.Do(ctx, req, &p)
+	if err != nil {
+		switch code := statusCode(resp); {
+		case code == http.StatusNotFound:
+			return Permission{Permission: "none"}, nil
+		case code >= 400 && code < 500 && code != http.StatusTooManyRequests:
+			return Permission{}, &permissionError{err}
+		}
+		return Permission{}, err
+	}
+	return p, nil
+}
+
+func statusCode(resp *gh.Response) int {
+	if resp == nil || resp.Response == nil {
+		return 0
+	}
+	return resp.StatusCode
+}
+
+// maxQuote bounds the quoted command line.
+const maxQuote = 200
+
+// quoteLine makes the user's command line safe to quote in the bot's own
+// comment: one line, bounded, without mentions (an @ inside a quote would
+// still notify, from the bot) and without HTML (an unclosed <!-- would
+// hide the answer).
+func quoteLine(line string) string {
+	line = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, line)
+	line = truncate(line, maxQuote)
+	line = strings.ReplaceAll(line, "<", "&lt;")
+	return strings.ReplaceAll(line, "@", "@\u200b")
+}
+
+// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,507 @@
+package chatops_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/chatops"
+	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/webhook"
+)
+
+const (
+	repo = "acme/api"
+	bot  = "shipbot[bot]"
+
+	patReaction   = "POST /repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"
+	patPermission = "GET /repos/{owner}/{repo}/collaborators/{username}/permission"
+	patComment    = "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
+	patToken      = "POST /app/installations/{installation_id}/access_tokens"
+)
+
+// recorder is a fake Operator that records every request.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []chatops.Request
+	text string
+	err  error
+}
+
+func (r *recorder) Do(_ context.Context, req chatops.Request) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reqs = append(r.reqs, req)
+	return r.text, r.err
+}
+
+func (r *recorder) requests() []chatops.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+// syncBuffer is a log sink safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type rig struct {
+	gh     *githubtest.Server
+	op     *recorder
+	h      *chatops.Handler
+	logs   *syncBuffer
+	merged int // a merged pull request
+	open   int // an open one
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	srv := githubtest.New(githubtest.WithSchemaCheck())
+	t.Cleanup(srv.Close)
+	srv.AddRepo(repo, githubtest.RepoSpec{})
+	merged := srv.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "feat: health", Author: "alice"})
+	srv.Merge(repo, merged, "alice")
+	open := srv.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: typo", Author: "alice"})
+	srv.SetPermission(repo, "ada", "admin")
+	srv.SetPermission(repo, "mia", "maintain")
+	srv.SetPermission(repo, "wendy", "write")
+	srv.SetPermission(repo, "tom", "triage")
+	// rita is no collaborator: read, as on any public repository.
+	apps, err := ghclient.NewApps(ghclient.Options{
+		BaseURL: srv.URL(), AppID: srv.AppID(), PrivateKey: srv.PrivateKeyPEM(),
+		Retry: ghclient.RetryPolicy{MaxAttempts: 2, Sleep: func(context.Context, time.Duration) error { return nil }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if v := srv.SchemaViolations(); len(v) > 0 {
+			t.Errorf("responses off GitHub's schema: %v", v)
+		}
+	})
+	op := &recorder{text: "prod: retrying v1.4.2 (attempt 2)."}
+	logs := &syncBuffer{}
+	h := &chatops.Handler{Clients: apps, Operator: op, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	return &rig{gh: srv, op: op, h: h, logs: logs, merged: merged, open: open}
+}
+
+// comment posts body on pr as user and hands the webhook to the handler.
+func (r *rig) comment(t *testing.T, pr int, user, body string) (int64, error) {
+	t.Helper()
+	id := r.gh.AddComment(repo, pr, user, body)
+	return id, r.deliver(r.gh.IssueCommentEvent("acme", "api", pr, id, "created"))
+}
+
+func (r *rig) deliver(payload []byte) error {
+	return r.h.Handle(context.Background(), store.Delivery{
+		ID: fmt.Sprintf("d-%d", time.Now().UnixNano()), Event: "issue_comment", Action: "created",
+		Repo: repo, Installation: r.gh.InstallationID(), Payload: payload,
+	})
+}
+
+// calls lists the API calls made, in order, without installation token
+// fetches (the bars count with the token cached).
+func (r *rig) calls() []string {
+	var out []string
+	for _, q := range r.gh.Requests() {
+		if q.Pattern != patToken {
+			out = append(out, q.Pattern)
+		}
+	}
+	return out
+}
+
+// reactions are those on comment id.
+func (r *rig) reactions(t *testing.T, pr int, id int64) []string {
+	t.Helper()
+	for _, c := range r.gh.Comments(repo, pr) {
+		if c.ID == id {
+			return c.Reactions
+		}
+	}
+	t.Fatalf("no comment %d on #%d", id, pr)
+	return nil
+}
+
+// replies are the bot's comments on pr.
+func (r *rig) replies(pr int) []githubtest.Comment {
+	var out []githubtest.Comment
+	for _, c := range r.gh.Comments(repo, pr) {
+		if c.User == bot {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// one asserts exactly one bot reply on pr, mentioning user and quoting
+// the command, and returns its body.
+func (r *rig) one(t *testing.T, pr int, user, quote string) string {
+	t.Helper()
+	rs := r.replies(pr)
+	if len(rs) != 1 {
+		t.Fatalf("%d bot replies; want 1: %+v", len(rs), rs)
+	}
+	b := rs[0].Body
+	if !strings.HasPrefix(b, "@"+user+"\n") || !strings.Contains(b, "\n> "+quote+"\n") {
+		t.Errorf("reply %q; want it to mention @%s and quote %q", b, user, quote)
+	}
+	return b
+}
+
+var (
+	commandCalls = []string{patReaction, patPermission, patReaction, patComment}
+	openCalls    = []string{patReaction, patReaction, patComment} // status, help, parse errors
+)
+
+func TestWriterRetries(t *testing.T) {
+	r := newRig(t)
+	id, err := r.comment(t, r.merged, "wendy", "Looks flaky.\n/shipbot retry prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := chatops.Request{
+		Command: chatops.Command{Verb: "retry", Stage: "prod"},
+		Repo:    repo, PR: r.merged, Installation: r.gh.InstallationID(), Actor: "wendy",
+	}
+	if got := r.op.requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("operator got %+v; want [%+v]", got, want)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+		t.Errorf("reactions %v; want eyes then +1", got)
+	}
+	if b := r.one(t, r.merged, "wendy", "/shipbot retry prod"); !strings.HasSuffix(b, "prod: retrying v1.4.2 (attempt 2).") {
+		t.Errorf("reply %q; want the operator's text", b)
+	}
+	if got := r.calls(); !slices.Equal(got, commandCalls) {
+		t.Errorf("API calls %v; want %v", got, commandCalls)
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		user, body string
+		allowed    bool
+		refusal    string // when refused
+	}{
+		{"rita", "/shipbot deploy prod", false, "needs write permission"},
+		{"tom", "/shipbot rollback prod", false, "needs write permission"},
+		{"wendy", "/shipbot deploy prod", true, ""},
+		{"mia", "/shipbot rollback prod", true, ""},
+		{"wendy", "/shipbot deploy prod --force", false, "admins only"},
+		{"mia", "/shipbot deploy prod --force", false, "admins only"},
+		{"ada", "/shipbot deploy prod --force", true, ""},
+		{"wendy", "/shipbot freeze incident 42", false, "needs maintain permission"},
+		{"mia", "/shipbot freeze incident 42", true, ""},
+		{"ada", "/shipbot unfreeze", true, ""},
+	} {
+		t.Run(tc.user+" "+tc.body, func(t *testing.T) {
+			r := newRig(t)
+			r.op.text = "ok, noted."
+			id, err := r.comment(t, r.merged, tc.user, tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd, _, _, _ := chatops.Parse(tc.body)
+			reply := r.one(t, r.merged, tc.user, tc.body)
+			reqs := r.op.requests()
+			if tc.allowed {
+				want := chatops.Request{Command: cmd, Repo: repo, PR: r.merged, Installation: r.gh.InstallationID(), Actor: tc.user}
+				if len(reqs) != 1 || reqs[0] != want {
+					t.Errorf("operator got %+v; want [%+v]", reqs, want)
+				}
+				if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+					t.Errorf("reactions %v; want eyes, +1", got)
+				}
+			} else {
+				if len(reqs) != 0 {
+					t.Errorf("operator called with %+v; want not at all", reqs)
+				}
+				if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+					t.Errorf("reactions %v; want eyes, -1", got)
+				}
+				if !strings.Contains(reply, "Sorry") || !strings.Contains(reply, tc.refusal) {
+					t.Errorf("reply %q; want a polite refusal saying %q", reply, tc.refusal)
+				}
+			}
+			if got := r.calls(); !slices.Equal(got, commandCalls) {
+				t.Errorf("API calls %v; want %v", got, commandCalls)
+			}
+		})
+	}
+}
+
+func TestForceIsRecorded(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.comment(t, r.merged, "ada", "/shipbot deploy prod --force"); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 1 || !reqs[0].Force || reqs[0].Actor != "ada" || reqs[0].Stage != "prod" {
+		t.Fatalf("operator got %+v; want one forced prod deploy by ada", reqs)
+	}
+}
+
+func TestUnknownCommandGetsHelp(t *testing.T) {
+	r := newRig(t)
+	id, err := r.comment(t, r.merged, "wendy", "/shipbot frobnicate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	b := r.one(t, r.merged, "wendy", "/shipbot frobnicate")
+	if !strings.HasSuffix(b, chatops.Help) || !strings.Contains(b, "unknown command") {
+		t.Errorf("reply %q; want the problem and the help text", b)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+		t.Errorf("reactions %v; want eyes, -1", got)
+	}
+	if got := r.calls(); !slices.Equal(got, openCalls) {
+		t.Errorf("API calls %v; want %v (no permission read)", got, openCalls)
+	}
+}
+
+func TestHelpAndStatusNeedNoPermission(t *testing.T) {
+	r := newRig(t)
+	id, err := r.comment(t, r.merged, "rita", "/shipbot help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := r.one(t, r.merged, "rita", "/shipbot help"); !strings.HasSuffix(b, chatops.Help) {
+		t.Errorf("reply %q; want the help text", b)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+		t.Errorf("help reactions %v", got)
+	}
+	if got := r.calls(); !slices.Equal(got, openCalls) {
+		t.Errorf("help API calls %v; want %v", got, openCalls)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("help went to the operator: %+v", reqs)
+	}
+
+	r = newRig(t)
+	r.op.text = "| stage | state |\n|---|---|\n| qa | succeeded |\n| prod | baking |"
+	if _, err := r.comment(t, r.merged, "rita", "/shipbot status"); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 1 || reqs[0].Verb != "status" || reqs[0].Actor != "rita" {
+		t.Errorf("operator got %+v; want rita's status", reqs)
+	}
+	if b := r.one(t, r.merged, "rita", "/shipbot status"); !strings.HasSuffix(b, "\n\n"+r.op.text) {
+		t.Errorf("reply %q; want the table after a blank line", b)
+	}
+	if got := r.calls(); !slices.Equal(got, openCalls) {
+		t.Errorf("status API calls %v; want %v", got, openCalls)
+	}
+}
+
+func TestIgnoredComments(t *testing.T) {
+	r := newRig(t)
+	notPR := func() []byte {
+		id := r.gh.AddComment(repo, r.merged, "wendy", "/shipbot deploy prod")
+		var m map[string]any
+		if err := json.Unmarshal(r.gh.IssueCommentEvent("acme", "api", r.merged, id, "created"), &m); err != nil {
+			t.Fatal(err)
+		}
+		delete(m["issue"].(map[string]any), "pull_request")
+		b, _ := json.Marshal(m)
+		return b
+	}
+	for name, deliver := range map[string]func() error{
+		"bot's own reply": func() error {
+			_, err := r.comment(t, r.merged, bot, "@wendy\n\n> /shipbot status\n\n/shipbot status")
+			return err
+		},
+		"another bot": func() error { _, err := r.comment(t, r.merged, "renovate[bot]", "/shipbot deploy prod"); return err },
+		"no command":  func() error { _, err := r.comment(t, r.merged, "wendy", "Nice work! shipbot rocks"); return err },
+		"quoted":      func() error { _, err := r.comment(t, r.merged, "wendy", "> /shipbot deploy prod\nwhy?"); return err },
+		"not a PR":    func() error { return r.deliver(notPR()) },
+		"unmerged, no command": func() error {
+			_, err := r.comment(t, r.open, "wendy", "please review")
+			return err
+		},
+	} {
+		if err := deliver(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if reqs := r.gh.Requests(); len(reqs) != 0 {
+			t.Errorf("%s: %d API calls (first %s); want none", name, len(reqs), reqs[0].Pattern)
+		}
+		r.gh.ResetRequests()
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if rs := append(r.replies(r.merged), r.replies(r.open)...); len(rs) != 1 || rs[0].Body != "@wendy\n\n> /shipbot status\n\n/shipbot status" {
+		t.Errorf("bot comments %+v; want only the one the test posted as the bot", rs)
+	}
+}
+
+func TestUnmergedPullRequest(t *testing.T) {
+	r := newRig(t)
+	id, err := r.comment(t, r.open, "wendy", "/shipbot deploy prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if b := r.one(t, r.open, "wendy", "/shipbot deploy prod"); !strings.Contains(b, "commands work on merged pull requests") {
+		t.Errorf("reply %q", b)
+	}
+	if got := r.reactions(t, r.open, id); len(got) != 0 {
+		t.Errorf("reactions %v; want none", got)
+	}
+	if got := r.calls(); !slices.Equal(got, []string{patComment}) {
+		t.Errorf("API calls %v; want the one reply", got)
+	}
+}
+
+func TestOperatorRefusal(t *testing.T) {
+	r := newRig(t)
+	r.op.err = &chatops.Refusal{Reason: "prod was not skipped: v1.4.2 deploys there anyway."}
+	id, err := r.comment(t, r.merged, "wendy", "/shipbot deploy prod")
+	if err != nil {
+		t.Fatalf("a refusal is an answer, not an error: %v", err)
+	}
+	if b := r.one(t, r.merged, "wendy", "/shipbot deploy prod"); !strings.HasSuffix(b, r.op.err.Error()) {
+		t.Errorf("reply %q; want the refusal's reason", b)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+		t.Errorf("reactions %v; want eyes, -1", got)
+	}
+	if got := r.calls(); !slices.Equal(got, commandCalls) {
+		t.Errorf("API calls %v; want %v", got, commandCalls)
+	}
+}
+
+func TestOperatorFailureIsAnsweredNotRetried(t *testing.T) {
+	r := newRig(t)
+	const secret = "postgres://shipbot:hunter2@db/shipbot"
+	r.op.err = fmt.Errorf("store: dial %s: connection refused", secret)
+	id, err := r.comment(t, r.merged, "wendy", "/shipbot rollback prod")
+	if err != nil {
+		t.Fatalf("a failed command must not be retried (it would answer twice): %v", err)
+	}
+	b := r.one(t, r.merged, "wendy", "/shipbot rollback prod")
+	if !strings.Contains(b, "failed: ") || strings.Contains(b, "hunter2") || strings.Contains(b, "dial") {
+		t.Errorf("reply %q; want a fixed failure text without the error", b)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+		t.Errorf("reactions %v; want eyes, -1", got)
+	}
+	if !strings.Contains(r.logs.String(), "connection refused") {
+		t.Errorf("the failure is not logged: %s", r.logs.String())
+	}
+}
+
+func TestPermissionReadFailureRetriesTheDelivery(t *testing.T) {
+	r := newRig(t)
+	// Both of the client's attempts fail.
+	r.gh.FailNext(patPermission, 502, 2)
+	id := r.gh.AddComment(repo, r.merged, "wendy", "/shipbot retry prod")
+	payload := r.gh.IssueCommentEvent("acme", "api", r.merged, id, "created")
+	err := r.deliver(payload)
+	if err == nil {
+		t.Fatal("a permission read that failed must fail the delivery")
+	}
+	if typ := fmt.Sprintf("%T", err); typ == "webhook.permanent" {
+		t.Errorf("error %v is permanent; want it retried", err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes"}) {
+		t.Errorf("reactions %v; want only eyes", got)
+	}
+	if rs := r.replies(r.merged); len(rs) != 0 {
+		t.Errorf("replies %+v; want none before the retry", rs)
+	}
+	// The redelivery does it all, once.
+	if err := r.deliver(payload); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 1 {
+		t.Errorf("operator got %+v; want one call", reqs)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+		t.Errorf("reactions %v; want eyes, +1", got)
+	}
+	r.one(t, r.merged, "wendy", "/shipbot retry prod")
+}
+
+func TestPermissionForbiddenIsAnswered(t *testing.T) {
+	r := newRig(t)
+	r.gh.FailNext(patPermission, 403, 1)
+	id, err := r.comment(t, r.merged, "wendy", "/shipbot retry prod")
+	if err != nil {
+		t.Fatalf("a 403 will not heal by retrying: %v", err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if b := r.one(t, r.merged, "wendy", "/shipbot retry prod"); !strings.Contains(b, "could not read your permission") {
+		t.Errorf("reply %q", b)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+		t.Errorf("reactions %v; want eyes, -1", got)
+	}
+}
+
+func TestQuoteCannotMention(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.comment(t, r.merged, "mia", "/shipbot freeze paging @acme/oncall <!-- hide"); err != nil {
+		t.Fatal(err)
+	}
+	b := r.replies(r.merged)[0].Body
+	if strings.Contains(b, "@acme") || strings.Contains(b, "<!--") {
+		t.Errorf("reply %q mentions someone or opens an HTML comment", b)
+	}
+	if !strings.HasPrefix(b, "@mia\n") {
+		t.Errorf("reply %q does not mention the commenter", b)
+	}
+}
+
+func TestBadPayload(t *testing.T) {
+	r := newRig(t)
+	err := r.deliver([]byte("{not json"))
+	if err == nil || fmt.Sprintf("%T", err) != "webhook.permanent" {
+		t.Errorf("error %v (%T); want a permanent one", err, err)
+	}
+	if n := len(r.gh.Requests()); n != 0 {
+		t.Errorf("%d API calls", n)
+	}
+}
+
+func TestHandles(t *testing.T) {
+	if got := (&chatops.Handler{}).Handles(); !slices.Equal(got, []string{"issue_comment.created"}) {
+		t.Errorf("Handles() = %v", got)
+	}
+}
+
+var _ webhook.Handler = (*chatops.Handler)(nil)

@@ -1,0 +1,283 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/shipbot/shipbot/internal/chatops"
+	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// Do carries out a /shipbot command on the rollout of a merged pull
+// request (it implements chatops.Operator; the handler has checked the
+// commenter's permission). Commands change the pipeline under its lease and
+// its in-process lock, as a step of the engine does, so the scheduler never
+// decides on a state a command is changing; what they cannot do safely
+// (a version older than what a stage runs, a stage busy with another
+// deploy) is refused with the reason.
+func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
+	e.init()
+	rr, err := e.Store.RolloutByPR(ctx, req.Repo, req.PR)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", &chatops.Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
+	}
+	if err != nil {
+		return "", err
+	}
+	r := &pipelineRun{RolloutRun: rr}
+	if r.cfg, err = e.parseConfig(rr.Repo, rr.Config); err != nil {
+		return "", fmt.Errorf("config of run %s: %w", rr.ID, err)
+	}
+	key := rr.PipelineKey
+	defer e.pipes.Lock(key)()
+	lease := "pipeline:" + key
+	ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", &chatops.Refusal{Reason: "another shipbot replica is working on this pipeline right now; try again in a minute."}
+	}
+	e.mu.Lock()
+	_, kept := e.leases[lease]
+	e.mu.Unlock()
+	if !kept {
+		defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
+	}
+	var text string
+	switch req.Verb {
+	case chatops.VerbStatus:
+		return statusText(rr), nil
+	case chatops.VerbFreeze:
+		if err := e.Store.Freeze(ctx, key, req.Reason, req.Actor); err != nil {
+			return "", err
+		}
+		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.cfg.Pipeline)
+	case chatops.VerbUnfreeze:
+		if _, frozen, err := e.Store.Frozen(ctx, key); err != nil {
+			return "", err
+		} else if !frozen {
+			return "", &chatops.Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.cfg.Pipeline)}
+		}
+		if err := e.Store.Unfreeze(ctx, key); err != nil {
+			return "", err
+		}
+		text = fmt.Sprintf("Unfroze pipeline %s.", r.cfg.Pipeline)
+	default:
+		s, idx, err := stageOf(r, req.Stage)
+		if err != nil {
+			return "", err
+		}
+		switch req.Verb {
+		case chatops.VerbDeploy:
+			text, err = e.deployStage(ctx, r, s, idx, req)
+		case chatops.VerbRetry:
+			text, err = e.retryStage(ctx, r, s, idx, req)
+		case chatops.VerbRollback:
+			text, err = e.rollbackStage(ctx, r, s, idx, req)
+		default:
+			return "", fmt.Errorf("unknown command %q", req.Verb)
+		}
+		if err != nil {
+			return "", err
+		}
+		e.emit(r, s.Name, "command", fmt.Sprintf("%s by @%s", req.Command.Verb, req.Actor))
+	}
+	e.Log.Info("command", "run", rr.ID, "repo", rr.Repo, "pr", rr.PR, "verb", req.Verb, "stage", req.Stage,
+		"force", req.Force, "actor", req.Actor)
+	e.reported(ctx, rr.ID)
+	e.Wake()
+	return text, nil
+}
+
+// stageOf finds the named stage in the run's configuration and rollout.
+func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {
+	s, ok := r.cfg.Stage(name)
+	row, has := stageRow(r, name)
+	if !ok || !has {
+		names := make([]string, 0, len(r.Stages))
+		for _, st := range r.Stages {
+			names = append(names, st.Name)
+		}
+		return config.Stage{}, 0, &chatops.Refusal{Reason: fmt.Sprintf("%s has no stage %q; its stages are %s.", r.Tag, name, strings.Join(names, ", "))}
+	}
+	return s, row.Index, nil
+}
+
+// inOrder refuses to put r back at stage idx (pending again, or active
+// for a rollback, with the later stages it skipped pending again) when
+// that would break the pipeline's order: a newer version entered the stage
+// since (versions only go up in a stage), a later stage already ran this
+// version, or a newer version still in the pipeline is ahead of it. The
+// scheduler's own validation of the resulting state is the judge of the
+// last.
+func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, idx int, to schedule.StageState) error {
+	for j := idx + 1; j < len(r.Stages); j++ {
+		switch parseState(r.Stages[j].State) {
+		case schedule.Pending:
+		case schedule.Skipped:
+			if to == schedule.Active {
+				return &chatops.Refusal{Reason: fmt.Sprintf("%s went on past %s (%s was skipped); only the last stage a version reached is rolled back.", r.Tag, s.Name, r.Stages[j].Name)}
+			}
+		default:
+			return &chatops.Refusal{Reason: fmt.Sprintf("%s has already reached %s, after %s.", r.Tag, r.Stages[j].Name, s.Name)}
+		}
+	}
+	tag, newer, err := e.Store.NewerEntered(ctx, r.PipelineKey, idx, r.Order)
+	if err != nil {
+		return err
+	}
+	if newer {
+		return &chatops.Refusal{Reason: fmt.Sprintf("%s has since been deployed to %s, and versions only go up in a stage; merge a new change instead.", tag, s.Name)}
+	}
+	runs, err := e.load(ctx, r.PipelineKey)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	stages := runs[len(runs)-1].cfg.Stages
+	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
+	mine := scheduleRun(r, stages)
+	for k, cs := range stages {
+		switch {
+		case cs.Name == s.Name:
+			mine.Stages[k] = to
+		case k > idx && mine.Stages[k] == schedule.Skipped:
+			mine.Stages[k] = schedule.Pending
+		}
+	}
+	st.Runs = append(st.Runs, mine)
+	for i := range runs {
+		if runs[i].ID != r.ID {
+			st.Runs = append(st.Runs, scheduleRun(&runs[i], stages))
+		}
+	}
+	if err := st.Validate(); err != nil {
+		e.Log.Info("command refused: out of order", "run", r.ID, "stage", s.Name, "err", err)
+		return &chatops.Refusal{Reason: fmt.Sprintf("a newer version is already ahead of %s in the pipeline at or after %s; merge a new change instead.", r.Tag, s.Name)}
+	}
+	return nil
+}
+
+func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+	row, _ := stageRow(r, s.Name)
+	forceBy := ""
+	if req.Force {
+		forceBy = req.Actor
+	}
+	switch parseState(row.State) {
+	case schedule.Skipped:
+		if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
+			return "", err
+		}
+		if err := e.Store.ReopenStage(ctx, r.ID, idx, []string{schedule.Skipped.String()}, req.Actor, forceBy); err != nil {
+			return "", stateChanged(err, s.Name)
+		}
+		text := fmt.Sprintf("%s will deploy to %s in version order, although label %s skips it.", r.Tag, s.Name, s.SkipLabelName())
+		if req.Force {
+			text += " Forced: its deploy window and alarms will not hold it (recorded)."
+		}
+		return text, nil
+	case schedule.Pending:
+		if !req.Force {
+			return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
+				r.Tag, s.Name, orQueued(row.Wait), s.Name)}
+		}
+		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
+			return "", stateChanged(err, s.Name)
+		}
+		return fmt.Sprintf("Forced: %s goes to %s past its deploy window and alarms (recorded); a freeze still holds it.", r.Tag, s.Name), nil
+	case schedule.Passed:
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already deployed to %s.", r.Tag, s.Name)}
+	case schedule.Active:
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is deploying to %s now.", r.Tag, s.Name)}
+	case schedule.Failed, schedule.RolledBack:
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s failed in %s; use `/shipbot retry %s`.", r.Tag, s.Name, s.Name)}
+	}
+	return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is %s in %s; there is nothing to deploy.", r.Tag, row.State, s.Name)}
+}
+
+func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+	row, _ := stageRow(r, s.Name)
+	st := parseState(row.State)
+	if st != schedule.Failed && st != schedule.RolledBack {
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s did not fail in %s (it is %s); only a failed stage is retried.", r.Tag, s.Name, row.State)}
+	}
+	if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
+		return "", err
+	}
+	if err := e.Store.ReopenStage(ctx, r.ID, idx, []string{st.String()}, "", ""); err != nil {
+		return "", stateChanged(err, s.Name)
+	}
+	return fmt.Sprintf("Retrying %s in %s as a new attempt.", r.Tag, s.Name), nil
+}
+
+func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+	row, _ := stageRow(r, s.Name)
+	if parseState(row.State) != schedule.Passed {
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is not deployed to %s (it is %s); only a deployed version is rolled back.", r.Tag, s.Name, row.State)}
+	}
+	if err := e.inOrder(ctx, r, s, idx, schedule.Active); err != nil {
+		return "", err
+	}
+	if busy, ok, err := e.Store.ActiveAt(ctx, r.PipelineKey, idx); err != nil {
+		return "", err
+	} else if ok {
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is busy deploying %s; freeze the pipeline first, then roll back once it is done.", s.Name, busy.Tag)}
+	}
+	version, tag, ok, err := e.Store.LastDeployed(ctx, r.PipelineKey, idx, r.Order)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", &chatops.Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
+	}
+	ex, err := e.newExecution(ctx, r, idx, s, true, version, tag)
+	if err != nil {
+		return "", err
+	}
+	if err := e.Store.Reenter(ctx, ex, schedule.Passed.String()); err != nil {
+		return "", stateChanged(err, s.Name)
+	}
+	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
+}
+
+func stateChanged(err error, stage string) error {
+	if errors.Is(err, store.ErrStateChanged) {
+		return &chatops.Refusal{Reason: fmt.Sprintf("%s changed while the command ran; look at the rollout and try again.", stage)}
+	}
+	return err
+}
+
+func orQueued(wait string) string {
+	if wait == "" {
+		return "queued"
+	}
+	return wait
+}
+
+// statusText is the rollout in a few lines.
+func statusText(rr store.RolloutRun) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:\n\n", rr.Tag)
+	for _, s := range rr.Stages {
+		state := s.State
+		if s.Wait != "" {
+			state += " (" + s.Wait + ")"
+		}
+		if s.DeployBy != "" {
+			state += ", deployed on request of @" + s.DeployBy
+		}
+		if s.ForceBy != "" {
+			state += ", forced by @" + s.ForceBy
+		}
+		fmt.Fprintf(&b, "- %s: %s\n", s.Name, state)
+	}
+	return b.String()
+}

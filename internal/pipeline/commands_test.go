@@ -1,0 +1,237 @@
+package pipeline_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/githubtest"
+)
+
+// command has user comment body on the merged PR and waits until the bot
+// answered (its reply mentions the user); it returns the reply.
+func (e *env) command(pr int, user, body string) githubtest.Comment {
+	e.t.Helper()
+	id := e.gh.AddComment(repo, pr, user, body)
+	e.waitDelivery(e.deliver("issue_comment", e.gh.IssueCommentEvent(owner, name, pr, id, "created")))
+	for _, c := range e.gh.Comments(repo, pr) {
+		if c.ID == id {
+			if n := len(c.Reactions); n == 0 || c.Reactions[0] != "eyes" {
+				e.t.Errorf("reactions on %q: %v; want eyes first", body, c.Reactions)
+			}
+		}
+	}
+	var reply githubtest.Comment
+	eventually(e.t, "the bot answers "+body, func() bool {
+		for _, c := range e.gh.Comments(repo, pr) {
+			if c.ID > id && strings.HasPrefix(c.Body, "@"+user) && strings.Contains(c.Body, body) {
+				reply = c
+				return true
+			}
+		}
+		return false
+	})
+	return reply
+}
+
+func reactionsOf(e *env, pr int, body string) []string {
+	for _, c := range e.gh.Comments(repo, pr) {
+		if c.Body == body {
+			return c.Reactions
+		}
+	}
+	return nil
+}
+
+// A stage a label skipped is deployed on a writer's command, in order;
+// a reader's command changes nothing.
+func TestCommandDeploysASkippedStage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	e.gh.SetPermission(repo, "carol", "write")
+	e.gh.SetPermission(repo, "dave", "read")
+	m := e.merge("fix: careful change", "no-deploy-to-prod")
+	rr := e.released(m)
+	e.waitDone(rr.ID)
+	if n := len(e.spin.received("api-prod")); n != 0 {
+		t.Fatalf("prod triggered %d times despite the label", n)
+	}
+
+	reply := e.command(m.pr, "dave", "/shipbot deploy prod")
+	if !strings.Contains(reply.Body, "write") || !slices.Contains(reactionsOf(e, m.pr, "/shipbot deploy prod"), "-1") {
+		t.Errorf("reader's command answered %q; want a refusal naming write permission and a -1", reply.Body)
+	}
+	// The answer comes after the command was carried out (or not).
+	if got := e.stage(rr.ID, "prod").State; got != "skipped" || len(e.spin.received("api-prod")) != 0 {
+		t.Fatalf("a reader's command changed prod: %s", got)
+	}
+
+	reply = e.command(m.pr, "carol", "/shipbot deploy  prod")
+	if !strings.Contains(reply.Body, "will deploy to prod") {
+		t.Errorf("writer's command answered %q", reply.Body)
+	}
+	done := e.waitStage(rr.ID, "prod", "passed")
+	if done.DeployBy != "carol" {
+		t.Errorf("prod deploy_by %q; want carol on record", done.DeployBy)
+	}
+	if trs := e.spin.received("api-prod"); len(trs) != 1 || trs[0].str("version") != "0.1.0" {
+		t.Fatalf("prod triggers %+v; want one of 0.1.0", trs)
+	}
+	e.waitDone(rr.ID)
+	e.waitCheckText(m.sha, "| prod | v0.1.0 | succeeded |")
+	deps := 0
+	for _, d := range e.gh.Deployments(repo) {
+		if d.Environment == "prod" && d.Statuses[len(d.Statuses)-1].State == "success" {
+			deps++
+		}
+	}
+	if deps != 1 {
+		t.Errorf("%d successful prod deployments; want 1", deps)
+	}
+}
+
+// An older version cannot be deployed to a stage a newer one reached:
+// versions only go up in a stage.
+func TestCommandKeepsVersionsGoingUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	e.gh.SetPermission(repo, "carol", "write")
+	old := e.merge("fix: one", "no-deploy-to-prod")
+	e.waitDone(e.released(old).ID)
+	newer := e.merge("fix: two")
+	e.waitDone(e.released(newer).ID)
+	reply := e.command(old.pr, "carol", "/shipbot deploy prod")
+	if !strings.Contains(reply.Body, "v0.1.1 has since been deployed to prod") {
+		t.Errorf("answered %q; want a refusal naming the newer version", reply.Body)
+	}
+	if got := e.stage(e.released(old).ID, "prod").State; got != "skipped" {
+		t.Errorf("old version's prod is %s; want still skipped", got)
+	}
+	if n := len(e.spin.received("api-prod")); n != 1 {
+		t.Errorf("prod triggered %d times; want only the newer version's", n)
+	}
+}
+
+// A failed stage is retried as a new attempt; a deployed one is rolled
+// back to the version before it.
+func TestCommandRetryAndRollback(t *testing.T) {
+	t.Parallel()
+	fail := true
+	e := newEnv(t, options{decide: func(tr trigger) string {
+		if tr.str("stage") == "prod" && tr.str("version") == "0.1.1" && fail {
+			return "failed"
+		}
+		return "succeeded"
+	}})
+	e.gh.SetPermission(repo, "carol", "write")
+	first := e.merge("fix: one")
+	e.waitDone(e.released(first).ID)
+	m := e.merge("fix: two")
+	rr := e.released(m)
+	e.waitDone(rr.ID)
+	if got := e.stage(rr.ID, "prod").State; got != "failed" {
+		t.Fatalf("prod %s; want failed", got)
+	}
+	fail = false
+	reply := e.command(m.pr, "carol", "/shipbot retry prod")
+	if !strings.Contains(reply.Body, "Retrying v0.1.1 in prod") {
+		t.Errorf("retry answered %q", reply.Body)
+	}
+	e.waitStage(rr.ID, "prod", "passed")
+	if xs := e.executionsAt(rr.ID, "prod"); len(xs) != 2 || xs[1].Attempt != 2 || xs[1].Outcome != "succeeded" {
+		t.Fatalf("prod executions %+v; want attempt 2 succeeded", xs)
+	}
+	e.waitDone(rr.ID)
+	cr := e.waitCheck(m.sha)
+	if cr.Conclusion != "success" {
+		t.Errorf("rollout check %s after the retry; want success", cr.Conclusion)
+	}
+
+	reply = e.command(m.pr, "carol", "/shipbot rollback prod")
+	if !strings.Contains(reply.Body, "Rolling prod back from v0.1.1 to v0.1.0") {
+		t.Errorf("rollback answered %q", reply.Body)
+	}
+	e.waitStage(rr.ID, "prod", "rolled-back")
+	trs := e.spin.received("api-prod")
+	if last := trs[len(trs)-1]; !last.rollback() || last.str("version") != "0.1.0" {
+		t.Errorf("last prod trigger %+v; want a rollback to 0.1.0", last.Payload)
+	}
+	// Rolled back: nothing of it is deployed to roll back again.
+	reply = e.command(m.pr, "carol", "/shipbot rollback prod")
+	if !strings.Contains(reply.Body, "only a deployed version is rolled back") {
+		t.Errorf("second rollback answered %q", reply.Body)
+	}
+}
+
+// --force passes a closed window for an admin only, and is on record.
+func TestCommandForceIsForAdmins(t *testing.T) {
+	t.Parallel()
+	monday9 := time.Date(2030, 1, 7, 9, 0, 0, 0, time.UTC)
+	e := newEnv(t, options{
+		config: repoConfig(`  - name: qa
+    target: spinnaker-qa
+  - name: prod
+    target: spinnaker-prod
+    window: "daily 10:00-11:00 UTC"
+`),
+		decide: always("succeeded"),
+		start:  func(c *clock) { c.set(monday9) },
+	})
+	e.gh.SetPermission(repo, "carol", "write")
+	e.gh.SetPermission(repo, "erin", "admin")
+	m := e.merge("fix: urgent")
+	rr := e.released(m)
+	e.waitWait(rr.ID, "prod", "waiting for the deploy window, opens Mon 2030-01-07 10:00 UTC")
+
+	reply := e.command(m.pr, "carol", "/shipbot deploy prod --force")
+	if !strings.Contains(reply.Body, "admin") {
+		t.Errorf("a writer's --force answered %q; want refused, admins only", reply.Body)
+	}
+	e.idle(10)
+	if n := len(e.spin.received("api-prod")); n != 0 {
+		t.Fatalf("prod triggered %d times on a writer's --force", n)
+	}
+	reply = e.command(m.pr, "erin", "/shipbot deploy prod --force")
+	if !strings.Contains(reply.Body, "Forced") {
+		t.Errorf("an admin's --force answered %q", reply.Body)
+	}
+	row := e.waitStage(rr.ID, "prod", "passed")
+	if row.ForceBy != "erin" {
+		t.Errorf("force_by %q; want erin on record", row.ForceBy)
+	}
+	if i := e.obs.index(rr.ID, "prod", "forced"); i < 0 {
+		t.Errorf("no forced event; events: %v", e.obs.all())
+	}
+}
+
+// Freeze needs maintain; status answers anyone; unknown commands get help.
+func TestCommandFreezeStatusAndHelp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	e.gh.SetPermission(repo, "carol", "write")
+	e.gh.SetPermission(repo, "mia", "maintain")
+	m := e.merge("fix: one")
+	rr := e.released(m)
+	e.waitDone(rr.ID)
+
+	if reply := e.command(m.pr, "carol", "/shipbot freeze lunch"); !strings.Contains(reply.Body, "maintain") {
+		t.Errorf("writer's freeze answered %q; want refused, maintain needed", reply.Body)
+	}
+	if reply := e.command(m.pr, "mia", "/shipbot freeze incident 7"); !strings.Contains(reply.Body, "Froze pipeline") {
+		t.Errorf("maintainer's freeze answered %q", reply.Body)
+	}
+	next := e.merge("fix: two")
+	nr := e.released(next)
+	e.waitWait(nr.ID, "qa", "waiting: pipeline frozen (incident 7)")
+	if reply := e.command(next.pr, "dave", "/shipbot status"); !strings.Contains(reply.Body, "qa: pending (waiting: pipeline frozen (incident 7))") {
+		t.Errorf("status answered %q", reply.Body)
+	}
+	if reply := e.command(m.pr, "mia", "/shipbot unfreeze"); !strings.Contains(reply.Body, "Unfroze") {
+		t.Errorf("unfreeze answered %q", reply.Body)
+	}
+	e.waitDone(nr.ID)
+	if reply := e.command(m.pr, "carol", "/shipbot frobnicate"); !strings.Contains(reply.Body, "/shipbot retry") {
+		t.Errorf("unknown command answered %q; want the help", reply.Body)
+	}
+}

@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrStateChanged means a stage was not in the state a command expected:
+// something else moved it meanwhile.
+var ErrStateChanged = errors.New("the stage changed meanwhile")
+
+// Commands carries out what people ask of a merged pull request's rollout.
+type Commands interface {
+	// RolloutByPR is the newest run of the pull request that went into a
+	// rollout.
+	RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error)
+	// ReopenStage puts stage idx of the run back to pending, when it is in
+	// one of from, with the later stages a label skipped (they are decided
+	// again when reached), and the run back into its pipeline. deployBy
+	// and forceBy, when not empty, are recorded on the stage.
+	ReopenStage(ctx context.Context, runID string, idx int, from []string, deployBy, forceBy string) error
+	// ForceStage records who forced a pending stage past its blockers.
+	ForceStage(ctx context.Context, runID string, idx int, forceBy string) error
+	// Reenter starts execution e at a stage the run had passed (a rollback
+	// asked for by hand), and puts the run back into its pipeline.
+	Reenter(ctx context.Context, e Execution, from string) error
+	// NewerEntered is the newest version of the pipeline, newer than
+	// order, that ever entered stage idx.
+	NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (tag string, found bool, err error)
+	// ActiveAt is the execution active at stage idx of the pipeline, if
+	// any.
+	ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error)
+}
+
+// RolloutByPR implements Commands.
+func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error) {
+	var id string
+	err := s.r.QueryRowContext(ctx, `SELECT id FROM runs WHERE repo = ? AND pr = ? AND rollout <> ''
+		ORDER BY created_at DESC LIMIT 1`, repo, pr).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return RolloutRun{}, ErrNotFound
+	}
+	if err != nil {
+		return RolloutRun{}, fmt.Errorf("rollout of %s#%d: %w", repo, pr, err)
+	}
+	return s.GetRollout(ctx, id)
+}
+
+// ReopenStage implements Commands.
+func (s *SQLite) ReopenStage(ctx context.Context, runID string, idx int, from []string, deployBy, forceBy string) error {
+	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, runID, idx}
+	for _, f := range from {
+		args = append(args, f)
+	}
+	err := s.tx(ctx, func(t *sql.Tx) error {
+		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', wait = '', updated_at = ?,
+			deploy_by = CASE WHEN ? <> '' THEN ? ELSE deploy_by END,
+			force_by = CASE WHEN ? <> '' THEN ? ELSE force_by END
+			WHERE run_id = ? AND idx = ? AND state IN (?`+strings.Repeat(",?", len(from)-1)+`)`, args...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrStateChanged
+		}
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', updated_at = ? WHERE run_id = ? AND idx > ? AND state = 'skipped'`,
+			ms(time.Now()), runID, idx); err != nil {
+			return err
+		}
+		_, err = t.ExecContext(ctx, `UPDATE runs SET rollout = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), runID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reopen stage %d of run %s: %w", idx, runID, err)
+	}
+	return nil
+}
+
+// ForceStage implements Commands.
+func (s *SQLite) ForceStage(ctx context.Context, runID string, idx int, forceBy string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE run_id = ? AND idx = ? AND state = 'pending'`,
+		forceBy, ms(time.Now()), runID, idx)
+	if err != nil {
+		return fmt.Errorf("force stage %d of run %s: %w", idx, runID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("force stage %d of run %s: %w", idx, runID, ErrStateChanged)
+	}
+	return nil
+}
+
+// Reenter implements Commands.
+func (s *SQLite) Reenter(ctx context.Context, e Execution, from string) error {
+	err := s.tx(ctx, func(t *sql.Tx) error {
+		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ? AND state = ?`,
+			ms(time.Now()), e.RunID, e.Stage, from)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return ErrStateChanged
+		}
+		if _, err := t.ExecContext(ctx, `UPDATE runs SET rollout = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
+			return err
+		}
+		return insertExecution(ctx, t, e)
+	})
+	if err != nil {
+		return fmt.Errorf("re-enter stage %s of run %s: %w", e.StageName, e.RunID, err)
+	}
+	return nil
+}
+
+// NewerEntered implements Commands.
+func (s *SQLite) NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (string, bool, error) {
+	var tag string
+	err := s.r.QueryRowContext(ctx, `SELECT r.tag FROM executions e JOIN runs r ON r.id = e.run_id
+		WHERE r.pipeline_key = ? AND e.idx = ? AND r.rollout_order > ? AND e.rollback = 0
+		ORDER BY r.rollout_order DESC LIMIT 1`, pipelineKey, idx, order).Scan(&tag)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("newer versions at stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	return tag, true, nil
+}
+
+// ActiveAt implements Commands.
+func (s *SQLite) ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error) {
+	execs, err := s.OpenExecutionsOf(ctx, pipelineKey)
+	if err != nil {
+		return Execution{}, false, err
+	}
+	for _, e := range execs {
+		if e.Stage == idx {
+			return e, true, nil
+		}
+	}
+	return Execution{}, false, nil
+}
