@@ -263,6 +263,13 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 			t.Kind == config.KindGitHubDispatch
 		return !canPoll && !callbacks
 	}
+	// A job keeps its state in a fresh database; GitHub's deployments are
+	// what survives it. A re-run job, or a second trigger of the same
+	// merge, finds the stages the first one deployed there and does not
+	// deploy them again.
+	parts.Engine.DeployedBefore = func(ctx context.Context, repo string, ex store.Execution) (string, bool, error) {
+		return deployedBefore(ctx, client, repo, ex)
+	}
 	if callbacks {
 		// SHIPBOT_PUBLIC_URL promises that the downstream can reach this
 		// job (a self-hosted runner): take its callbacks for as long as
@@ -294,6 +301,36 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		parts.Reporter.Wait()
 	}
 	return report(cmds, env, res, redact)
+}
+
+// deployedBefore reports whether a successful deployment of the
+// execution's tag to its stage exists that another execution made.
+func deployedBefore(ctx context.Context, client *gh.Client, repo string, ex store.Execution) (string, bool, error) {
+	owner, name, _ := strings.Cut(repo, "/")
+	deps, _, err := client.Repositories.ListDeployments(ctx, owner, name, &gh.DeploymentsListOptions{
+		Ref: ex.Tag, Environment: ex.StageName, ListOptions: gh.ListOptions{PerPage: 20},
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("deployments of %s to %s: %w", ex.Tag, ex.StageName, err)
+	}
+	for _, d := range deps {
+		var p struct {
+			ExecutionID string `json:"execution_id"`
+		}
+		if json.Unmarshal(d.Payload, &p) == nil && p.ExecutionID == ex.ID {
+			continue // this execution's own
+		}
+		sts, _, err := client.Repositories.ListDeploymentStatuses(ctx, owner, name, d.GetID(), &gh.ListOptions{PerPage: 1})
+		if err != nil {
+			return "", false, fmt.Errorf("statuses of deployment %d: %w", d.GetID(), err)
+		}
+		// Newest first. In progress is not enough: a cancelled job leaves
+		// its deployment in progress for ever.
+		if len(sts) > 0 && (sts[0].GetState() == "success" || sts[0].GetState() == "inactive") {
+			return fmt.Sprintf("deployment %d of %s to %s", d.GetID(), ex.Tag, ex.StageName), true, nil
+		}
+	}
+	return "", false, nil
 }
 
 // checkStages fails early, before anything is released, when input stages
@@ -415,6 +452,8 @@ func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, eng
 		}
 		if strings.HasPrefix(ex.Reason, "handed off") {
 			res.handed[ex.StageName] = ex.Reason
+		} else if strings.HasPrefix(ex.Reason, "deployed before") {
+			res.reasons[ex.StageName] = ex.Reason + " (an earlier job)"
 		} else if ex.Outcome != "" && ex.Outcome != "succeeded" && ex.Reason != "" {
 			res.reasons[ex.StageName] = ex.Reason
 		}

@@ -515,9 +515,9 @@ func TestRunFromPullRequestClosedEvent(t *testing.T) {
 	if n := r.gh.Count("POST /repos/{owner}/{repo}/releases"); n != 1 {
 		t.Errorf("%d releases created; want 1", n)
 	}
-	// Without shared state the stages do go out again (README: use one of
-	// the two triggers, not both).
-	if got := r.target.stages(); !slices.Equal(got, []string{"qa", "prod", "qa", "prod"}) {
+	// Without shared state, the deployments on GitHub say the stages
+	// went out already: nothing goes out again.
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa", "prod"}) {
 		t.Errorf("triggered %v", got)
 	}
 	// On a runner that kept the state file (self-hosted), the merge is
@@ -1208,5 +1208,38 @@ func TestRunWaitFalseHandsOffDispatches(t *testing.T) {
 	}
 	if n := r.gh.Count(listRunsRoute) + r.gh.Count(getRunRoute); n != 0 {
 		t.Errorf("%d workflow run reads without waiting", n)
+	}
+}
+
+// A re-run of the job (a fresh runner: no state of the first) and the
+// second trigger of the same merge (push and pull_request workflows both
+// configured) find the deployments the first job made on GitHub and
+// deploy nothing twice; the release is the first job's.
+func TestRunTwiceDeploysOnce(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	first := r.runJob(t)
+	if first.code != 0 {
+		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
+	}
+	for _, rerun := range []struct {
+		name  string
+		event func(t *testing.T)
+	}{{"re-run of the push job", r.pushEvent}, {"the pull_request job of the same merge", r.prClosedEvent}} {
+		r.newJob(t, "4243")
+		rerun.event(t)
+		res := r.runJob(t)
+		if res.code != 0 {
+			t.Fatalf("%s: exit %d\n%s", rerun.name, res.code, res.log)
+		}
+		if got := r.target.stages(); !slices.Equal(got, []string{"qa", "prod"}) {
+			t.Fatalf("%s: triggered stages %v; want only the first job's [qa prod]", rerun.name, got)
+		}
+		wantOutputs(t, res, map[string]string{"version": "1.5.0", "tag": "v1.5.0", "deployed": "qa,prod"})
+		if !strings.Contains(res.summary, "deployed before") {
+			t.Errorf("%s: the step summary does not say the stages were deployed before:\n%s", rerun.name, res.summary)
+		}
+	}
+	if n := len(r.gh.Releases("acme/api")); n != 1 {
+		t.Errorf("%d releases; want 1", n)
 	}
 }

@@ -76,6 +76,11 @@ type Engine struct {
 	// trigger is accepted (Action mode on a runner that cannot learn the
 	// outcome).
 	HandOff func(config.Target) bool
+	// DeployedBefore, when set, is asked before a stage's trigger is sent
+	// whether the stage already runs the version, deployed by another
+	// process (Action mode: an earlier job or a re-run, whose state this
+	// job's fresh database does not have). It says how it knows.
+	DeployedBefore func(ctx context.Context, repo string, ex store.Execution) (how string, deployed bool, err error)
 
 	once    sync.Once
 	wake    chan struct{}

@@ -136,6 +136,22 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	if err != nil {
 		return e.conclude(ctx, r, s, ex, Failed, err.Error())
 	}
+	if e.DeployedBefore != nil && !ex.Rollback {
+		how, deployed, err := e.DeployedBefore(ctx, r.Repo, ex)
+		if err != nil {
+			// Not knowing is no reason to hold the deploy: the trigger's
+			// idempotency key guards what it can.
+			e.Log.Warn("could not tell whether the stage was deployed before", "run", r.ID, "stage", s.Name, "err", err)
+		} else if deployed {
+			ex.Outcome, ex.Reason = Succeeded, "deployed before: "+how
+			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
+				return ignoreFinished(err)
+			}
+			e.emit(r, s.Name, "passed", ex.Reason)
+			e.reported(ctx, r.ID)
+			return nil
+		}
+	}
 	p := deploy.Payload{
 		Repository: r.Repo, SHA: r.SHA, Version: ex.Version, Tag: ex.Tag, Stage: s.Name,
 		PullRequest: r.PR, RunID: r.ID, Attempt: ex.Attempt, CallbackURL: e.CallbackURL(ex.ID), Rollback: ex.Rollback,
