@@ -71,6 +71,20 @@ func TestAPICallsPerMerge(t *testing.T) {
 		if want := []string{"qa in_progress", "qa success", "prod in_progress", "prod success"}; !slices.Equal(shown, want) {
 			t.Errorf("%s: deployment statuses %v; want %v", label, shown, want)
 		}
+		// What the PR holds at the end: one sticky comment, one rollout
+		// check run (success), two successful deployments.
+		if n := len(r.gh.Comments(repo, m.pr)); n != 1 {
+			t.Errorf("%s: %d comments on the PR; want the one sticky comment", label, n)
+		}
+		var rollouts []githubtest.CheckRun
+		for _, cr := range r.gh.CheckRuns(repo, m.sha) {
+			if cr.Name == "shipbot/rollout" {
+				rollouts = append(rollouts, cr)
+			}
+		}
+		if len(rollouts) != 1 || rollouts[0].Conclusion != "success" {
+			t.Errorf("%s: rollout check runs %+v; want one, success", label, rollouts)
+		}
 		deps := deploymentsOf(r, tag)
 		if len(deps) != 2 {
 			t.Fatalf("%s: %d deployments of %s; want 2 (qa, prod)", label, len(deps), tag)
