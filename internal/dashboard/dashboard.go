@@ -41,6 +41,7 @@ type Store interface {
 	Executions(ctx context.Context, runID string) ([]store.Execution, error)
 	LoadRollout(ctx context.Context, pipelineKey string) ([]store.RolloutRun, error)
 	Frozen(ctx context.Context, pipelineKey string) (reason string, frozen bool, err error)
+	APICalls(ctx context.Context, runID string) (int, error)
 }
 
 // Dashboard holds the pages' dependencies.

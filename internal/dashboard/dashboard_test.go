@@ -201,6 +201,9 @@ var (
 func TestRunPageShowsHeaderTimelineAndExecutions(t *testing.T) {
 	f := newFixture(t)
 	d := &dashboard.Dashboard{Store: f.st}
+	if err := f.st.AddAPICalls(context.Background(), f.done.ID, 17); err != nil {
+		t.Fatal(err)
+	}
 	w := get(t, d, "/runs/"+f.done.ID)
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /runs/%s = %d\n%s", f.done.ID, w.Code, w.Body)
@@ -212,7 +215,7 @@ func TestRunPageShowsHeaderTimelineAndExecutions(t *testing.T) {
 		`<span class="chip st-released">released</span>`, `<span class="chip st-done">done</span>`,
 		"pipeline acme/api:api is frozen: &lt;b&gt;incident&lt;/b&gt; 42",
 		`<svg id="timeline"`, "Spinnaker execution TERMINAL", `href="https://spinnaker.example/pipelines/prod1"`,
-		`<span class="chip rb">rollback</span>`,
+		`<span class="chip rb">rollback</span>`, `<dd id="api-calls">17</dd>`,
 	)
 	// A finished run does not reload itself.
 	if strings.Contains(body, `http-equiv="refresh"`) {

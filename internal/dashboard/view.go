@@ -202,9 +202,11 @@ type runPageView struct {
 	// Verdict is what the merge handling said of the run: why a gate
 	// refused it, what was wrong with its configuration, notes. These
 	// texts are what the PR was already shown.
-	Reasons     []string
-	Problems    []string
-	Notes       []string
+	Reasons  []string
+	Problems []string
+	Notes    []string
+	// APICalls is what the merge has cost in GitHub API calls so far.
+	APICalls    int
 	Timeline    timeline
 	Legend      []struct{ Kind, Label string }
 	Executions  []execRow
@@ -260,6 +262,9 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 		if json.Unmarshal(rr.Summary, &sum) == nil {
 			v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, sum.Notes
 		}
+	}
+	if v.APICalls, err = d.Store.APICalls(ctx, rr.ID); err != nil {
+		return runPageView{}, err
 	}
 	v.Timeline = layout(rr, execs, bakes(rr), now)
 	for _, e := range execs {
