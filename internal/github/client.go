@@ -21,8 +21,8 @@ import (
 // DefaultBaseURL is the REST base URL of github.com.
 const DefaultBaseURL = "https://api.github.com/"
 
-// Options configures the clients. Only BaseURL, Base, Retry, Calls and
-// Logger matter to NewTokenClient.
+// Options configures the clients. Only BaseURL, Base, Retry, Calls, Logger
+// and Cache matter to NewTokenClient.
 type Options struct {
 	// BaseURL is the REST base URL (SHIPBOT_GITHUB_API_URL), including
 	// "/api/v3/" on GitHub Enterprise Server. Empty means DefaultBaseURL.
@@ -35,6 +35,11 @@ type Options struct {
 	Retry  RetryPolicy
 	Calls  *CallCounter
 	Logger *slog.Logger
+	// Cache bounds the conditional-request cache that saves rate limit on
+	// repeated reads (see etagcache.go); the zero value means 32 MiB in
+	// all, 1 MiB per response. One cache serves all installations of an
+	// Apps, one each NewTokenClient.
+	Cache CacheOptions
 }
 
 // Apps hands out clients for a GitHub App: one authenticated as the App
@@ -45,7 +50,8 @@ type Apps struct {
 	key     *rsa.PrivateKey
 	baseURL *url.URL
 	upload  *url.URL
-	tr      http.RoundTripper
+	tr      http.RoundTripper // retrying, counting transport
+	cached  http.RoundTripper // tr under the ETag cache, for installations
 	app     *gh.Client
 
 	mu sync.Mutex
@@ -71,24 +77,33 @@ func NewApps(opts Options) (*Apps, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := NewTransport(opts.Base, opts.Retry, opts.Calls, opts.Logger)
 	a := &Apps{
 		appID:         opts.AppID,
 		key:           key,
 		baseURL:       base,
 		upload:        upload,
-		tr:            NewTransport(opts.Base, opts.Retry, opts.Calls, opts.Logger),
+		tr:            tr,
+		cached:        newETagCache(tr, opts.Cache),
 		installations: make(map[int64]*gh.Client),
 	}
-	a.app = newClient(a.appsTransport(), a.baseURL, a.upload)
+	// The App client goes without the ETag cache: every request carries
+	// a freshly signed JWT, so no key would ever repeat.
+	a.app = newClient(a.appsTransport(a.tr), a.baseURL, a.upload)
 	return a, nil
 }
 
-// appsTransport returns a fresh JWT transport. Each installation gets its
-// own: ghinstallation writes the BaseURL and Client fields of the
+// appsTransport returns a fresh JWT transport over tr. Each installation
+// gets its own: ghinstallation writes the BaseURL and Client fields of the
 // AppsTransport it refreshes through while holding only that
 // installation's lock, so sharing one between installations is a data race.
-func (a *Apps) appsTransport() *ghinstallation.AppsTransport {
-	atr := ghinstallation.NewAppsTransportFromPrivateKey(a.tr, a.appID, a.key)
+//
+// An installation's ghinstallation.Transport sends both its API calls and
+// its token requests through the tr of the AppsTransport it is made from,
+// so for installations tr is the cached transport; the cache passes the
+// token POST through untouched (see etagCache).
+func (a *Apps) appsTransport(tr http.RoundTripper) *ghinstallation.AppsTransport {
+	atr := ghinstallation.NewAppsTransportFromPrivateKey(tr, a.appID, a.key)
 	atr.BaseURL = a.tokenBaseURL()
 	return atr
 }
@@ -116,7 +131,7 @@ func (a *Apps) Installation(id int64) (*gh.Client, error) {
 	if c, ok := a.installations[id]; ok {
 		return c, nil
 	}
-	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(), id)
+	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(a.cached), id)
 	itr.BaseURL = a.tokenBaseURL()
 	c := newClient(itr, a.baseURL, a.upload)
 	a.installations[id] = c
@@ -124,8 +139,9 @@ func (a *Apps) Installation(id int64) (*gh.Client, error) {
 }
 
 // NewTokenClient returns a client that authenticates with a fixed token,
-// e.g. the GITHUB_TOKEN of an Actions run, over the same retrying,
-// counting transport as the App clients.
+// e.g. the GITHUB_TOKEN of an Actions run, over the same ETag cache and
+// retrying, counting transport as the installation clients. go-github's
+// WithAuthToken sets Authorization above the cache, so the cache sees it.
 func NewTokenClient(opts Options, token string) (*gh.Client, error) {
 	if strings.TrimSpace(token) == "" {
 		return nil, errors.New("github token client: token is empty")
@@ -134,7 +150,7 @@ func NewTokenClient(opts Options, token string) (*gh.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := NewTransport(opts.Base, opts.Retry, opts.Calls, opts.Logger)
+	tr := newETagCache(NewTransport(opts.Base, opts.Retry, opts.Calls, opts.Logger), opts.Cache)
 	return newClient(tr, base, upload).WithAuthToken(token), nil
 }
 

@@ -5,14 +5,22 @@
 //	go-github (*gh.Client: REST paths, JSON, gh.ErrorResponse)
 //	  → ghinstallation (adds the App JWT, or an installation token that it
 //	    fetches, caches and refreshes shortly before expiry)
-//	    → retry/count transport (NewTransport: classifies, counts, retries)
-//	      → http.Transport (or Options.Base in tests)
+//	    → ETag cache (installation and token clients only: sends
+//	      If-None-Match on repeated GETs and turns a 304 back into the
+//	      stored 200; always asks GitHub, see etagcache.go)
+//	      → retry/count transport (NewTransport: classifies, counts, retries)
+//	        → http.Transport (or Options.Base in tests)
 //
 // The retry/count transport sits under ghinstallation on purpose: the
 // installation token requests that ghinstallation makes are then retried
 // and counted exactly like API calls, which matters because the per-merge
 // call budget counts token fetches too, and because a transient 502 on the
 // token endpoint would otherwise fail every call that needed the token.
+//
+// The ETag cache sits between the two: below the auth layer, because its
+// key includes the credential, and above the retry/count transport, so
+// that a 304 is retried, counted and recorded as the 304 it is before the
+// cache turns it into a 200 for go-github.
 //
 // Action mode (NewTokenClient) swaps ghinstallation for a static
 // "Authorization: Bearer" header and keeps the rest of the stack.
