@@ -8,16 +8,13 @@ package merge_test
 // every wait polls the store or the fake against a deadline.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -32,6 +29,7 @@ import (
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -56,18 +54,15 @@ gate:
   require_checks: true
 `
 
-// waitFor bounds every wait; tests finish far sooner.
-const waitFor = 20 * time.Second
-
 // world is one fake GitHub with one repository, and where the bot keeps its
 // database, so a restarted bot finds its state again.
 type world struct {
-	tb     testing.TB
-	gh     *githubtest.Server
-	dir    string
-	secret []byte
-	ids    atomic.Int64
-	logs   *syncBuffer
+	tb         testing.TB
+	gh         *githubtest.Server
+	db         string // the database file
+	secret     []byte
+	deliveries servicetest.Deliveries
+	logs       *servicetest.LogBuffer
 }
 
 // newWorld starts a schema-checked fake holding acme/api with files (the
@@ -78,48 +73,17 @@ func newWorld(tb testing.TB, files map[string]string) *world {
 	if files == nil {
 		files = map[string]string{"README.md": "# api\n", configFile: repoConfig}
 	}
+	// Cleanups run last-in first-out: every bot stops before the fake's
+	// schema log is checked, and that before the logs are dumped.
 	w := &world{
 		tb:     tb,
-		gh:     githubtest.New(githubtest.WithSchemaCheck()),
-		dir:    tb.TempDir(),
+		logs:   servicetest.NewLogBuffer(tb, 0),
+		gh:     servicetest.NewGitHub(tb, githubtest.WithSchemaCheck()),
+		db:     servicetest.DBPath(tb),
 		secret: []byte("webhook-secret"),
-		logs:   &syncBuffer{},
 	}
-	tb.Cleanup(func() {
-		// Runs after every bot has stopped (cleanups run last-in first-out).
-		for _, v := range w.gh.SchemaViolations() {
-			tb.Errorf("the fake answered outside GitHub's schema: %s", v)
-		}
-		w.gh.Close()
-		if tb.Failed() {
-			tb.Logf("service logs:\n%s", w.logs.String())
-		}
-	})
-	w.gh.AddRepo(repo, githubtest.RepoSpec{Files: files})
-	w.gh.SetPermission(repo, "alice", "write")
-	w.gh.SetPermission(repo, "bob", "write")
-	w.gh.SetBranchProtection(repo, "main", githubtest.BranchProtection{
-		RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
-	})
+	servicetest.SeedRepo(w.gh, repo, files)
 	return w
-}
-
-// syncBuffer collects the service's logs for a failing test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // botOptions vary how a bot is started.
@@ -136,9 +100,8 @@ type botOptions struct {
 // bot is the real service, started on a loopback port.
 type bot struct {
 	st   *store.SQLite
-	hook string
-	done chan error
-	stop func() // cancels; idempotent, never blocks
+	srv  *servicetest.Server
+	hook servicetest.Hook
 	once sync.Once
 	tb   testing.TB
 }
@@ -147,55 +110,32 @@ type bot struct {
 func (w *world) start(o botOptions) *bot {
 	tb := w.tb
 	tb.Helper()
-	if o.baseURL == "" {
-		o.baseURL = w.gh.URL()
-	}
 	if o.owner == "" {
 		o.owner = "bot"
-	}
-	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("bot", o.owner)
-	st, err := store.OpenSQLite(filepath.Join(w.dir, "shipbot.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := st.Migrate(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	apps, err := ghclient.NewApps(ghclient.Options{
-		BaseURL: o.baseURL, AppID: w.gh.AppID(), PrivateKey: w.gh.PrivateKeyPEM(), Base: o.base, Logger: log,
-	})
-	if err != nil {
-		tb.Fatal(err)
 	}
 	if o.pairWait == 0 {
 		o.pairWait = -1
 	}
+	log := slog.New(slog.NewTextHandler(w.logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("bot", o.owner)
+	st := servicetest.OpenStore(tb, w.db)
+	apps := servicetest.Apps(tb, w.gh, ghclient.Options{BaseURL: o.baseURL, Base: o.base, Logger: log})
 	parts := service.Bot{Store: st, Clients: apps, Log: log, Owner: o.owner, TokenKey: w.secret, PairWait: o.pairWait}.Build()
-	svc, err := service.New(service.Options{
+	srv := servicetest.Start(tb, servicetest.Listen(tb), service.Options{
 		Store: st, WebhookSecret: w.secret, Handlers: parts.Handlers, Loops: parts.Loops, Log: log, Owner: o.owner,
 		WorkerPoll: 10 * time.Millisecond,
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &bot{st: st, hook: "http://" + ln.Addr().String() + "/webhooks/github", done: make(chan error, 1), stop: cancel, tb: tb}
-	go func() { b.done <- svc.Serve(ctx, ln) }()
+	b := &bot{st: st, srv: srv, hook: srv.Hook(), tb: tb}
 	tb.Cleanup(b.shutdown)
 	return b
 }
 
+// stop cancels the service; it never blocks (a crash calls it).
+func (b *bot) stop() { b.srv.Cancel() }
+
 // shutdown stops the service, waits for it and closes the store.
 func (b *bot) shutdown() {
 	b.once.Do(func() {
-		b.stop()
-		if err := <-b.done; err != nil {
-			b.tb.Errorf("serve: %v", err)
-		}
+		b.srv.Stop()
 		if err := b.st.Close(); err != nil {
 			b.tb.Errorf("close store: %v", err)
 		}
@@ -203,60 +143,29 @@ func (b *bot) shutdown() {
 }
 
 // delivery is one webhook delivery.
-type delivery struct {
-	event, id string
-	body      []byte
-}
-
-func (w *world) newDelivery(event string, body []byte) delivery {
-	return delivery{event: event, id: fmt.Sprintf("delivery-%d", w.ids.Add(1)), body: body}
-}
+type delivery = servicetest.Delivery
 
 // redelivery is what GitHub's "Redeliver" button sends: the same payload
 // under a new delivery id.
-func (w *world) redelivery(d delivery) delivery { return w.newDelivery(d.event, d.body) }
+func (w *world) redelivery(d delivery) delivery { return w.deliveries.New(d.Event, d.Body) }
 
 // send delivers d, signed, and returns the HTTP status.
-func (b *bot) send(w *world, d delivery) int {
-	w.tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	resp, err := githubtest.Deliver(ctx, b.hook, d.event, d.id, d.body, w.secret)
-	if err != nil {
-		w.tb.Fatalf("deliver %s %s: %v", d.event, d.id, err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode
+func (b *bot) send(d delivery) int {
+	b.tb.Helper()
+	return b.hook.Send(b.tb, d)
 }
 
 // sendAll delivers ds and requires GitHub-style acknowledgements.
-func (b *bot) sendAll(w *world, ds ...delivery) {
-	w.tb.Helper()
-	for _, d := range ds {
-		if code := b.send(w, d); code != http.StatusAccepted && code != http.StatusOK {
-			w.tb.Fatalf("delivery %s (%s) answered %d", d.id, d.event, code)
-		}
-	}
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+func (b *bot) sendAll(ds ...delivery) {
+	b.tb.Helper()
+	b.hook.SendOK(b.tb, ds...)
 }
 
 // waitRun waits until the run of sha reached its verdict and returns it.
 func (b *bot) waitRun(sha string) store.Run {
 	b.tb.Helper()
 	var r store.Run
-	eventually(b.tb, "the run of "+sha[:7]+" is decided", func() bool {
+	servicetest.Eventually(b.tb, "the run of "+sha[:7]+" is decided", func() bool {
 		var err error
 		r, err = b.st.RunBySHA(context.Background(), repo, sha)
 		return err == nil && !r.Open()
@@ -270,10 +179,7 @@ func (b *bot) waitRun(sha string) store.Run {
 func (b *bot) waitProcessed(ds ...delivery) {
 	b.tb.Helper()
 	for _, d := range ds {
-		eventually(b.tb, "delivery "+d.id+" is processed", func() bool {
-			got, err := b.st.GetDelivery(context.Background(), d.id)
-			return err == nil && (got.Status == store.StatusDone || got.Status == store.StatusIgnored)
-		})
+		servicetest.WaitProcessed(b.tb, b.st, d.ID)
 	}
 }
 
@@ -299,8 +205,8 @@ func (w *world) merge(n int) merged {
 	sha := w.gh.Merge(repo, n, "alice")
 	return merged{
 		pr: n, sha: sha, before: before,
-		closed: w.newDelivery("pull_request", w.gh.PullRequestEvent(owner, name, n, "closed")),
-		push:   w.newDelivery("push", w.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
+		closed: w.deliveries.New("pull_request", w.gh.PullRequestEvent(owner, name, n, "closed")),
+		push:   w.deliveries.New("push", w.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
 	}
 }
 
@@ -408,20 +314,20 @@ func TestApprovedMergeReleasesOnce(t *testing.T) {
 			if tc.pushFirst {
 				first, second = second, first
 			}
-			b.sendAll(w, first, second)
+			b.sendAll(first, second)
 			// GitHub's redeliveries: the same id again (acknowledged, not
 			// stored twice) and the same payload under a new id.
-			if code := b.send(w, first); code != http.StatusOK {
+			if code := b.send(first); code != http.StatusOK {
 				t.Errorf("redelivery under the same id answered %d; want 200", code)
 			}
-			if code := b.send(w, second); code != http.StatusOK {
+			if code := b.send(second); code != http.StatusOK {
 				t.Errorf("redelivery under the same id answered %d; want 200", code)
 			}
 			again1, again2 := w.redelivery(first), w.redelivery(second)
-			b.sendAll(w, again1, again2)
+			b.sendAll(again1, again2)
 			// The push of the bot's own tag is ignored.
-			tagPush := w.newDelivery("push", w.gh.PushEvent(owner, name, "refs/tags/v0.1.0", "0000000000000000000000000000000000000000", m.sha))
-			b.sendAll(w, tagPush)
+			tagPush := w.deliveries.New("push", w.gh.PushEvent(owner, name, "refs/tags/v0.1.0", "0000000000000000000000000000000000000000", m.sha))
+			b.sendAll(tagPush)
 
 			r := b.waitRun(m.sha)
 			b.waitProcessed(first, second, again1, again2, tagPush)
@@ -462,7 +368,7 @@ func TestOneDeliveryIsEnough(t *testing.T) {
 			w := newWorld(t, nil)
 			b := w.start(botOptions{})
 			m := w.approvedMerge("feat: add /healthz")
-			b.sendAll(w, tc.which(m))
+			b.sendAll(tc.which(m))
 			r := b.waitRun(m.sha)
 			if r.State != store.RunReleased || r.Tag != "v0.1.0" {
 				t.Fatalf("run = %s %s; want released v0.1.0", r.State, r.Tag)
@@ -518,7 +424,7 @@ func TestRefusedMerges(t *testing.T) {
 			land: func(w *world) (string, []delivery) {
 				before := w.gh.BranchSHA(repo, "main")
 				sha := w.gh.AddCommit(repo, "main", "hotfix straight to main", map[string]string{"hotfix.txt": "x\n"})
-				return sha, []delivery{w.newDelivery("push", w.gh.PushEvent(owner, name, "refs/heads/main", before, sha))}
+				return sha, []delivery{w.deliveries.New("push", w.gh.PushEvent(owner, name, "refs/heads/main", before, sha))}
 			},
 			want: []string{"without a reviewed pull request"},
 		},
@@ -528,7 +434,7 @@ func TestRefusedMerges(t *testing.T) {
 			w := newWorld(t, nil)
 			b := w.start(botOptions{})
 			sha, ds := tc.land(w)
-			b.sendAll(w, ds...)
+			b.sendAll(ds...)
 			r := b.waitRun(sha)
 			b.waitProcessed(ds...)
 			if r.State != store.RunRefused || r.Version != "" {
@@ -584,22 +490,21 @@ func TestBurstOfMergesKeepsMergeOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			ctx, cancel := context.WithTimeout(context.Background(), servicetest.DefaultLimit)
 			defer cancel()
-			resp, err := githubtest.Deliver(ctx, b.hook, d.event, d.id, d.body, w.secret)
+			code, err := b.hook.Post(ctx, d)
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
+			codes[i] = code
 		}()
 	}
 	close(start)
 	wg.Wait()
 	for i, c := range codes {
 		if c != http.StatusAccepted {
-			t.Fatalf("delivery %s answered %d; want 202", all[i].id, c)
+			t.Fatalf("delivery %s answered %d; want 202", all[i].ID, c)
 		}
 	}
 	for _, m := range merges {
@@ -660,7 +565,7 @@ func TestInvalidConfigReleasesNothing(t *testing.T) {
 	w.gh.SetStatus(repo, w.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
 	w.gh.AddReview(repo, n, "bob", "APPROVED", "")
 	m := w.merge(n)
-	b.sendAll(w, m.closed, m.push)
+	b.sendAll(m.closed, m.push)
 	r := b.waitRun(m.sha)
 	if r.State != store.RunInvalid {
 		t.Errorf("run %s; want invalid", r.State)
@@ -685,7 +590,7 @@ func TestNoConfigIsNeutral(t *testing.T) {
 	w := newWorld(t, map[string]string{"README.md": "# api\n"})
 	b := w.start(botOptions{})
 	m := w.approvedMerge("feat: something")
-	b.sendAll(w, m.closed, m.push)
+	b.sendAll(m.closed, m.push)
 	r := b.waitRun(m.sha)
 	if r.State != store.RunSkipped {
 		t.Errorf("run %s; want skipped", r.State)
@@ -716,7 +621,7 @@ func TestVersionBumps(t *testing.T) {
 	}
 	for _, s := range steps {
 		m := w.approvedMerge(s.title, s.labels...)
-		b.sendAll(w, m.closed, m.push)
+		b.sendAll(m.closed, m.push)
 		r := b.waitRun(m.sha)
 		if s.tag == "" {
 			if r.State != store.RunSkipped || len(w.tagsOn(m.sha)) != 0 {
@@ -789,13 +694,13 @@ func TestCrashSafety(t *testing.T) {
 			ct := &crashTransport{forward: tc.forward}
 			b1 := w.start(botOptions{base: ct, owner: "bot-1"})
 			first := w.approvedMerge("fix: first")
-			b1.sendAll(w, first.closed)
+			b1.sendAll(first.closed)
 			b1.waitRun(first.sha)
 
 			m := w.approvedMerge("feat: second")
 			ct.arm(b1.stop)
-			b1.sendAll(w, m.closed)
-			eventually(t, "the first bot crashed at the release", ct.crashed.Load)
+			b1.sendAll(m.closed)
+			servicetest.Eventually(t, "the first bot crashed at the release", ct.crashed.Load)
 			b1.shutdown()
 
 			r, err := w.storeRun(m.sha)
@@ -834,10 +739,10 @@ func TestCrashSafety(t *testing.T) {
 		// unknown, so the transport does not retry the POST and the run
 		// stays "releasing" with its version.
 		w.gh.FailNext(releasesAPI, http.StatusBadGateway, 1)
-		b.sendAll(w, m.closed)
+		b.sendAll(m.closed)
 		var r store.Run
-		eventually(t, "the failed attempt is recorded", func() bool {
-			d, err := b.st.GetDelivery(context.Background(), m.closed.id)
+		servicetest.Eventually(t, "the failed attempt is recorded", func() bool {
+			d, err := b.st.GetDelivery(context.Background(), m.closed.ID)
 			return err == nil && d.LastError != ""
 		})
 		r, _ = b.st.RunBySHA(context.Background(), repo, m.sha)
@@ -845,7 +750,7 @@ func TestCrashSafety(t *testing.T) {
 			t.Fatalf("version persisted before the release: %q; want 0.1.0", r.Version)
 		}
 		// The push delivery (or the retry) takes the run up again.
-		b.sendAll(w, m.push)
+		b.sendAll(m.push)
 		got := b.waitRun(m.sha)
 		if got.State != store.RunReleased || got.Version != r.Version {
 			t.Errorf("run %s %s; want released %s", got.State, got.Version, r.Version)
@@ -870,7 +775,7 @@ func TestCrashSafety(t *testing.T) {
 		}
 		w.gh.ResetRequests()
 		b := w.start(botOptions{})
-		b.sendAll(w, m.push, m.closed)
+		b.sendAll(m.push, m.closed)
 		r := b.waitRun(m.sha)
 		b.waitProcessed(m.push, m.closed)
 		if r.State != store.RunReleased || r.Tag != "v0.1.0" {
@@ -890,7 +795,7 @@ func TestCrashSafety(t *testing.T) {
 
 // storeRun reads a run while no bot runs, from the world's database.
 func (w *world) storeRun(sha string) (store.Run, error) {
-	st, err := store.OpenSQLite(filepath.Join(w.dir, "shipbot.db"))
+	st, err := store.OpenSQLite(w.db)
 	if err != nil {
 		return store.Run{}, err
 	}
@@ -901,11 +806,7 @@ func (w *world) storeRun(sha string) (store.Run, error) {
 // installationClient is a client of the App's installation, for set-up
 // writes a test makes as someone else would.
 func (w *world) installationClient(tb testing.TB) *gh.Client {
-	apps, err := ghclient.NewApps(ghclient.Options{BaseURL: w.gh.URL(), AppID: w.gh.AppID(), PrivateKey: w.gh.PrivateKeyPEM(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c, err := apps.Installation(w.gh.InstallationID())
+	c, err := servicetest.Apps(tb, w.gh, ghclient.Options{}).Installation(w.gh.InstallationID())
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -930,7 +831,7 @@ func TestForeignTagIsSteppedPast(t *testing.T) {
 			hook := &beforeRelease{}
 			b := w.start(botOptions{base: hook})
 			first := w.approvedMerge("fix: first")
-			b.sendAll(w, first.closed, first.push)
+			b.sendAll(first.closed, first.push)
 			b.waitRun(first.sha)
 
 			m := w.approvedMerge("fix: second")
@@ -943,16 +844,16 @@ func TestForeignTagIsSteppedPast(t *testing.T) {
 						t.Errorf("foreign release: %v", err)
 					}
 				})
-				b.sendAll(w, m.closed)
-				eventually(t, "the release creation met the foreign tag", func() bool {
-					d, err := b.st.GetDelivery(context.Background(), m.closed.id)
+				b.sendAll(m.closed)
+				servicetest.Eventually(t, "the release creation met the foreign tag", func() bool {
+					d, err := b.st.GetDelivery(context.Background(), m.closed.ID)
 					return err == nil && strings.Contains(d.LastError, "tag already exists on another commit")
 				})
 				// The next delivery (or the retry) takes the run up again.
-				b.sendAll(w, m.push)
+				b.sendAll(m.push)
 			} else {
 				w.gh.AddTag(repo, "v0.1.1", other)
-				b.sendAll(w, m.push, m.closed)
+				b.sendAll(m.push, m.closed)
 			}
 			r := b.waitRun(m.sha)
 			if r.State != store.RunReleased || r.Tag != "v0.1.2" {
@@ -1007,7 +908,7 @@ func TestAPICallsPerMerge(t *testing.T) {
 	count := func(label string, m merged, bound int) map[string]int {
 		t.Helper()
 		w.gh.ResetRequests()
-		b.sendAll(w, m.closed, m.push)
+		b.sendAll(m.closed, m.push)
 		b.waitRun(m.sha)
 		b.waitProcessed(m.closed, m.push)
 		reqs := w.gh.Requests()
@@ -1087,7 +988,7 @@ func roundTrips(tb testing.TB, w *world, b *bot, m merged, d delivery) int {
 	w.gh.SetLatency(20 * time.Millisecond)
 	defer w.gh.SetLatency(0)
 	w.gh.ResetRequests()
-	b.sendAll(w, d)
+	b.sendAll(d)
 	b.waitRun(m.sha)
 	n, err := criticalPath(w.gh.Requests(), releasesAPI)
 	if err != nil {
@@ -1103,7 +1004,7 @@ func TestCriticalPathRoundTrips(t *testing.T) {
 	w := newWorld(t, nil)
 	b := w.start(botOptions{})
 	warm := w.approvedMerge("fix: warm-up")
-	b.sendAll(w, warm.closed, warm.push)
+	b.sendAll(warm.closed, warm.push)
 	b.waitRun(warm.sha)
 
 	m := w.approvedMerge("feat: measured")
@@ -1128,7 +1029,7 @@ func BenchmarkMergeToRelease(b *testing.B) {
 	w := newWorld(b, nil)
 	bt := w.start(botOptions{})
 	warm := w.approvedMerge("fix: warm-up")
-	bt.sendAll(w, warm.closed, warm.push)
+	bt.sendAll(warm.closed, warm.push)
 	bt.waitRun(warm.sha)
 	var trips, calls int
 	b.ResetTimer()
@@ -1137,7 +1038,7 @@ func BenchmarkMergeToRelease(b *testing.B) {
 		m := w.approvedMerge(fmt.Sprintf("fix: change %d", i))
 		b.StartTimer()
 		trips += roundTrips(b, w, bt, m, m.closed)
-		bt.sendAll(w, m.push)
+		bt.sendAll(m.push)
 		bt.waitProcessed(m.closed, m.push)
 		calls += len(w.gh.Requests())
 	}
@@ -1152,7 +1053,7 @@ func TestGHES(t *testing.T) {
 	w := newWorld(t, nil)
 	b := w.start(botOptions{baseURL: w.gh.GHESURL()})
 	m := w.approvedMerge("feat: enterprise")
-	b.sendAll(w, m.closed, m.push)
+	b.sendAll(m.closed, m.push)
 	r := b.waitRun(m.sha)
 	if r.State != store.RunReleased {
 		t.Fatalf("run %s; want released", r.State)
@@ -1173,7 +1074,7 @@ func TestGHES(t *testing.T) {
 	// The notes of a later release link the comparison on the server's
 	// own web UI, not on github.com.
 	next := w.approvedMerge("fix: enterprise too")
-	b.sendAll(w, next.push, next.closed)
+	b.sendAll(next.push, next.closed)
 	b.waitRun(next.sha)
 	w.assertReleased(next, "v0.1.1")
 	wantLink := w.gh.WebURL() + repo + "/compare/v0.1.0...v0.1.1"
@@ -1192,11 +1093,11 @@ func TestPreview(t *testing.T) {
 	n := w.pr("feat: preview me")
 	head := w.gh.PullRequest(repo, n).HeadSHA
 	event := func(action string) delivery {
-		return w.newDelivery("pull_request", w.gh.PullRequestEvent(owner, name, n, action))
+		return w.deliveries.New("pull_request", w.gh.PullRequestEvent(owner, name, n, action))
 	}
 	step := func(d delivery) githubtest.CheckRun {
 		t.Helper()
-		b.sendAll(w, d)
+		b.sendAll(d)
 		b.waitProcessed(d)
 		return w.onlyCheck(head, preview)
 	}
@@ -1206,7 +1107,7 @@ func TestPreview(t *testing.T) {
 		t.Errorf("preview before review: %s/%s %q\n%s", cr.Status, cr.Conclusion, cr.Title, cr.Summary)
 	}
 	id := w.gh.AddReview(repo, n, "bob", "APPROVED", "")
-	cr2 := step(w.newDelivery("pull_request_review", w.gh.ReviewEvent(owner, name, n, id, "submitted")))
+	cr2 := step(w.deliveries.New("pull_request_review", w.gh.ReviewEvent(owner, name, n, id, "submitted")))
 	if cr2.ID != cr.ID || cr2.Updates < 1 {
 		t.Errorf("the review made check run %d (updates %d); want check run %d edited", cr2.ID, cr2.Updates, cr.ID)
 	}
@@ -1223,8 +1124,8 @@ func TestPreview(t *testing.T) {
 	}
 
 	newHead := w.gh.PushToPullRequest(repo, n, "more", map[string]string{"more.txt": "more\n"})
-	b.sendAll(w, event("synchronize"))
-	eventually(t, "a preview on the new head", func() bool {
+	b.sendAll(event("synchronize"))
+	servicetest.Eventually(t, "a preview on the new head", func() bool {
 		_, ok := w.gh.CheckRun(repo, newHead, preview)
 		return ok
 	})
@@ -1256,7 +1157,7 @@ func TestMergeWaitsForItsOtherDelivery(t *testing.T) {
 			b := w.start(botOptions{pairWait: time.Minute})
 			// An earlier merge the bot knows, so history needs no look.
 			m0 := w.approvedMerge("fix: zero")
-			b.sendAll(w, m0.closed, m0.push)
+			b.sendAll(m0.closed, m0.push)
 			b.waitRun(m0.sha)
 			m := w.approvedMerge("fix: one")
 			first, second := m.closed, m.push
@@ -1264,13 +1165,13 @@ func TestMergeWaitsForItsOtherDelivery(t *testing.T) {
 				first, second = second, first
 			}
 			w.gh.ResetRequests()
-			b.sendAll(w, first)
+			b.sendAll(first)
 			b.waitProcessed(first)
 			time.Sleep(200 * time.Millisecond) // the other delivery is a moment late
 			if r, err := w.storeRun(m.sha); err != nil || r.State != store.RunPending {
 				t.Fatalf("run before its other delivery: %+v, %v; want it pending", r, err)
 			}
-			b.sendAll(w, second)
+			b.sendAll(second)
 			r := b.waitRun(m.sha)
 			if r.State != store.RunReleased || r.Tag != "v0.1.1" {
 				t.Fatalf("run = %s %s; want released v0.1.1", r.State, r.Tag)
@@ -1285,7 +1186,7 @@ func TestMergeWaitsForItsOtherDelivery(t *testing.T) {
 		w := newWorld(t, nil)
 		b := w.start(botOptions{pairWait: 300 * time.Millisecond})
 		m := w.approvedMerge("fix: lonely")
-		b.sendAll(w, m.push)
+		b.sendAll(m.push)
 		if r := b.waitRun(m.sha); r.State != store.RunReleased {
 			t.Fatalf("run = %s; want released after the wait", r.State)
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -41,6 +40,7 @@ import (
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/report"
 	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -170,11 +170,12 @@ type env struct {
 	spin  *spinnaker
 	st    *store.SQLite
 	base  string // the service's URL (SHIPBOT_PUBLIC_URL)
+	hook  servicetest.Hook
 	parts service.Parts
 	clock *clock
-	logs  *syncBuffer
+	logs  *servicetest.LogBuffer
 	obs   *observer
-	ids   atomic.Int64
+	ids   servicetest.Deliveries
 	stop  func()
 }
 
@@ -195,23 +196,10 @@ func newEnv(t *testing.T, o options) *env {
 	if o.env == nil {
 		o.env = secretEnv
 	}
-	e := &env{t: t, logs: &syncBuffer{}, obs: &observer{}, clock: &clock{}}
-	e.gh = githubtest.New(githubtest.WithSchemaCheck())
-	t.Cleanup(func() {
-		for _, v := range e.gh.SchemaViolations() {
-			t.Errorf("the fake answered outside GitHub's schema: %s", v)
-		}
-		e.gh.Close()
-		if t.Failed() {
-			t.Logf("service logs:\n%s", e.logs.String())
-		}
-	})
-	e.gh.AddRepo(repo, githubtest.RepoSpec{Files: map[string]string{"README.md": "# api\n", configFile: o.config}})
-	e.gh.SetPermission(repo, "alice", "write")
-	e.gh.SetPermission(repo, "bob", "write")
-	e.gh.SetBranchProtection(repo, "main", githubtest.BranchProtection{
-		RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
-	})
+	e := &env{t: t, obs: &observer{}, clock: &clock{}}
+	e.logs = servicetest.NewLogBuffer(t, 0)
+	e.gh = servicetest.NewGitHub(t, githubtest.WithSchemaCheck())
+	servicetest.SeedRepo(e.gh, repo, map[string]string{"README.md": "# api\n", configFile: o.config})
 
 	e.spin = newSpinnaker(t, o.constraints)
 	e.spin.setDecide(o.decide)
@@ -225,24 +213,10 @@ func newEnv(t *testing.T, o options) *env {
 	}
 
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, servicetest.DBPath(t))
 	e.st = st
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	apps, err := ghclient.NewApps(ghclient.Options{
-		BaseURL: e.gh.URL(), AppID: e.gh.AppID(), PrivateKey: e.gh.PrivateKeyPEM(), Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log})
+	ln := servicetest.Listen(t)
 	e.base = "http://" + ln.Addr().String()
 	e.parts = service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
@@ -265,23 +239,16 @@ func newEnv(t *testing.T, o options) *env {
 	if o.prepare != nil {
 		o.prepare(e)
 	}
-	svc, err := service.New(service.Options{
+	srv := servicetest.Start(t, ln, service.Options{
 		Store: st, WebhookSecret: []byte(webhookSecret), Handlers: e.parts.Handlers, Loops: e.parts.Loops,
 		Routes: []func(*echo.Echo){e.parts.Routes}, Log: log, Owner: "test", WorkerPoll: 250 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, ln) }()
+	e.hook = srv.Hook()
+	e.hook.Timeout = waitFor
 	var once sync.Once
 	e.stop = func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("serve: %v", err)
-			}
+			srv.Stop()
 			e.parts.Reporter.Wait()
 			if err := st.Close(); err != nil {
 				t.Errorf("close store: %v", err)
@@ -290,24 +257,6 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	t.Cleanup(e.stop)
 	return e
-}
-
-// syncBuffer collects the service's logs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // clock is the engine's clock: real time shifted by an offset the test
@@ -360,17 +309,11 @@ func (o *observer) index(run, stage, what string) int {
 	return -1
 }
 
+// patience is how every wait here polls: every 10ms, for up to waitFor.
+var patience = servicetest.Wait{Limit: waitFor, Interval: 10 * time.Millisecond}
+
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+var eventually = patience.Eventually
 
 // idle waits until the engine has read its clock n more times, that is
 // until it has stepped the pipelines again several times (each step reads
@@ -384,28 +327,15 @@ func (e *env) idle(n int64) {
 // deliver sends a signed delivery and returns its id.
 func (e *env) deliver(event string, body []byte) string {
 	e.t.Helper()
-	id := fmt.Sprintf("delivery-%d", e.ids.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
-	defer cancel()
-	resp, err := githubtest.Deliver(ctx, e.base+"/webhooks/github", event, id, body, []byte(webhookSecret))
-	if err != nil {
-		e.t.Fatalf("deliver %s: %v", event, err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
-		e.t.Fatalf("delivery %s (%s) answered %d", id, event, resp.StatusCode)
-	}
-	return id
+	d := e.ids.New(event, body)
+	e.hook.SendOK(e.t, d)
+	return d.ID
 }
 
 // waitDelivery waits until the worker has handled delivery id.
 func (e *env) waitDelivery(id string) {
 	e.t.Helper()
-	eventually(e.t, "delivery "+id+" is processed", func() bool {
-		d, err := e.st.GetDelivery(context.Background(), id)
-		return err == nil && (d.Status == store.StatusDone || d.Status == store.StatusIgnored)
-	})
+	patience.Processed(e.t, e.st, id)
 }
 
 // merged is one merge.

@@ -148,7 +148,7 @@ func deploymentEnv(tb testing.TB, r *rig, path string) string {
 // its summary (and the PR's comment) contains line.
 func (r *rig) waitShown(m merged, line string) {
 	r.tb.Helper()
-	eventually(r.tb, waitLimit, "the PR shows "+line, func() bool {
+	eventually(r.tb, "the PR shows "+line, func() bool {
 		cr, ok := r.gh.CheckRun(repo, m.sha, "shipbot/rollout")
 		if !ok || cr.Status != "completed" || !strings.Contains(cr.Summary, line) {
 			return false

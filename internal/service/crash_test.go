@@ -81,7 +81,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	land(total) // the rest
 	r.waitRolloutsDone(db, total, waitLimit)
-	eventually(t, waitLimit, "the target has every outcome reported", r.target.allReported)
+	eventually(t, "the target has every outcome reported", r.target.allReported)
 	p.stop()
 
 	trigs, _ := r.target.snapshot()

@@ -64,7 +64,7 @@ func (r *rig) mergeToTrigger(d delivery, n int) (int, []string, []githubtest.Req
 	r.gh.ResetRequests()
 	r.send(d)
 	var at time.Time
-	eventually(r.tb, waitLimit, "the first trigger of "+tagFor(n), func() bool {
+	eventually(r.tb, "the first trigger of "+tagFor(n), func() bool {
 		var ok bool
 		at, ok = r.target.firstTrigger(tagFor(n))
 		return ok

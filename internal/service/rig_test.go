@@ -9,7 +9,6 @@ package service_test
 // wait polls against a deadline.
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,13 +16,11 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -38,6 +35,7 @@ import (
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -113,9 +111,9 @@ type rig struct {
 	target  *target
 	front   *front
 	targets config.Targets
-	logs    *syncBuffer
+	logs    *servicetest.LogBuffer
 	logFile io.Writer
-	ids     atomic.Int64
+	ids     servicetest.Deliveries
 	gen     atomic.Int64
 
 	url string // where the service is reached: the front, or the process (direct)
@@ -134,13 +132,17 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		now := time.Now().Truncate(time.Second)
 		ghOpts = append(ghOpts, githubtest.WithClock(func() time.Time { return now }))
 	}
+	// Cleanups run last-in first-out: every process stops (registered
+	// later, by start) before the target and the front close (registered
+	// below), and those before the fake's schema log is checked and the
+	// logs' tail is dumped.
 	r := &rig{
 		tb:     tb,
 		opts:   o,
-		gh:     githubtest.New(ghOpts...),
-		dbPath: filepath.Join(dbDir(tb), "shipbot.db"),
+		logs:   servicetest.NewLogBuffer(tb, 64<<10),
+		gh:     servicetest.NewGitHub(tb, ghOpts...),
+		dbPath: servicetest.DBPath(tb),
 		secret: []byte("webhook-secret-and-token-key"),
-		logs:   &syncBuffer{},
 	}
 	if f := os.Getenv("SHIPBOT_TEST_LOG"); f != "" {
 		if fh, err := os.Create(f + "." + strings.ReplaceAll(tb.Name(), "/", "_")); err == nil {
@@ -161,66 +163,27 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		tb.Fatal(err)
 	}
 	r.targets = targets
-	// Cleanups run last-in first-out: every process stops (registered
-	// later, by start) before the target, the front and the fake close.
 	tb.Cleanup(func() {
 		r.target.close()
 		r.front.srv.Close()
-		if o.schema {
-			for _, v := range r.gh.SchemaViolations() {
-				tb.Errorf("the fake answered outside GitHub's schema: %s", v)
-			}
-		}
-		r.gh.Close()
-		if tb.Failed() {
-			logs := r.logs.String()
-			if len(logs) > 64<<10 {
-				logs = "…\n" + logs[len(logs)-64<<10:]
-			}
-			tb.Logf("service logs (tail):\n%s", logs)
-		}
 	})
-	r.gh.AddRepo(repo, githubtest.RepoSpec{Files: map[string]string{
+	servicetest.SeedRepo(r.gh, repo, map[string]string{
 		"README.md":           "# api\n",
 		".github/shipbot.yml": repoConfig(o.concurrency),
-	}})
-	r.gh.SetPermission(repo, "alice", "write")
-	r.gh.SetPermission(repo, "bob", "write")
-	r.gh.SetBranchProtection(repo, "main", githubtest.BranchProtection{
-		RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
 	})
 	return r
 }
 
-// syncBuffer collects the service's logs for a failing test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is one shipbot process.
 type proc struct {
-	r      *rig
-	owner  string
-	st     *store.SQLite
-	parts  service.Parts
-	kill   *killSwitch
-	back   *backend
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
+	r     *rig
+	owner string
+	st    *store.SQLite
+	parts service.Parts
+	srv   *servicetest.Server
+	kill  *killSwitch
+	back  *backend
+	once  sync.Once
 }
 
 // start runs a new process on the rig's database, as `bot serve` wires it,
@@ -234,17 +197,8 @@ func (r *rig) start() *proc {
 		logw = io.MultiWriter(r.logs, r.logFile)
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: r.opts.logLevel})).With("proc", owner)
-	st, err := store.OpenSQLite(r.dbPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := st.Migrate(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st := servicetest.OpenStore(tb, r.dbPath)
+	ln := servicetest.Listen(tb)
 	public := r.front.srv.URL
 	if r.opts.direct {
 		if r.gen.Load() > 1 {
@@ -254,30 +208,19 @@ func (r *rig) start() *proc {
 		r.url = public
 	}
 	kill := newKillSwitch()
-	apps, err := ghclient.NewApps(ghclient.Options{
-		BaseURL: r.gh.URL(), AppID: r.gh.AppID(), PrivateKey: r.gh.PrivateKeyPEM(),
-		Base: kill.transport(http.DefaultTransport), Logger: log,
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.transport(http.DefaultTransport), Logger: log})
 	parts := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
 		PublicURL: public, TokenKey: r.secret, Version: "test",
 		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
 		ReportDelay: r.opts.reportDelay,
 	}.Build()
-	svc, err := service.New(service.Options{
+	srv := servicetest.Start(tb, ln, service.Options{
 		Store: st, WebhookSecret: r.secret, Handlers: parts.Handlers, Loops: parts.Loops,
 		Routes: []func(*echo.Echo){parts.Routes}, Log: log, Owner: owner,
 	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &proc{r: r, owner: owner, st: st, parts: parts, kill: kill, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- svc.Serve(ctx, ln) }()
-	p.back = r.front.attach("http://" + ln.Addr().String())
+	p := &proc{r: r, owner: owner, st: st, parts: parts, srv: srv, kill: kill}
+	p.back = r.front.attach(srv.URL)
 	tb.Cleanup(p.stop)
 	return p
 }
@@ -288,10 +231,7 @@ func (r *rig) start() *proc {
 func (p *proc) stop() {
 	p.once.Do(func() {
 		p.r.front.detach(p.back, false)
-		p.cancel()
-		if err := <-p.done; err != nil {
-			p.r.tb.Errorf("%s: serve: %v", p.owner, err)
-		}
+		p.srv.Stop()
 		p.parts.Reporter.Wait()
 		if err := p.st.Close(); err != nil {
 			p.r.tb.Errorf("%s: close store: %v", p.owner, err)
@@ -316,8 +256,7 @@ func (p *proc) crash() {
 		_ = p.st.Close() // errors are expected: the process is dying
 		p.kill.kill()
 		p.r.front.detach(p.back, true)
-		p.cancel()
-		<-p.done // an error from a dying process means nothing
+		p.srv.Kill() // an error from a dying process means nothing
 		p.parts.Reporter.Wait()
 		expireLeases(p.r.tb, p.r.dbPath)
 	})
@@ -453,10 +392,7 @@ func (f *front) detach(b *backend, cut bool) {
 }
 
 // delivery is one webhook delivery.
-type delivery struct {
-	event, id string
-	body      []byte
-}
+type delivery = servicetest.Delivery
 
 // merged is one merge and the two deliveries GitHub sends for it.
 type merged struct {
@@ -464,10 +400,6 @@ type merged struct {
 	sha, before string
 	closed      delivery
 	push        delivery
-}
-
-func (r *rig) newDelivery(event string, body []byte) delivery {
-	return delivery{event: event, id: fmt.Sprintf("delivery-%d", r.ids.Add(1)), body: body}
 }
 
 // approvedMerge opens a pull request by alice with green CI, has bob
@@ -481,8 +413,8 @@ func (r *rig) approvedMerge(title string) merged {
 	sha := r.gh.Merge(repo, n, "alice")
 	return merged{
 		pr: n, sha: sha, before: before,
-		closed: r.newDelivery("pull_request", r.gh.PullRequestEvent(owner, name, n, "closed")),
-		push:   r.newDelivery("push", r.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
+		closed: r.ids.New("pull_request", r.gh.PullRequestEvent(owner, name, n, "closed")),
+		push:   r.ids.New("push", r.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
 	}
 }
 
@@ -493,19 +425,13 @@ func (r *rig) send(d delivery) {
 	deadline := time.Now().Add(waitLimit)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := githubtest.Deliver(ctx, r.url+"/webhooks/github", d.event, d.id, d.body, r.secret)
-		code := 0
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			code = resp.StatusCode
-		}
+		code, err := servicetest.Hook{URL: r.url + servicetest.WebhookPath, Secret: r.secret}.Post(ctx, d)
 		cancel()
 		if code == http.StatusAccepted || code == http.StatusOK {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.tb.Errorf("delivery %s (%s) never acknowledged: %d %v", d.id, d.event, code, err)
+			r.tb.Errorf("delivery %s (%s) never acknowledged: %d %v", d.ID, d.Event, code, err)
 			return
 		}
 		time.Sleep(20 * time.Millisecond) // GitHub's redelivery, much sped up
@@ -534,23 +460,8 @@ func (r *rig) sendAll(ds []delivery) time.Duration {
 // waitLimit bounds every wait; tests finish far sooner.
 const waitLimit = 90 * time.Second
 
-// eventually polls cond until it holds or limit passes.
-func eventually(tb testing.TB, limit time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	poll(tb, limit, 5*time.Millisecond, what, cond)
-}
-
-// poll checks cond every interval until it holds or limit passes.
-func poll(tb testing.TB, limit, interval time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %s waiting until %s", limit, what)
-		}
-		time.Sleep(interval)
-	}
-}
+// eventually polls cond every 5ms until it holds or waitLimit passes.
+var eventually = servicetest.Wait{Limit: waitLimit}.Eventually
 
 // dbRun is a run as the database holds it.
 type dbRun struct {
@@ -614,7 +525,7 @@ func (r *rig) waitRolloutsDone(db *sql.DB, n int, limit time.Duration) {
 	// Queries of the service's database compete with it for the CPU: look
 	// at the active rollouts (a small index) first, and count the finished
 	// ones (a table scan) only when none is active.
-	poll(r.tb, limit, 50*time.Millisecond, fmt.Sprintf("%d rollouts are done", n), func() bool {
+	servicetest.Wait{Limit: limit, Interval: 50 * time.Millisecond}.Eventually(r.tb, fmt.Sprintf("%d rollouts are done", n), func() bool {
 		var active int
 		if err := db.QueryRow(`SELECT count(*) FROM runs INDEXED BY runs_rollout WHERE rollout = 'active'`).Scan(&active); err != nil {
 			r.tb.Fatal(err)
@@ -765,18 +676,4 @@ func callsByPattern(reqs []githubtest.Request) string {
 // shuffle puts deliveries in a random order, as GitHub's arrive.
 func shuffle(ds []delivery) {
 	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
-}
-
-// dbDir is where a rig keeps its database: a fresh temporary directory,
-// under $SHIPBOT_TEST_DBDIR when set (to compare disks).
-func dbDir(tb testing.TB) string {
-	if base := os.Getenv("SHIPBOT_TEST_DBDIR"); base != "" {
-		dir, err := os.MkdirTemp(base, "shipbot-test-")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { os.RemoveAll(dir) })
-		return dir
-	}
-	return tb.TempDir()
 }

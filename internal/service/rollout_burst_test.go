@@ -59,7 +59,7 @@ func burst(t *testing.T, mode string, n int) {
 	defer db.Close()
 	r.waitRolloutsDone(db, n, 3*waitLimit)
 	took := time.Since(start)
-	eventually(t, waitLimit, "the target has every outcome reported", r.target.allReported)
+	eventually(t, "the target has every outcome reported", r.target.allReported)
 	p.stop()
 	t.Logf("%s: %d merges made in %s; %d deliveries acknowledged in %s; every rollout done %s after the first delivery; %d GitHub API calls",
 		mode, n, mergeTook.Round(time.Millisecond), len(ds), ackTook.Round(time.Millisecond), took.Round(time.Millisecond), r.gh.Count("*"))

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/internal/service"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/webhook"
 )
@@ -43,51 +44,13 @@ func (r *recorder) got() []string {
 	return append([]string(nil), r.seen...)
 }
 
-func openStore(t *testing.T, path string) *store.SQLite {
+// start runs the service with the one handler h on a loopback port.
+func start(t *testing.T, st store.Store, h webhook.Handler) *servicetest.Server {
 	t.Helper()
-	s, err := store.OpenSQLite(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// running is a service started on a loopback port.
-type running struct {
-	url  string
-	stop func()
-}
-
-func start(t *testing.T, st store.Store, h webhook.Handler) *running {
-	t.Helper()
-	svc, err := service.New(service.Options{
+	return servicetest.Start(t, servicetest.Listen(t), service.Options{
 		Store: st, WebhookSecret: secret, Handlers: []webhook.Handler{h},
 		Log: slog.New(slog.DiscardHandler), WorkerPoll: 20 * time.Millisecond,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Serve(ctx, ln) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return &running{url: "http://" + ln.Addr().String(), stop: stop}
 }
 
 func deliver(t *testing.T, url, id string) int {
@@ -105,22 +68,14 @@ func deliver(t *testing.T, url, id string) int {
 	return resp.StatusCode
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// waitFor polls cond every 10ms until it holds or 10s pass.
+var waitFor = servicetest.Wait{Limit: 10 * time.Second, Interval: 10 * time.Millisecond}.Eventually
 
 // A delivery acknowledged by one process that stopped before processing it
 // is processed by the next process on the same database.
 func TestAckedDeliverySurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shipbot.db")
-	st := openStore(t, path)
+	st := servicetest.OpenStore(t, path)
 
 	// First process: the handler never gets to run (it blocks until the
 	// process stops, and its result is thrown away with the process).
@@ -141,12 +96,12 @@ func TestAckedDeliverySurvivesRestart(t *testing.T) {
 	st.Close()
 
 	// Second process on the same file.
-	st2 := openStore(t, path)
+	st2 := servicetest.OpenStore(t, path)
 	defer st2.Close()
 	second := &recorder{}
 	r := start(t, st2, second)
-	waitFor(t, "the pending delivery to be processed", func() bool { return len(second.got()) == 1 })
-	r.stop()
+	waitFor(t, "the pending delivery is processed", func() bool { return len(second.got()) == 1 })
+	r.Stop()
 	if got := second.got(); len(got) != 1 || got[0] != "d-1" {
 		t.Fatalf("processed %v; want [d-1]", got)
 	}
@@ -159,17 +114,17 @@ func TestAckedDeliverySurvivesRestart(t *testing.T) {
 // Shutdown lets the delivery being processed finish instead of abandoning
 // it.
 func TestShutdownFinishesInFlightDelivery(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
+	st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
 	defer st.Close()
 	h := &recorder{block: make(chan struct{})}
 	r := start(t, st, h)
-	deliver(t, r.url, "d-1")
-	waitFor(t, "the handler to start", func() bool {
+	deliver(t, r.URL, "d-1")
+	waitFor(t, "the handler started", func() bool {
 		d, _ := st.GetDelivery(context.Background(), "d-1")
 		return d.Attempts == 1
 	})
 	stopped := make(chan struct{})
-	go func() { r.stop(); close(stopped) }()
+	go func() { r.Stop(); close(stopped) }()
 	select {
 	case <-stopped:
 		t.Fatal("service stopped while a delivery was in flight")
@@ -184,12 +139,12 @@ func TestShutdownFinishesInFlightDelivery(t *testing.T) {
 }
 
 func TestProbesAndMetrics(t *testing.T) {
-	st := openStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
+	st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
 	defer st.Close()
 	r := start(t, st, &recorder{})
-	deliver(t, r.url, "d-1")
+	deliver(t, r.URL, "d-1")
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200, "/nope": 404} {
-		resp, err := http.Get(r.url + path)
+		resp, err := http.Get(r.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,7 +170,7 @@ func TestReadyzFailsWithoutSchema(t *testing.T) {
 	}
 	defer st.Close()
 	r := start(t, st, &recorder{})
-	resp, err := http.Get(r.url + "/readyz")
+	resp, err := http.Get(r.URL + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,47 @@
+package servicetest
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+)
+
+// LogBuffer collects a service's logs: an io.Writer that the service may
+// write while the test reads.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// NewLogBuffer returns an empty LogBuffer that, at tb's cleanup, logs what
+// it holds if tb failed: all of it, or, when tail > 0, its last tail
+// bytes. Create it before what writes to it, so that the dump comes after
+// the service stopped (cleanups run last-in first-out).
+func NewLogBuffer(tb testing.TB, tail int) *LogBuffer {
+	b := &LogBuffer{}
+	tb.Cleanup(func() {
+		if !tb.Failed() {
+			return
+		}
+		logs := b.String()
+		if tail > 0 && len(logs) > tail {
+			tb.Logf("service logs (tail):\n…\n%s", logs[len(logs)-tail:])
+			return
+		}
+		tb.Logf("service logs:\n%s", logs)
+	})
+	return b
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String is everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
