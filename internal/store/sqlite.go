@@ -24,19 +24,29 @@ import (
 // handler, which sleeps in coarse steps and would wreck intake latency.
 // Reads use their own pool and run beside the writer, as WAL permits.
 //
-// Checkpoints (copying the WAL back into the database file) run in the
-// background instead of inside whichever commit crosses the WAL threshold:
-// an automatic checkpoint stalls that commit for several fsyncs, and that
-// commit is a webhook delivery GitHub is waiting on.
+// Checkpoints (copying the WAL back into the database file) are not left to
+// SQLite's automatic checkpoint, which runs inside whichever commit crosses
+// the WAL threshold and stalls that commit (a webhook delivery GitHub is
+// waiting on) for several fsyncs. Nor do they run beside the writer: a
+// checkpoint writes the WAL's pages into the database file and fsyncs it,
+// and a delivery's commit that fsyncs at the same moment waits behind that
+// flush on the disk. Instead the inbox committer, the one goroutine that
+// writes deliveries, checkpoints between its commits: small and often (see
+// checkpointPages), and only while no delivery is waiting. See
+// groupcommit.go.
 type SQLite struct {
 	w, r *sql.DB
 	path string
 
 	stop chan struct{}
-	done chan struct{}
 
 	saves      chan saveReq
 	commitDone chan struct{}
+
+	// Owned by the committer goroutine.
+	insert   *sql.Stmt // prepared once, on first use (the table exists only after Migrate)
+	walPages int       // estimated pages written to the WAL since the last checkpoint
+	ckptDue  bool      // the periodic checkpoint is due at the next idle moment
 }
 
 var _ Store = (*SQLite)(nil)
@@ -72,33 +82,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &SQLite{w: w, r: r, path: path, stop: make(chan struct{}), done: make(chan struct{}),
+	s := &SQLite{w: w, r: r, path: path, stop: make(chan struct{}),
 		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
-	go s.checkpointer(checkpointEvery)
 	go s.committer()
 	return s, nil
-}
-
-// checkpointEvery is how often the background checkpointer runs. A second's
-// worth of WAL at webhook rates is a few megabytes at most.
-const checkpointEvery = time.Second
-
-func (s *SQLite) checkpointer(every time.Duration) {
-	defer close(s.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			// PASSIVE never blocks writers: it copies what it can and leaves
-			// the rest for the next round.
-			if _, err := s.r.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
-				continue // retried next tick; a busy database is not an error here
-			}
-		}
-	}
 }
 
 func (s *SQLite) migrator() (*goose.Provider, error) {
@@ -149,10 +136,13 @@ func (s *SQLite) Ready(ctx context.Context) error {
 // the file is whole on its own.
 func (s *SQLite) Close() error {
 	close(s.stop)
-	<-s.done
 	<-s.commitDone
+	var serr error
+	if s.insert != nil {
+		serr = s.insert.Close()
+	}
 	_, cerr := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	return errors.Join(cerr, s.r.Close(), s.w.Close())
+	return errors.Join(serr, cerr, s.r.Close(), s.w.Close())
 }
 
 func ms(t time.Time) int64 {
