@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/internal/action"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/githubtest"
 )
 
@@ -1026,23 +1027,6 @@ const dispatchTargetsInput = `targets:
     repos: [acme/api]
 `
 
-// exampleRunName is the run-name of action/examples/workflow-dispatch.yml,
-// the deploy workflow README tells users to write.
-func exampleRunName(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wf struct {
-		RunName string `yaml:"run-name"`
-	}
-	if err := yaml.Unmarshal(data, &wf); err != nil || wf.RunName == "" {
-		t.Fatalf("action/examples/workflow-dispatch.yml: run-name %q, %v", wf.RunName, err)
-	}
-	return wf.RunName
-}
-
 // newDispatchRig is a job whose stages dispatch deploy.yml, which the fake
 // GitHub runs with the example run-name: each run stays in progress for
 // two polls, then concludes as conclusion says for its stage. Polling is
@@ -1055,7 +1039,7 @@ func newDispatchRig(t *testing.T, conclusion map[string]string) *actionRig {
 	r := newActionRig(t, rigOptions{approved: true, config: dispatchRepoConfig})
 	t.Setenv("INPUT_TARGETS", dispatchTargetsInput)
 	r.gh.SetWorkflow("acme/api", "deploy.yml", githubtest.WorkflowSpec{
-		RunName: exampleRunName(t), InProgress: 2,
+		RunName: deploytest.ExampleRunName(t), InProgress: 2,
 		Conclusion: func(in map[string]string) string {
 			if strings.HasPrefix(in["run_id"], "decoy") {
 				return "failure"

@@ -1,7 +1,6 @@
 package chatops_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/shipbot/shipbot/internal/chatops"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/webhook"
 )
@@ -50,29 +50,11 @@ func (r *recorder) requests() []chatops.Request {
 	return slices.Clone(r.reqs)
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type rig struct {
 	gh     *githubtest.Server
 	op     *recorder
 	h      *chatops.Handler
-	logs   *syncBuffer
+	logs   *servicetest.LogBuffer
 	merged int // a merged pull request
 	open   int // an open one
 }
@@ -103,7 +85,7 @@ func newRig(t *testing.T) *rig {
 		}
 	})
 	op := &recorder{text: "prod: retrying v1.4.2 (attempt 2)."}
-	logs := &syncBuffer{}
+	logs := &servicetest.LogBuffer{}
 	h := &chatops.Handler{Clients: apps, Operator: op, Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	return &rig{gh: srv, op: op, h: h, logs: logs, merged: merged, open: open}
 }

@@ -9,30 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/githubtest"
 )
-
-// exampleRunName is the run-name of the deploy workflow README and
-// action/examples/workflow-dispatch.yml tell users to write.
-func exampleRunName(t *testing.T) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wf struct {
-		RunName string `yaml:"run-name"`
-	}
-	if err := yaml.Unmarshal(data, &wf); err != nil {
-		t.Fatal(err)
-	}
-	if wf.RunName == "" {
-		t.Fatal("action/examples/workflow-dispatch.yml has no run-name")
-	}
-	return wf.RunName
-}
 
 const (
 	listRuns = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
@@ -70,7 +49,7 @@ func TestTitleHasKey(t *testing.T) {
 // The run-name users are told to write titles a run so that PollDispatch
 // finds it, for every set of inputs a dispatch carries.
 func TestExampleRunNameCarriesTheKey(t *testing.T) {
-	runName := exampleRunName(t)
+	runName := deploytest.ExampleRunName(t)
 	for _, p := range []Payload{
 		testPayload(),
 		{Repository: "acme/api", SHA: "abc", Version: "2.0.0", Tag: "v2.0.0", Stage: "prod-eu_1", RunID: "9f8e7d6c5b4a39281706f5e4d3c2b1a0", Attempt: 12, Rollback: true},
@@ -96,7 +75,7 @@ func pollFixture(t *testing.T, conclusion func(map[string]string) string, inProg
 	t.Helper()
 	srv, f := newDispatchFixture(t)
 	srv.SetWorkflow("acme/api", "deploy.yml", githubtest.WorkflowSpec{
-		RunName: exampleRunName(t), Conclusion: conclusion, InProgress: inProgress,
+		RunName: deploytest.ExampleRunName(t), Conclusion: conclusion, InProgress: inProgress,
 	})
 	return srv, f
 }
@@ -243,7 +222,7 @@ func TestPollDispatchSearchesFromTheExecution(t *testing.T) {
 
 func TestPollDispatchByWorkflowID(t *testing.T) {
 	srv, f := newDispatchFixture(t)
-	srv.SetWorkflow("acme/api", "123456", githubtest.WorkflowSpec{RunName: exampleRunName(t)})
+	srv.SetWorkflow("acme/api", "123456", githubtest.WorkflowSpec{RunName: deploytest.ExampleRunName(t)})
 	tgt := dispatchTarget()
 	tgt.Workflow = "123456"
 	ctx := context.Background()
@@ -314,7 +293,7 @@ func TestREADMEShowsTheExampleRunName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "run-name: " + exampleRunName(t); !strings.Contains(string(data), want) {
+	if want := "run-name: " + deploytest.ExampleRunName(t); !strings.Contains(string(data), want) {
 		t.Errorf("README.md does not show %q", want)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/shipbot/shipbot/internal/alarm/alarmtest"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +21,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/alarm/alarmtest"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/config"
@@ -1111,7 +1113,7 @@ func TestDispatchStageFollowsTheWorkflowRun(t *testing.T) {
 	} {
 		t.Run(tc.conclusion, func(t *testing.T) {
 			t.Parallel()
-			runName := exampleRunName(t)
+			runName := deploytest.ExampleRunName(t)
 			e := newEnv(t, options{
 				config: repoConfig(dispatchQA), targets: dispatchTargets, decide: always("succeeded"),
 				prepare: func(e *env) {
@@ -1160,7 +1162,7 @@ func TestDispatchStageFollowsTheWorkflowRun(t *testing.T) {
 // own outcome.
 func TestConcurrentDispatchesFindTheirOwnRuns(t *testing.T) {
 	t.Parallel()
-	runName := exampleRunName(t)
+	runName := deploytest.ExampleRunName(t)
 	e := newEnv(t, options{
 		config: repoConfig(dispatchBoth), targets: dispatchTargets,
 		prepare: func(e *env) {

@@ -15,13 +15,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -30,8 +27,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+
 	"github.com/labstack/echo/v4"
-	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
@@ -122,24 +120,6 @@ const (
 	listRuns = "GET /repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs"
 	getRun   = "GET /repos/{owner}/{repo}/actions/runs/{run_id}"
 )
-
-// exampleRunName is the run-name README and
-// action/examples/workflow-dispatch.yml give the dispatched workflow; the
-// fake titles deploy.yml's runs with it.
-func exampleRunName(t testing.TB) string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "action", "examples", "workflow-dispatch.yml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wf struct {
-		RunName string `yaml:"run-name"`
-	}
-	if err := yaml.Unmarshal(data, &wf); err != nil || wf.RunName == "" {
-		t.Fatalf("action/examples/workflow-dispatch.yml: run-name %q, %v", wf.RunName, err)
-	}
-	return wf.RunName
-}
 
 // defaultConstraints are the payloadConstraints of the Spinnaker pipelines
 // behind each Echo source, anchored as README tells operators to.
