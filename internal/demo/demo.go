@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -161,15 +162,23 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		plays []story
 	}{
 		{"a reviewed, green feature merge goes qa -> prod", []story{{"feat: add /healthz endpoint", nil, true}}},
-		{"a fix labelled no-deploy-to-prod deploys to qa only", []story{{"fix: handle empty request bodies", []string{"no-deploy-to-prod"}, true}}},
+		{"a fix labelled no-deploy-to-prod deploys to qa only, until a maintainer says /shipbot deploy prod", []story{{"fix: handle empty request bodies", []string{"no-deploy-to-prod"}, true}}},
 		{"a merge nobody approved is refused", []story{{"feat: experimental cache", nil, false}}},
 		{"two merges in quick succession deploy one at a time, in version order", []story{
 			{"fix: retry on 503", nil, true}, {"perf: cache the config", nil, true}}},
 	}
 	for i, st := range stories {
 		fmt.Fprintf(out, "\n== %d. %s\n", i+1, st.name)
-		if err := p.playAll(ctx, st.plays); err != nil {
+		prs, err := p.playAll(ctx, st.plays)
+		if err != nil {
 			return err
+		}
+		if i == 1 {
+			// Before any newer version reaches prod: versions only go up
+			// in a stage, so later the command would be refused.
+			if err := p.command(ctx, prs[0], "carol", "/shipbot deploy prod"); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Fprintf(out, "\nGitHub API calls the bot made: %d\n", gh.Count("*"))
@@ -293,13 +302,13 @@ func (p *player) open(ctx context.Context, st story) (int, error) {
 
 // playAll opens the stories' pull requests, then merges them one right
 // after the other, and follows every merge to the end of its rollout.
-func (p *player) playAll(ctx context.Context, stories []story) error {
+func (p *player) playAll(ctx context.Context, stories []story) ([]int, error) {
 	owner, name, _ := strings.Cut(p.repo, "/")
 	prs := make([]int, len(stories))
 	for i, st := range stories {
 		pr, err := p.open(ctx, st)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		prs[i] = pr
 	}
@@ -310,10 +319,10 @@ func (p *player) playAll(ctx context.Context, stories []story) error {
 		// The push first, as GitHub often does; the pull_request delivery
 		// then finds the run the push created.
 		if err := p.deliver(ctx, "push", p.gh.PushEvent(owner, name, "refs/heads/main", before, sha)); err != nil {
-			return err
+			return nil, err
 		}
 		if err := p.deliver(ctx, "pull_request", p.gh.PullRequestEvent(owner, name, pr, "closed")); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	var rolling []verdict
@@ -325,21 +334,31 @@ func (p *player) playAll(ctx context.Context, stories []story) error {
 				rolling = append(rolling, v)
 			}
 		case <-time.After(20 * time.Second):
-			return fmt.Errorf("the bot did not decide on a merge within 20s")
+			return nil, fmt.Errorf("the bot did not decide on a merge within 20s")
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	for range rolling {
 		select {
 		case <-p.done:
 		case <-time.After(30 * time.Second):
-			return fmt.Errorf("a rollout did not finish within 30s")
+			return nil, fmt.Errorf("a rollout did not finish within 30s")
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 	for _, v := range rolling {
+		p.showRollout(v.run)
+	}
+	return prs, nil
+}
+
+// showRollout prints the run's rollout check run once it completed, and
+// the PR's comments.
+func (p *player) showRollout(run store.Run) {
+	{
+		v := verdict{run: run}
 		// The reporter writes a moment after the last change (it coalesces
 		// bursts): wait for the check run to complete.
 		var cr githubtest.CheckRun
@@ -357,7 +376,51 @@ func (p *player) playAll(ctx context.Context, stories []story) error {
 			}
 		}
 		comments := p.gh.Comments(p.repo, v.run.PR)
-		p.printf("  PR #%d has %d shipbot comment(s), edited %d time(s)\n", v.run.PR, len(comments), edits(comments))
+		p.printf("  PR #%d has %d comment(s) (shipbot's sticky one edited %d time(s))\n", v.run.PR, len(comments), edits(comments))
+	}
+}
+
+// command has user comment body on merged PR pr, and shows the bot's
+// answer and, when it deployed something, the rollout to its end.
+func (p *player) command(ctx context.Context, pr int, user, body string) error {
+	owner, name, _ := strings.Cut(p.repo, "/")
+	p.gh.SetPermission(p.repo, user, "maintain")
+	id := p.gh.AddComment(p.repo, pr, user, body)
+	p.printf("  %s (maintainer) comments on PR #%d: %s\n", user, pr, body)
+	if err := p.deliver(ctx, "issue_comment", p.gh.IssueCommentEvent(owner, name, pr, id, "created")); err != nil {
+		return err
+	}
+	if err := p.waitProcessed(ctx, p.last); err != nil {
+		return err
+	}
+	refused := false
+	for _, c := range p.gh.Comments(p.repo, pr) {
+		switch {
+		case c.ID == id:
+			p.printf("  reactions on the command: %s\n", strings.Join(c.Reactions, " "))
+			refused = slices.Contains(c.Reactions, "-1")
+		case c.ID > id && strings.HasPrefix(c.Body, "@"+user):
+			p.printf("  shipbot replies: %s\n", strings.ReplaceAll(strings.TrimSpace(c.Body[strings.LastIndex(c.Body, "\n")+1:]), "\n", " "))
+		}
+	}
+	if refused {
+		return nil
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("the rollout did not finish within 30s of the command")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	runs, err := p.st.ListRuns(ctx, p.repo, 20)
+	if err != nil {
+		return err
+	}
+	for _, r := range runs {
+		if r.PR == pr {
+			p.showRollout(r)
+		}
 	}
 	return nil
 }

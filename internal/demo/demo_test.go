@@ -25,7 +25,10 @@ func TestDemoPlaysTheStories(t *testing.T) {
 		"Refused by the merge gate: nothing released (action_required)",
 		"waiting: qa is deploying v0.1.2",
 		"v0.1.3: deployed (success)",
-		"has 1 shipbot comment(s)",
+		"has 1 comment(s) (shipbot's sticky one",
+		"reactions on the command: eyes +1",
+		"shipbot replies: v0.1.1 will deploy to prod",
+		"[v0.1.1] prod passed",
 		"demo finished",
 	} {
 		if !strings.Contains(got, want) {
