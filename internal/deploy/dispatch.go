@@ -50,13 +50,8 @@ func (tr *Triggerer) dispatch(ctx context.Context, op string, t config.Target, p
 	}
 	red := scrubber(t, p)
 
-	client, err := tr.Dispatch(ctx, repo)
-	if err == nil && client == nil {
-		err = errors.New("no client")
-	}
-	if err != nil {
-		e := githubError(op, t, err, red)
-		e.msg = fmt.Sprintf("GitHub client for %s: %s", repo, e.msg)
+	client, e := tr.dispatchClient(ctx, op, t, repo, red)
+	if e != nil {
 		log.LogAttrs(ctx, slog.LevelWarn, "trigger failed", slog.String("reason", "no client"), slog.Bool("permanent", e.Permanent))
 		return Result{}, e
 	}
@@ -80,6 +75,21 @@ func (tr *Triggerer) dispatch(ctx context.Context, op string, t config.Target, p
 // githubError classifies a go-github failure. Its text is rebuilt from
 // the status and GitHub's message rather than taken from Error(), which
 // repeats the request URL.
+// dispatchClient is the GitHub client for repo, or the error saying why
+// there is none.
+func (tr *Triggerer) dispatchClient(ctx context.Context, op string, t config.Target, repo string, red *Redactor) (*gh.Client, *Error) {
+	client, err := tr.Dispatch(ctx, repo)
+	if err == nil && client == nil {
+		err = errors.New("no client")
+	}
+	if err != nil {
+		e := githubError(op, t, err, red)
+		e.msg = fmt.Sprintf("GitHub client for %s: %s", repo, e.msg)
+		return nil, e
+	}
+	return client, nil
+}
+
 func githubError(op string, t config.Target, err error, red *Redactor) *Error {
 	e := &Error{Op: op, Target: t.Name, Kind: t.Kind, Attempts: 1, cause: sanitize(err)}
 	var (

@@ -2,7 +2,6 @@ package deploy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -130,13 +129,8 @@ func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payloa
 	red := NewRedactor(t.Secrets()...)
 	log := tr.log().With(slog.String("target", t.Name), slog.String("repository", repo),
 		slog.String("workflow", t.Workflow), slog.String("key", key))
-	client, err := tr.Dispatch(ctx, repo)
-	if err == nil && client == nil {
-		err = errors.New("no client")
-	}
-	if err != nil {
-		e := githubError(op, t, err, red)
-		e.msg = fmt.Sprintf("GitHub client for %s: %s", repo, e.msg)
+	client, e := tr.dispatchClient(ctx, op, t, repo, red)
+	if e != nil {
 		return WorkflowRun{}, e
 	}
 
@@ -161,6 +155,7 @@ func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payloa
 		opts.Created = ">=" + since.Add(-runSearchSlack).UTC().Format(time.RFC3339)
 	}
 	var runs *gh.WorkflowRuns
+	var err error
 	if id, perr := strconv.ParseInt(t.Workflow, 10, 64); perr == nil {
 		runs, _, err = client.Actions.ListWorkflowRunsByID(ctx, owner, name, id, opts)
 	} else {
