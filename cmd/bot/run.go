@@ -25,6 +25,7 @@ import (
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/gate"
 	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/store"
@@ -450,9 +451,9 @@ func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, eng
 		if ex.URL != "" {
 			res.links[ex.StageName] = ex.URL
 		}
-		if strings.HasPrefix(ex.Reason, "handed off") {
+		if strings.HasPrefix(ex.Reason, pipeline.ReasonHandedOff) {
 			res.handed[ex.StageName] = ex.Reason
-		} else if strings.HasPrefix(ex.Reason, "deployed before") {
+		} else if strings.HasPrefix(ex.Reason, pipeline.ReasonDeployedBefore) {
 			res.reasons[ex.StageName] = ex.Reason + " (an earlier job)"
 		} else if ex.Outcome != "" && ex.Outcome != "succeeded" && ex.Reason != "" {
 			res.reasons[ex.StageName] = ex.Reason

@@ -34,6 +34,39 @@ const (
 	Failed    = "failed"
 )
 
+// How an execution's reason begins when it passed without the engine
+// learning the deploy's outcome; Action mode's summary tells them apart.
+const (
+	// ReasonHandedOff: the downstream owns the outcome (no callback can
+	// reach this process).
+	ReasonHandedOff = "handed off to "
+	// ReasonDeployedBefore: another process deployed the version there.
+	ReasonDeployedBefore = "deployed before: "
+	// reasonPollingStopped: GitHub refused the workflow-run polling; the
+	// timeout's reason quotes it.
+	reasonPollingStopped = "workflow run polling stopped: "
+)
+
+// How a wait begins when a blocker, not the run's turn, holds it.
+const (
+	waitFrozen = "waiting: pipeline frozen"
+	waitWindow = "waiting for the deploy window"
+	waitAlarm  = "waiting: alarm "
+)
+
+// Blocked reports whether a stage's wait (as the engine words it) is for a
+// blocker (a frozen pipeline, a closed window, a firing alarm) rather than
+// the run's turn. Blockers can last hours; they are what a developer needs
+// explained at once.
+func Blocked(wait string) bool {
+	for _, p := range []string{waitFrozen, waitWindow, waitAlarm} {
+		if strings.HasPrefix(wait, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // Event is something the engine did, for narration (the demo) and tests.
 type Event struct {
 	RunID   string
@@ -621,16 +654,16 @@ func waitText(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Sta
 		return fmt.Sprintf("waiting: %s is deploying %s", stages[w.Stage].Name, version(r.Run))
 	case schedule.Frozen:
 		if freezeReason != "" {
-			return "waiting: pipeline frozen (" + freezeReason + ")"
+			return waitFrozen + " (" + freezeReason + ")"
 		}
-		return "waiting: pipeline frozen"
+		return waitFrozen
 	case schedule.Window:
 		if r.Until.IsZero() {
-			return "waiting for the deploy window"
+			return waitWindow
 		}
-		return "waiting for the deploy window, opens " + r.Until.UTC().Format("Mon 2006-01-02 15:04 MST")
+		return waitWindow + ", opens " + r.Until.UTC().Format("Mon 2006-01-02 15:04 MST")
 	case schedule.Alarm:
-		return "waiting: alarm " + r.Alarm + " firing"
+		return waitAlarm + r.Alarm + " firing"
 	case schedule.NewerWaiting:
 		return "waiting; " + version(r.Run) + " will supersede it"
 	}

@@ -111,7 +111,7 @@ func (e *Engine) timeoutReason(r *pipelineRun, s config.Stage, ex store.Executio
 	if t.Kind == config.KindGitHubDispatch && e.Trigger != nil && e.Trigger.Dispatch != nil {
 		key := deploy.Payload{RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt}.IdempotencyKey()
 		switch {
-		case strings.HasPrefix(ex.Reason, "workflow run polling stopped: "):
+		case strings.HasPrefix(ex.Reason, reasonPollingStopped):
 			// poll could not read GitHub (say, no actions: read).
 			reason += ": " + ex.Reason
 		case ex.EventID == "":
@@ -143,7 +143,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			// idempotency key guards what it can.
 			e.Log.Warn("could not tell whether the stage was deployed before", "run", r.ID, "stage", s.Name, "err", err)
 		} else if deployed {
-			ex.Outcome, ex.Reason = Succeeded, "deployed before: "+how
+			ex.Outcome, ex.Reason = Succeeded, ReasonDeployedBefore+how
 			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
 				return ignoreFinished(err)
 			}
@@ -180,7 +180,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		if e.HandOff != nil && e.HandOff(t) {
 			// Nobody can tell this process the outcome (a hosted runner
 			// takes no callbacks): the downstream owns it from here.
-			reason := "handed off to " + t.Name
+			reason := ReasonHandedOff + t.Name
 			if ex.Rollback {
 				return e.conclude(ctx, r, s, ex, Succeeded, reason)
 			}
@@ -264,7 +264,7 @@ func (e *Engine) pollDispatch(ctx context.Context, r *pipelineRun, s config.Stag
 		e.Log.Warn("workflow run polling stopped", "run", r.ID, "stage", s.Name, "err", err)
 		// Wait for a callback or the timeout, which will say why.
 		ex.NextCheck = ex.Deadline
-		ex.Reason = "workflow run polling stopped: " + err.Error()
+		ex.Reason = reasonPollingStopped + err.Error()
 	case err != nil:
 		// Transient: ask again next time.
 	case got.ID == 0:

@@ -15,6 +15,7 @@ import (
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/keyed"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -252,7 +253,7 @@ func mustShow(rr store.RolloutRun, execs []store.Execution) bool {
 	for _, s := range rr.Stages {
 		switch s.State {
 		case "pending":
-			if blocked(s.Wait) {
+			if pipeline.Blocked(s.Wait) {
 				return true
 			}
 		case "failed", "rolled-back":
@@ -261,19 +262,6 @@ func mustShow(rr store.RolloutRun, execs []store.Execution) bool {
 			if ex, ok := latest[s.Index]; ok && (ex.Rollback || ex.Outcome == "failed" || ex.Phase == store.PhaseBaking) {
 				return true
 			}
-		}
-	}
-	return false
-}
-
-// blocked reports whether a wait (as internal/pipeline words it) is for a
-// blocker rather than the run's turn: a frozen pipeline, a closed window, a
-// firing alarm. Those can last hours and are what a developer needs
-// explained; waiting in line is shown as the budget allows.
-func blocked(wait string) bool {
-	for _, p := range []string{"waiting: pipeline frozen", "waiting for the deploy window", "waiting: alarm "} {
-		if strings.HasPrefix(wait, p) {
-			return true
 		}
 	}
 	return false
