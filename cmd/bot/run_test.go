@@ -416,6 +416,16 @@ func hasAnnotation(log, kind, substr string) bool {
 	return false
 }
 
+// wantSummary checks the step summary holds each of wants.
+func wantSummary(t *testing.T, res result, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(res.summary, want) {
+			t.Errorf("step summary lacks %q:\n%s", want, res.summary)
+		}
+	}
+}
+
 func wantOutputs(t *testing.T, res result, want map[string]string) {
 	t.Helper()
 	for k, v := range want {
@@ -468,11 +478,7 @@ func TestRunHandsOffEveryStage(t *testing.T) {
 		t.Errorf("want one sticky comment, got %d", len(r.gh.Comments("acme/api", r.pr)))
 	}
 	// The step summary's stage table.
-	for _, want := range []string{"Released **v1.5.0**", "| stage | state |", "| qa | passed (handed off) |", "| prod | passed (handed off) |"} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("step summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	wantSummary(t, res, "Released **v1.5.0**", "| stage | state |", "| qa | passed (handed off) |", "| prod | passed (handed off) |")
 	if !hasAnnotation(res.stdout, "notice", "released v1.5.0") {
 		t.Errorf("no notice for the release:\n%s", res.stdout)
 	}
@@ -596,11 +602,7 @@ func TestRunFailedStage(t *testing.T) {
 		!hasAnnotation(res.stdout, "error", "not reached: prod") {
 		t.Errorf("no ::error:: naming the stage and why:\n%s", res.stdout)
 	}
-	for _, want := range []string{"| qa | failed | trigger stage qa via spinnaker-qa: 400 Bad Request", "| prod | not reached |"} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	wantSummary(t, res, "| qa | failed | trigger stage qa via spinnaker-qa: 400 Bad Request", "| prod | not reached |")
 	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout"); !ok || cr.Conclusion != "failure" {
 		t.Errorf("shipbot/rollout: %+v (found %v)", cr, ok)
 	}
@@ -811,11 +813,7 @@ func TestRunWaitsForCallbacks(t *testing.T) {
 		t.Fatalf("prod reported failure, yet exit 0\n%s", res.log)
 	}
 	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": ""})
-	for _, want := range []string{"| qa | passed |", "| prod | failed | the deploy system reported failure"} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	wantSummary(t, res, "| qa | passed |", "| prod | failed | the deploy system reported failure")
 	if strings.Contains(res.summary, "handed off") {
 		t.Errorf("a stage that could wait was handed off:\n%s", res.summary)
 	}
@@ -994,14 +992,10 @@ func TestRunHandOffSkipsTheBake(t *testing.T) {
 		t.Errorf("the job took %s", d)
 	}
 	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod", "skipped": ""})
-	for _, want := range []string{
+	wantSummary(t, res,
 		"| qa | passed (handed off) | handed off to spinnaker-qa; bake 10m0s not watched: the deploy system owns the outcome |",
 		"| prod | passed (handed off) | handed off to spinnaker-prod: the deploy system owns the outcome |",
-	} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	)
 	if !hasAnnotation(res.stdout, "notice", "deployed: qa,prod (handed off: qa,prod)") {
 		t.Errorf("the notice does not say the stages were handed off:\n%s", res.stdout)
 	}
@@ -1116,11 +1110,7 @@ func TestRunWaitsForDispatchedWorkflowRuns(t *testing.T) {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
 	}
 	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod", "skipped": ""})
-	for _, want := range []string{"| qa | passed |", "| prod | passed |"} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	wantSummary(t, res, "| qa | passed |", "| prod | passed |")
 	if strings.Contains(res.summary, "handed off") {
 		t.Errorf("a stage that could be followed was handed off:\n%s", res.summary)
 	}
@@ -1162,14 +1152,10 @@ func TestRunDispatchedWorkflowRunFails(t *testing.T) {
 	}
 	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa", "skipped": ""})
 	const why = "deploy run #2 concluded cancelled"
-	for _, want := range []string{
-		"| qa | passed | [execution](" + r.runOf(t, "qa").HTMLURL + ") |",
-		"| prod | failed | " + why + " [execution](" + r.runOf(t, "prod").HTMLURL + ") |",
-	} {
-		if !strings.Contains(res.summary, want) {
-			t.Errorf("summary lacks %q:\n%s", want, res.summary)
-		}
-	}
+	wantSummary(t, res,
+		"| qa | passed | [execution]("+r.runOf(t, "qa").HTMLURL+") |",
+		"| prod | failed | "+why+" [execution]("+r.runOf(t, "prod").HTMLURL+") |",
+	)
 	if !hasAnnotation(res.stdout, "error", "stage prod failed: "+why) {
 		t.Errorf("no ::error:: naming the conclusion:\n%s", res.stdout)
 	}

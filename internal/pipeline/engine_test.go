@@ -313,19 +313,7 @@ func TestRollback(t *testing.T) {
 			}
 			return "succeeded"
 		}})
-		m1 := e.merge("fix: first")
-		rr1 := e.released(m1)
-		e.waitDone(rr1.ID)
-		m2 := e.merge("fix: second")
-		rr2 := e.released(m2)
-		done := e.waitDone(rr2.ID)
-		if got := stageOf(done, "prod").State; got != "rolled-back" {
-			t.Fatalf("prod of v0.1.1 ended %s; want rolled-back", got)
-		}
-		prods := e.spin.received("api-prod")
-		if got := sources(prods); !slices.Equal(got, []string{"api-prod", "api-prod", "api-prod(rollback)"}) {
-			t.Fatalf("prod triggers %v; want v0.1.0, v0.1.1, then the rollback", got)
-		}
+		m1, m2, rr2, prods := secondRolledBack(e)
 		e.checkTrigger(prods[1], wantPayload{run: rr2.ID, sha: m2.sha, pr: m2.pr, stage: "prod", version: "0.1.1", attempt: 1, secret: prodKey, signing: prodHMAC})
 		// The rollback: the previous version (its tag and merge commit),
 		// "rollback": true, the next attempt, so a new key and callback.
@@ -582,19 +570,7 @@ func TestAlarmDuringBakeRollsBack(t *testing.T) {
 			return "succeeded"
 		},
 	})
-	m1 := e.merge("fix: first")
-	rr1 := e.released(m1)
-	e.waitDone(rr1.ID)
-	m2 := e.merge("fix: second")
-	rr2 := e.released(m2)
-	done := e.waitDone(rr2.ID)
-	if got := stageOf(done, "prod").State; got != "rolled-back" {
-		t.Fatalf("prod of v0.1.1 ended %s; want rolled-back", got)
-	}
-	prods := e.spin.received("api-prod")
-	if got := sources(prods); !slices.Equal(got, []string{"api-prod", "api-prod", "api-prod(rollback)"}) {
-		t.Fatalf("prod triggers %v; want v0.1.0, v0.1.1, then the rollback", got)
-	}
+	m1, m2, rr2, prods := secondRolledBack(e)
 	e.checkTrigger(prods[2], wantPayload{run: rr2.ID, sha: m1.sha, pr: m2.pr, stage: "prod", version: "0.1.0", attempt: 2,
 		rollback: true, secret: prodKey, signing: prodHMAC})
 	xs := e.executionsAt(rr2.ID, "prod")
@@ -1255,4 +1231,25 @@ func TestDispatchPollingRefusedTimesOut(t *testing.T) {
 	if n := e.gh.Count(listRuns); n != 1 {
 		t.Errorf("%d searches; a permanent error should stop them after one", n)
 	}
+}
+
+// secondRolledBack merges v0.1.0, which deploys, then v0.1.1, which the
+// environment's target or alarms make fail in prod, and waits until prod
+// rolled v0.1.1 back. It returns the merges, v0.1.1's run and prod's
+// triggers: v0.1.0, v0.1.1, the rollback.
+func secondRolledBack(e *env) (m1, m2 merged, rr2 store.RolloutRun, prods []trigger) {
+	e.t.Helper()
+	m1 = e.merge("fix: first")
+	e.waitDone(e.released(m1).ID)
+	m2 = e.merge("fix: second")
+	rr2 = e.released(m2)
+	done := e.waitDone(rr2.ID)
+	if got := stageOf(done, "prod").State; got != "rolled-back" {
+		e.t.Fatalf("prod of v0.1.1 ended %s; want rolled-back", got)
+	}
+	prods = e.spin.received("api-prod")
+	if got := sources(prods); !slices.Equal(got, []string{"api-prod", "api-prod", "api-prod(rollback)"}) {
+		e.t.Fatalf("prod triggers %v; want v0.1.0, v0.1.1, then the rollback", got)
+	}
+	return m1, m2, rr2, prods
 }
