@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 )
@@ -167,14 +166,8 @@ func TestCommandRetryAndRollback(t *testing.T) {
 // --force passes a closed window for an admin only, and is on record.
 func TestCommandForceIsForAdmins(t *testing.T) {
 	t.Parallel()
-	monday9 := time.Date(2030, 1, 7, 9, 0, 0, 0, time.UTC)
 	e := newEnv(t, options{
-		config: repoConfig(`  - name: qa
-    target: spinnaker-qa
-  - name: prod
-    target: spinnaker-prod
-    window: "daily 10:00-11:00 UTC"
-`),
+		config: repoConfig(prodWindowed),
 		decide: always("succeeded"),
 		start:  func(c *clock) { c.set(monday9) },
 	})

@@ -444,16 +444,21 @@ func TestTimeout(t *testing.T) {
 
 // 6. Outside its window a stage waits, saying when the window opens;
 // inside, it proceeds.
-func TestWindow(t *testing.T) {
-	t.Parallel()
-	monday9 := time.Date(2030, 1, 7, 9, 0, 0, 0, time.UTC) // a Monday
-	e := newEnv(t, options{
-		config: repoConfig(`  - name: qa
+// prodWindowed deploys to prod only from 10:00 to 11:00 UTC; monday9 is an
+// hour before the window opens.
+const prodWindowed = `  - name: qa
     target: spinnaker-qa
   - name: prod
     target: spinnaker-prod
     window: "daily 10:00-11:00 UTC"
-`),
+`
+
+var monday9 = time.Date(2030, 1, 7, 9, 0, 0, 0, time.UTC) // a Monday
+
+func TestWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{
+		config: repoConfig(prodWindowed),
 		decide: always("succeeded"),
 		start:  func(c *clock) { c.set(monday9) },
 	})
