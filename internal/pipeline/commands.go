@@ -28,9 +28,8 @@ func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	r := &pipelineRun{RolloutRun: rr}
-	if r.cfg, err = e.parseConfig(rr.Repo, rr.Config); err != nil {
-		return "", fmt.Errorf("config of run %s: %w", rr.ID, err)
+	if req.Verb == chatops.VerbStatus {
+		return statusText(rr), nil // reads only: no lock
 	}
 	key := rr.PipelineKey
 	defer e.pipes.Lock(key)()
@@ -48,10 +47,17 @@ func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
 	if !kept {
 		defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
 	}
+	// Read the run again under the lock: what a command checks is what
+	// it changes, not what a step changed since.
+	if rr, err = e.Store.GetRollout(ctx, rr.ID); err != nil {
+		return "", err
+	}
+	r := &pipelineRun{RolloutRun: rr}
+	if r.cfg, err = e.parseConfig(rr.Repo, rr.Config); err != nil {
+		return "", fmt.Errorf("config of run %s: %w", rr.ID, err)
+	}
 	var text string
 	switch req.Verb {
-	case chatops.VerbStatus:
-		return statusText(rr), nil
 	case chatops.VerbFreeze:
 		if err := e.Store.Freeze(ctx, key, req.Reason, req.Actor); err != nil {
 			return "", err

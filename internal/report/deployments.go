@@ -13,10 +13,10 @@ import (
 
 // Deployment status states, as GitHub spells them.
 const (
-	DeployInProgress = "in_progress"
-	DeploySuccess    = "success"
-	DeployFailure    = "failure"
-	DeployInactive   = "inactive"
+	deployInProgress = "in_progress"
+	deploySuccess    = "success"
+	deployFailure    = "failure"
+	deployInactive   = "inactive"
 )
 
 // Deployments mirrors each stage execution as a GitHub Deployment
@@ -44,17 +44,17 @@ type deploymentPayload struct {
 	ExecutionID string `json:"execution_id"`
 }
 
-// DeploymentState is the deployment status an execution is shown with;
+// deploymentState is the deployment status an execution is shown with;
 // "" for none.
-func DeploymentState(ex store.Execution) string {
+func deploymentState(ex store.Execution) string {
 	if ex.Phase != store.PhaseFinished {
-		return DeployInProgress
+		return deployInProgress
 	}
 	switch ex.Outcome {
 	case "succeeded":
-		return DeploySuccess
+		return deploySuccess
 	case "failed":
-		return DeployFailure
+		return deployFailure
 	}
 	return ""
 }
@@ -91,7 +91,7 @@ func deploymentDescription(ex store.Execution) string {
 
 // terminal reports whether a deployment status ends the deployment.
 func terminal(state string) bool {
-	return state == DeploySuccess || state == DeployFailure || state == DeployInactive
+	return state == deploySuccess || state == deployFailure || state == deployInactive
 }
 
 // Sync brings the deployments of the run's executions up to date.
@@ -105,7 +105,7 @@ func (d *Deployments) Sync(ctx context.Context, client *gh.Client, rr store.Roll
 }
 
 func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution) error {
-	want := DeploymentState(ex)
+	want := deploymentState(ex)
 	if want == "" {
 		return nil
 	}
@@ -132,7 +132,7 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 	if err := d.Store.SaveDeployment(ctx, dep); err != nil {
 		return err
 	}
-	if want == DeploySuccess {
+	if want == deploySuccess {
 		return d.retire(ctx, client, dep)
 	}
 	return nil
@@ -205,12 +205,12 @@ func (d *Deployments) retire(ctx context.Context, client *gh.Client, dep store.D
 	if isProduction(dep.Environment) {
 		owner, name, _ := strings.Cut(dep.Repo, "/")
 		if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, prev.ID, &gh.DeploymentStatusRequest{
-			State: gh.String(DeployInactive), Description: gh.String("replaced by a newer deployment"),
+			State: gh.String(deployInactive), Description: gh.String("replaced by a newer deployment"),
 		}); err != nil {
 			return fmt.Errorf("retire deployment %d in %s: %w", prev.ID, dep.Environment, err)
 		}
 	}
-	prev.State = DeployInactive
+	prev.State = deployInactive
 	return d.Store.SaveDeployment(ctx, prev)
 }
 
