@@ -150,6 +150,9 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
+	// The writes below go one after the other on purpose: GitHub asks
+	// integrations to send mutating requests serially (concurrent ones
+	// trip its secondary rate limit), and this is not a critical path.
 	if r.Deployments != nil {
 		// Deployments are the live signal: every stage start and finish,
 		// at once.
