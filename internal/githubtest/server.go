@@ -57,19 +57,9 @@ type Server struct {
 // Option configures a Server in New.
 type Option func(*Server)
 
-// WithAppID sets the GitHub App's id (default 271828).
-func WithAppID(id int64) Option { return func(s *Server) { s.appID = id } }
-
-// WithAppSlug sets the App's slug; its bot user is "<slug>[bot]" (default
-// "shipbot").
-func WithAppSlug(slug string) Option { return func(s *Server) { s.appSlug = slug } }
-
 // WithClock replaces the wall clock used for timestamps, token expiry and
 // JWT validation, so tests can move time forward.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
-
-// WithLatency adds d to every request, as SetLatency does.
-func WithLatency(d time.Duration) Option { return func(s *Server) { s.latency = d } }
 
 // WithAdministrationReadDenied makes classic branch protection reads answer
 // 403 "Resource not accessible by integration" in every repository, as

@@ -116,10 +116,6 @@ func New(opts Options) (*Service, error) {
 // server.
 func (s *Service) Handler() http.Handler { return s.echo }
 
-// Echo exposes the router so later parts (callbacks, dashboard) can add
-// routes before Serve.
-func (s *Service) Echo() *echo.Echo { return s.echo }
-
 // Serve answers HTTP on ln and drains the inbox until ctx ends, then shuts
 // down in order: stop accepting and finish in-flight requests, then let the
 // worker finish the delivery it holds. The caller closes the store after.
