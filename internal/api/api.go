@@ -7,9 +7,11 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/readauth"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -34,14 +37,18 @@ type API struct {
 	Callbacks Callbacks
 	// Token guards the write endpoints (freeze); empty disables them.
 	Token string
-	Wake  func()
+	// ReadToken (SHIPBOT_DASHBOARD_TOKEN) guards every GET: runs carry
+	// repositories, versions and execution reasons that quote target hosts
+	// and error bodies. Empty leaves reads open.
+	ReadToken string
+	Wake      func()
 }
 
 // Register adds the routes.
 func (a *API) Register(e *echo.Echo) {
 	e.POST("/api/v1/callbacks/:token", a.callback)
-	e.GET("/api/v1/runs", a.listRuns)
-	e.GET("/api/v1/runs/:id", a.getRun)
+	e.GET("/api/v1/runs", a.listRuns, a.readable)
+	e.GET("/api/v1/runs/:id", a.getRun, a.readable)
 	e.POST("/api/v1/pipelines/:name/freeze", a.freeze)
 	e.DELETE("/api/v1/pipelines/:name/freeze", a.unfreeze)
 	e.POST("/api/v1/pipelines/:name/unfreeze", a.unfreeze)
@@ -196,30 +203,48 @@ func (a *API) authorized(c echo.Context) (ok bool, err error) {
 	return true, nil
 }
 
-// pipelineKey reads the {name} path parameter: "owner/name:pipeline",
-// URL-escaped as a single segment, or "owner/name" for the repository's
-// pipeline of the same name.
-func pipelineKey(c echo.Context) (string, bool) {
+// pipelineKey reads the {name} path parameter, "owner/name:pipeline" or
+// "owner/name", URL-escaped as a single segment, and resolves it against
+// the pipelines the repository's configurations have named. When it cannot
+// (malformed, or a pipeline shipbot does not know) the refusal has been
+// answered, as with authorized, and ok is false. Unknown names are refused
+// rather than frozen: a mistyped name would otherwise answer "frozen" while
+// the real pipeline kept deploying.
+func (a *API) pipelineKey(c echo.Context) (key string, ok bool, err error) {
 	raw := c.Param("name")
 	if unescaped, err := url.PathUnescape(raw); err == nil {
 		raw = unescaped
 	}
-	if strings.Count(raw, "/") != 1 {
-		return "", false
+	repo, name, named := strings.Cut(raw, ":")
+	if strings.Count(repo, "/") != 1 || strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/") || (named && name == "") {
+		return "", false, fail(c, http.StatusBadRequest, `pipeline must be "owner/repo" or "owner/repo:pipeline", URL-escaped`)
 	}
-	if !strings.Contains(raw, ":") {
-		raw = pipeline.PipelineKey(raw, raw[strings.IndexByte(raw, '/')+1:])
+	known, err := a.Store.RepoPipelines(c.Request().Context(), repo)
+	if err != nil {
+		return "", false, fail(c, http.StatusInternalServerError, "could not read the repository's pipelines")
 	}
-	return raw, true
+	switch {
+	case named && slices.Contains(known, name):
+		return pipeline.PipelineKey(repo, name), true, nil
+	case !named && len(known) == 1:
+		// owner/repo means the repository's one pipeline, whatever its
+		// configuration calls it.
+		return pipeline.PipelineKey(repo, known[0]), true, nil
+	case len(known) == 0:
+		return "", false, fail(c, http.StatusNotFound, fmt.Sprintf("shipbot knows no pipeline of %s: no merge of it has been handled", repo))
+	case !named:
+		return "", false, fail(c, http.StatusNotFound, fmt.Sprintf("%s has several pipelines (%s): name one as %s:<pipeline>", repo, strings.Join(known, ", "), repo))
+	}
+	return "", false, fail(c, http.StatusNotFound, fmt.Sprintf("no pipeline %q in %s; its pipelines: %s", name, repo, strings.Join(known, ", ")))
 }
 
 func (a *API) freeze(c echo.Context) error {
 	if ok, err := a.authorized(c); !ok {
 		return err
 	}
-	key, ok := pipelineKey(c)
+	key, ok, err := a.pipelineKey(c)
 	if !ok {
-		return fail(c, http.StatusBadRequest, `pipeline must be "owner/repo" or "owner/repo:pipeline", URL-escaped`)
+		return err
 	}
 	var body struct {
 		Reason string `json:"reason"`
@@ -241,15 +266,27 @@ func (a *API) unfreeze(c echo.Context) error {
 	if ok, err := a.authorized(c); !ok {
 		return err
 	}
-	key, ok := pipelineKey(c)
+	key, ok, err := a.pipelineKey(c)
 	if !ok {
-		return fail(c, http.StatusBadRequest, `pipeline must be "owner/repo" or "owner/repo:pipeline", URL-escaped`)
+		return err
 	}
 	if err := a.Store.Unfreeze(c.Request().Context(), key); err != nil {
 		return fail(c, http.StatusInternalServerError, "could not unfreeze")
 	}
 	a.wake()
 	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "unfrozen"})
+}
+
+// readable refuses a read without the read token, the same guard the
+// dashboard uses, answered in JSON.
+func (a *API) readable(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if (readauth.Guard{Token: a.ReadToken}).Allow(c.Response(), c.Request()) {
+			return next(c)
+		}
+		c.Response().Header().Set("WWW-Authenticate", readauth.Challenge)
+		return fail(c, http.StatusUnauthorized, "missing or wrong read token (SHIPBOT_DASHBOARD_TOKEN): send Authorization: Bearer <token>")
+	}
 }
 
 func (a *API) wake() {

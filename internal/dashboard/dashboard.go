@@ -13,21 +13,17 @@ package dashboard
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/shipbot/shipbot/internal/readauth"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -65,7 +61,7 @@ type Dashboard struct {
 }
 
 // CookieName is the cookie a ?token= visit sets.
-const CookieName = "shipbot_dashboard"
+const CookieName = readauth.CookieName
 
 // Register adds the dashboard's routes: GET / and GET /runs/:id.
 func (d *Dashboard) Register(e *echo.Echo) {
@@ -153,50 +149,18 @@ func (d *Dashboard) refreshSeconds() int {
 	return s
 }
 
-// auth lets a request through when no token is set, or when it carries the
-// token (header, query or cookie).
+// auth lets a request through when the read guard allows it.
 func (d *Dashboard) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if d.Token == "" {
+		if (readauth.Guard{Token: d.Token}).Allow(c.Response(), c.Request()) {
 			return next(c)
 		}
-		req := c.Request()
-		if got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer "); ok && d.tokenMatches(got) {
-			return next(c)
-		}
-		if got := c.QueryParam("token"); got != "" && d.tokenMatches(got) {
-			c.SetCookie(&http.Cookie{
-				Name: CookieName, Value: d.session(), Path: "/", MaxAge: int((12 * time.Hour).Seconds()),
-				HttpOnly: true, SameSite: http.SameSiteStrictMode,
-				Secure: req.TLS != nil || strings.EqualFold(req.Header.Get("X-Forwarded-Proto"), "https"),
-			})
-			return next(c)
-		}
-		if ck, err := req.Cookie(CookieName); err == nil &&
-			subtle.ConstantTimeCompare([]byte(ck.Value), []byte(d.session())) == 1 {
-			return next(c)
-		}
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="shipbot dashboard"`)
+		c.Response().Header().Set("WWW-Authenticate", readauth.Challenge)
 		return d.render(c, http.StatusUnauthorized, "message.html", messagePage{
 			Title: "Token required",
 			Text:  "This dashboard needs its token: send “Authorization: Bearer <token>”, or open the page once with ?token=<token>.",
 		})
 	}
-}
-
-// tokenMatches compares in constant time; hashing first keeps the time
-// independent of the lengths too.
-func (d *Dashboard) tokenMatches(got string) bool {
-	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(d.Token))
-	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
-}
-
-// session is the cookie's value: derived from the token, so the cookie
-// never holds the token itself, and changes when the token does.
-func (d *Dashboard) session() string {
-	m := hmac.New(sha256.New, []byte(d.Token))
-	m.Write([]byte("shipbot dashboard session v1"))
-	return hex.EncodeToString(m.Sum(nil))
 }
 
 type messagePage struct {

@@ -101,7 +101,7 @@ func (b Bot) Build() Parts {
 			return nil
 		}}
 	ops := &chatops.Handler{Clients: b.Clients, Operator: engine, Log: b.Log.With("component", "chatops")}
-	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, Wake: engine.Wake}
+	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, ReadToken: b.DashboardToken, Wake: engine.Wake}
 	d := &dashboard.Dashboard{Store: b.Store, Token: b.DashboardToken, Log: b.Log.With("component", "dashboard")}
 	return Parts{
 		Handlers:    []webhook.Handler{coord, prev, ops},

@@ -80,6 +80,9 @@ type Runs interface {
 	ReposWithOpenRuns(ctx context.Context) ([]string, error)
 	// ListRuns lists the newest runs first, at most limit.
 	ListRuns(ctx context.Context, repo string, limit int) ([]Run, error)
+	// RepoPipelines lists, sorted, the pipeline names that the
+	// configurations of repo's merges have named.
+	RepoPipelines(ctx context.Context, repo string) ([]string, error)
 }
 
 // Leases are named locks with an owner and an expiry.
@@ -304,6 +307,27 @@ func (s *SQLite) ListRuns(ctx context.Context, repo string, limit int) ([]Run, e
 	out, err := s.queryRuns(ctx, q, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list runs: %w", err)
+	}
+	return out, nil
+}
+
+// RepoPipelines implements Runs.
+func (s *SQLite) RepoPipelines(ctx context.Context, repo string) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline FROM runs WHERE repo = ? AND pipeline <> '' ORDER BY pipeline`, repo)
+	if err != nil {
+		return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
 	}
 	return out, nil
 }

@@ -1,0 +1,164 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shipbot/shipbot/internal/api"
+	"github.com/shipbot/shipbot/internal/servicetest"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+type noCallbacks struct{}
+
+func (noCallbacks) Callback(context.Context, string, string, string) error { return nil }
+
+const (
+	readToken  = "read-token-123"
+	writeToken = "write-token-456"
+)
+
+// serve runs the API on loopback over a real SQLite store holding one
+// merge of acme/api whose configuration names the pipeline "api", and one
+// of acme/mono naming "web" and "worker".
+func serve(t *testing.T, readTok string) (*httptest.Server, *store.SQLite) {
+	t.Helper()
+	st := servicetest.OpenStore(t, servicetest.DBPath(t))
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	for i, m := range []struct{ repo, pipeline string }{
+		{"acme/api", "api"}, {"acme/mono", "web"}, {"acme/mono", "worker"}, {"acme/api", ""},
+	} {
+		r, _, err := st.CreateRun(ctx, store.Run{Repo: m.repo, SHA: strings.Repeat(string(rune('a'+i)), 40), State: "done", Pipeline: m.pipeline})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Pipeline, r.Version, r.Tag = m.pipeline, "1.0.0", "v1.0.0"
+		if err := st.UpdateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := echo.New()
+	(&api.API{Store: st, Callbacks: noCallbacks{}, Token: writeToken, ReadToken: readTok}).Register(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	return srv, st
+}
+
+func do(t *testing.T, method, u, bearer, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// The dashboard token protects every API read: runs name repositories,
+// versions and execution reasons that quote target hosts.
+func TestReadsNeedTheDashboardToken(t *testing.T) {
+	srv, st := serve(t, readToken)
+	runs, err := st.ListRuns(context.Background(), "", 1)
+	if err != nil || len(runs) == 0 {
+		t.Fatal(runs, err)
+	}
+	for _, path := range []string{"/api/v1/runs", "/api/v1/runs?repository=acme/api", "/api/v1/runs/" + runs[0].ID} {
+		for _, bearer := range []string{"", "wrong", writeToken} {
+			code, body := do(t, http.MethodGet, srv.URL+path, bearer, "")
+			if code != http.StatusUnauthorized || strings.Contains(body, "acme/") {
+				t.Errorf("GET %s with bearer %q: %d %s; want 401 revealing nothing", path, bearer, code, body)
+			}
+		}
+		if code, body := do(t, http.MethodGet, srv.URL+path, readToken, ""); code != http.StatusOK || !strings.Contains(body, "acme/") {
+			t.Errorf("GET %s with the read token: %d %s; want 200", path, code, body)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		if code, _ := do(t, http.MethodGet, srv.URL+path+sep+"token="+readToken, "", ""); code != http.StatusOK {
+			t.Errorf("GET %s?token=: %d; want 200", path, code)
+		}
+	}
+
+	// Without a read token, reads stay open.
+	open, _ := serve(t, "")
+	if code, _ := do(t, http.MethodGet, open.URL+"/api/v1/runs", "", ""); code != http.StatusOK {
+		t.Errorf("GET /api/v1/runs with no read token configured: %d; want 200", code)
+	}
+}
+
+// Freezing a pipeline no configuration named is refused, naming the ones
+// that exist: a mistyped name must not answer "frozen" while the real
+// pipeline keeps deploying.
+func TestFreezeKnowsThePipelines(t *testing.T) {
+	srv, st := serve(t, "")
+	ctx := context.Background()
+	frozen := func(key string) bool {
+		_, f, err := st.Frozen(ctx, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	path := func(name string) string { return srv.URL + "/api/v1/pipelines/" + url.PathEscape(name) + "/freeze" }
+
+	for _, tc := range []struct {
+		name     string
+		code     int
+		contains []string
+	}{
+		{"acme/api:apii", http.StatusNotFound, []string{`no pipeline \"apii\" in acme/api`, "its pipelines: api"}},
+		{"acme/nothing", http.StatusNotFound, []string{"knows no pipeline of acme/nothing"}},
+		{"acme/nothing:api", http.StatusNotFound, []string{"knows no pipeline of acme/nothing"}},
+		{"acme/mono", http.StatusNotFound, []string{"several pipelines (web, worker)", `acme/mono:\u003cpipeline\u003e`}},
+		{"acme/mono:", http.StatusBadRequest, []string{"owner/repo:pipeline"}},
+		{"nonsense", http.StatusBadRequest, []string{"owner/repo:pipeline"}},
+	} {
+		code, body := do(t, http.MethodPost, path(tc.name), writeToken, `{"reason":"incident"}`)
+		if code != tc.code {
+			t.Errorf("freeze %q: %d %s; want %d", tc.name, code, body, tc.code)
+		}
+		for _, c := range tc.contains {
+			if !strings.Contains(body, c) {
+				t.Errorf("freeze %q answered %s; want it to say %s", tc.name, body, c)
+			}
+		}
+	}
+	if ps, err := st.ListPipelines(ctx); err != nil || len(ps) != 0 {
+		t.Errorf("refused freezes left pipelines %+v (%v); want none", ps, err)
+	}
+
+	// owner/repo is the repository's one pipeline, whatever its name.
+	if code, body := do(t, http.MethodPost, path("acme/api"), writeToken, `{"reason":"incident"}`); code != http.StatusOK || !strings.Contains(body, `"acme/api:api"`) || !frozen("acme/api:api") {
+		t.Errorf("freeze acme/api: %d %s; want acme/api:api frozen", code, body)
+	}
+	if code, body := do(t, http.MethodPost, path("acme/mono:worker"), writeToken, ""); code != http.StatusOK || !frozen("acme/mono:worker") || frozen("acme/mono:web") {
+		t.Errorf("freeze acme/mono:worker: %d %s", code, body)
+	}
+	if code, body := do(t, http.MethodDelete, path("acme/mono:worker"), writeToken, ""); code != http.StatusOK || frozen("acme/mono:worker") {
+		t.Errorf("unfreeze acme/mono:worker: %d %s", code, body)
+	}
+	if code, _ := do(t, http.MethodDelete, path("acme/mono:wrker"), writeToken, ""); code != http.StatusNotFound {
+		t.Errorf("unfreeze of an unknown pipeline: %d; want 404", code)
+	}
+}
