@@ -26,13 +26,22 @@ func commands() []command {
 		{"demo", "", "play merges against a simulated GitHub and print what the bot does", runDemo},
 		{"run", "", "one-shot mode for the GitHub Action: gate, release and rollout of this workflow's push", runAction},
 		{"plan", "...", "dry run: print what merging a pull request would do now", runPlan},
-		{"check-config", "FILE", "validate a .github/shipbot.yml; errors name line and column", runCheckConfig},
+		{"check-config", "FILE", "validate a .github/shipbot.yml or a targets file; errors name line and column", runCheckConfig},
 		{"migrate", "", "apply database migrations to SHIPBOT_DB and exit", runMigrate},
-		{"version", "", "print the version", func(_ context.Context, _ []string, out, _ io.Writer) error {
-			fmt.Fprintln(out, "shipbot", version)
-			return nil
-		}},
+		{"version", "", "print the version (also: bot --version)", runVersion},
 	}
+}
+
+const versionUsage = `usage: bot version
+
+Prints the version of this bot binary. bot --version does the same.`
+
+func runVersion(_ context.Context, args []string, stdout, _ io.Writer) error {
+	if err := parseFlags(newFlags("version"), args, 0, versionUsage, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "shipbot", version)
+	return nil
 }
 
 // exitError carries a specific exit status: check-config reports an invalid
@@ -52,7 +61,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %-6s %s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Configuration comes from SHIPBOT_* environment variables; see README.md.")
+	fmt.Fprintln(w, "bot <command> --help shows a command's usage and flags; bot serve --help lists")
+	fmt.Fprintln(w, "the SHIPBOT_* environment variables that configure the service. See README.md.")
 }
 
 func main() {
@@ -60,12 +70,20 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		if len(args) == 0 {
-			return 2
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			// "bot help plan" is "bot plan --help".
+			return run([]string{args[1], "--help"}, stdout, stderr)
 		}
+		usage(stdout)
 		return 0
+	case "-version", "--version":
+		args = []string{"version"}
 	}
 	for _, c := range commands() {
 		if c.name != args[0] {
@@ -74,11 +92,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		err := c.run(ctx, args[1:], stdout, stderr)
-		if err == nil {
+		if err == nil || errors.Is(err, errHelpShown) {
 			return 0
 		}
 		// One line, so a failing start is read at a glance in any log.
 		fmt.Fprintf(stderr, "bot %s: %v\n", c.name, err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "\n%s", ue.usage)
+			return 2
+		}
 		var ee exitError
 		if errors.As(err, &ee) {
 			return ee.code

@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,6 +72,40 @@ func TestServeRefusesMalformedTargetsFile(t *testing.T) {
 	code, _, stderr := runBot(t, "serve")
 	if code == 0 || !strings.Contains(stderr, "targets.yml:3:") {
 		t.Fatalf("exit %d, stderr %q; want failure naming targets.yml line 3", code, stderr)
+	}
+}
+
+// Warnings about the targets file are logged once at start, with their
+// line. The listen address is taken, so serve stops right after them.
+func TestServeWarnsAboutTargetsAtStart(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets.yml")
+	os.WriteFile(targets, []byte("targets:\n  qa:\n    kind: webhook\n    url: http://169.254.169.254/latest\n    constraints: {key: '${SHIPBOT_TEST_NOT_SET}'}\n    repos: [acme/api]\n"), 0o600)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	t.Setenv("SHIPBOT_APP_ID", "1")
+	t.Setenv("SHIPBOT_WEBHOOK_SECRET", "s")
+	t.Setenv("SHIPBOT_PRIVATE_KEY", testKeyPEM(t))
+	t.Setenv("SHIPBOT_TARGETS_FILE", targets)
+	t.Setenv("SHIPBOT_DB", filepath.Join(dir, "shipbot.db"))
+	t.Setenv("SHIPBOT_LISTEN", busy.Addr().String())
+	code, _, stderr := runBot(t, "serve")
+	if code == 0 {
+		t.Fatal("serve started on a busy address")
+	}
+	for _, want := range []string{
+		`"level":"WARN","msg":"targets file","warning":"targets.qa.url: points at \"169.254.169.254\", a link-local address`,
+		`"line":4,"column":10}`,
+		`"level":"WARN","msg":"targets file","warning":"targets.qa.constraints.key: ${SHIPBOT_TEST_NOT_SET} is not set`,
+		`"line":5,"column":24}`,
+	} {
+		if strings.Count(stderr, want) != 1 {
+			t.Errorf("stderr has %q %d times; want once:\n%s", want, strings.Count(stderr, want), stderr)
+		}
 	}
 }
 

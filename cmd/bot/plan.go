@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +24,8 @@ Prints what merging the pull request would do now: the gate's decision, the
 version it would cut and the stages it would deploy or skip. Reads GitHub,
 writes nothing. The token comes from GITHUB_TOKEN; the API from --api,
 SHIPBOT_GITHUB_API_URL or GITHUB_API_URL (default https://api.github.com/).
---config evaluates a local .github/shipbot.yml instead of the pull request's.`
+--config evaluates a local .github/shipbot.yml instead of the pull request's;
+an invalid one is reported, with line and column, before GitHub is read.`
 
 // configOverride answers Config from a local file and everything else from
 // GitHub, so `bot plan --config` tries a change before it is pushed.
@@ -39,16 +39,14 @@ func (c configOverride) Config(context.Context, string) ([]byte, bool, error) {
 }
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	repo := fs.String("repo", "", "repository, owner/name")
+	fs := newFlags("plan")
+	repo := fs.String("repo", "", "repository, `OWNER/NAME`")
 	number := fs.Int("pr", 0, "pull request number")
-	eventFile := fs.String("event", "", "a pull_request event file (as GITHUB_EVENT_PATH)")
-	configFile := fs.String("config", "", "a local .github/shipbot.yml to evaluate instead")
-	api := fs.String("api", firstNonEmpty(os.Getenv(config.EnvGitHubAPIURL), os.Getenv("GITHUB_API_URL"), ghclient.DefaultBaseURL), "GitHub REST base URL")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, planUsage)
-		return exitError{2, errors.New("bad arguments")}
+	eventFile := fs.String("event", "", "a pull_request event `FILE` (as GITHUB_EVENT_PATH) naming the repository and pull request")
+	configFile := fs.String("config", "", "a local .github/shipbot.yml `FILE` to evaluate instead of the pull request's")
+	api := fs.String("api", firstNonEmpty(os.Getenv(config.EnvGitHubAPIURL), os.Getenv("GITHUB_API_URL"), ghclient.DefaultBaseURL), "GitHub REST base `URL`")
+	if err := parseFlags(fs, args, 0, planUsage, stdout); err != nil {
+		return err
 	}
 	if *eventFile != "" {
 		data, err := os.ReadFile(*eventFile)
@@ -62,8 +60,20 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		*repo, *number = ev.GetRepo().GetFullName(), ev.GetPullRequest().GetNumber()
 	}
 	if !strings.Contains(*repo, "/") || *number <= 0 {
-		fmt.Fprintln(stderr, planUsage)
-		return exitError{2, errors.New("need --repo OWNER/NAME and --pr N, or --event FILE")}
+		return usageError{errors.New("need --repo OWNER/NAME and --pr N, or --event FILE"), usageText(fs, planUsage)}
+	}
+	var localConfig []byte
+	if *configFile != "" {
+		// Before anything is read from GitHub: a broken file is the answer
+		// on its own, and needs no token, network or rate limit to give.
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			return err
+		}
+		if _, err := config.ParseRepo(*configFile, data, repoShortName(*repo)); err != nil {
+			return fmt.Errorf("invalid configuration:\n%w", err)
+		}
+		localConfig = data
 	}
 	token := os.Getenv("GITHUB_TOKEN")
 	if token == "" {
@@ -78,12 +88,8 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	var reader facts.Reader = gitHub
-	if *configFile != "" {
-		data, err := os.ReadFile(*configFile)
-		if err != nil {
-			return err
-		}
-		reader = configOverride{Reader: gitHub, data: data}
+	if localConfig != nil {
+		reader = configOverride{Reader: gitHub, data: localConfig}
 	}
 	pr, err := reader.PullRequest(ctx, *number)
 	if err != nil {
@@ -122,7 +128,7 @@ func printPlan(w io.Writer, repo string, pr facts.PR, o plan.Outcome) {
 		return
 	}
 	if o.Gate.Allowed || o.Reused {
-		fmt.Fprintf(w, "gate:     allowed (%d approval(s)", o.Gate.Approvals)
+		fmt.Fprintf(w, "gate:     allowed (%s", plural(o.Gate.Approvals, "approval"))
 		if len(o.Gate.Approvers) > 0 {
 			fmt.Fprintf(w, " by %s", strings.Join(o.Gate.Approvers, ", "))
 		}

@@ -47,7 +47,7 @@ func TestPlanForecastsTheMerge(t *testing.T) {
 	}
 	gh.AddReview("acme/api", pr, "bob", "APPROVED", gh.PullRequest("acme/api", pr).HeadSHA)
 	_, out, _ = runBot(t, "plan", "--repo", "acme/api", "--pr", "1")
-	if !strings.Contains(out, "gate:     allowed (1 approval(s) by bob") || !strings.Contains(out, "version:  v1.5.0") || !strings.Contains(out, "previous v1.4.2") {
+	if !strings.Contains(out, "gate:     allowed (1 approval by bob; 1 required)") || !strings.Contains(out, "version:  v1.5.0") || !strings.Contains(out, "previous v1.4.2") {
 		t.Errorf("approved plan:\n%s", out)
 	}
 	// A dry run writes nothing.
@@ -61,16 +61,35 @@ func TestPlanForecastsTheMerge(t *testing.T) {
 func TestPlanWithLocalConfigAndEventFile(t *testing.T) {
 	gh, pr := planFixture(t)
 	dir := t.TempDir()
-	bad := filepath.Join(dir, "shipbot.yml")
-	os.WriteFile(bad, []byte("version: 1\nstages:\n  - name: qa\n"), 0o644)
+	local := filepath.Join(dir, "shipbot.yml")
+	os.WriteFile(local, []byte("version: 1\nstages:\n  - name: canary\n    target: spinnaker-canary\n"), 0o644)
 	event := filepath.Join(dir, "event.json")
 	os.WriteFile(event, gh.PullRequestEvent("acme", "api", pr, "opened"), 0o644)
-	code, out, stderr := runBot(t, "plan", "--event", event, "--config", bad)
+	code, out, stderr := runBot(t, "plan", "--event", event, "--config", local)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(out, "INVALID") || !strings.Contains(out, ".github/shipbot.yml:3:") {
-		t.Errorf("plan with a bad local config:\n%s", out)
+	if !strings.Contains(out, "canary   -> spinnaker-canary") || strings.Contains(out, "spinnaker-qa") {
+		t.Errorf("plan did not evaluate the local config:\n%s", out)
+	}
+}
+
+// An invalid local file is the whole answer: reported with its line before
+// GitHub is asked anything (no token, network or rate limit needed).
+func TestPlanReportsConfigErrorsBeforeGitHub(t *testing.T) {
+	gh, _ := planFixture(t)
+	bad := filepath.Join(t.TempDir(), "shipbot.yml")
+	os.WriteFile(bad, []byte("version: 1\nstages:\n  - name: qa\n"), 0o644)
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/api", "--pr", "1", "--config", bad)
+	if code != 1 || !strings.Contains(stderr, bad+":3:5: stages[0].target: required") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit 1 naming %s:3:5", code, out, stderr, bad)
+	}
+	if n := gh.Count("*"); n != 0 {
+		t.Errorf("plan made %d GitHub requests before reporting the invalid file; want 0", n)
+	}
+	t.Setenv("GITHUB_TOKEN", "")
+	if code, _, stderr := runBot(t, "plan", "--repo", "acme/api", "--pr", "1", "--config", bad); code != 1 || !strings.Contains(stderr, "stages[0].target: required") {
+		t.Errorf("without a token: exit %d, stderr %q; want the config error", code, stderr)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/gate"
 	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/service"
@@ -149,9 +150,24 @@ type runResult struct {
 	timedOut bool
 }
 
+const runUsage = `usage: bot run
+
+One-shot mode for the GitHub Action (action/action.yml runs it): performs
+gate -> release -> rollout for the merge that started this workflow run, with
+the same code as bot serve, and exits with the outcome (0 deployed or nothing
+to do, 1 refused or failed, 2 a bad environment or input).
+
+It takes no arguments. It reads the workflow's environment: GITHUB_EVENT_NAME,
+GITHUB_EVENT_PATH, GITHUB_TOKEN (or INPUT_GITHUB-TOKEN), GITHUB_API_URL,
+GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_RUN_ID, GITHUB_OUTPUT and
+GITHUB_STEP_SUMMARY; the action's inputs INPUT_TARGETS (or
+SHIPBOT_TARGETS_FILE), INPUT_STAGES, INPUT_DRY-RUN, INPUT_WAIT and
+INPUT_TIMEOUT; and SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN to take callbacks on
+a self-hosted runner. See README.md, "Use as a GitHub Action".`
+
 func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
-	if len(args) > 0 {
-		return exitError{2, fmt.Errorf("takes no arguments; it reads the workflow's GITHUB_* environment")}
+	if err := parseFlags(newFlags("run"), args, 0, runUsage, stdout); err != nil {
+		return err
 	}
 	cmds := action.Commands{W: stdout}
 	env, err := action.ReadEnv(os.Getenv, os.ReadFile)
@@ -169,6 +185,9 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		}
 		for _, s := range targets.Secrets() {
 			cmds.Mask(s)
+		}
+		for _, w := range targets.Warnings {
+			cmds.Warning("shipbot: targets", w.String())
 		}
 	}
 	redact := deploy.NewRedactor(append(targets.Secrets(), env.Token)...)
@@ -190,7 +209,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 			err = exitError{code, errors.New(redact.Redact(err.Error()))}
 		}
 	}()
-	log := slog.New(deploy.RedactHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}), redact))
+	log := slog.New(deploy.RedactHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: readableDurations}), redact))
 
 	payload, err := os.ReadFile(env.EventPath)
 	if err != nil {
@@ -538,16 +557,12 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 	switch o.Kind {
 	case plan.Refused:
 		b.WriteString("**Refused by the merge gate: nothing released.**\n\n")
-		for _, r := range o.Gate.Reasons {
-			fmt.Fprintf(&b, "- %s\n", r)
-		}
+		bullets(&b, o.Gate.Reasons)
 		cmds.Error("shipbot: merge refused", strings.Join(o.Gate.Reasons, "; "))
 		failure = exitError{1, errors.New("the merge gate refused this merge")}
 	case plan.Invalid:
 		b.WriteString("**Invalid configuration: nothing released.**\n\n")
-		for _, p := range o.Problems {
-			fmt.Fprintf(&b, "- `%s`\n", p)
-		}
+		bullets(&b, o.Problems)
 		cmds.Error("shipbot: invalid configuration", strings.Join(o.Problems, "; "))
 		failure = exitError{1, errors.New("invalid configuration")}
 	case plan.NoConfig:
@@ -566,7 +581,7 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 				case s.State == "passed" && res.handed[s.Name] != "":
 					state, detail = "passed (handed off)", res.handed[s.Name]+": the deploy system owns the outcome"
 				case s.State == "skipped":
-					detail = "label `" + skipLabel(o, s.Name) + "`"
+					detail = "label " + skipLabel(o, s.Name)
 					if len(env.Stages) > 0 && !slices.Contains(env.Stages, s.Name) {
 						detail = "not in input stages"
 					}
@@ -577,10 +592,13 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 				case s.State == "active" && detail == "":
 					detail = "triggered; no outcome reported yet"
 				}
+				// The step summary is GitHub Markdown: the detail quotes
+				// a target's error and the link is the downstream's.
+				detail = markdown.Escape(detail)
 				if link := res.links[s.Name]; link != "" {
-					detail = strings.TrimSpace(detail + " [execution](" + link + ")")
+					detail = strings.TrimSpace(detail + " " + markdown.Link("execution", link))
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, state, cell(detail))
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(state), detail)
 			}
 		}
 		if len(res.failed) > 0 || len(res.notRun) > 0 {
@@ -627,9 +645,12 @@ func skipLabel(o plan.Outcome, stage string) string {
 	return config.DefaultSkipLabel(stage)
 }
 
-// cell makes text safe for one Markdown table cell.
-func cell(s string) string {
-	return strings.NewReplacer("|", `\|`, "\r", " ", "\n", " ").Replace(s)
+// bullets writes items, plain text that may quote outside text (a
+// reviewer's login, a line of the repository's config), as a Markdown list.
+func bullets(b *strings.Builder, items []string) {
+	for _, it := range items {
+		fmt.Fprintf(b, "- %s\n", markdown.Escape(it))
+	}
 }
 
 func orNone(ss []string) string {
@@ -677,24 +698,20 @@ func dryRun(ctx context.Context, w io.Writer, cmds action.Commands, env action.E
 			for _, s := range out.Stages {
 				what := "deploy"
 				if s.Skipped {
-					what = "skip (label `" + s.SkipLabel + "`)"
+					what = "skip (label " + s.SkipLabel + ")"
 					skipped = append(skipped, s.Name)
 				}
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Name, s.Target, what)
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(what))
 			}
 		}
 		cmds.Notice("shipbot (dry run)", fmt.Sprintf("a run would release %s", out.Tag))
 	case plan.Refused:
 		b.WriteString("The merge gate would refuse it:\n\n")
-		for _, r := range out.Gate.Reasons {
-			fmt.Fprintf(&b, "- %s\n", r)
-		}
+		bullets(&b, out.Gate.Reasons)
 		cmds.Warning("shipbot (dry run)", "the merge gate would refuse this merge: "+strings.Join(out.Gate.Reasons, "; "))
 	case plan.Invalid:
 		b.WriteString("The configuration is invalid:\n\n")
-		for _, p := range out.Problems {
-			fmt.Fprintf(&b, "- `%s`\n", p)
-		}
+		bullets(&b, out.Problems)
 		cmds.Warning("shipbot (dry run)", "invalid configuration: "+strings.Join(out.Problems, "; "))
 	case plan.NoConfig:
 		fmt.Fprintf(&b, "No `%s`: a run would do nothing.\n", config.RepoFile)

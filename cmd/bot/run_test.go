@@ -790,6 +790,31 @@ func TestRunSecretsStayOutOfErrors(t *testing.T) {
 	}
 }
 
+// A target's error body is outside text: the step summary (GitHub
+// Markdown) shows it escaped, its table intact.
+func TestRunStepSummaryEscapesTargetErrors(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true})
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		http.Error(w, "<!-- hide | col |\n![p](https://evil.example/p.png) @acme/security-team", http.StatusBadRequest)
+	}))
+	t.Cleanup(echo.Close)
+	t.Setenv("INPUT_TARGETS", actionTargets(echo.URL))
+	res := r.runJob(t)
+	if res.code == 0 {
+		t.Fatalf("exit 0\n%s", res.log)
+	}
+	for _, bad := range []string{"<!--", "![", "@acme", "https://evil"} {
+		if strings.Contains(res.summary, bad) {
+			t.Errorf("the step summary has %q:\n%s", bad, res.summary)
+		}
+	}
+	want := "400 Bad Request from " + echo.URL + "/webhooks/webhook/api-qa: &lt;!-- hide \\| col \\| !\\[p\\](https:\u200b//evil.example/p.png) @\u200bacme/security-team"
+	want = strings.Replace(want, "http://", "http:\u200b//", 1)
+	if !strings.Contains(res.summary, want) {
+		t.Errorf("the step summary does not show the error escaped as %q:\n%s", want, res.summary)
+	}
+}
+
 // takeCallbacks makes the job one on a self-hosted runner that the deploy
 // system can reach: SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN.
 func takeCallbacks(t *testing.T) {

@@ -10,11 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 	"github.com/shipbot/shipbot/internal/webhook"
 )
 
@@ -49,12 +50,19 @@ const maxText = 60000
 // Handler answers /shipbot commands in comments on merged pull requests.
 // Per command it costs four API calls: 👀 on the comment, the commenter's
 // permission (skipped for status and help), 👍 or 👎, and one reply that
-// mentions the commenter and quotes the command.
+// mentions the commenter and quotes the command. Over the rate limit (see
+// Limiter) it costs one reply for the first refused command and nothing
+// for the rest.
 type Handler struct {
 	Clients  Clients
 	Operator Operator
 	// Log may be nil (nothing is logged).
 	Log *slog.Logger
+	// Limit rations commands per user and repository; nil means a
+	// Limiter of the handler's own with the defaults.
+	Limit *Limiter
+
+	ownLimit Limiter
 }
 
 // Handles implements webhook.Handler.
@@ -114,19 +122,44 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	if !ok || owner == "" || name == "" || ev.Issue.Number <= 0 || ev.Comment.ID <= 0 || ev.Comment.User.Login == "" {
 		return webhook.Permanent(fmt.Errorf("%s delivery without repository, pull request, comment or commenter", d.Event))
 	}
+	log := h.log().With("repo", ev.Repository.FullName, "pr", ev.Issue.Number, "actor", ev.Comment.User.Login, "comment", ev.Comment.ID)
+	// The payload names the commenter, so the ration is decided before any
+	// API call: a flood costs GitHub one refusal, not a call per comment.
+	// A retried delivery was counted on its first attempt.
+	verdict := Allowed
+	if d.Attempts <= 1 {
+		verdict = h.limiter().Admit(ev.Repository.FullName, ev.Comment.User.Login)
+	}
+	if verdict == Dropped {
+		log.Debug("chatops: command over the rate limit dropped")
+		return nil
+	}
 	inst := d.Installation
 	if inst == 0 {
 		inst = ev.Installation.ID
 	}
 	client, err := h.Clients.Installation(inst)
 	if err != nil {
-		return fmt.Errorf("installation %d: %w", inst, err)
+		err = fmt.Errorf("installation %d: %w", inst, err)
+		if verdict == Refused {
+			// Not retried: a redelivery would be admitted unchecked.
+			log.Error("chatops: answering a command over the rate limit", "err", err)
+			return nil
+		}
+		return err
 	}
 	c := &conversation{
 		client: client, owner: owner, name: name, pr: ev.Issue.Number,
 		comment: ev.Comment.ID, actor: ev.Comment.User.Login, quote: quoteLine(line),
 	}
-	log := h.log().With("repo", ev.Repository.FullName, "pr", c.pr, "actor", c.actor, "comment", c.comment)
+	if verdict == Refused {
+		log.Info("chatops: command over the rate limit refused; the next ones are dropped")
+		// Not retried: a redelivery would be admitted unchecked.
+		if err := c.reply(ctx, h.limiter().RefusalText()); err != nil {
+			log.Error("chatops: answering a command over the rate limit", "err", err)
+		}
+		return nil
+	}
 
 	if mergedAt := ev.Issue.PullRequest.MergedAt; mergedAt == nil || *mergedAt == "" {
 		log.Info("chatops: command on an unmerged pull request")
@@ -193,6 +226,13 @@ func (h *Handler) do(ctx context.Context, r Request) (string, error) {
 	return h.Operator.Do(ctx, r)
 }
 
+func (h *Handler) limiter() *Limiter {
+	if h.Limit != nil {
+		return h.Limit
+	}
+	return &h.ownLimit
+}
+
 func (h *Handler) log() *slog.Logger {
 	if h.Log == nil {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -220,7 +260,7 @@ func (c *conversation) react(ctx context.Context, content string) error {
 // reply posts the one answer: a mention of the commenter, the command
 // quoted, and text.
 func (c *conversation) reply(ctx context.Context, text string) error {
-	body := "@" + c.actor + "\n\n> " + c.quote + "\n\n" + truncate(text, maxText)
+	body := "@" + c.actor + "\n\n> " + c.quote + "\n\n" + truncate.Bytes(text, maxText, "…")
 	if _, _, err := c.client.Issues.CreateComment(ctx, c.owner, c.name, c.pr, &gh.IssueComment{Body: &body}); err != nil {
 		return fmt.Errorf("answering comment %d in %s/%s#%d: %w", c.comment, c.owner, c.name, c.pr, err)
 	}
@@ -281,29 +321,10 @@ func statusCode(resp *gh.Response) int {
 const maxQuote = 200
 
 // quoteLine makes the user's command line safe to quote in the bot's own
-// comment: one line, bounded, without mentions (an @ inside a quote would
-// still notify, from the bot) and without HTML (an unclosed <!-- would
+// comment: bounded (cut before escaping, so that no escape is cut in half),
+// then escaped like all outside text: one line, no mention (an @ inside a
+// quote would still notify, from the bot), no HTML (an unclosed <!-- would
 // hide the answer).
 func quoteLine(line string) string {
-	line = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, line)
-	line = truncate(line, maxQuote)
-	line = strings.ReplaceAll(line, "<", "&lt;")
-	return strings.ReplaceAll(line, "@", "@\u200b")
-}
-
-// truncate cuts s to at most n bytes on a rune boundary, marking the cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return markdown.Escape(truncate.Bytes(line, maxQuote, "…"))
 }

@@ -487,3 +487,91 @@ func TestHandles(t *testing.T) {
 }
 
 var _ webhook.Handler = (*chatops.Handler)(nil)
+
+func TestCommandFloodIsRefusedOnceThenIgnored(t *testing.T) {
+	// Issue 10: 150 `/shipbot status` from one read-only user cost 450 API
+	// calls. Now five run, the sixth gets one polite refusal, and the rest
+	// cost GitHub nothing at all (not even a token).
+	r := newRig(t)
+	c := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	r.h.Limit = &chatops.Limiter{Now: c.now}
+	r.op.text = "qa: succeeded"
+	flood := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := r.comment(t, r.merged, "rita", "/shipbot status"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	flood(5)
+	if n := len(r.op.requests()); n != 5 {
+		t.Fatalf("operator asked %d times; want the first 5 commands run", n)
+	}
+	if n := len(r.calls()); n != 5*len(openCalls) {
+		t.Fatalf("%d API calls for 5 commands; want %d", n, 5*len(openCalls))
+	}
+	r.gh.ResetRequests()
+
+	ids := []int64{}
+	for range 145 {
+		id, err := r.comment(t, r.merged, "rita", "/shipbot status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if n := len(r.op.requests()); n != 5 {
+		t.Errorf("operator asked %d times; want none past the first 5", n)
+	}
+	if got := r.calls(); !slices.Equal(got, []string{patComment}) {
+		t.Errorf("%d API calls for 145 commands over the limit (first %v); want one reply", len(got), got[:min(len(got), 3)])
+	}
+	rs := r.replies(r.merged)
+	if len(rs) != 6 {
+		t.Fatalf("%d bot replies; want 5 answers and 1 refusal", len(rs))
+	}
+	if b := rs[5].Body; !strings.HasPrefix(b, "@rita\n") || !strings.Contains(b, "Sorry") || !strings.Contains(b, "5 at once") {
+		t.Errorf("refusal %q; want a polite reply to rita naming the limit", b)
+	}
+	for _, id := range ids {
+		if got := r.reactions(t, r.merged, id); len(got) != 0 {
+			t.Fatalf("reactions %v on a command over the limit; want none", got)
+		}
+	}
+
+	// Another person is not held up by rita's flood.
+	if _, err := r.comment(t, r.merged, "wendy", "/shipbot status"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.op.requests()); n != 6 {
+		t.Errorf("operator asked %d times; want wendy's command run", n)
+	}
+
+	// After a minute's pause rita has her allowance back.
+	c.advance(time.Minute)
+	r.gh.ResetRequests()
+	flood(1)
+	if got := r.calls(); !slices.Equal(got, openCalls) {
+		t.Errorf("API calls after a pause: %v; want %v", got, openCalls)
+	}
+}
+
+func TestRefusedCommandIsNotRetried(t *testing.T) {
+	// A refusal whose reply fails is not retried: the redelivery would run
+	// the command, unchecked.
+	r := newRig(t)
+	for range 5 {
+		if _, err := r.comment(t, r.merged, "rita", "/shipbot help"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.gh.FailNext(patComment, 502, 2)
+	if _, err := r.comment(t, r.merged, "rita", "/shipbot help"); err != nil {
+		t.Errorf("refusal whose reply failed: %v; want nil (not retried)", err)
+	}
+	if !strings.Contains(r.logs.String(), "over the rate limit") {
+		t.Errorf("the failed refusal is not logged: %s", r.logs.String())
+	}
+}

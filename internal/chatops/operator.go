@@ -24,8 +24,10 @@ type Request struct {
 }
 
 // Operator carries commands out on the merged pull request's rollout. The
-// text it returns is shown to the user; so is a Refusal's reason. Any other
-// error is the operator's failure (the store is down, …).
+// text it returns is shown to the user, as GitHub Markdown; so is a
+// Refusal's reason: outside text in either (a freeze reason, a login) must
+// be escaped with markdown.Escape. Any other error is the operator's
+// failure (the store is down, …).
 type Operator interface {
 	Do(ctx context.Context, r Request) (string, error)
 }

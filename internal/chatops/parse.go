@@ -4,7 +4,19 @@
 // Operator and answers with one reply.
 package chatops
 
-import "strings"
+import (
+	"bytes"
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
+	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/parser"
+	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
+)
 
 // Prefix starts a command line.
 const Prefix = "/shipbot"
@@ -49,10 +61,12 @@ func (e *ParseError) Answer() string {
 }
 
 // Parse finds the command in a comment body: the first line that starts
-// with /shipbot (after optional leading whitespace, outside fenced code
-// blocks). line is that line, trimmed, for quoting; found is false when
-// there is none, and then the comment is none of shipbot's business. A
-// command line that does not parse gives a *ParseError.
+// with /shipbot (after at most three spaces) and that GitHub shows as a
+// line of its own, outside code, quotes and HTML comments (see
+// commandLine). line is that line as shown (HTML comments cut out),
+// trimmed, for quoting; found is false when there is none, and then the
+// comment is none of shipbot's business. A command line that does not
+// parse gives a *ParseError.
 func Parse(body string) (cmd Command, line string, found bool, err error) {
 	line, found = commandLine(body)
 	if !found {
@@ -62,21 +76,105 @@ func Parse(body string) (cmd Command, line string, found bool, err error) {
 	return cmd, line, true, err
 }
 
-// commandLine returns the first /shipbot line of body, trimmed.
+// commentMarkdown parses comment bodies as GitHub does, as far as finding
+// commands needs: CommonMark's blocks with GitHub's tables (a table row is
+// no line of its own), and of the inlines only code spans and raw HTML,
+// which decide where HTML comments are. Only the structure is used, never
+// a rendering. Links and emphasis are left out: they change neither, and
+// their bracket matching costs a hostile comment's author seconds of CPU
+// where these take milliseconds.
+var commentMarkdown = goldmark.New(
+	goldmark.WithParser(parser.NewParser(
+		parser.WithBlockParsers(parser.DefaultBlockParsers()...),
+		parser.WithInlineParsers(
+			// Default priorities: a code span wins over raw HTML.
+			util.Prioritized(parser.NewCodeSpanParser(), 100),
+			util.Prioritized(parser.NewRawHTMLParser(), 400),
+		),
+		parser.WithParagraphTransformers(parser.DefaultParagraphTransformers()...),
+	)),
+	goldmark.WithExtensions(extension.Table),
+)
+
+// commandLine returns the first /shipbot line of body, as shown, trimmed.
+//
+// What people see decides, not the raw text: a command inside a fenced or
+// indented code block is an example, one in a block quote is someone else's
+// words, and one inside an HTML comment is invisible, so that a comment
+// cannot carry a command its readers (and reviewers) do not see. Hence a
+// real CommonMark parser rather than line heuristics: fences closed only by
+// a fence of the same character and at least the same length, fences inside
+// list items, the lazy continuation of a quote ("> a" then "b" is one
+// quote) and the rest are its job. A line counts when it belongs to a
+// paragraph outside any block quote, starts with at most three spaces (four
+// or a tab is code, or reads as such), does not start inside an HTML
+// comment, and starts with /shipbot once comments are cut out.
 func commandLine(body string) (string, bool) {
-	fence := ""
-	for raw := range strings.Lines(body) {
-		l := strings.TrimSpace(raw)
-		if fence != "" {
-			if strings.HasPrefix(l, fence) {
-				fence = ""
+	if !containsFold(body, Prefix) {
+		return "", false // most comments: no need to parse them
+	}
+	if nestingOver(body, maxNesting) {
+		// The parser's time grows with the square of the nesting; no one
+		// nests that deep, except to make shipbot spin.
+		return "", false
+	}
+	// CommonMark's line endings are \n, \r\n and \r; one kind keeps the
+	// line arithmetic below simple.
+	src := []byte(strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\r", "\n"))
+	doc := commentMarkdown.Parser().Parse(text.NewReader(src))
+
+	var (
+		lines []int // starts of paragraph lines outside quotes, in order
+		raw   spans // text the rendering passes through as HTML
+		code  spans // code blocks: rendered escaped, so never HTML
+	)
+	quoted := 0 // depth of block quotes around the node
+	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if _, ok := n.(*ast.Blockquote); ok {
+			if entering {
+				quoted++
+			} else {
+				quoted--
 			}
+		}
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.Paragraph, *ast.TextBlock:
+			if quoted > 0 {
+				break
+			}
+			for i := range n.Lines().Len() {
+				lines = append(lines, lineStart(src, n.Lines().At(i).Start))
+			}
+		case *ast.HTMLBlock:
+			raw = raw.addLines(n.Lines())
+			if n.HasClosure() {
+				raw = append(raw, span{n.ClosureLine.Start, n.ClosureLine.Stop})
+			}
+		case *ast.RawHTML:
+			raw = raw.addLines(n.Segments)
+		case *ast.CodeBlock, *ast.FencedCodeBlock:
+			code = code.addLines(n.Lines())
+		}
+		return ast.WalkContinue, nil
+	})
+	byStart := func(a, b span) int { return cmp.Compare(a.start, b.start) }
+	slices.SortFunc(raw, byStart)
+	slices.SortFunc(code, byStart)
+	hidden := comments(src, raw, code)
+
+	lines = slices.Compact(lines)
+	for _, start := range lines {
+		end := bytes.IndexByte(src[start:], '\n')
+		if end < 0 {
+			end = len(src) - start
+		}
+		if indentColumns(src[start:start+end]) >= 4 || hidden.contains(start) {
 			continue
 		}
-		if strings.HasPrefix(l, "```") || strings.HasPrefix(l, "~~~") {
-			fence = l[:3]
-			continue
-		}
+		l := strings.TrimSpace(string(hidden.cut(src, start, start+end)))
 		if len(l) < len(Prefix) || !strings.EqualFold(l[:len(Prefix)], Prefix) {
 			continue
 		}
@@ -86,6 +184,156 @@ func commandLine(body string) (string, bool) {
 		return l, true
 	}
 	return "", false
+}
+
+// maxNesting bounds the block quotes and list items a line may open.
+const maxNesting = 32
+
+// nestingOver reports whether a line of body opens more than max block
+// quotes and list items ("> > - 1. text" opens four).
+func nestingOver(body string, max int) bool {
+	for line := range strings.Lines(body) {
+		n := 0
+		for i := 0; i < len(line); {
+			switch c := line[i]; {
+			case c == ' ' || c == '\t':
+				i++
+				continue
+			case c == '>':
+				i++
+			case c == '-' || c == '*' || c == '+':
+				i++
+				if i < len(line) && line[i] != ' ' && line[i] != '\t' && line[i] != '\n' {
+					i = len(line) // "-x" is text
+					continue
+				}
+			case c >= '0' && c <= '9':
+				j := i
+				for j < len(line) && line[j] >= '0' && line[j] <= '9' {
+					j++
+				}
+				if j == len(line) || (line[j] != '.' && line[j] != ')') {
+					i = len(line)
+					continue
+				}
+				i = j + 1
+			default:
+				i = len(line)
+				continue
+			}
+			if n++; n > max {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// containsFold reports whether s contains sub, ASCII case folded.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// lineStart is the offset of the start of the line holding offset i.
+func lineStart(src []byte, i int) int {
+	return bytes.LastIndexByte(src[:i], '\n') + 1
+}
+
+// indentColumns is the width of line's leading blanks, a tab reaching the
+// next multiple of four as in CommonMark.
+func indentColumns(line []byte) int {
+	n := 0
+	for _, c := range line {
+		switch c {
+		case ' ':
+			n++
+		case '\t':
+			n += 4 - n%4
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// span is the byte range [start, stop) of a comment body.
+type span struct{ start, stop int }
+
+// spans are sorted and disjoint.
+type spans []span
+
+func (ss spans) addLines(segs *text.Segments) spans {
+	for i := range segs.Len() {
+		s := segs.At(i)
+		ss = append(ss, span{s.Start, s.Stop})
+	}
+	return ss
+}
+
+// contains reports whether offset i lies in one of ss.
+func (ss spans) contains(i int) bool { return ss.covers(i, i+1) }
+
+// covers reports whether [i, j) lies within one of ss.
+func (ss spans) covers(i, j int) bool {
+	// The first span ending after i is the only one that can hold it.
+	k, _ := slices.BinarySearchFunc(ss, i, func(s span, i int) int { return cmp.Compare(s.stop, i+1) })
+	return k < len(ss) && ss[k].start <= i && j <= ss[k].stop
+}
+
+// cut returns src[from:to] without the parts in ss.
+func (ss spans) cut(src []byte, from, to int) []byte {
+	var out []byte
+	for i := from; i < to; i++ {
+		if !ss.contains(i) {
+			out = append(out, src[i])
+		}
+	}
+	return out
+}
+
+// comments finds the parts of src a browser would hold inside an HTML
+// comment. It errs towards hiding: a <!-- anywhere but in a code block
+// opens one (even in a code span or an attribute, where it would not), and
+// one closes only at a --> the rendering passes through as HTML (a --> in
+// paragraph text is escaped to --&gt;, which closes nothing, so
+// "<div><!--" in an HTML block hides all that follows). An unclosed comment
+// runs to the end. Mistaking text for a comment only ignores a command;
+// the opposite would run one nobody can see.
+func comments(src []byte, raw, code spans) spans {
+	const open, shut = "<!--", "-->"
+	var out spans
+	for pos := 0; pos < len(src); {
+		i := bytes.Index(src[pos:], []byte(open))
+		if i < 0 {
+			break
+		}
+		i += pos
+		if code.contains(i) {
+			pos = i + 1
+			continue
+		}
+		end := len(src)
+		for from := i + len(open); from < len(src); {
+			j := bytes.Index(src[from:], []byte(shut))
+			if j < 0 {
+				break
+			}
+			j += from
+			if raw.covers(j, j+len(shut)) {
+				end = j + len(shut)
+				break
+			}
+			from = j + 1
+		}
+		out = append(out, span{i, end})
+		pos = end
+	}
+	return out
 }
 
 // parseLine parses a trimmed line that starts with /shipbot.

@@ -64,3 +64,18 @@ func (l ErrorList) err() error {
 	})
 	return l
 }
+
+// Warning is a problem that does not stop a file from being used, such as
+// a target whose ${VAR} is unset: only what uses that target fails. It is
+// positioned like Error.
+type Warning struct {
+	File   string
+	Line   int // 1-based; 0 when unknown
+	Column int // 1-based; 0 when unknown
+	Msg    string
+}
+
+// String formats as "file:line:column: msg", like Error.
+func (w Warning) String() string {
+	return (&Error{File: w.File, Line: w.Line, Column: w.Column, Msg: w.Msg}).Error()
+}

@@ -164,7 +164,7 @@ func ParseRepo(file string, data []byte, repoName string) (Repo, error) {
 
 	if e, ok := m["version"]; !ok {
 		d.errorAt(root, "version", "required; add `version: 1`")
-	} else if v, ok := d.integer(e.val, "version"); ok {
+	} else if v, ok := d.integer(e.val, "version", "this shipbot reads version 1"); ok {
 		if v != 1 {
 			d.errorAt(e.val, "version", "unsupported version %d (this shipbot reads version 1)", v)
 		}
@@ -271,7 +271,7 @@ func badTagPrefix(s string) string {
 func (d *decoder) gate(n *yaml.Node, g *Gate) {
 	m, _ := d.mapping(n, "gate", "approvals", "require_protected_branch", "require_checks")
 	if e, ok := m["approvals"]; ok {
-		if v, ok := d.integer(e.val, "gate.approvals"); ok {
+		if v, ok := d.integer(e.val, "gate.approvals", fmt.Sprintf("must be between 0 and %d", MaxApprovals)); ok {
 			if v < 0 || v > MaxApprovals {
 				d.errorAt(e.val, "gate.approvals", "must be between 0 and %d, got %d", MaxApprovals, v)
 			}

@@ -229,7 +229,32 @@ func TestParseRepoErrors(t *testing.T) {
 		{"syntax error: mapping in scalar", "version: 1\npipeline: a: b\n", []string{
 			`f.yml:2: invalid YAML: mapping values are not allowed in this context`}},
 		{"syntax error: tab", "version: 1\nstages:\n\t- name: qa\n", []string{
-			`f.yml:3: invalid YAML: found character that cannot start any token`}},
+			`f.yml:3:1: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		// yaml.v3 reports this one at line 5 ("violates indentation").
+		{"tab on line 6", "version: 1\nstages:\n  - name: qa\n    target: x\n  - name: prod\n\ttarget: y\n", []string{
+			`f.yml:6:1: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		{"tab after spaces", "version: 1\nstages:\n  - name: qa\n    target: x\n  - name: prod\n  \ttarget: y\n", []string{
+			`f.yml:6:3: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		{"tab after a list dash", "version: 1\nstages:\n  -\tname: qa\n    target: x\n", []string{
+			`f.yml:3:4: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		{"tab in a block scalar", "version: 1\npipeline: |\n  a\n\tb\n", []string{
+			`f.yml:4:1: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		{"tab on an otherwise blank line", "version: 1\ngate:\n  approvals: 1\n\t\n", []string{
+			`f.yml:4:1: invalid YAML: tab character in indentation; YAML indents with spaces`}},
+		{"bad character, tab elsewhere", "version: 1\n@x: 1\nstages:\n\t- a\n", []string{
+			`f.yml:2: invalid YAML: found character that cannot start any token`}},
+		{"huge approvals", "version: 1\ngate:\n  approvals: 99999999999999999999\n", []string{
+			`f.yml:3:14: gate.approvals: out of range (must be between 0 and 10), got 99999999999999999999`}},
+		{"huge negative approvals", "version: 1\ngate: {approvals: -99999999999999999999}\n", []string{
+			`f.yml:2:19: gate.approvals: out of range (must be between 0 and 10), got -99999999999999999999`}},
+		{"huge hex approvals", "version: 1\ngate: {approvals: 0xffffffffffffffffff}\n", []string{
+			`f.yml:2:19: gate.approvals: out of range (must be between 0 and 10), got 0xffffffffffffffffff`}},
+		{"huge version", "version: 99999999999999999999\n", []string{
+			`f.yml:1:10: version: out of range (this shipbot reads version 1), got 99999999999999999999`}},
+		{"huge bake", "version: 1\nstages:\n  - {name: qa, target: t, bake: 9999999999h}\n", []string{
+			`f.yml:3:33: stages[0].bake: out of range (at most 2562047h, about 292 years), got "9999999999h"`}},
+		{"huge timeout", "version: 1\nstages:\n  - {name: qa, target: t, timeout: 99999999999999999999s}\n", []string{
+			`f.yml:3:36: stages[0].timeout: out of range (at most 2562047h, about 292 years), got "99999999999999999999s"`}},
 		{"syntax error: unknown anchor", "version: 1\npipeline: *nope\n", []string{
 			`f.yml:2:11: invalid YAML: unknown anchor "nope" referenced`}},
 	}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Environment variables of the service (design.md, "Server configuration").
@@ -29,6 +30,7 @@ const (
 	EnvLogLevel       = "SHIPBOT_LOG_LEVEL"
 	EnvDashboardToken = "SHIPBOT_DASHBOARD_TOKEN"
 	EnvAPIToken       = "SHIPBOT_API_TOKEN"
+	EnvRetention      = "SHIPBOT_RETENTION"
 )
 
 // Defaults of the service settings.
@@ -37,6 +39,10 @@ const (
 	DefaultDB           = "shipbot.db"
 	DefaultGitHubAPIURL = "https://api.github.com/"
 	DefaultPublicURL    = "http://localhost:8080"
+	// DefaultRetention is how long processed deliveries keep their
+	// payloads: long enough to look into a fortnight's deliveries, short
+	// enough that 25 MB ones do not pile up.
+	DefaultRetention = 14 * 24 * time.Hour
 )
 
 // Server is the service's settings, read from the environment.
@@ -52,6 +58,9 @@ type Server struct {
 	LogLevel       slog.Level
 	DashboardToken string // optional; secret
 	APIToken       string // optional; secret: guards the write API (freeze)
+	// Retention is how long processed deliveries keep their payloads;
+	// their rows, and runs and events, stay.
+	Retention time.Duration
 }
 
 // EnvError is a problem with one environment variable. Its message starts
@@ -151,6 +160,15 @@ func ServerFromEnv(getenv func(string) string, readFile func(string) ([]byte, er
 	pu.RawPath = ""
 	s.PublicURL = pu.String()
 
+	s.Retention = DefaultRetention
+	if v := getenv(EnvRetention); v != "" {
+		d, err := parseRetention(v)
+		if err != nil {
+			return Server{}, &EnvError{Var: EnvRetention, Msg: err.Error(), Err: err}
+		}
+		s.Retention = d
+	}
+
 	switch v := strings.ToLower(getenv(EnvLogLevel)); v {
 	case "", "info":
 		s.LogLevel = slog.LevelInfo
@@ -187,6 +205,32 @@ func (s Server) RequireApp() error {
 		return &EnvError{Var: EnvPrivateKeyFile + " / " + EnvPrivateKey, Msg: err.Error(), Err: err}
 	}
 	return nil
+}
+
+// parseRetention reads a duration as Go writes them ("36h", "90m") or in
+// days, which Go's durations lack ("14d", also "1d12h").
+func parseRetention(v string) (time.Duration, error) {
+	bad := fmt.Errorf("must be a positive duration such as 14d, 36h or 1d12h, got %q", v)
+	var days time.Duration
+	rest := v
+	if i := strings.IndexByte(v, 'd'); i >= 0 {
+		n, err := strconv.ParseUint(v[:i], 10, 16)
+		if err != nil {
+			return 0, bad
+		}
+		days, rest = time.Duration(n)*24*time.Hour, v[i+1:]
+	}
+	var d time.Duration
+	if rest != "" {
+		var err error
+		if d, err = time.ParseDuration(rest); err != nil || d < 0 {
+			return 0, bad
+		}
+	}
+	if days+d <= 0 {
+		return 0, bad
+	}
+	return days + d, nil
 }
 
 func orDefault(v, def string) string {
@@ -309,6 +353,7 @@ func (s Server) LogValue() slog.Value {
 		slog.String("log_level", s.LogLevel.String()),
 		slog.String("dashboard_token", mask(s.DashboardToken != "")),
 		slog.String("api_token", mask(s.APIToken != "")),
+		slog.String("retention", s.Retention.String()),
 	)
 }
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -85,6 +86,7 @@ func TestServerFromEnvDefaults(t *testing.T) {
 		GitHubAPIURL: "https://api.github.com/",
 		PublicURL:    "http://localhost:8080",
 		LogLevel:     slog.LevelInfo,
+		Retention:    14 * 24 * time.Hour,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -103,13 +105,13 @@ func TestServerFromEnv(t *testing.T) {
 			EnvListen: "127.0.0.1:9000", EnvDB: "/data/shipbot.db", EnvGitHubAPIURL: "https://ghe.example/api/v3",
 			EnvAppID: "12345", EnvPrivateKeyFile: "/k.pem", EnvWebhookSecret: webhookSecret,
 			EnvTargetsFile: "/etc/shipbot/targets.yml", EnvPublicURL: "https://shipbot.example/base/",
-			EnvLogLevel: "DEBUG", EnvDashboardToken: "dash",
+			EnvLogLevel: "DEBUG", EnvDashboardToken: "dash", EnvRetention: "36h",
 		}, map[string][]byte{"/k.pem": k.pkcs1}, func(s *Server) {
 			*s = Server{
 				Listen: "127.0.0.1:9000", DB: "/data/shipbot.db", GitHubAPIURL: "https://ghe.example/api/v3/",
 				AppID: 12345, PrivateKey: k.pkcs1, WebhookSecret: []byte(webhookSecret),
 				TargetsFile: "/etc/shipbot/targets.yml", PublicURL: "https://shipbot.example/base",
-				LogLevel: slog.LevelDebug, DashboardToken: "dash",
+				LogLevel: slog.LevelDebug, DashboardToken: "dash", Retention: 36 * time.Hour,
 			}
 		}},
 		{"api url keeps its slash", map[string]string{EnvGitHubAPIURL: "http://127.0.0.1:1234/"}, nil, func(s *Server) {
@@ -299,7 +301,7 @@ func TestServerNeverShowsSecrets(t *testing.T) {
 		"listen": ":8080", "db": "postgres://shipbot:xxxxx@db:5432/shipbot", "github_api_url": "https://api.github.com/",
 		"app_id": float64(7), "private_key": "[redacted]", "webhook_secret": "[redacted]", "targets_file": "",
 		"public_url": "http://localhost:8080", "log_level": "INFO", "dashboard_token": "[redacted]",
-		"api_token": "[redacted]",
+		"api_token": "[redacted]", "retention": "336h0m0s",
 	}
 	if diff := cmp.Diff(wantLogged, rec.Config); diff != "" {
 		t.Errorf("logged config (-want +got):\n%s", diff)

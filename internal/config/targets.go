@@ -1,8 +1,10 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -40,6 +42,11 @@ var (
 type Targets struct {
 	Targets map[string]Target // by name; never nil after ParseTargets
 	Alarms  map[string]Alarm  // by name; never nil after ParseTargets
+	// Warnings are what the operator should fix although the file is
+	// usable: a ${VAR} that is unset (every reference, with its position)
+	// and a URL that points at a link-local or cloud metadata address.
+	// In file order; nil when there are none.
+	Warnings []Warning
 }
 
 // Target is one deploy destination. String values have had ${VAR} expanded.
@@ -60,6 +67,14 @@ type Target struct {
 	// target cannot be used until they are (see Err).
 	Unresolved []string
 	Line       int
+
+	// urlVars are the values of the ${VAR}s in URL and GateURL: whatever
+	// an operator keeps in the environment is a secret, wherever in the
+	// URL it goes (a path token, a query value, a host).
+	urlVars []string
+	// fileSecrets is every secret of the targets file this target was read
+	// from (Targets.Secrets), for KnownSecrets.
+	fileSecrets []string
 }
 
 // Alarm is one alarm source. String values have had ${VAR} expanded.
@@ -70,6 +85,8 @@ type Alarm struct {
 	Filter     []string // alertmanager matchers such as `severity="high"`
 	Unresolved []string // as for Target
 	Line       int
+
+	urlVars []string // as for Target
 }
 
 // reservedFields are the trigger payload's own fields; a constraint with one
@@ -91,7 +108,8 @@ var (
 // $$ is a literal $. A variable that is not set is not an error here: the
 // target or alarm records it in Unresolved, its value is not validated, and
 // only the stages that use it fail (see Target.Err), so one missing secret
-// does not stop every other pipeline.
+// does not stop every other pipeline. Such references, and URLs that point
+// at cloud metadata services, are returned in Targets.Warnings.
 func ParseTargets(file string, data []byte, getenv func(string) (string, bool)) (Targets, error) {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
@@ -122,7 +140,27 @@ func ParseTargets(file string, data []byte, getenv func(string) (string, bool)) 
 	if err := d.errs.err(); err != nil {
 		return Targets{}, err
 	}
+	sort.SliceStable(d.warns, func(i, j int) bool {
+		if d.warns[i].Line != d.warns[j].Line {
+			return d.warns[i].Line < d.warns[j].Line
+		}
+		return d.warns[i].Column < d.warns[j].Column
+	})
+	out.Warnings = d.warns
+	out.shareSecrets()
 	return out, nil
+}
+
+// targetsKeyRE finds a top-level "targets:" key in text that may not parse.
+var targetsKeyRE = regexp.MustCompile(`(?m)^["']?targets["']?[ \t]*:`)
+
+// IsTargetsFile reports whether data is meant as a targets file rather
+// than a repository's configuration: it has a top-level `targets:` key,
+// which a repository configuration never has. It looks at the text, so
+// that a targets file with a syntax error is still recognised and its
+// errors come from the right parser.
+func IsTargetsFile(data []byte) bool {
+	return targetsKeyRE.Match(data)
 }
 
 // expander reads string values with ${VAR} expansion, collecting the names
@@ -131,6 +169,9 @@ type expander struct {
 	d          *decoder
 	getenv     func(string) (string, bool)
 	unresolved []string
+	// consequence completes the warning about an unset variable: what
+	// stops working until it is set.
+	consequence string
 }
 
 // str returns the expanded value; resolved is false when it referenced an
@@ -149,6 +190,7 @@ func (x *expander) str(n *yaml.Node, path string) (v string, resolved, ok bool) 
 		if !slices.Contains(x.unresolved, name) {
 			x.unresolved = append(x.unresolved, name)
 		}
+		x.d.warnAt(n, path, "${%s} is not set in the environment (or is empty); %s", name, x.consequence)
 	}
 	return v, len(missing) == 0, true
 }
@@ -166,8 +208,47 @@ func (x *expander) url(n *yaml.Node, path string) string {
 			note = " (after expanding variables)"
 		}
 		x.d.errorAt(n, path, "must be an absolute http(s) URL%s, got %q: %s", note, n.Value, why)
+		return v
+	}
+	if host, why := metadataHost(v); why != "" {
+		// A warning, not an error: nothing forbids a deploy system on such
+		// an address, but a mistyped or hostile one would have shipbot
+		// POST secrets to the machine's cloud credentials service.
+		shown := fmt.Sprintf("%q", host)
+		if strings.Contains(n.Value, "$") {
+			shown = "a host (after expanding variables)" // the host may come from a secret
+		}
+		x.d.warnAt(n, path, "points at %s, %s; cloud instance metadata and credentials are served there, so a request to it can leak them", shown, why)
 	}
 	return v
+}
+
+// metadataHost reports whether URL s points at an address where clouds
+// serve instance metadata: link-local addresses (169.254.0.0/16, AWS, GCP,
+// Azure, OpenStack; fe80::/10), AWS's IPv6 fd00:ec2::254, Alibaba's
+// 100.100.100.200, and GCP's metadata host names. It returns the host and
+// what kind of address it is, or "" when it is none of these.
+func metadataHost(s string) (host, why string) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", ""
+	}
+	host = u.Hostname()
+	name := strings.TrimSuffix(strings.ToLower(host), ".")
+	if name == "metadata.google.internal" || name == "metadata" {
+		return host, "a cloud metadata service's host name"
+	}
+	addr, _, _ := strings.Cut(host, "%") // an IPv6 zone, as in fe80::1%eth0
+	ip := net.ParseIP(addr)
+	switch {
+	case ip == nil:
+		return "", ""
+	case ip.IsLinkLocalUnicast():
+		return host, "a link-local address"
+	case ip.Equal(net.ParseIP("100.100.100.200")), ip.Equal(net.ParseIP("fd00:ec2::254")):
+		return host, "a cloud metadata service's address"
+	}
+	return "", ""
 }
 
 func badURL(s string) string {
@@ -200,7 +281,8 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 	if !ok {
 		return Target{}, false
 	}
-	x := &expander{d: d, getenv: getenv}
+	x := &expander{d: d, getenv: getenv,
+		consequence: fmt.Sprintf("stages that use target %q fail until it is set", name)}
 	t := Target{Name: name, Line: te.key.Line}
 
 	kindKnown := false
@@ -232,6 +314,7 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 	if e, ok := m["url"]; ok {
 		if onlyFor("url", KindSpinnaker, KindWebhook) {
 			t.URL = x.url(e.val, path+".url")
+			t.urlVars = append(t.urlVars, varValues(e.val.Value, getenv)...)
 		}
 	} else if kindKnown && t.Kind != KindGitHubDispatch {
 		d.errorAt(te.val, path+".url", "required for kind %q", t.Kind)
@@ -252,6 +335,7 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 	}
 	if e, ok := m["gate_url"]; ok && onlyFor("gate_url", KindSpinnaker) {
 		t.GateURL = x.url(e.val, path+".gate_url")
+		t.urlVars = append(t.urlVars, varValues(e.val.Value, getenv)...)
 	}
 	if e, ok := m["application"]; ok && onlyFor("application", KindSpinnaker) {
 		if v, resolved, ok := x.str(e.val, path+".application"); ok {
@@ -297,10 +381,10 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 	}
 	if e, ok := m["timeout"]; ok {
 		if raw, resolved, ok := x.str(e.val, path+".timeout"); ok && resolved {
-			v, err := time.ParseDuration(raw)
+			v, err := parseDuration(raw, e.val.Value)
 			switch {
 			case err != nil:
-				d.errorAt(e.val, path+".timeout", "invalid duration %q", e.val.Value)
+				d.errorAt(e.val, path+".timeout", "%s", err)
 			case v <= 0:
 				d.errorAt(e.val, path+".timeout", "must be positive, got %q", e.val.Value)
 			default:
@@ -379,7 +463,8 @@ func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bo
 	if !ok {
 		return Alarm{}, false
 	}
-	x := &expander{d: d, getenv: getenv}
+	x := &expander{d: d, getenv: getenv,
+		consequence: fmt.Sprintf("alarm %q cannot be read until it is set, and an alarm that cannot be read counts as firing", name)}
 	a := Alarm{Name: name, Line: ae.key.Line}
 	kinds := []string{AlarmAlertmanager, AlarmHTTP}
 	kindKnown := false
@@ -397,6 +482,7 @@ func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bo
 		d.errorAt(ae.val, path+".url", "required")
 	} else {
 		a.URL = x.url(e.val, path+".url")
+		a.urlVars = varValues(e.val.Value, getenv)
 	}
 	if e, ok := m["filter"]; ok {
 		if kindKnown && a.Kind != AlarmAlertmanager {
@@ -466,8 +552,8 @@ func (t Target) Allows(repo string) bool {
 }
 
 // Secrets returns the target's secret values (constraint values, the signing
-// secret, a password in a URL) for scrubbing logs and anything shown on
-// GitHub.
+// secret, what its URLs carry: see urlSecrets) for scrubbing logs and
+// anything shown on GitHub.
 func (t Target) Secrets() []string {
 	var out []string
 	keys := make([]string, 0, len(t.Constraints))
@@ -479,9 +565,33 @@ func (t Target) Secrets() []string {
 		out = appendSecret(out, t.Constraints[k])
 	}
 	out = appendSecret(out, t.SigningSecret)
-	out = appendSecret(out, urlPassword(t.URL))
-	out = appendSecret(out, urlPassword(t.GateURL))
+	for _, s := range append(append(urlSecrets(t.URL), urlSecrets(t.GateURL)...), t.urlVars...) {
+		out = appendSecret(out, s)
+	}
 	return out
+}
+
+// KnownSecrets returns every secret a text about this target must not show:
+// its own (Secrets) and, for a target read by ParseTargets, those of every
+// other target and alarm in the file, since a downstream's answer may quote
+// anything (a shared proxy, a misrouted request, a debugging echo). They
+// are for redaction only: a target's requests carry its own secrets and no
+// other's.
+func (t Target) KnownSecrets() []string {
+	out := t.Secrets()
+	for _, s := range t.fileSecrets {
+		out = appendSecret(out, s)
+	}
+	return out
+}
+
+// shareSecrets gives every target the file's secrets, for KnownSecrets.
+func (ts Targets) shareSecrets() {
+	all := ts.Secrets()
+	for name, t := range ts.Targets {
+		t.fileSecrets = all
+		ts.Targets[name] = t
+	}
 }
 
 func appendSecret(list []string, s string) []string {
@@ -491,13 +601,63 @@ func appendSecret(list []string, s string) []string {
 	return append(list, s)
 }
 
-func urlPassword(s string) string {
+// minQueryToken is the shortest literal query value taken for a token. A
+// ${VAR} is a secret whatever its length (see Target.urlVars); a short
+// literal such as ?env=qa or ?v=2 is a setting, and treating it as a secret
+// would blank out every "qa" or "2" in errors and Action logs.
+const minQueryToken = 8
+
+// urlSecrets returns the credentials URL s carries: the password of its
+// user info (or the user name when there is no password: a token put in a
+// URL as https://TOKEN@host), the "Basic" Authorization value that net/http
+// derives from the user info and sends, which an error page may echo, and
+// its query values of minQueryToken bytes or more.
+func urlSecrets(s string) []string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return ""
+	if err != nil {
+		return nil
 	}
-	p, _ := u.User.Password()
-	return p
+	var out []string
+	if u.User != nil {
+		user := u.User.Username()
+		pw, hasPW := u.User.Password()
+		if hasPW {
+			out = append(out, pw)
+		} else {
+			out = append(out, user)
+		}
+		if user != "" || pw != "" {
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(user+":"+pw)))
+		}
+	}
+	q := u.Query()
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		for _, v := range q[k] {
+			if len(v) >= minQueryToken {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// varValues returns the values of the ${VAR}s in raw, as the file wrote
+// it, that are set.
+func varValues(raw string, getenv func(string) (string, bool)) []string {
+	var out []string
+	_, _, _ = expand(raw, func(name string) (string, bool) {
+		v, ok := getenv(name)
+		if ok && v != "" {
+			out = append(out, v)
+		}
+		return v, ok
+	})
+	return out
 }
 
 // Secrets returns every secret of every target and alarm, without
@@ -511,7 +671,9 @@ func (ts Targets) Secrets() []string {
 		}
 	}
 	for _, a := range ts.Alarms {
-		out = appendSecret(out, urlPassword(a.URL))
+		for _, s := range append(urlSecrets(a.URL), a.urlVars...) {
+			out = appendSecret(out, s)
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if len(out[i]) != len(out[j]) {

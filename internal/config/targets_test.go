@@ -56,7 +56,7 @@ func TestParseTargetsDesignExample(t *testing.T) {
 			},
 		},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreDerived); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
 	tgt, err := got.Lookup("spinnaker-qa", "ACME/Api")
@@ -203,7 +203,7 @@ alarms:
 			"health": {Name: "health", Kind: AlarmHTTP, URL: "https://status.example/firing", Line: 21},
 		},
 	}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreDerived); diff != "" {
 		t.Errorf("mismatch (-want +got):\n%s", diff)
 	}
 }
@@ -270,9 +270,10 @@ func TestParseTargetsErrors(t *testing.T) {
 		}},
 		{"repos not a list", "targets:\n  s: {kind: webhook, url: 'https://x', repos: acme/api}\n", []string{
 			`t.yml:2:47: targets.s.repos: must be a list, got a string`}},
-		{"timeout", "targets:\n  a: {kind: webhook, url: 'https://x', timeout: 5}\n  b: {kind: webhook, url: 'https://x', timeout: -1m}\n", []string{
+		{"timeout", "targets:\n  a: {kind: webhook, url: 'https://x', timeout: 5}\n  b: {kind: webhook, url: 'https://x', timeout: -1m}\n  c: {kind: webhook, url: 'https://x', timeout: 9999999999h}\n", []string{
 			`t.yml:2:49: targets.a.timeout: invalid duration "5"`,
 			`t.yml:3:49: targets.b.timeout: must be positive, got "-1m"`,
+			`t.yml:4:49: targets.c.timeout: out of range (at most 2562047h, about 292 years), got "9999999999h"`,
 		}},
 		{"bad names", "targets:\n  bad.name: {kind: webhook, url: 'https://x'}\nalarms:\n  'a b': {kind: http, url: 'https://x'}\n", []string{
 			`t.yml:2:3: targets: invalid target name "bad.name": must match ^[A-Za-z0-9][A-Za-z0-9_-]*$`,
@@ -306,6 +307,65 @@ func TestParseTargetsErrors(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, strings.Split(err.Error(), "\n")); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseTargetsWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		env  []string
+		want []string // every warning, in file order
+	}{
+		{"nothing to warn about", designTargets, []string{"SPINNAKER_QA_KEY", "k", "QA_HMAC", "h"}, nil},
+		{"unset variables, each reference at its own line", designTargets, []string{"QA_HMAC", ""}, []string{
+			`t.yml:6:19: targets.spinnaker-qa.constraints.deploy_key: ${SPINNAKER_QA_KEY} is not set in the environment (or is empty); stages that use target "spinnaker-qa" fail until it is set`,
+			`t.yml:7:21: targets.spinnaker-qa.signing_secret: ${QA_HMAC} is not set in the environment (or is empty); stages that use target "spinnaker-qa" fail until it is set`,
+		}},
+		{"two variables in one value", "targets:\n  w:\n    kind: webhook\n    url: https://${HOST}/${PATH_PART}\n", nil, []string{
+			`t.yml:4:10: targets.w.url: ${HOST} is not set in the environment (or is empty); stages that use target "w" fail until it is set`,
+			`t.yml:4:10: targets.w.url: ${PATH_PART} is not set in the environment (or is empty); stages that use target "w" fail until it is set`,
+		}},
+		{"unset variable in an alarm", "alarms:\n  a:\n    kind: http\n    url: ${ALARM_URL}\n", nil, []string{
+			`t.yml:4:10: alarms.a.url: ${ALARM_URL} is not set in the environment (or is empty); alarm "a" cannot be read until it is set, and an alarm that cannot be read counts as firing`,
+		}},
+		{"metadata addresses", `targets:
+  aws: {kind: webhook, url: 'http://169.254.169.254/latest/meta-data/'}
+  v6: {kind: webhook, url: 'http://[fe80::1%25eth0]/x'}
+  awsv6: {kind: webhook, url: 'http://[fd00:ec2::254]/'}
+  gcp: {kind: webhook, url: 'http://metadata.google.internal/computeMetadata/v1/'}
+  gcp-short: {kind: spinnaker, url: 'https://gate.example/hook', gate_url: 'http://METADATA./', application: a}
+  alibaba: {kind: webhook, url: 'http://100.100.100.200/latest/meta-data/'}
+  hidden: {kind: webhook, url: 'http://${IMDS}/x'}
+  fine: {kind: webhook, url: 'http://10.0.0.1/x'}
+  fine-too: {kind: webhook, url: 'https://metadata.example.com/x'}
+alarms:
+  a: {kind: http, url: 'http://169.254.170.2/v2/credentials'}
+`, []string{"IMDS", "169.254.169.254"}, []string{
+			`t.yml:2:29: targets.aws.url: points at "169.254.169.254", a link-local address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:3:28: targets.v6.url: points at "fe80::1%eth0", a link-local address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:4:31: targets.awsv6.url: points at "fd00:ec2::254", a cloud metadata service's address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:5:29: targets.gcp.url: points at "metadata.google.internal", a cloud metadata service's host name; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:6:76: targets.gcp-short.gate_url: points at "METADATA.", a cloud metadata service's host name; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:7:33: targets.alibaba.url: points at "100.100.100.200", a cloud metadata service's address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:8:32: targets.hidden.url: points at a host (after expanding variables), a link-local address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+			`t.yml:12:24: alarms.a.url: points at "169.254.170.2", a link-local address; cloud instance metadata and credentials are served there, so a request to it can leak them`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, err := ParseTargets("t.yml", []byte(tt.yaml), env(tt.env...))
+			if err != nil {
+				t.Fatalf("warnings must not make the file invalid: %v", err)
+			}
+			var got []string
+			for _, w := range ts.Warnings {
+				got = append(got, w.String())
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -404,10 +464,12 @@ func TestSecrets(t *testing.T) {
 		},
 		Alarms: map[string]Alarm{"x": {URL: "http://am:alarm-pass@am:9093"}},
 	}
-	if diff := cmp.Diff([]string{"long-secret-a", "zz", "sig", "url-pass"}, ts.Targets["a"].Secrets()); diff != "" {
+	// The base64 values are the basic auth net/http sends for user:url-pass
+	// and am:alarm-pass.
+	if diff := cmp.Diff([]string{"long-secret-a", "zz", "sig", "url-pass", "dXNlcjp1cmwtcGFzcw=="}, ts.Targets["a"].Secrets()); diff != "" {
 		t.Errorf("Target.Secrets (-want +got):\n%s", diff)
 	}
-	want := []string{"long-secret-a-plus", "long-secret-a", "alarm-pass", "url-pass", "sig", "zz"}
+	want := []string{"YW06YWxhcm0tcGFzcw==", "dXNlcjp1cmwtcGFzcw==", "long-secret-a-plus", "long-secret-a", "alarm-pass", "url-pass", "sig", "zz"}
 	if diff := cmp.Diff(want, ts.Secrets()); diff != "" {
 		t.Errorf("Targets.Secrets (-want +got):\n%s", diff)
 	}
@@ -455,4 +517,23 @@ func errStrings(errs []error) []string {
 		out = append(out, e.Error())
 	}
 	return out
+}
+
+func TestIsTargetsFile(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want bool
+	}{
+		{designTargets, true},
+		{"# server side\n\"targets\":\n  a: {kind: webhook}\n", true},
+		{"targets:\n\ta: [\n", true}, // broken, still recognised: its errors come from ParseTargets
+		{"alarms: {}\ntargets: {}\n", true},
+		{designExample, false},
+		{"version: 1\nstages:\n  - name: qa\n    targets: [a, b]\n", false},
+		{"version: 1\n# targets: none\n", false},
+	} {
+		if got := IsTargetsFile([]byte(tc.yaml)); got != tc.want {
+			t.Errorf("IsTargetsFile(%q) = %v, want %v", tc.yaml, got, tc.want)
+		}
+	}
 }

@@ -19,8 +19,9 @@ import (
 // first), each with its line and column, unknown and duplicate keys reported,
 // and no silent type coercion ("1" is not a number, "yes" not a boolean).
 type decoder struct {
-	file string
-	errs ErrorList
+	file  string
+	errs  ErrorList
+	warns []Warning
 }
 
 // entry is one "key: value" pair of a mapping.
@@ -36,6 +37,19 @@ func (d *decoder) errorAt(n *yaml.Node, path, format string, args ...any) {
 		e.Line, e.Column = n.Line, n.Column
 	}
 	d.errs = append(d.errs, e)
+}
+
+// warnAt records a problem that does not stop the file from being used.
+func (d *decoder) warnAt(n *yaml.Node, path, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if path != "" {
+		msg = path + ": " + msg
+	}
+	w := Warning{File: d.file, Msg: msg}
+	if n != nil {
+		w.Line, w.Column = n.Line, n.Column
+	}
+	d.warns = append(d.warns, w)
 }
 
 // maxFileSize bounds what we parse; repository files are untrusted input.
@@ -109,6 +123,9 @@ func (d *decoder) syntaxError(err error, data []byte) *Error {
 		if isParserError(m[2]) {
 			line++
 		}
+		if e := d.tabError(m[2], line, data); e != nil {
+			return e
+		}
 		// "Unexpected end of stream" errors point past the last line, where
 		// no editor or check run annotation can show them.
 		if last := lastLine(data); line > last {
@@ -121,6 +138,53 @@ func (d *decoder) syntaxError(err error, data []byte) *Error {
 		return &Error{File: d.file, Line: line, Column: col, Msg: fmt.Sprintf("invalid YAML: unknown anchor %q referenced", m[1])}
 	}
 	return &Error{File: d.file, Line: 1, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// tabError names the tab when a tab in indentation is what broke the file.
+// yaml.v3 says "found a tab character that violates indentation" at the
+// line of the enclosing construct (often the line before the tab), or "found
+// character that cannot start any token" without saying which character,
+// and an editor that shows tabs as spaces hides the cause; so find the tab
+// and point at it. It returns nil when the error is about something else.
+func (d *decoder) tabError(msg string, line int, data []byte) *Error {
+	var tabLine, tabCol int
+	switch {
+	case strings.Contains(msg, "tab character"):
+		// The tab is on the reported line or after it, never before.
+		tabLine, tabCol = firstIndentTab(data, line)
+	case strings.HasPrefix(msg, "found character that cannot start any token"):
+		// A scanner error: the line is the offending character's own.
+		if l, c := firstIndentTab(data, line); l == line {
+			tabLine, tabCol = l, c
+		}
+	}
+	if tabLine == 0 {
+		return nil
+	}
+	return &Error{File: d.file, Line: tabLine, Column: tabCol,
+		Msg: "invalid YAML: tab character in indentation; YAML indents with spaces"}
+}
+
+// firstIndentTab returns the 1-based line and column of the first tab in
+// the indentation of a line at or after line from: among the leading
+// spaces, or after a list's "- ". It returns zeros when there is none.
+func firstIndentTab(data []byte, from int) (line, col int) {
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		if i+1 < from {
+			continue
+		}
+		for j := 0; j < len(l); j++ {
+			switch c := l[j]; {
+			case c == '\t':
+				return i + 1, j + 1
+			case c == ' ':
+			case c == '-' && j+1 < len(l) && (l[j+1] == ' ' || l[j+1] == '\t'):
+			default:
+				j = len(l) // the indentation ended without a tab
+			}
+		}
+	}
+	return 0, 0
 }
 
 func isParserError(msg string) bool {
@@ -248,17 +312,32 @@ func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 	return n.Value, true
 }
 
-func (d *decoder) integer(n *yaml.Node, path string) (int, bool) {
+// integer reads a whole number. want says what the caller accepts (e.g.
+// "must be between 0 and 10"), for a number too large for an int, which is
+// out of range rather than "not an integer".
+func (d *decoder) integer(n *yaml.Node, path, want string) (int, bool) {
 	if !d.noAlias(n, path) {
 		return 0, false
 	}
 	var i int
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-		d.errorAt(n, path, "must be an integer, got %s", describe(n))
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Decode(&i) == nil {
+		return i, true
+	}
+	// A plain (unquoted, untagged) scalar spelt as an integer is one even
+	// when yaml.v3 tagged it a float (a huge decimal) or a string (a huge
+	// 0x number).
+	plain := n.Style&(yaml.TaggedStyle|yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0
+	if n.Kind == yaml.ScalarNode && plain && intTextRE.MatchString(n.Value) {
+		d.errorAt(n, path, "out of range (%s), got %s", want, n.Value)
 		return 0, false
 	}
-	return i, true
+	d.errorAt(n, path, "must be an integer, got %s", describe(n))
+	return 0, false
 }
+
+// intTextRE matches the integers YAML 1.1 and 1.2 spell: decimal, 0x, 0o,
+// 0b and old-style octal, with _ separators.
+var intTextRE = regexp.MustCompile(`^[-+]?([0-9][0-9_]*|0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+)$`)
 
 func (d *decoder) boolean(n *yaml.Node, path string) (bool, bool) {
 	if !d.noAlias(n, path) {
@@ -290,16 +369,36 @@ func (d *decoder) duration(n *yaml.Node, path string, allowZero bool) (time.Dura
 	if !ok {
 		return 0, false
 	}
-	v, err := time.ParseDuration(s)
+	v, err := parseDuration(s, s)
 	switch {
 	case err != nil:
-		d.errorAt(n, path, "invalid duration %q", s)
+		d.errorAt(n, path, "%s", err)
 		return 0, false
 	case v < 0 || (v == 0 && !allowZero):
 		d.errorAt(n, path, "must be positive, got %q", s)
 		return 0, false
 	}
 	return v, true
+}
+
+// durationTextRE is the syntax time.ParseDuration accepts. Text that has it
+// but does not parse is too long for a time.Duration (about 292 years).
+var durationTextRE = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// parseDuration is time.ParseDuration with errors fit for a configuration
+// file: they quote shown (the text as written, which for a targets file is
+// not the expanded value) and tell a huge duration (out of range) from a
+// misspelt one.
+func parseDuration(s, shown string) (time.Duration, error) {
+	v, err := time.ParseDuration(s)
+	switch {
+	case err == nil:
+		return v, nil
+	case durationTextRE.MatchString(s):
+		return 0, fmt.Errorf("out of range (at most 2562047h, about 292 years), got %q", shown)
+	default:
+		return 0, fmt.Errorf("invalid duration %q", shown)
+	}
 }
 
 func join(path, key string) string {

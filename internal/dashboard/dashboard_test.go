@@ -293,6 +293,9 @@ func TestEmptyDashboard(t *testing.T) {
 		t.Fatalf("GET / = %d\n%s", w.Code, w.Body)
 	}
 	mustContain(t, w.Body.String(), "No pipeline has rolled anything out yet.", "No merges yet.")
+	if strings.Contains(w.Body.String(), "Failed deliveries") {
+		t.Error("an empty dashboard lists failed deliveries")
+	}
 	if strings.Contains(w.Body.String(), "refresh") {
 		t.Error("Refresh < 0 still reloads")
 	}
@@ -370,5 +373,58 @@ func TestToken(t *testing.T) {
 	w = get(t, d, "/?token="+token, func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") })
 	if cs := w.Result().Cookies(); len(cs) != 1 || !cs[0].Secure {
 		t.Errorf("cookie behind https = %+v; want Secure", cs)
+	}
+}
+
+func TestIndexListsFailedDeliveries(t *testing.T) {
+	// Issue 10: a merge whose delivery failed (GitHub unreachable) left the
+	// dashboard at "No merges yet", as if nothing had happened.
+	ctx := context.Background()
+	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"7a1c0e10-merge", "7a1c0e11-done"} {
+		if _, err := st.SaveDelivery(ctx, store.Delivery{ID: id, Event: "pull_request", Action: "closed", Repo: "acme/api", Payload: []byte(`{}`), Status: store.StatusPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		if _, err := st.ClaimDeliveries(ctx, "w", -time.Millisecond, 10, store.EventFilter{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.FinishDelivery(ctx, "7a1c0e10-merge", store.StatusFailed,
+		`GET https://api.github.com/repos/acme/api/pulls/7: dial tcp: connection refused <script>alert(1)</script>`, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishDelivery(ctx, "7a1c0e11-done", store.StatusDone, "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	w := get(t, &dashboard.Dashboard{Store: st}, "/")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET / = %d\n%s", w.Code, w.Body)
+	}
+	body := w.Body.String()
+	mustContain(t, body,
+		`<h2>Failed deliveries</h2>`,
+		`data-delivery="7a1c0e10-merge"`,
+		`<td>pull_request.closed</td>`,
+		`<td>acme/api</td>`,
+		`<td class="mono">7a1c0e10-merge</td>`,
+		`<td>5</td>`,
+		`dial tcp: connection refused &lt;script&gt;alert(1)&lt;/script&gt;`,
+		"No merges yet.",
+	)
+	if strings.Contains(body, "<script>") {
+		t.Error("the page prints the error unescaped")
+	}
+	if strings.Contains(body, "7a1c0e11-done") {
+		t.Error("the page lists a delivery that was processed")
 	}
 }

@@ -11,14 +11,33 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 type overviewPage struct {
 	Refresh   int
 	Now       time.Time
+	Failed    []failedRow
 	Pipelines []pipelineView
 	Runs      []runRow
 }
+
+// failedRow is a delivery shipbot gave up on.
+type failedRow struct {
+	ID        string
+	Event     string // event.action
+	Repo      string
+	Attempts  int
+	LastError string
+	FailedAt  time.Time
+	Age       string
+}
+
+// recentFailures is how many failed deliveries the front page lists.
+const recentFailures = 20
+
+// maxErrorText bounds an error on the page; the log has it whole.
+const maxErrorText = 500
 
 type pipelineView struct {
 	Key    string
@@ -141,6 +160,20 @@ func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
 	}
 	for _, r := range runs {
 		page.Runs = append(page.Runs, d.row(r, now))
+	}
+	// Failed deliveries are listed apart from runs: a merge whose delivery
+	// failed before it made a run would otherwise leave no trace here.
+	failed, err := d.Store.FailedDeliveries(ctx, recentFailures)
+	if err != nil {
+		return page, err
+	}
+	for _, f := range failed {
+		event := f.Event
+		if f.Action != "" {
+			event += "." + f.Action
+		}
+		page.Failed = append(page.Failed, failedRow{ID: f.ID, Event: event, Repo: f.Repo, Attempts: f.Attempts,
+			LastError: truncate.Bytes(f.LastError, maxErrorText, "…"), FailedAt: f.FailedAt, Age: short(now.Sub(f.FailedAt))})
 	}
 	return page, nil
 }

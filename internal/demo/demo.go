@@ -79,7 +79,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	if logw == nil {
 		logw = io.Discard
 	}
-	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: slog.LevelInfo, ReplaceAttr: roundDurations}))
 
 	dir := opts.Dir
 	if dir == "" {
@@ -186,11 +186,46 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		fmt.Fprintf(out, "  %3d  %s\n", r.n, r.pattern)
 	}
 	fmt.Fprintln(out, "\ndemo finished")
-	if opts.Hold {
-		fmt.Fprintf(out, "holding: the dashboard stays at %s/ until Ctrl-C\n", base)
-		<-ctx.Done()
+	if !opts.Hold {
+		fmt.Fprintln(out, "(bot demo --hold keeps the dashboard and the simulated GitHub up afterwards, to click through)")
+		return nil
 	}
+	// Every link the bot wrote (pull requests, releases, commits, check
+	// runs, Spinnaker executions) opens a page while the demo holds.
+	fmt.Fprintf(out, "holding until Ctrl-C:\n")
+	fmt.Fprintf(out, "  dashboard:        %s/\n", base)
+	fmt.Fprintf(out, "  simulated GitHub: %s%s (pull requests with shipbot's comment and check runs, releases, deployments)\n", gh.WebURL(), repo)
+	<-ctx.Done()
 	return nil
+}
+
+// roundDurations prints durations in the logs to the millisecond
+// ("1.012s"), not to the nanosecond ("1.012345678s").
+func roundDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		if d := a.Value.Duration(); d >= time.Millisecond {
+			return slog.String(a.Key, d.Round(time.Millisecond).String())
+		}
+	}
+	return a
+}
+
+// times is "once", "2 times"; n of anything else is "n things".
+func times(n int) string {
+	switch n {
+	case 0:
+		return "never"
+	case 1:
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 type verdict struct {
@@ -376,7 +411,7 @@ func (p *player) showRollout(run store.Run) {
 			}
 		}
 		comments := p.gh.Comments(p.repo, v.run.PR)
-		p.printf("  PR #%d has %d comment(s) (shipbot's sticky one edited %d time(s))\n", v.run.PR, len(comments), edits(comments))
+		p.printf("  PR #%d has %s (shipbot's sticky one, edited %s)\n", v.run.PR, plural(len(comments), "comment"), times(edits(comments)))
 	}
 }
 
@@ -443,7 +478,7 @@ func (p *player) waitPreview(ctx context.Context, head string) error {
 	if !ok {
 		return fmt.Errorf("no shipbot/preview on %s", head[:7])
 	}
-	fmt.Fprintf(p.out, "  shipbot/preview on %s: %s (edited %d times, still one check run)\n", head[:7], cr.Title, cr.Updates)
+	fmt.Fprintf(p.out, "  shipbot/preview on %s: %s (edited %s, still one check run)\n", head[:7], cr.Title, times(cr.Updates))
 	return nil
 }
 

@@ -18,7 +18,7 @@ import (
 
 // dispatch sends a workflow_dispatch once; see the package documentation
 // for why it is not retried here.
-func (tr *Triggerer) dispatch(ctx context.Context, op string, t config.Target, p Payload) (Result, error) {
+func (tr *Triggerer) dispatch(ctx context.Context, op string, t config.Target, p Payload, red *Redactor) (Result, error) {
 	repo := t.Repository
 	if repo == "" {
 		repo = p.Repository
@@ -48,7 +48,6 @@ func (tr *Triggerer) dispatch(ctx context.Context, op string, t config.Target, p
 	if err != nil {
 		return permanent(err.Error())
 	}
-	red := scrubber(t, p)
 
 	client, e := tr.dispatchClient(ctx, op, t, repo, red)
 	if e != nil {

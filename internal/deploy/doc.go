@@ -51,10 +51,13 @@
 // Constraint values and the signing secret are only ever put on requests
 // to their own target's URL. They never appear in an error, a log line or a
 // Result: logs name the target, its kind and host; errors carry the URL
-// reduced to scheme, host and path (RedactURL), and any response text they
-// quote is scrubbed of the target's secrets first. Redactor scrubs every
-// known secret from text the engine writes elsewhere (PR comments, check
-// runs, logs via RedactHandler).
+// reduced to scheme, host and path (RedactURL), and their whole text is
+// scrubbed of every secret of the targets file (config.Target.KnownSecrets:
+// constraint values, signing secrets, what URLs carry, including the basic
+// auth they produce) and of the callback token, whatever target the answer
+// came from, before anyone can read it: the PR comment, check runs, logs
+// and the API all show that text. Redactor scrubs every known secret from
+// text the engine writes elsewhere (logs via RedactHandler).
 //
 // # Polling Gate
 //

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Classes of failure, for errors.Is on an *Error.
@@ -25,8 +27,10 @@ var (
 
 // Error is a failed trigger or Gate poll. Its text starts with what was
 // being done ("trigger stage qa via spinnaker-qa") and never contains a
-// secret: URLs are reduced by RedactURL and quoted response text is
-// scrubbed of the target's secrets.
+// secret: URLs are reduced by RedactURL, and the whole text passes through
+// the redactor of every secret the target's file knows (see scrubber), set
+// by the entry point that returns the error, so no message built on the way
+// can forget it.
 type Error struct {
 	Op     string // "trigger stage qa via spinnaker-qa", "poll gate for spinnaker-qa"
 	Target string
@@ -48,6 +52,7 @@ type Error struct {
 	// ctxDone: the caller's context ended, which is neither the target's
 	// fault nor a budget running out; the cause is the context's error.
 	ctxDone bool
+	red     *Redactor
 }
 
 func (e *Error) Error() string {
@@ -62,7 +67,17 @@ func (e *Error) Error() string {
 		}
 		b.WriteString(")")
 	}
-	return b.String()
+	return e.red.Redact(b.String())
+}
+
+// scrubbed gives err, when it is an *Error, the redactor its text passes
+// through; every exported function that returns one calls it.
+func scrubbed(err error, red *Redactor) error {
+	var e *Error
+	if errors.As(err, &e) {
+		e.red = red
+	}
+	return err
 }
 
 // Unwrap exposes the sanitized cause, so errors.Is(err,
@@ -126,16 +141,5 @@ func snippet(body []byte, r *Redactor) string {
 		}
 		return c
 	}, s)
-	s = strings.Join(strings.Fields(s), " ")
-	const limit = 200
-	if len(s) > limit {
-		cut := limit
-		for cut > 0 && !isRuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
-	}
-	return s
+	return truncate.Bytes(strings.Join(strings.Fields(s), " "), 200, "…")
 }
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }

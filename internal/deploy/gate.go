@@ -67,7 +67,9 @@ type Poller struct {
 // Poll reports the state of the executions that Echo event eventID
 // started in the target's application. The target must be a spinnaker
 // target with gate_url and application.
-func (pl *Poller) Poll(ctx context.Context, t config.Target, eventID string) (Execution, error) {
+func (pl *Poller) Poll(ctx context.Context, t config.Target, eventID string) (_ Execution, err error) {
+	red := scrubber(t, Payload{})
+	defer func() { err = scrubbed(err, red) }()
 	op := "poll gate for " + t.Name
 	fail := func(permanent bool, status int, msg string, cause error) (Execution, error) {
 		return Execution{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, StatusCode: status, Attempts: 1,
@@ -94,7 +96,6 @@ func (pl *Poller) Poll(ctx context.Context, t config.Target, eventID string) (Ex
 	q.Set("triggerTypes", "webhook")
 	u.RawQuery = q.Encode()
 	safeURL := RedactURL(u.String())
-	red := NewRedactor(t.Secrets()...)
 
 	timeout := pl.Timeout
 	if timeout <= 0 {

@@ -1,8 +1,13 @@
 package deploy
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -115,5 +120,95 @@ func TestRedactHandler(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("log %q lacks %q", out, want)
 		}
+	}
+}
+
+// echoServer answers every request with status and a body that quotes the
+// request back (URL, headers, body), as many error pages and debugging
+// proxies do, plus extra.
+func echoServer(t *testing.T, status int, extra string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "%sno route for %s %s\nAuthorization: %s\nbody: %s\n",
+			extra, r.Method, r.URL.RequestURI(), r.Header.Get("Authorization"), body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Every target's secrets are scrubbed from every error a trigger makes,
+// whatever form the answer quotes them in, and from the log: a token in the
+// URL's query (echoed in a 404), the basic auth that a URL's user:password
+// turns into (echoed in a 401), a secret in the URL's path, and a secret of
+// another target entirely (a shared proxy that quotes it).
+func TestTriggerErrorsHideEverySecret(t *testing.T) {
+	const (
+		queryToken = "qtok-7Hs2"
+		password   = "pa55-w0rd-9"
+		pathToken  = "T0K3N-path-55"
+		otherKey   = "other-target-key-3e1"
+		basicAuth  = "ZGVwbG95ZXI6cGE1NS13MHJkLTk=" // base64("deployer:pa55-w0rd-9")
+	)
+	env := map[string]string{"HOOK_TOKEN": queryToken, "HOOK_PW": password, "PATH_TOKEN": pathToken, "OTHER_KEY": otherKey}
+	tests := []struct {
+		name    string
+		url     func(srv string) string // the target's url, before ${VAR} expansion
+		status  int
+		extra   string
+		secrets []string
+		says    string // what the error must still say
+	}{
+		{"query token echoed in a 404", func(srv string) string { return srv + "/hook?token=${HOOK_TOKEN}" },
+			http.StatusNotFound, "", []string{queryToken}, "404 Not Found from http://127.0.0.1"},
+		{"basic auth echoed in a 401", func(srv string) string {
+			return strings.Replace(srv, "http://", "http://deployer:${HOOK_PW}@", 1) + "/hook"
+		}, http.StatusUnauthorized, "", []string{password, basicAuth}, "401 Unauthorized from http://127.0.0.1"},
+		{"path token", func(srv string) string { return srv + "/services/${PATH_TOKEN}" },
+			http.StatusNotFound, "", []string{pathToken}, "404 Not Found from http://127.0.0.1"},
+		{"another target's secret", func(srv string) string { return srv + "/hook" },
+			http.StatusBadRequest, "upstream rejected deploy_key=" + otherKey + "; ", []string{otherKey}, "upstream rejected deploy_key=[REDACTED];"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := echoServer(t, tt.status, tt.extra)
+			ts, err := config.ParseTargets("targets.yml", []byte(fmt.Sprintf(`
+targets:
+  hook:
+    kind: webhook
+    url: '%s'
+    repos: [acme/api]
+  other:
+    kind: webhook
+    url: https://other.example/hook
+    constraints: {deploy_key: '${OTHER_KEY}'}
+    repos: [acme/api]
+`, tt.url(srv.URL))), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			tgt, err := ts.Lookup("hook", "acme/api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := newFixture()
+			_, err = f.tr.Trigger(context.Background(), tgt, testPayload())
+			if err == nil {
+				t.Fatal("Trigger succeeded")
+			}
+			msg := err.Error()
+			for _, s := range tt.secrets {
+				if strings.Contains(msg, s) {
+					t.Errorf("error quotes secret %q: %s", s, msg)
+				}
+				if strings.Contains(f.logs.String(), s) {
+					t.Errorf("log quotes secret %q: %s", s, f.logs.String())
+				}
+			}
+			if !strings.Contains(msg, tt.says) || !strings.Contains(msg, "no route for POST") {
+				t.Errorf("error %q: want it to still say %q and quote the answer", msg, tt.says)
+			}
+		})
 	}
 }

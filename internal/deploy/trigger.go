@@ -57,7 +57,9 @@ type Result struct {
 // Trigger sends p to target t, retrying transient failures per the policy
 // (github-dispatch: see the package documentation). A nil error means the
 // target accepted the trigger, not that anything deployed.
-func (tr *Triggerer) Trigger(ctx context.Context, t config.Target, p Payload) (Result, error) {
+func (tr *Triggerer) Trigger(ctx context.Context, t config.Target, p Payload) (_ Result, err error) {
+	red := scrubber(t, p)
+	defer func() { err = scrubbed(err, red) }()
 	op := fmt.Sprintf("trigger stage %s via %s", p.Stage, t.Name)
 	if p.Rollback {
 		op = fmt.Sprintf("trigger rollback of stage %s via %s", p.Stage, t.Name)
@@ -73,9 +75,9 @@ func (tr *Triggerer) Trigger(ctx context.Context, t config.Target, p Payload) (R
 	}
 	switch t.Kind {
 	case config.KindSpinnaker, config.KindWebhook:
-		return tr.post(ctx, op, t, p)
+		return tr.post(ctx, op, t, p, red)
 	case config.KindGitHubDispatch:
-		return tr.dispatch(ctx, op, t, p)
+		return tr.dispatch(ctx, op, t, p, red)
 	default:
 		return fail(fmt.Sprintf("unknown target kind %q", t.Kind))
 	}
@@ -109,10 +111,12 @@ func (tr *Triggerer) client() *http.Client {
 }
 
 // scrubber knows everything a response or an error about this trigger
-// could quote that must not be shown: the target's secrets, and the
-// callback URL, whose token lets its holder report the stage's outcome.
+// could quote that must not be shown: every secret of the targets file
+// (the target's own and any other's, which a shared proxy or a misrouted
+// request may echo), and the callback URL, whose token lets its holder
+// report the stage's outcome.
 func scrubber(t config.Target, p Payload) *Redactor {
-	secrets := t.Secrets()
+	secrets := t.KnownSecrets()
 	if p.CallbackURL != "" {
 		secrets = append(secrets, p.CallbackURL)
 		if u, err := url.Parse(p.CallbackURL); err == nil {
@@ -137,13 +141,12 @@ type outcome struct {
 	cause    error  // sanitized
 }
 
-func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Payload) (Result, error) {
+func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Payload, red *Redactor) (Result, error) {
 	body, err := Body(t, p)
 	if err != nil {
 		return Result{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true, msg: err.Error()}
 	}
 	pol := tr.Retry.withDefaults()
-	red := scrubber(t, p)
 	client := tr.client()
 	key := p.IdempotencyKey()
 	sig := ""

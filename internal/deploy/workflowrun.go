@@ -103,7 +103,9 @@ func isAlnum(c byte) bool {
 // inputs. No such run yet is StatePending with ID 0. Once the caller knows
 // the run's id, it passes it as runID and PollDispatch reads that run.
 // p needs Repository, RunID, Stage and Attempt.
-func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payload, since time.Time, runID int64) (WorkflowRun, error) {
+func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payload, since time.Time, runID int64) (_ WorkflowRun, err error) {
+	red := scrubber(t, p)
+	defer func() { err = scrubbed(err, red) }()
 	repo := t.Repository
 	if repo == "" {
 		repo = p.Repository
@@ -126,7 +128,6 @@ func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payloa
 	case p.RunID == "" || p.Stage == "" || p.Attempt < 1:
 		return permanent("no idempotency key to look for")
 	}
-	red := NewRedactor(t.Secrets()...)
 	log := tr.log().With(slog.String("target", t.Name), slog.String("repository", repo),
 		slog.String("workflow", t.Workflow), slog.String("key", key))
 	client, e := tr.dispatchClient(ctx, op, t, repo, red)
@@ -155,7 +156,6 @@ func (tr *Triggerer) PollDispatch(ctx context.Context, t config.Target, p Payloa
 		opts.Created = ">=" + since.Add(-runSearchSlack).UTC().Format(time.RFC3339)
 	}
 	var runs *gh.WorkflowRuns
-	var err error
 	if id, perr := strconv.ParseInt(t.Workflow, 10, 64); perr == nil {
 		runs, _, err = client.Actions.ListWorkflowRunsByID(ctx, owner, name, id, opts)
 	} else {

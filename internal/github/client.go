@@ -16,6 +16,8 @@ import (
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // DefaultBaseURL is the REST base URL of github.com.
@@ -40,6 +42,9 @@ type Options struct {
 	// all, 1 MiB per response. One cache serves all installations of an
 	// Apps, one each NewTokenClient.
 	Cache CacheOptions
+	// TokenBackoff paces an installation's token fetches after a failure
+	// (see tokenbackoff.go); the zero value takes the defaults.
+	TokenBackoff TokenBackoff
 }
 
 // Apps hands out clients for a GitHub App: one authenticated as the App
@@ -53,6 +58,8 @@ type Apps struct {
 	tr      http.RoundTripper // retrying, counting transport
 	cached  http.RoundTripper // tr under the ETag cache, for installations
 	app     *gh.Client
+	backoff TokenBackoff
+	log     *slog.Logger
 
 	mu sync.Mutex
 	// installations caches one client, and so one ghinstallation.Transport
@@ -86,6 +93,8 @@ func NewApps(opts Options) (*Apps, error) {
 		tr:            tr,
 		cached:        newETagCache(tr, opts.Cache),
 		installations: make(map[int64]*gh.Client),
+		backoff:       opts.TokenBackoff,
+		log:           opts.Logger,
 	}
 	// The App client goes without the ETag cache: every request carries
 	// a freshly signed JWT, so no key would ever repeat.
@@ -100,8 +109,9 @@ func NewApps(opts Options) (*Apps, error) {
 //
 // An installation's ghinstallation.Transport sends both its API calls and
 // its token requests through the tr of the AppsTransport it is made from,
-// so for installations tr is the cached transport; the cache passes the
-// token POST through untouched (see etagCache).
+// so for installations tr is the token gate over the cached transport; the
+// gate holds token requests back while they are backing off and the cache
+// passes them through untouched (see tokenGate and etagCache).
 func (a *Apps) appsTransport(tr http.RoundTripper) *ghinstallation.AppsTransport {
 	atr := ghinstallation.NewAppsTransportFromPrivateKey(tr, a.appID, a.key)
 	atr.BaseURL = a.tokenBaseURL()
@@ -131,7 +141,10 @@ func (a *Apps) Installation(id int64) (*gh.Client, error) {
 	if c, ok := a.installations[id]; ok {
 		return c, nil
 	}
-	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(a.cached), id)
+	// The gate paces this installation's token fetches after failures;
+	// its API calls pass through it untouched.
+	gate := newTokenGate(a.cached, id, a.backoff, a.log)
+	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(gate), id)
 	itr.BaseURL = a.tokenBaseURL()
 	c := newClient(itr, a.baseURL, a.upload)
 	a.installations[id] = c
@@ -236,7 +249,7 @@ func parsePrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
 		}
 		key = rk
 	default:
-		return nil, fmt.Errorf("private key: PEM block is %q, not an RSA private key", truncate(block.Type, 40))
+		return nil, fmt.Errorf("private key: PEM block is %q, not an RSA private key", truncate.Bytes(block.Type, 40, "…"))
 	}
 	return key, nil
 }
@@ -245,13 +258,6 @@ func keyKind(k any) string {
 	s := fmt.Sprintf("%T", k)
 	s = strings.TrimPrefix(s, "*")
 	return strings.TrimSuffix(s, ".PrivateKey")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // ForRepository returns the installation client of the installation that

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Defaults for a zero RetryPolicy.
@@ -435,9 +437,7 @@ func statusError(resp *http.Response) *StatusError {
 	msg, _ := peekMessage(resp)
 	// A proxy or a misbehaving server can put anything in the message;
 	// keep error lines short.
-	if len(msg) > 300 {
-		msg = msg[:300] + "…"
-	}
+	msg = truncate.Bytes(msg, 300, "…")
 	return &StatusError{StatusCode: resp.StatusCode, Status: resp.Status, Message: msg}
 }
 

@@ -310,6 +310,9 @@ type capture struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveWeb(w, r) {
+		return // a browser opening an html_url (web.go): not an API call
+	}
 	start := time.Now()
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {

@@ -33,6 +33,14 @@ var (
 		Help: "GitHub API calls, by endpoint class and status.",
 	}, []string{"class", "status"})
 
+	// DeliveriesFailed counts deliveries whose processing failed for good:
+	// retries exhausted, or a failure retrying cannot fix. Each is also in
+	// the log once at error level and on the dashboard.
+	DeliveriesFailed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "shipbot_webhook_deliveries_failed_total",
+		Help: "Webhook deliveries whose processing failed for good (retries exhausted or permanent failure), by event.",
+	}, []string{"event"})
+
 	// InboxDepth is the number of accepted deliveries not yet processed.
 	InboxDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "shipbot_inbox_depth",
@@ -41,6 +49,6 @@ var (
 )
 
 func init() {
-	Registry.MustRegister(Deliveries, IntakeSeconds, GitHubCalls, InboxDepth,
+	Registry.MustRegister(Deliveries, DeliveriesFailed, IntakeSeconds, GitHubCalls, InboxDepth,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 }

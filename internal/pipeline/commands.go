@@ -8,6 +8,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/chatops"
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -193,7 +194,7 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 	case schedule.Pending:
 		if !req.Force {
 			return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
-				r.Tag, s.Name, orQueued(row.Wait), s.Name)}
+				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait)), s.Name)}
 		}
 		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
 			return "", stateChanged(err, s.Name)
@@ -268,7 +269,9 @@ func orQueued(wait string) string {
 	return wait
 }
 
-// statusText is the rollout in a few lines.
+// statusText is the rollout in a few lines of Markdown. A stage's state
+// quotes outside text (a freeze reason, an alarm's answer) and logins,
+// escaped: the reply must neither render them nor notify anyone.
 func statusText(rr store.RolloutRun) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:\n\n", rr.Tag)
@@ -283,7 +286,7 @@ func statusText(rr store.RolloutRun) string {
 		if s.ForceBy != "" {
 			state += ", forced by @" + s.ForceBy
 		}
-		fmt.Fprintf(&b, "- %s: %s\n", s.Name, state)
+		fmt.Fprintf(&b, "- %s: %s\n", s.Name, markdown.Escape(state))
 	}
 	return b.String()
 }

@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -226,5 +227,36 @@ func TestCommandFreezeStatusAndHelp(t *testing.T) {
 	e.waitDone(nr.ID)
 	if reply := e.command(m.pr, "carol", "/shipbot frobnicate"); !strings.Contains(reply.Body, "/shipbot retry") {
 		t.Errorf("unknown command answered %q; want the help", reply.Body)
+	}
+}
+
+// A freeze reason is outside text: the sticky comment, the rollout check
+// run, the status reply and a refusal that quotes the wait show it
+// escaped (no mention of the team, no image), still readable.
+func TestFreezeReasonIsEscapedEverywhere(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	e.gh.SetPermission(repo, "carol", "write")
+	const reason = "@acme/security-team <img src=x>"
+	if err := e.st.Freeze(context.Background(), "acme/api:api", reason, "mia"); err != nil {
+		t.Fatal(err)
+	}
+	m := e.merge("fix: one")
+	rr := e.released(m)
+	e.waitWait(rr.ID, "qa", "waiting: pipeline frozen ("+reason+")")
+	const shown = "waiting: pipeline frozen (@\u200bacme/security-team &lt;img src=x&gt;)"
+	bodies := map[string]string{
+		"sticky comment": e.waitComment(m.pr, "pipeline frozen").Body,
+		"rollout check":  e.waitCheckText(m.sha, "pipeline frozen").Summary,
+		"status reply":   e.command(m.pr, "dave", "/shipbot status").Body,
+		"deploy refusal": e.command(m.pr, "carol", "/shipbot deploy qa").Body,
+	}
+	for what, b := range bodies {
+		if strings.Contains(b, "@acme") || strings.Contains(b, "<img") {
+			t.Errorf("%s mentions the team or loads an image:\n%s", what, b)
+		}
+		if !strings.Contains(b, shown) {
+			t.Errorf("%s does not show the reason as %q:\n%s", what, shown, b)
+		}
 	}
 }

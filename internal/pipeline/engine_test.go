@@ -895,8 +895,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	cr := e.waitCheck(m.sha)
 	// The target's answer, quoting the payload, is shown with its secrets
-	// scrubbed: the scan below has something to find if scrubbing failed.
-	if !strings.Contains(cr.Summary, "400 Bad Request") || !strings.Contains(cr.Summary, `"edge_key":"[REDACTED]"`) {
+	// scrubbed (and escaped for Markdown): the scan below has something to
+	// find if scrubbing failed.
+	if !strings.Contains(cr.Summary, "400 Bad Request") || !strings.Contains(cr.Summary, `"edge_key":"\[REDACTED\]"`) {
 		t.Errorf("the edge failure does not show the target's scrubbed answer:\n%s", cr.Summary)
 	}
 	e.waitComment(m.pr, "400 Bad Request")

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/shipbot/shipbot/internal/markdown"
 )
 
 // DefaultServerURL is used for links when NotesInput.ServerURL is empty.
@@ -24,8 +26,10 @@ type NotesInput struct {
 }
 
 // Notes renders the Markdown body of the GitHub Release. The PR title and
-// the reason are escaped because they are user text: a stray "*" or "<" must
-// not restyle or swallow the notes.
+// the reason (which quotes it) are escaped because they are user text: a
+// stray "*" or "<!--" must not restyle or swallow the notes, nor an "@team"
+// notify anyone in shipbot's name. The author is a link to their profile,
+// not a mention: a release is no reason to notify them.
 func Notes(in NotesInput) string {
 	server := strings.TrimRight(in.ServerURL, "/")
 	if server == "" {
@@ -39,13 +43,13 @@ func Notes(in NotesInput) string {
 		if link == "" {
 			link = fmt.Sprintf("%s/%s/pull/%d", server, in.Repo, in.PRNumber)
 		}
-		title := escape(in.Title)
+		title := markdown.Escape(in.Title)
 		if title == "" {
 			title = "(untitled)"
 		}
-		fmt.Fprintf(&b, "- %s ([#%d](%s))", title, in.PRNumber, link)
+		fmt.Fprintf(&b, "- %s (%s)", title, markdown.Link(fmt.Sprintf("#%d", in.PRNumber), link))
 		if in.Author != "" {
-			fmt.Fprintf(&b, " by @%s", in.Author)
+			fmt.Fprintf(&b, " by %s", markdown.Link("@"+in.Author, server+"/"+url.PathEscape(in.Author)))
 		}
 		b.WriteString("\n\n")
 	} else {
@@ -54,7 +58,7 @@ func Notes(in NotesInput) string {
 
 	fmt.Fprintf(&b, "**Version bump:** %s", in.Bump)
 	if in.Reason != "" {
-		fmt.Fprintf(&b, " — %s", escape(in.Reason))
+		fmt.Fprintf(&b, " — %s", markdown.Escape(in.Reason))
 	}
 	b.WriteString("\n\n")
 
@@ -65,13 +69,6 @@ func Notes(in NotesInput) string {
 	}
 	return b.String()
 }
-
-var mdEscaper = strings.NewReplacer(
-	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "[", `\[`, "]", `\]`, "<", `\<`, ">", `\>`,
-	"\r\n", " ", "\n", " ", "\r", " ",
-)
-
-func escape(s string) string { return mdEscaper.Replace(strings.TrimSpace(s)) }
 
 // pathEscape escapes a tag for a URL path but keeps "/", which GitHub's
 // compare view accepts in tag names (e.g. a "release/" prefix).

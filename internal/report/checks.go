@@ -12,6 +12,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Check run names: part of the contract, keep them.
@@ -44,22 +45,15 @@ type CheckOutput struct {
 	DetailsURL string
 }
 
-// GitHub limits a check run's summary and text to 65535 characters each.
-const maxCheckText = 65535
+// GitHub limits a check run's summary and text to 65535 characters each,
+// and a comment's body to 65536.
+const (
+	maxCheckText   = 65535
+	maxCommentBody = 65536
+)
 
-func clip(s string) string {
-	if len(s) <= maxCheckText {
-		return s
-	}
-	const note = "\n\n… (truncated)"
-	cut := maxCheckText - len(note)
-	for cut > 0 && !utf8Start(s[cut]) {
-		cut--
-	}
-	return s[:cut] + note
-}
-
-func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+// clipped marks Markdown cut to GitHub's limits.
+const clipped = "\n\n… (truncated)"
 
 // Checks writes check runs. It remembers each check run it creates per
 // (repository, commit, name) in the store and edits that one afterwards,
@@ -77,10 +71,10 @@ func (c *Checks) Upsert(ctx context.Context, client *gh.Client, repo, sha string
 	defer c.locks.Lock(repo + "@" + sha + "#" + out.Name)()
 	output := &gh.CheckRunOutput{
 		Title:   gh.String(out.Title),
-		Summary: gh.String(clip(out.Summary)),
+		Summary: gh.String(truncate.Bytes(out.Summary, maxCheckText, clipped)),
 	}
 	if out.Text != "" {
-		output.Text = gh.String(clip(out.Text))
+		output.Text = gh.String(truncate.Bytes(out.Text, maxCheckText, clipped))
 	}
 	var conclusion *string
 	if out.Status == StatusCompleted {

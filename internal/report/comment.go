@@ -9,8 +9,10 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/internal/keyed"
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Marker is the hidden line that identifies shipbot's sticky comment, so it
@@ -32,7 +34,8 @@ type Comments struct {
 func (c *Comments) Upsert(ctx context.Context, client *gh.Client, repo string, pr int, body string, noComments bool) error {
 	owner, name, _ := strings.Cut(repo, "/")
 	defer c.locks.Lock(fmt.Sprint(repo, "#", pr))()
-	body = Marker + "\n" + clip(body)
+	// The marker comes first, so a cut to the limit never takes it.
+	body = truncate.Bytes(Marker+"\n"+body, maxCommentBody, clipped)
 	id, known, err := c.Store.CommentID(ctx, repo, pr)
 	if err != nil {
 		return err
@@ -97,27 +100,16 @@ func MergeComment(o plan.Outcome, releaseURL string) string {
 	switch o.Kind {
 	case plan.Refused:
 		b.WriteString("**Not deployed**: the merge gate refused this merge.\n\n")
-		for _, r := range o.Gate.Reasons {
-			fmt.Fprintf(&b, "- %s\n", r)
-		}
+		list(&b, o.Gate.Reasons)
 	case plan.Invalid:
 		b.WriteString("**Not deployed**: the configuration is invalid.\n\n")
-		for _, p := range o.Problems {
-			fmt.Fprintf(&b, "- `%s`\n", p)
-		}
+		list(&b, o.Problems)
 	case plan.NoRelease:
 		b.WriteString("Merged without a release (`semver:none`).\n")
 	case plan.NoConfig:
 		b.WriteString("This repository is not configured for shipbot: nothing released.\n")
 	case plan.Release:
-		if releaseURL != "" {
-			fmt.Fprintf(&b, "Released **[%s](%s)**", o.Tag, releaseURL)
-		} else {
-			fmt.Fprintf(&b, "Released **%s**", o.Tag)
-		}
-		if o.Choice.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", o.Choice.Reason)
-		}
+		fmt.Fprintf(&b, "Released **%s**%s", markdown.Link(o.Tag, releaseURL), because(o.Choice.Reason))
 		b.WriteString(".\n\n")
 		if len(o.Stages) == 0 {
 			b.WriteString("No stages are configured: the release is the whole rollout.\n")
@@ -126,7 +118,7 @@ func MergeComment(o plan.Outcome, releaseURL string) string {
 			var skipped []string
 			for _, s := range o.Stages {
 				if s.Skipped {
-					skipped = append(skipped, fmt.Sprintf("`%s` skips %s", s.SkipLabel, s.Name))
+					skipped = append(skipped, markdown.Escape(s.SkipLabel)+" skips "+markdown.Escape(s.Name))
 				}
 			}
 			if len(skipped) > 0 {

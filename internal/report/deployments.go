@@ -9,6 +9,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Deployment status states, as GitHub spells them.
@@ -60,7 +61,7 @@ func deploymentState(ex store.Execution) string {
 }
 
 // deploymentDescription says in GitHub's 140 characters what the
-// execution is doing.
+// execution is doing. It is plain text, not Markdown.
 func deploymentDescription(ex store.Execution) string {
 	what := "deploy"
 	if ex.Rollback {
@@ -79,15 +80,12 @@ func deploymentDescription(ex store.Execution) string {
 	default:
 		d = fmt.Sprintf("%s %s failed: %s", ex.Tag, what, ex.Reason)
 	}
-	if len(d) > 140 {
-		d = d[:137]
-		for len(d) > 0 && !utf8Start(d[len(d)-1]) {
-			d = d[:len(d)-1]
-		}
-		d = strings.TrimRight(d, " ") + "..."
-	}
-	return d
+	return truncate.Bytes(d, maxDescription, "…")
 }
+
+// maxDescription is GitHub's limit on a deployment status's description,
+// in characters; counting bytes keeps within it whatever the language.
+const maxDescription = 140
 
 // terminal reports whether a deployment status ends the deployment.
 func terminal(state string) bool {

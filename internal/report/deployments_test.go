@@ -2,8 +2,10 @@ package report_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/report"
@@ -141,5 +143,24 @@ func TestDeploymentAdoptedAfterACrash(t *testing.T) {
 	d.sync(t, ex)
 	if deps := d.gh.Deployments("acme/api"); len(deps) != 1 || states(deps[0])[len(deps[0].Statuses)-1] != "success" {
 		t.Fatalf("deployments %+v; want the one, now successful", deps)
+	}
+}
+
+// GitHub takes 140 characters of description: a long reason in Korean is
+// cut between characters, never inside one (Go would send half of one as
+// U+FFFD), and the cut is marked.
+func TestDeploymentDescriptionCutsWholeCharacters(t *testing.T) {
+	for extra := range 3 { // the limit falls on each byte of a character
+		d := newDeploymentRig(t, "qa")
+		ex := execution("ex-1", "qa", "v1.0.0", store.PhaseFinished, "failed")
+		ex.Reason = strings.Repeat("x", extra) + strings.Repeat("배포 대상이 응답하지 않습니다. ", 10)
+		d.sync(t, ex)
+		got := d.gh.Deployments("acme/api")[0].Statuses[0].Description
+		if !utf8.ValidString(got) || strings.ContainsRune(got, utf8.RuneError) || len(got) > 140 {
+			t.Errorf("description %q (%d bytes): want valid UTF-8 of at most 140 bytes", got, len(got))
+		}
+		if !strings.HasPrefix(got, "v1.0.0 deploy failed: "+strings.Repeat("x", extra)+"배포 대상이") || !strings.HasSuffix(got, "…") {
+			t.Errorf("description %q: want the start of the reason, cut with …", got)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/plan"
 )
 
@@ -21,29 +22,18 @@ func MergeOutcome(o plan.Outcome, releaseURL string) CheckOutput {
 	case plan.Invalid:
 		c.Conclusion, c.Title = Failure, "Invalid configuration: nothing released"
 		b.WriteString("Nothing was released or deployed because:\n\n")
-		for _, p := range o.Problems {
-			fmt.Fprintf(&b, "- `%s`\n", p)
-		}
+		list(&b, o.Problems)
 	case plan.Refused:
 		c.Conclusion, c.Title = ActionRequired, "Refused by the merge gate: nothing released"
 		b.WriteString("This merge was not deployed because:\n\n")
-		for _, r := range o.Gate.Reasons {
-			fmt.Fprintf(&b, "- %s\n", r)
-		}
+		list(&b, o.Gate.Reasons)
 		notes(&b, o.Gate.Notes)
 	case plan.NoRelease:
 		c.Conclusion, c.Title = Neutral, "No release (semver:none)"
 		b.WriteString("The pull request is labelled `semver:none`: merged without a release or rollout.\n")
 	case plan.Release:
 		c.Title = "Released " + o.Tag
-		if releaseURL != "" {
-			fmt.Fprintf(&b, "Released [%s](%s)", o.Tag, releaseURL)
-		} else {
-			fmt.Fprintf(&b, "Released %s", o.Tag)
-		}
-		if o.Choice.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", o.Choice.Reason)
-		}
+		fmt.Fprintf(&b, "Released %s%s", markdown.Link(o.Tag, releaseURL), because(o.Choice.Reason))
 		b.WriteString(".\n\n")
 		if len(o.Stages) == 0 {
 			c.Conclusion = Success
@@ -70,17 +60,13 @@ func PreviewOutcome(o plan.Outcome) CheckOutput {
 	case plan.Invalid:
 		c.Conclusion, c.Title = Failure, "Invalid configuration"
 		b.WriteString("A merge would release nothing until this is fixed:\n\n")
-		for _, p := range o.Problems {
-			fmt.Fprintf(&b, "- `%s`\n", p)
-		}
+		list(&b, o.Problems)
 	case plan.Refused:
 		// Neutral, not failure: the preview informs; branch protection and
 		// reviews are what block a merge.
 		c.Conclusion, c.Title = Neutral, "A merge now would not deploy"
 		b.WriteString("A merge now would be refused by the gate:\n\n")
-		for _, r := range o.Gate.Reasons {
-			fmt.Fprintf(&b, "- %s\n", r)
-		}
+		list(&b, o.Gate.Reasons)
 		notes(&b, o.Gate.Notes)
 		if len(o.Stages) > 0 {
 			b.WriteString("\nOnce the gate passes, a merge would deploy:\n\n")
@@ -91,10 +77,7 @@ func PreviewOutcome(o plan.Outcome) CheckOutput {
 		b.WriteString("Labelled `semver:none`: a merge would release and deploy nothing.\n")
 	case plan.Release:
 		c.Conclusion, c.Title = Success, "A merge would release "+o.Tag
-		fmt.Fprintf(&b, "A merge now would release **%s**", o.Tag)
-		if o.Choice.Reason != "" {
-			fmt.Fprintf(&b, " (%s)", o.Choice.Reason)
-		}
+		fmt.Fprintf(&b, "A merge now would release **%s**%s", markdown.Escape(o.Tag), because(o.Choice.Reason))
 		b.WriteString(".\n\n")
 		if len(o.Stages) == 0 {
 			b.WriteString("No stages are configured: the release is the whole rollout.\n")
@@ -112,10 +95,28 @@ func stageTable(b *strings.Builder, stages []plan.Stage, deploying string) {
 	for _, s := range stages {
 		state := deploying
 		if s.Skipped {
-			state = fmt.Sprintf("skipped (label `%s`)", s.SkipLabel)
+			state = "skipped (label " + s.SkipLabel + ")"
 		}
-		fmt.Fprintf(b, "| %s | %s | %s |\n", s.Name, s.Target, state)
+		fmt.Fprintf(b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(state))
 	}
+}
+
+// list writes items, plain text that may quote outside text (a reviewer's
+// login, a check's name, a line of the repository's config), as a bulleted
+// list.
+func list(b *strings.Builder, items []string) {
+	for _, it := range items {
+		fmt.Fprintf(b, "- %s\n", markdown.Escape(it))
+	}
+}
+
+// because is the bump's reason in parentheses, or nothing. The reason
+// quotes the PR title.
+func because(reason string) string {
+	if reason == "" {
+		return ""
+	}
+	return " (" + markdown.Escape(reason) + ")"
 }
 
 func notes(b *strings.Builder, ns []string) {
@@ -123,7 +124,5 @@ func notes(b *strings.Builder, ns []string) {
 		return
 	}
 	b.WriteString("\nNotes:\n\n")
-	for _, n := range ns {
-		fmt.Fprintf(b, "- %s\n", n)
-	}
+	list(b, ns)
 }

@@ -28,13 +28,13 @@ func TestRenderedVerdicts(t *testing.T) {
 		summaryHas, notHas []string
 	}{
 		{"released with stages", report.MergeOutcome(released, "https://x/releases/v1.5.0"), "in_progress", "", "Released v1.5.0",
-			[]string{"[v1.5.0](https://x/releases/v1.5.0)", "feat in the title", "| qa | spin-qa | queued |", "skipped (label `no-deploy-to-prod`)"}, nil},
+			[]string{"[v1.5.0](https://x/releases/v1.5.0)", "feat in the title", "| qa | spin-qa | queued |", "| prod | spin-prod | skipped (label no-deploy-to-prod) |"}, nil},
 		{"released, no stages", report.MergeOutcome(plan.Outcome{Kind: plan.Release, Tag: "v0.1.0"}, ""), "completed", "success", "Released v0.1.0",
 			[]string{"the release is the whole rollout"}, []string{"| stage |"}},
 		{"refused", report.MergeOutcome(refused, ""), "completed", "action_required", "Refused by the merge gate: nothing released",
 			[]string{"- 1 approval from someone other than the author is required; found 0", "Notes:", "stale approval"}, nil},
 		{"invalid", report.MergeOutcome(invalid, ""), "completed", "failure", "Invalid configuration: nothing released",
-			[]string{"`.github/shipbot.yml:4:11: stages[0].bake: invalid duration`"}, nil},
+			[]string{`- .github/shipbot.yml:4:11: stages\[0\].bake: invalid duration`}, nil},
 		{"not configured", report.MergeOutcome(plan.Outcome{Kind: plan.NoConfig}, ""), "completed", "neutral", "Not configured", []string{".github/shipbot.yml"}, nil},
 		{"semver:none", report.MergeOutcome(plan.Outcome{Kind: plan.NoRelease}, ""), "completed", "neutral", "No release (semver:none)", nil, nil},
 		{"preview release", report.PreviewOutcome(released), "completed", "success", "A merge would release v1.5.0", []string{"| qa | spin-qa | would deploy |"}, nil},
@@ -65,7 +65,7 @@ func TestMergeComment(t *testing.T) {
 		Kind: plan.Release, Tag: "v2.0.0",
 		Stages: []plan.Stage{{Name: "qa", Target: "t", SkipLabel: "no-deploy-to-qa", Skipped: true}},
 	}, "https://x/r")
-	for _, want := range []string{"Released **[v2.0.0](https://x/r)**", "`no-deploy-to-qa` skips qa"} {
+	for _, want := range []string{"Released **[v2.0.0](https://x/r)**", "Labels: no-deploy-to-qa skips qa."} {
 		if !strings.Contains(c, want) {
 			t.Errorf("comment lacks %q:\n%s", want, c)
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unicode/utf8"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -148,6 +149,24 @@ func TestCheckTextIsClippedToGitHubsLimit(t *testing.T) {
 	cr, _ := r.gh.CheckRun("acme/api", r.sha, report.RolloutCheck)
 	if len(cr.Summary) > 65535 || !strings.HasSuffix(cr.Summary, "(truncated)") {
 		t.Fatalf("summary of %d bytes; want at most 65535 ending in (truncated)", len(cr.Summary))
+	}
+}
+
+// A comment body at the check-run limit still fits GitHub's comment limit
+// once the marker is added: the whole body is what is cut, never the marker.
+func TestStickyCommentIsClippedToGitHubsLimit(t *testing.T) {
+	r := newRig(t)
+	long := strings.Repeat("x", 65530) + strings.Repeat("배", 100)
+	if err := (&report.Comments{Store: r.store}).Upsert(context.Background(), r.client, "acme/api", r.pr, long, true); err != nil {
+		t.Fatal(err)
+	}
+	cs := r.gh.Comments("acme/api", r.pr)
+	if len(cs) != 1 {
+		t.Fatalf("%d comments; want 1", len(cs))
+	}
+	body := cs[0].Body
+	if len(body) > 65536 || !utf8.ValidString(body) || !strings.HasPrefix(body, report.Marker) || !strings.HasSuffix(body, "(truncated)") {
+		t.Fatalf("comment of %d bytes; want at most 65536, starting with the marker, ending in (truncated)", len(body))
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/keyed"
+	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -342,7 +343,9 @@ func lines(rr store.RolloutRun, execs []store.Execution) []stageLine {
 			}
 			l.duration = end.Sub(first.CreatedAt).Round(time.Second).String()
 			if latest.URL != "" {
-				l.link = fmt.Sprintf("[execution](%s)", latest.URL)
+				// The downstream reported this URL: only an http(s) one
+				// is linked, encoded so that it cannot end the link.
+				l.link = markdown.Link("execution", latest.URL)
 			}
 		}
 		l.state = stageWords(s, latest)
@@ -398,11 +401,12 @@ func stageWords(s store.StageRow, ex *store.Execution) string {
 func table(b *strings.Builder, ls []stageLine) {
 	b.WriteString("| stage | version | state | started | duration | link |\n|---|---|---|---|---|---|\n")
 	for _, l := range ls {
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", l.name, l.version, escapeCell(l.state), l.started, l.duration, l.link)
+		// The state quotes outside text: a target's error, a freeze
+		// reason, an alarm's answer.
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", markdown.Escape(l.name), markdown.Escape(l.version),
+			markdown.Escape(l.state), l.started, l.duration, l.link)
 	}
 }
-
-func escapeCell(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
 
 // RolloutProgress renders shipbot/rollout for a run in (or done with) its
 // rollout.
@@ -447,7 +451,7 @@ func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 	case passed+skipped == total:
 		c.Title = rr.Tag + ": deployed"
 		if skipped > 0 {
-			c.Title = fmt.Sprintf("%s: deployed (%d stage(s) skipped by label)", rr.Tag, skipped)
+			c.Title = fmt.Sprintf("%s: deployed (%s skipped by label)", rr.Tag, stages(skipped))
 		}
 		c.Status, c.Conclusion = StatusCompleted, Success
 	default:
@@ -455,7 +459,7 @@ func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 	}
 	var b strings.Builder
 	if rr.ReleaseURL != "" {
-		fmt.Fprintf(&b, "Release [%s](%s).\n\n", rr.Tag, rr.ReleaseURL)
+		fmt.Fprintf(&b, "Release %s.\n\n", markdown.Link(rr.Tag, rr.ReleaseURL))
 	}
 	table(&b, lines(rr, execs))
 	c.Summary = b.String()
@@ -466,20 +470,24 @@ func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 func RolloutComment(rr store.RolloutRun, execs []store.Execution) string {
 	var b strings.Builder
 	b.WriteString("### shipbot\n\n")
-	if rr.ReleaseURL != "" {
-		fmt.Fprintf(&b, "Released **[%s](%s)**.\n\n", rr.Tag, rr.ReleaseURL)
-	} else {
-		fmt.Fprintf(&b, "Released **%s**.\n\n", rr.Tag)
-	}
+	fmt.Fprintf(&b, "Released **%s**.\n\n", markdown.Link(rr.Tag, rr.ReleaseURL))
 	table(&b, lines(rr, execs))
 	var skipped []string
 	for _, s := range rr.Stages {
 		if s.State == "skipped" {
-			skipped = append(skipped, s.Name)
+			skipped = append(skipped, markdown.Escape(s.Name))
 		}
 	}
 	if len(skipped) > 0 {
 		fmt.Fprintf(&b, "\nSkipped by label: %s.\n", strings.Join(skipped, ", "))
 	}
 	return b.String()
+}
+
+// stages counts stages in words: "1 stage", "2 stages".
+func stages(n int) string {
+	if n == 1 {
+		return "1 stage"
+	}
+	return fmt.Sprintf("%d stages", n)
 }

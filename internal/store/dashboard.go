@@ -44,6 +44,9 @@ type Dashboards interface {
 	// RecentRollouts lists the newest runs first (released or not), at
 	// most limit, with their stages.
 	RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error)
+	// FailedDeliveries lists the deliveries that failed for good, the
+	// latest failure first, at most limit.
+	FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error)
 }
 
 var _ Dashboards = (*SQLite)(nil)

@@ -47,12 +47,15 @@ type SQLite struct {
 	insert   *sql.Stmt // prepared once, on first use (the table exists only after Migrate)
 	walPages int       // estimated pages written to the WAL since the last checkpoint
 	ckptDue  bool      // the periodic checkpoint is due at the next idle moment
+
+	probe writeProbe // Ready's write probe, see health.go
 }
 
 var _ Store = (*SQLite)(nil)
 
-// OpenSQLite opens (creating if needed) the database file at path. It does
-// not migrate; call Migrate.
+// OpenSQLite opens (creating if needed) the database file at path and
+// checks its integrity (see checkIntegrity). It does not migrate; call
+// Migrate.
 func OpenSQLite(path string) (*SQLite, error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("open sqlite: empty path")
@@ -75,6 +78,10 @@ func OpenSQLite(path string) (*SQLite, error) {
 	if err := w.Ping(); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	if err := checkIntegrity(w, path); err != nil {
+		w.Close()
+		return nil, err
 	}
 	r, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -113,7 +120,8 @@ func (s *SQLite) Migrate(ctx context.Context) ([]int64, error) {
 	return applied, nil
 }
 
-// Ready implements Store.
+// Ready implements Store: the database answers, its schema is current and
+// a write commits (see probeWrite).
 func (s *SQLite) Ready(ctx context.Context) error {
 	if err := s.r.PingContext(ctx); err != nil {
 		return fmt.Errorf("database unreachable: %w", err)
@@ -128,6 +136,9 @@ func (s *SQLite) Ready(ctx context.Context) error {
 	}
 	if current < target {
 		return fmt.Errorf("schema at version %d, binary expects %d: run `bot migrate`", current, target)
+	}
+	if err := s.probeWrite(ctx); err != nil {
+		return fmt.Errorf("database %s cannot be written: %w", s.path, err)
 	}
 	return nil
 }
@@ -164,16 +175,29 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 }
 
 // ClaimDeliveries implements Inbox.
-func (s *SQLite) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]Delivery, error) {
+func (s *SQLite) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int, filter EventFilter) ([]Delivery, error) {
 	now := time.Now()
+	args := []any{owner, ms(now.Add(lease)), ms(now), ms(now)}
+	var events string
+	for _, f := range []struct {
+		op   string
+		list []string
+	}{{"IN", filter.Only}, {"NOT IN", filter.Except}} {
+		if len(f.list) > 0 {
+			events += ` AND event ` + f.op + ` (?` + strings.Repeat(",?", len(f.list)-1) + `)`
+			for _, e := range f.list {
+				args = append(args, e)
+			}
+		}
+	}
 	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries
 		SET claimed_by = ?, claimed_until = ?, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries
-			WHERE status = 'pending' AND claimed_until < ? AND not_before <= ?
+			WHERE status = 'pending' AND claimed_until < ? AND not_before <= ?`+events+`
 			ORDER BY seq LIMIT ?)
 		RETURNING `+deliveryCols,
-		owner, ms(now.Add(lease)), ms(now), ms(now), limit)
+		append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)
 	}

@@ -89,7 +89,7 @@ func TestClaimLeasesAndOrder(t *testing.T) {
 	if n, _ := s.InboxDepth(ctx); n != 4 {
 		t.Fatalf("depth = %d; want 4 (ignored deliveries are not pending)", n)
 	}
-	a, err := s.ClaimDeliveries(ctx, "a", time.Minute, 3)
+	a, err := s.ClaimDeliveries(ctx, "a", time.Minute, 3, store.EventFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestClaimLeasesAndOrder(t *testing.T) {
 	}
 	// b's lease is already over when the call returns: b stands for a worker
 	// that died holding it.
-	b, err := s.ClaimDeliveries(ctx, "b", -time.Millisecond, 10)
+	b, err := s.ClaimDeliveries(ctx, "b", -time.Millisecond, 10, store.EventFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestClaimLeasesAndOrder(t *testing.T) {
 	if err := s.FinishDelivery(ctx, "d1", store.StatusPending, "boom", time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.ClaimDeliveries(ctx, "c", time.Minute, 10)
+	c, err := s.ClaimDeliveries(ctx, "c", time.Minute, 10, store.EventFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestConcurrentClaimsNeverOverlap(t *testing.T) {
 			defer wg.Done()
 			owner := fmt.Sprint("w", w)
 			for {
-				ds, err := s.ClaimDeliveries(ctx, owner, time.Minute, 7)
+				ds, err := s.ClaimDeliveries(ctx, owner, time.Minute, 7, store.EventFilter{})
 				if err != nil {
 					t.Error(err)
 					return

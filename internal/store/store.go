@@ -36,15 +36,25 @@ type Delivery struct {
 	ReceivedAt   time.Time
 }
 
+// EventFilter picks deliveries by event (X-GitHub-Event), so that workers
+// can drain disjoint parts of the inbox: /shipbot commands in one lane,
+// merges in another. The zero value takes every event.
+type EventFilter struct {
+	// Only, when not empty, takes just these events.
+	Only []string
+	// Except never takes these events.
+	Except []string
+}
+
 // Inbox is the durable queue between the webhook endpoint and the worker.
 type Inbox interface {
 	// SaveDelivery writes d durably. It reports false, without error, when a
 	// delivery with the same ID already exists (a GitHub redelivery).
 	SaveDelivery(ctx context.Context, d Delivery) (bool, error)
-	// ClaimDeliveries leases up to limit pending deliveries, oldest first, to
-	// owner until now+lease. Deliveries whose lease expired (their worker
-	// died) are claimable again.
-	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int) ([]Delivery, error)
+	// ClaimDeliveries leases up to limit pending deliveries of the events
+	// filter takes, oldest first, to owner until now+lease. Deliveries whose
+	// lease expired (their worker died) are claimable again.
+	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int, filter EventFilter) ([]Delivery, error)
 	// FinishDelivery records the outcome of a claimed delivery: status is
 	// StatusDone or StatusFailed. With StatusPending it releases the claim and
 	// schedules another attempt no earlier than retryAt.
@@ -66,7 +76,8 @@ type Store interface {
 	Deployments
 	Commands
 	Dashboards
-	// Ready reports whether the database answers and its schema is current.
+	// Ready reports whether the database answers, its schema is current and
+	// a write commits (a full or read-only disk fails it).
 	Ready(ctx context.Context) error
 	Close() error
 }

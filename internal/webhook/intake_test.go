@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,7 +60,9 @@ type rig struct {
 	store *store.SQLite
 }
 
-func newRig(t testing.TB) *rig {
+// newRig serves an Intake over a fresh database; tune, if given, adjusts
+// the Intake before it serves.
+func newRig(t testing.TB, tune ...func(*webhook.Intake)) *rig {
 	t.Helper()
 	s, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
 	if err != nil {
@@ -75,6 +78,9 @@ func newRig(t testing.TB) *rig {
 			return event == "push" || event == "pull_request" && action == "closed"
 		},
 		Log: slog.New(slog.DiscardHandler),
+	}
+	for _, f := range tune {
+		f(in)
 	}
 	e := echo.New()
 	e.POST("/webhooks/github", in.Handle)
@@ -296,4 +302,165 @@ func TestDispatcherRejectsTwoHandlersForOneKey(t *testing.T) {
 	if _, err := webhook.NewDispatcher(&countingHandler{}, &countingHandler{}); err == nil {
 		t.Fatal("want error for duplicate registration")
 	}
+}
+
+// postStream sends body (of length n, -1 for chunked) as a delivery and
+// returns the answer; the answer's body is read and closed.
+func (r *rig) postStream(t testing.TB, ctx context.Context, id string, body io.Reader, n int64, sig string) (*http.Response, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, r.srv.URL+"/webhooks/github", body)
+	req.ContentLength = n
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", id)
+	if sig != "" {
+		req.Header.Set("X-Hub-Signature-256", sig)
+	}
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
+
+// jsonBody is a push delivery padded to n bytes.
+func jsonBody(n int) []byte {
+	b := make([]byte, n)
+	head, tail := `{"ref":"refs/heads/main","pad":"`, `"}`
+	copy(b, head)
+	for i := len(head); i < n-len(tail); i++ {
+		b[i] = 'x'
+	}
+	copy(b[n-len(tail):], tail)
+	return b
+}
+
+// Large bodies take turns: while the only turn is held by a client that
+// sends slowly, another large body waits a bounded time and is answered
+// 503 with Retry-After, unread; small deliveries are not held up at all.
+// Once the turn is free, large deliveries are taken again.
+func TestIntakeLargeBodiesTakeTurns(t *testing.T) {
+	const wait = 100 * time.Millisecond
+	r := newRig(t, func(in *webhook.Intake) { in.LargeBodies, in.LargeBodyWait = 1, wait })
+
+	// The slow client: 20 MB declared, 16 MB sent, then nothing. Its
+	// writes complete only as the server reads them, and the server reads
+	// only with the turn, so once they complete the turn is held.
+	slow := jsonBody(20 << 20)
+	pr, pw := io.Pipe()
+	t.Cleanup(func() { pw.CloseWithError(errors.New("test over")) }) // before the server closes
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := r.postStream(t, context.Background(), "slow", pr, int64(len(slow)), signed(slow))
+		slowDone <- err
+	}()
+	if _, err := pw.Write(slow[:16<<20]); err != nil {
+		t.Fatal(err)
+	}
+
+	big := jsonBody(2 << 20)
+	start := time.Now()
+	resp, err := r.postStream(t, context.Background(), "big", bytes.NewReader(big), int64(len(big)), signed(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("large delivery while the turn is held: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if waited := time.Since(start); waited < wait {
+		t.Errorf("answered 503 after %v; want a wait of %v for a turn first", waited, wait)
+	}
+
+	small := []byte(`{"ref":"refs/heads/main"}`)
+	if resp := r.post(t, "push", "small", small, signed(small)); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("small delivery while the turn is held: %d; want 202", resp.StatusCode)
+	}
+
+	// The slow client finishes; its turn is free again.
+	if _, err := pw.Write(slow[16<<20:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-slowDone; err != nil {
+		t.Fatal(err)
+	}
+	resp, err = r.postStream(t, context.Background(), "big", bytes.NewReader(big), -1, signed(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("large chunked delivery once the turn is free: %d; want 202", resp.StatusCode)
+	}
+	for _, id := range []string{"slow", "big", "small"} {
+		if _, err := r.store.GetDelivery(context.Background(), id); err != nil {
+			t.Errorf("delivery %s not stored: %v", id, err)
+		}
+	}
+}
+
+// A request without a well-formed signature is refused before its body is
+// read: a client cannot make the service hold a body it will refuse anyway.
+func TestIntakeRefusesUnsignedBeforeReadingTheBody(t *testing.T) {
+	r := newRig(t)
+	for _, sig := range []string{"", "sha256=nothex", "sha1=" + strings.Repeat("0", 40)} {
+		pr, pw := io.Pipe() // a body that never ends
+		go pw.Write([]byte(`{"ref":`))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// The client's body writer blocks on the pipe, not on ctx.
+		stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+		resp, err := r.postStream(t, ctx, "unsigned", pr, -1, sig)
+		stop()
+		cancel()
+		pw.Close()
+		if err != nil {
+			t.Fatalf("signature %q: %v; want 401 without waiting for the body", sig, err)
+		}
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("signature %q: status %d; want 401", sig, resp.StatusCode)
+		}
+	}
+}
+
+// A ping is GitHub saying that the App's webhook reaches the service: the
+// first thing an operator setting it up looks for, so it is logged at info
+// level with the hook and App ids.
+func TestIntakePingLoggedAtInfo(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	r := newRig(t, func(in *webhook.Intake) {
+		in.Log = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	body := []byte(`{"zen":"Avoid administrative distraction.","hook_id":4242,"hook":{"type":"App","id":4242,"app_id":77}}`)
+	if resp := r.post(t, "ping", "ping-1", body, signed(body)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("ping: %d; want 200", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil || rec["msg"] != "GitHub App reached us" {
+			continue
+		}
+		found = true
+		if rec["level"] != "INFO" || rec["hook_id"] != float64(4242) || rec["app_id"] != float64(77) {
+			t.Errorf("ping logged as %s; want INFO with hook_id 4242 and app_id 77", line)
+		}
+	}
+	if !found {
+		t.Errorf("no \"GitHub App reached us\" line at info level; logs:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -79,6 +79,23 @@ func (p permanent) Unwrap() error { return p.error }
 // cannot use): the delivery fails at once instead of backing off.
 func Permanent(err error) error { return permanent{err} }
 
+// Lane is a part of the inbox that a goroutine of the worker drains on its
+// own, beside the other lanes, so that a flood of one kind of delivery
+// cannot hold up another.
+type Lane struct {
+	Name string
+	// Events are the events (X-GitHub-Event) the lane takes. Empty means
+	// every event no other lane names; exactly one lane is such.
+	Events []string
+}
+
+// DefaultLanes give /shipbot commands (issue_comment deliveries) a lane of
+// their own: 150 commands in the inbox once held a merge's release up for
+// 70 s, one after the other in a single queue. Within a lane deliveries
+// still go one at a time in arrival order; merges and pushes share the main
+// lane, which keeps their relative order.
+var DefaultLanes = []Lane{{Name: "main"}, {Name: "commands", Events: []string{"issue_comment"}}}
+
 // Worker drains the inbox. Deliveries are claimed with a lease, so a worker
 // that dies mid-delivery only delays it until the lease runs out, and
 // several replicas can share one database.
@@ -88,20 +105,33 @@ type Worker struct {
 	Owner    string
 	Log      *slog.Logger
 
+	// Lanes split the inbox between goroutines; nil means DefaultLanes.
+	Lanes []Lane
+
 	Lease       time.Duration // default 2m
 	Poll        time.Duration // how often to look without a wake-up; default 1s
 	Batch       int           // default 16
 	MaxAttempts int           // default 5
 	// HandleTimeout bounds one delivery's processing; default 1m.
 	HandleTimeout time.Duration
+	// Backoff is how long a delivery waits after its attempt-th attempt
+	// failed; nil means 2^attempt seconds, at most 5 minutes.
+	Backoff func(attempt int) time.Duration
 
-	once sync.Once
-	wake chan struct{}
+	once    sync.Once
+	lanes   []*lane
+	laneErr error
+}
+
+// lane is a Lane as the worker runs it.
+type lane struct {
+	name   string
+	filter store.EventFilter
+	wake   chan struct{}
 }
 
 func (w *Worker) init() {
 	w.once.Do(func() {
-		w.wake = make(chan struct{}, 1)
 		if w.Lease == 0 {
 			w.Lease = 2 * time.Minute
 		}
@@ -117,42 +147,103 @@ func (w *Worker) init() {
 		if w.HandleTimeout == 0 {
 			w.HandleTimeout = time.Minute
 		}
+		if w.Backoff == nil {
+			w.Backoff = backoff
+		}
+		lanes := w.Lanes
+		if lanes == nil {
+			lanes = DefaultLanes
+		}
+		w.lanes, w.laneErr = planLanes(lanes)
 	})
+}
+
+// planLanes turns lanes into claim filters: each named set on its own, and
+// the one lane without events taking everything the others do not.
+func planLanes(lanes []Lane) ([]*lane, error) {
+	var named []string
+	rest := -1
+	owner := map[string]string{}
+	for i, l := range lanes {
+		if len(l.Events) == 0 {
+			if rest >= 0 {
+				return nil, fmt.Errorf("lanes %q and %q both take every other event", lanes[rest].Name, l.Name)
+			}
+			rest = i
+		}
+		for _, e := range l.Events {
+			if o, dup := owner[e]; dup {
+				return nil, fmt.Errorf("event %q is in lanes %q and %q", e, o, l.Name)
+			}
+			owner[e] = l.Name
+			named = append(named, e)
+		}
+	}
+	if rest < 0 {
+		// Deliveries of other events would wait in the inbox forever.
+		return nil, errors.New("no lane takes the events the others do not name")
+	}
+	out := make([]*lane, len(lanes))
+	for i, l := range lanes {
+		f := store.EventFilter{Only: l.Events}
+		if i == rest {
+			f = store.EventFilter{Except: named}
+		}
+		out[i] = &lane{name: l.Name, filter: f, wake: make(chan struct{}, 1)}
+	}
+	return out, nil
 }
 
 // Wake makes the worker look at the inbox now; it never blocks.
 func (w *Worker) Wake() {
 	w.init()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	for _, l := range w.lanes {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Run drains the inbox until ctx ends. A delivery already being processed
-// when ctx ends is finished (with its own timeout), not abandoned, so a
-// SIGTERM does not leave half-done work behind.
+// Run drains the inbox, each lane on its own goroutine, until ctx ends. A
+// delivery already being processed when ctx ends is finished (with its own
+// timeout), not abandoned, so a SIGTERM does not leave half-done work
+// behind.
 func (w *Worker) Run(ctx context.Context) error {
 	w.init()
+	if w.laneErr != nil {
+		w.Log.Error("worker lanes", "err", w.laneErr)
+		return w.laneErr
+	}
+	var wg sync.WaitGroup
+	for _, l := range w.lanes {
+		wg.Go(func() { w.runLane(ctx, l) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) runLane(ctx context.Context, l *lane) {
 	t := time.NewTicker(w.Poll)
 	defer t.Stop()
 	for {
-		if err := w.drain(ctx); err != nil && ctx.Err() == nil {
-			w.Log.Error("drain inbox", "err", err)
+		if err := w.drain(ctx, l); err != nil && ctx.Err() == nil {
+			w.Log.Error("drain inbox", "lane", l.name, "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-w.wake:
+			return
+		case <-l.wake:
 		case <-t.C:
 		}
 	}
 }
 
-// drain processes claimed batches until the inbox has nothing claimable.
-func (w *Worker) drain(ctx context.Context) error {
+// drain processes the lane's claimed batches until it has nothing
+// claimable.
+func (w *Worker) drain(ctx context.Context, l *lane) error {
 	for ctx.Err() == nil {
-		ds, err := w.Inbox.ClaimDeliveries(context.WithoutCancel(ctx), w.Owner, w.Lease, w.Batch)
+		ds, err := w.Inbox.ClaimDeliveries(context.WithoutCancel(ctx), w.Owner, w.Lease, w.Batch, l.filter)
 		if err != nil {
 			return err
 		}
@@ -167,7 +258,7 @@ func (w *Worker) drain(ctx context.Context) error {
 				}
 				return nil
 			}
-			w.process(ctx, d)
+			w.process(ctx, l, d)
 		}
 		if n, err := w.Inbox.InboxDepth(context.WithoutCancel(ctx)); err == nil {
 			metrics.InboxDepth.Set(float64(n))
@@ -179,25 +270,30 @@ func (w *Worker) drain(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) process(ctx context.Context, d store.Delivery) {
+// process runs one delivery and records the outcome. A failure that will
+// be retried is a warning; the one that ends the delivery is an error,
+// logged once with all an operator needs to find it, and counted.
+func (w *Worker) process(ctx context.Context, l *lane, d store.Delivery) {
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.HandleTimeout)
 	defer cancel()
-	log := w.Log.With("delivery", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo, "attempt", d.Attempts)
+	log := w.Log.With("lane", l.name, "delivery", d.ID, "event", d.Event, "action", d.Action, "repo", d.Repo)
 	err := w.safeDispatch(hctx, d)
 	status, msg, retryAt := store.StatusDone, "", time.Time{}
+	perm := errors.As(err, new(permanent))
 	switch {
 	case err == nil:
-		log.Info("delivery processed")
-	case errors.As(err, new(permanent)) || d.Attempts >= w.MaxAttempts:
+		log.Info("delivery processed", "attempt", d.Attempts)
+	case perm || d.Attempts >= w.MaxAttempts:
 		status, msg = store.StatusFailed, err.Error()
-		log.Error("delivery failed", "err", err)
+		metrics.DeliveriesFailed.WithLabelValues(d.Event).Inc()
+		log.Error("delivery failed for good", "attempts", d.Attempts, "permanent", perm, "err", err)
 	default:
 		status, msg = store.StatusPending, err.Error()
-		retryAt = time.Now().Add(backoff(d.Attempts))
-		log.Warn("delivery will be retried", "err", err, "retry_at", retryAt)
+		retryAt = time.Now().Add(w.Backoff(d.Attempts))
+		log.Warn("delivery will be retried", "attempt", d.Attempts, "max_attempts", w.MaxAttempts, "err", err, "retry_at", retryAt)
 	}
 	if err := w.Inbox.FinishDelivery(context.WithoutCancel(ctx), d.ID, status, msg, retryAt); err != nil {
-		log.Error("record delivery outcome", "err", err)
+		log.Error("record delivery outcome", "status", status, "err", err)
 	}
 }
 
