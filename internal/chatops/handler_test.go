@@ -14,6 +14,7 @@ import (
 	"github.com/shipbot/shipbot/internal/chatops"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/webhook"
@@ -61,7 +62,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	srv := githubtest.New(githubtest.WithSchemaCheck())
+	srv := githubtest.New(githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 	t.Cleanup(srv.Close)
 	srv.AddRepo(repo, githubtest.RepoSpec{})
 	merged := srv.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "feat: health", Author: "alice"})

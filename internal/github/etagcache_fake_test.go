@@ -9,6 +9,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 )
 
 const (
@@ -64,7 +65,7 @@ func TestETagCacheAgainstFakeGitHub(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := githubtest.New()
+			srv := githubtest.New(githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 			defer srv.Close()
 			srv.AddRepo("acme/api", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": "version: 1\n"}})
 			srv.SetBranchProtection("acme/api", "main", githubtest.BranchProtection{RequiredApprovingReviewCount: 1})

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 )
 
 func TestExpandRunName(t *testing.T) {
@@ -27,7 +29,7 @@ func TestExpandRunName(t *testing.T) {
 // after it has been served in progress the given number of times; every
 // answer stays inside GitHub's schema.
 func TestWorkflowSpec(t *testing.T) {
-	s := newServer(t, WithSchemaCheck())
+	s := newServer(t, WithSchemaCheck(schemacheck.ValidateResponse))
 	seed(t, s)
 	gh := ghClient(t, s)
 	s.SetWorkflow(testRepo, "deploy.yml", WorkflowSpec{

@@ -7,7 +7,8 @@
 // or an account, while still speaking GitHub's exact wire format: routes,
 // status codes, error bodies, pagination Link headers, ETags and 304s, and
 // JSON response shapes that validate against GitHub's published OpenAPI
-// description (see WithSchemaCheck).
+// description (tests check that with WithSchemaCheck and package
+// schemacheck).
 //
 // # Using it
 //
@@ -41,6 +42,9 @@
 // exist: that is a mistake in the calling test or demo script, not a
 // condition to handle. All methods are safe for concurrent use.
 //
-// The package must not import package testing outside _test.go files,
-// because the demo command links it into the shipbot binary.
+// The package must not import package testing, or anything else only tests
+// need, outside _test.go files, because the demo command links it into the
+// shipbot binary. That is why the OpenAPI validator (kin-openapi and the
+// embedded description) is in package schemacheck: cmd/bot's
+// TestBinaryLinksNoTestOnlyPackages fails if the binary links it.
 package githubtest

@@ -2,9 +2,10 @@ package githubtest
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 )
 
 // TestOpenAPIConformance drives every route the fake implements through
@@ -12,7 +13,7 @@ import (
 // against GitHub's published response schema: live (WithSchemaCheck) and
 // again here from the recorded requests.
 func TestOpenAPIConformance(t *testing.T) {
-	s := newServer(t, WithSchemaCheck())
+	s := newServer(t, WithSchemaCheck(schemacheck.ValidateResponse))
 	pr, merge := seed(t, s)
 	open := s.OpenPullRequest(testRepo, PullRequestSpec{Title: "fix: typo", Author: "carol"})
 	head := s.PullRequest(testRepo, open).HeadSHA
@@ -141,53 +142,34 @@ func TestOpenAPIConformance(t *testing.T) {
 	}
 }
 
-// TestValidateResponseRejectsWrongShapes makes sure the checker is not
-// vacuous: a wrong type, a missing required field and an undocumented
-// success status all fail.
-func TestValidateResponseRejectsWrongShapes(t *testing.T) {
-	cases := []struct {
-		pattern string
-		status  int
-		body    string
-		want    string
-	}{
-		{"GET /repos/{owner}/{repo}/tags", 200, `[{"name":1}]`, "name"},
-		{"POST /repos/{owner}/{repo}/git/refs", 201, `{"ref":"refs/tags/v1"}`, "node_id"},
-		{"GET /repos/{owner}/{repo}/pulls/{pull_number}", 299, `{}`, "not a documented response"},
-		{"GET /nowhere", 200, `{}`, "not in the OpenAPI subset"},
-	}
-	for _, tc := range cases {
-		err := ValidateResponse(tc.pattern, tc.status, []byte(tc.body))
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ValidateResponse(%s, %d, %s) = %v, want an error mentioning %q", tc.pattern, tc.status, tc.body, err, tc.want)
+// TestSchemaCheckRecordsViolations makes sure the live hook is not vacuous
+// either: a body the schema rejects becomes a SchemaViolation with its
+// route and status, and without a check nothing is recorded.
+func TestSchemaCheckRecordsViolations(t *testing.T) {
+	const repoRoute = "GET /repos/{owner}/{repo}"
+	corrupt := func(pattern string, status int, body []byte) error {
+		if pattern == repoRoute {
+			body = []byte(`{"id":"not a number"}`)
 		}
+		return schemacheck.ValidateResponse(pattern, status, body)
 	}
-	if err := ValidateResponse("GET /repos/{owner}/{repo}/branches/{branch}/protection", http.StatusForbidden,
-		[]byte(`{"message":"Resource not accessible by integration","documentation_url":"https://docs.github.com/rest"}`)); err != nil {
-		t.Errorf("an undocumented 403 with GitHub's error shape should pass: %v", err)
+	s := newServer(t, WithSchemaCheck(corrupt))
+	seed(t, s)
+	s.AddStaticToken("ghp_static")
+	c := &rawClient{t: t, base: s.URL(), auth: "token ghp_static"}
+	c.call("GET", "repos/acme/api", nil, 200)
+	c.call("GET", "repos/acme/api/branches/main", nil, 200)
+	v := s.SchemaViolations()
+	if len(v) != 1 || v[0].Pattern != repoRoute || v[0].Status != 200 || !strings.Contains(v[0].Err, "/id") {
+		t.Errorf("violations %v; want one for %s → 200 at /id", v, repoRoute)
 	}
-}
 
-// TestSubsetMatchesRoutes catches a route added without regenerating
-// testdata/openapi/subset.json, and operations left over from removed ones.
-func TestSubsetMatchesRoutes(t *testing.T) {
-	doc, err := loadSchemas()
-	if err != nil {
-		t.Fatal(err)
-	}
-	inSubset := map[string]bool{}
-	for path, item := range doc.Paths.Map() {
-		for method := range item.Operations() {
-			inSubset[strings.ToUpper(method)+" "+path] = true
-		}
-	}
-	for _, r := range Routes() {
-		if !inSubset[r] {
-			t.Errorf("route %s has no operation in subset.json; rerun extract.go", r)
-		}
-		delete(inSubset, r)
-	}
-	for op := range inSubset {
-		t.Errorf("subset.json has %s, which the fake does not serve", op)
+	plain := newServer(t)
+	seed(t, plain)
+	plain.AddStaticToken("ghp_static")
+	c = &rawClient{t: t, base: plain.URL(), auth: "token ghp_static"}
+	c.call("GET", "repos/acme/api", nil, 200)
+	if v := plain.SchemaViolations(); len(v) != 0 {
+		t.Errorf("violations without a check: %v", v)
 	}
 }

@@ -31,9 +31,9 @@ const maxBody = 25 << 20
 
 // Server is the fake GitHub. Create it with New and stop it with Close.
 type Server struct {
-	ts     *httptest.Server
-	key    *rsa.PrivateKey
-	schema bool
+	ts    *httptest.Server
+	key   *rsa.PrivateKey
+	check ResponseCheck
 
 	mu            sync.Mutex
 	now           func() time.Time
@@ -67,11 +67,6 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 // permission.
 func WithAdministrationReadDenied() Option { return func(s *Server) { s.denyAdminRead = true } }
 
-// WithSchemaCheck validates every JSON response the fake sends against the
-// response schema of GitHub's OpenAPI description and records each
-// mismatch; read them with SchemaViolations.
-func WithSchemaCheck() Option { return func(s *Server) { s.schema = true } }
-
 // New starts a fake GitHub on a loopback port. It has one App (with an RSA
 // key generated once per process) and one installation (InstallationID);
 // add repositories with AddRepo.
@@ -95,11 +90,6 @@ func New(opts ...Option) *Server {
 	}
 	for _, o := range opts {
 		o(s)
-	}
-	if s.schema {
-		if _, err := loadSchemas(); err != nil {
-			panic(fmt.Sprintf("githubtest: %v", err))
-		}
 	}
 	s.defaultInstID = s.addInstallationLocked("")
 	// Assign s.ts before the server starts, so handler goroutines see it.
@@ -368,7 +358,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !injected && rt != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead) && out.status == http.StatusOK {
 		s.conditional(r, out)
 	}
-	if s.schema && !injected && rt != nil && out.status != http.StatusNotModified {
+	if s.check != nil && !injected && rt != nil && out.status != http.StatusNotModified {
 		s.checkSchema(rt.pattern, out.status, out.body)
 	}
 	s.rateHeaders(out)

@@ -28,6 +28,7 @@ import (
 
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -78,7 +79,7 @@ func newWorld(tb testing.TB, files map[string]string) *world {
 	w := &world{
 		tb:     tb,
 		logs:   servicetest.NewLogBuffer(tb, 0),
-		gh:     servicetest.NewGitHub(tb, githubtest.WithSchemaCheck()),
+		gh:     servicetest.NewGitHub(tb, githubtest.WithSchemaCheck(schemacheck.ValidateResponse)),
 		db:     servicetest.DBPath(tb),
 		secret: []byte("webhook-secret"),
 	}

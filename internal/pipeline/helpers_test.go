@@ -35,6 +35,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/report"
 	"github.com/shipbot/shipbot/internal/service"
@@ -178,7 +179,7 @@ func newEnv(t *testing.T, o options) *env {
 	}
 	e := &env{t: t, obs: &observer{}, clock: &clock{}}
 	e.logs = servicetest.NewLogBuffer(t, 0)
-	e.gh = servicetest.NewGitHub(t, githubtest.WithSchemaCheck())
+	e.gh = servicetest.NewGitHub(t, githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 	servicetest.SeedRepo(e.gh, repo, map[string]string{"README.md": "# api\n", configFile: o.config})
 
 	e.spin = newSpinnaker(t, o.constraints)

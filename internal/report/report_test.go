@@ -12,6 +12,7 @@ import (
 
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/report"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -26,7 +27,7 @@ type rig struct {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	srv := githubtest.New(githubtest.WithSchemaCheck())
+	srv := githubtest.New(githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 	t.Cleanup(srv.Close)
 	srv.AddRepo("acme/api", githubtest.RepoSpec{})
 	pr := srv.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: x", Author: "alice"})

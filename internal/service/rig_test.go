@@ -34,6 +34,7 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -126,7 +127,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 	}
 	var ghOpts []githubtest.Option
 	if o.schema {
-		ghOpts = append(ghOpts, githubtest.WithSchemaCheck())
+		ghOpts = append(ghOpts, githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 	}
 	if o.sameSecond {
 		now := time.Now().Truncate(time.Second)

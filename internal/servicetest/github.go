@@ -10,8 +10,9 @@ import (
 
 // NewGitHub starts a GitHub fake with opts. At tb's cleanup it reports
 // every answer the fake gave outside GitHub's schema (there are none to
-// report without githubtest.WithSchemaCheck) and closes the fake. Start it
-// before the services that talk to it, so that they stop first.
+// report without githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
+// and closes the fake. Start it before the services that talk to it, so
+// that they stop first.
 func NewGitHub(tb testing.TB, opts ...githubtest.Option) *githubtest.Server {
 	tb.Helper()
 	gh := githubtest.New(opts...)

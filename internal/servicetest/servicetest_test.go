@@ -16,6 +16,7 @@ import (
 
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -164,7 +165,7 @@ func TestDBPathAndOpenStore(t *testing.T) {
 
 func TestAppsAndSeedRepo(t *testing.T) {
 	t.Parallel()
-	gh := servicetest.NewGitHub(t, githubtest.WithSchemaCheck())
+	gh := servicetest.NewGitHub(t, githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 	servicetest.SeedRepo(gh, "acme/api", map[string]string{"README.md": "# api\n"})
 	for _, base := range []string{"", gh.GHESURL()} {
 		c, err := servicetest.Apps(t, gh, ghclient.Options{BaseURL: base}).Installation(gh.InstallationID())

@@ -78,7 +78,7 @@ func run(path string) error {
 		"info": object{
 			"title":   "GitHub REST API: the subset githubtest serves",
 			"version": info["version"],
-			"description": fmt.Sprintf("Extracted by internal/githubtest/testdata/openapi/extract.go from %s of npm package @octokit/openapi %v.",
+			"description": fmt.Sprintf("Extracted by internal/githubtest/schemacheck/testdata/openapi/extract.go from %s of npm package @octokit/openapi %v.",
 				"generated/api.github.com.json", info["version"]),
 			"license": info["license"],
 		},
