@@ -26,8 +26,9 @@ import (
 	"github.com/shipbot/shipbot/internal/gate"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/markdown"
-	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -138,16 +139,44 @@ var pollEvery = 10 * time.Second
 
 // runResult is what `bot run` reports.
 type runResult struct {
-	outcome  plan.Outcome
-	run      store.RolloutRun
+	outcome plan.Outcome
+	run     store.RolloutRun
+	// stages is the run's rollout as every view sees it.
+	stages   []rollout.StageView
 	deployed []string
 	skipped  []string
 	failed   []string // failed or rolled back
 	notRun   []string // never reached (after a failure, or still waiting at the timeout)
-	handed   map[string]string
-	links    map[string]string // stage → its deploy's page (a dispatched workflow run, a Spinnaker execution)
-	reasons  map[string]string // stage → why it failed
 	timedOut bool
+}
+
+// handedOff reports the stages that passed by handing the deploy off.
+func (r runResult) handedOff() []string {
+	var out []string
+	for _, v := range r.stages {
+		if v.HowPassed() == rollout.HandedOff {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// reason is why stage name failed, or how it passed when it did not
+// learn its outcome; "" otherwise.
+func (r runResult) reason(name string) string {
+	for _, v := range r.stages {
+		if v.Name != name || v.Deployed == nil {
+			continue
+		}
+		ex := v.Deployed
+		switch {
+		case ex.Pass == rollout.DeployedBefore:
+			return ex.Reason + " (an earlier job)"
+		case ex.Outcome == rollout.Failed:
+			return ex.Reason
+		}
+	}
+	return ""
 }
 
 const runUsage = `usage: bot run
@@ -462,32 +491,17 @@ func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, eng
 	// The job's context may be cancelled by now; what it reads last must
 	// still be read.
 	execs, _ := st.Executions(context.WithoutCancel(ctx), runID)
-	res.handed, res.reasons, res.links = map[string]string{}, map[string]string{}, map[string]string{}
-	for _, ex := range execs {
-		if ex.Rollback {
-			continue
-		}
-		if ex.URL != "" {
-			res.links[ex.StageName] = ex.URL
-		}
-		if strings.HasPrefix(ex.Reason, pipeline.ReasonHandedOff) {
-			res.handed[ex.StageName] = ex.Reason
-		} else if strings.HasPrefix(ex.Reason, pipeline.ReasonDeployedBefore) {
-			res.reasons[ex.StageName] = ex.Reason + " (an earlier job)"
-		} else if ex.Outcome != "" && ex.Outcome != "succeeded" && ex.Reason != "" {
-			res.reasons[ex.StageName] = ex.Reason
-		}
-	}
-	for _, s := range res.run.Stages {
-		switch s.State {
-		case "passed":
-			res.deployed = append(res.deployed, s.Name)
-		case "skipped":
-			res.skipped = append(res.skipped, s.Name)
-		case "failed", "rolled-back":
-			res.failed = append(res.failed, s.Name)
+	res.stages = rollout.Project(res.run.Stages, execs)
+	for _, v := range res.stages {
+		switch {
+		case v.State == schedule.Passed:
+			res.deployed = append(res.deployed, v.Name)
+		case v.State == schedule.Skipped:
+			res.skipped = append(res.skipped, v.Name)
+		case v.State == schedule.Failed || v.State == schedule.RolledBack:
+			res.failed = append(res.failed, v.Name)
 		default:
-			res.notRun = append(res.notRun, s.Name)
+			res.notRun = append(res.notRun, v.Name)
 		}
 	}
 	return res, nil
@@ -575,28 +589,28 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 		fmt.Fprintf(&b, "Released **%s**.\n\n", tag)
 		if len(res.run.Stages) > 0 {
 			b.WriteString("| stage | state | detail |\n|---|---|---|\n")
-			for _, s := range res.run.Stages {
-				state, detail := s.State, s.Wait
+			for _, s := range res.stages {
+				state, detail := s.State.String(), s.Wait.Text()
 				switch {
-				case s.State == "passed" && res.handed[s.Name] != "":
-					state, detail = "passed (handed off)", res.handed[s.Name]+": the deploy system owns the outcome"
-				case s.State == "skipped":
+				case s.HowPassed() == rollout.HandedOff:
+					state, detail = "passed (handed off)", s.Deployed.Reason+": the deploy system owns the outcome"
+				case s.State == schedule.Skipped:
 					detail = "label " + skipLabel(o, s.Name)
 					if len(env.Stages) > 0 && !slices.Contains(env.Stages, s.Name) {
 						detail = "not in input stages"
 					}
-				case res.reasons[s.Name] != "":
-					detail = res.reasons[s.Name]
+				case res.reason(s.Name) != "":
+					detail = res.reason(s.Name)
 				case slices.Contains(res.notRun, s.Name) && !res.timedOut:
 					state = "not reached"
-				case s.State == "active" && detail == "":
+				case s.State == schedule.Active && detail == "":
 					detail = "triggered; no outcome reported yet"
 				}
 				// The step summary is GitHub Markdown: the detail quotes
 				// a target's error and the link is the downstream's.
 				detail = markdown.Escape(detail)
-				if link := res.links[s.Name]; link != "" {
-					detail = strings.TrimSpace(detail + " " + markdown.Link("execution", link))
+				if s.Deployed != nil && s.Deployed.URL != "" {
+					detail = strings.TrimSpace(detail + " " + markdown.Link("execution", s.Deployed.URL))
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(state), detail)
 			}
@@ -604,7 +618,7 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 		if len(res.failed) > 0 || len(res.notRun) > 0 {
 			var parts []string
 			for _, name := range res.failed {
-				parts = append(parts, fmt.Sprintf("stage %s failed%s", name, prefixed(": ", res.reasons[name])))
+				parts = append(parts, fmt.Sprintf("stage %s failed%s", name, prefixed(": ", res.reason(name))))
 			}
 			if len(res.notRun) > 0 {
 				what := "not reached"
@@ -617,12 +631,7 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 			cmds.Error("shipbot: rollout failed", redact.Redact(msg))
 			failure = exitError{1, errors.New(msg)}
 		} else {
-			var handed []string
-			for _, name := range res.deployed {
-				if res.handed[name] != "" {
-					handed = append(handed, name)
-				}
-			}
+			handed := res.handedOff()
 			deployed := orNone(res.deployed)
 			if len(handed) > 0 {
 				deployed += " (handed off: " + strings.Join(handed, ",") + ")"

@@ -20,6 +20,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/readauth"
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -75,7 +76,7 @@ func (a *API) callback(c echo.Context) error {
 	if err := json.Unmarshal(data, &body); err != nil {
 		return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
 	}
-	if body.State != pipeline.Succeeded && body.State != pipeline.Failed {
+	if _, err := rollout.ParseOutcome(body.State); err != nil {
 		return fail(c, http.StatusBadRequest, `state must be "succeeded" or "failed"`)
 	}
 	if body.URL != "" && !strings.HasPrefix(body.URL, "https://") && !strings.HasPrefix(body.URL, "http://") {
@@ -170,13 +171,13 @@ func (a *API) getRun(c echo.Context) error {
 	v := view(rr.Run)
 	v.Rollout = rr.Rollout
 	for _, s := range rr.Stages {
-		sv := stageView{Name: s.Name, State: s.State, Wait: s.Wait}
+		sv := stageView{Name: s.Name, State: s.State.String(), Wait: s.Wait.Text()}
 		for _, ex := range execs {
 			if ex.Stage != s.Index {
 				continue
 			}
-			ev := executionView{Attempt: ex.Attempt, Rollback: ex.Rollback, Version: ex.Version, Phase: ex.Phase,
-				Outcome: ex.Outcome, Reason: ex.Reason, URL: ex.URL, StartedAt: ex.CreatedAt}
+			ev := executionView{Attempt: ex.Attempt, Rollback: ex.Rollback, Version: ex.Version, Phase: string(ex.Phase),
+				Outcome: string(ex.Outcome), Reason: ex.Reason, URL: ex.URL, StartedAt: ex.CreatedAt}
 			if !ex.FinishedAt.IsZero() {
 				f := ex.FinishedAt
 				ev.FinishedAt = &f

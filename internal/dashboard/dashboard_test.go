@@ -15,6 +15,8 @@ import (
 
 	"github.com/shipbot/shipbot/internal/dashboard"
 	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -80,7 +82,7 @@ func newFixture(t *testing.T) fixture {
 		step()
 		return e
 	}
-	finish := func(e store.Execution, outcome, reason, stageState string) {
+	finish := func(e store.Execution, outcome rollout.Outcome, reason string, stageState schedule.StageState) {
 		t.Helper()
 		e.Outcome, e.Reason, e.URL = outcome, reason, "https://spinnaker.example/pipelines/"+e.ID
 		if err := st.FinishExecution(ctx, e, stageState); err != nil {
@@ -97,12 +99,12 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	step()
-	finish(qa, "succeeded", "", "passed")
+	finish(qa, rollout.Succeeded, "", schedule.Passed)
 	prod := enter(store.Execution{ID: "prod1", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
-	finish(prod, "failed", "Spinnaker execution TERMINAL", "")
+	finish(prod, rollout.Failed, "Spinnaker execution TERMINAL", schedule.Active) // its rollback follows
 	rb := enter(store.Execution{ID: "prod2", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 2, Rollback: true, Version: "0.9.0", Tag: "v0.9.0"})
-	finish(rb, "succeeded", "", "rolled-back")
-	if err := st.SetStageState(ctx, done.ID, 2, "skipped"); err != nil {
+	finish(rb, rollout.Succeeded, "", schedule.RolledBack)
+	if err := st.SetStageState(ctx, done.ID, 2, schedule.Skipped); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.FinishRollout(ctx, done.ID); err != nil {
@@ -112,7 +114,7 @@ func newFixture(t *testing.T) fixture {
 	running := release("bbbbbbb2", 8, "fix: retry on 503", "1.1.0")
 	step()
 	enter(store.Execution{ID: "qa2", RunID: running.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0"})
-	if err := st.SetWait(ctx, running.ID, 1, "window opens at 10:00"); err != nil {
+	if err := st.SetWait(ctx, running.ID, 1, rollout.Wait{Kind: schedule.Window, Until: time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Freeze(ctx, "acme/api:api", "<b>incident</b> 42", "alice"); err != nil {
@@ -170,7 +172,7 @@ func TestIndexShowsPipelinesAndRuns(t *testing.T) {
 		`frozen: &lt;b&gt;incident&lt;/b&gt; 42`,
 		// qa runs v1.1.0 now; prod and canary are idle, prod with a waiting run.
 		`<a href="/runs/`+f.running.ID+`">v1.1.0</a> <span class="chip ph-deploying">deploying</span>`,
-		`v1.1.0 waits: window opens at 10:00`,
+		`v1.1.0: waiting for the deploy window, opens Mon 2030-01-07 10:00 UTC`,
 		`data-run="`+f.done.ID+`"`, `data-run="`+f.running.ID+`"`,
 		`href="/runs/`+f.done.ID+`"`,
 		`href="https://github.example/acme/api/pull/aaaaaaa1"`,

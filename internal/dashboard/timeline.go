@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -97,7 +99,7 @@ func stageSpans(rr store.RolloutRun, execs []store.Execution, bake map[string]ti
 		for _, e := range execs {
 			if !seen[e.Stage] {
 				seen[e.Stage] = true
-				stages = append(stages, store.StageRow{Index: e.Stage, Name: e.StageName, State: "active"})
+				stages = append(stages, store.StageRow{Index: e.Stage, Name: e.StageName, State: schedule.Active})
 			}
 		}
 	}
@@ -115,14 +117,14 @@ func stageSpans(rr store.RolloutRun, execs []store.Execution, bake map[string]ti
 	for _, st := range stages {
 		ex := byStage[st.Index]
 		if len(ex) == 0 {
-			if live && through && st.State == "pending" && now.After(ready) {
+			if live && through && st.State == schedule.Pending && now.After(ready) {
 				label := "waiting since " + clock(ready)
-				if st.Wait != "" {
-					label = "waiting: " + st.Wait
+				if !st.Wait.None() {
+					label = st.Wait.Text()
 				}
 				out = append(out, span{barWaiting, ready, now, label, st.Index})
 			}
-			through = through && (st.State == "passed" || st.State == "skipped")
+			through = through && (st.State == schedule.Passed || st.State == schedule.Skipped)
 			continue
 		}
 		if first := ex[0].CreatedAt; first.After(ready) {
@@ -150,11 +152,11 @@ func stageSpans(rr store.RolloutRun, execs []store.Execution, bake map[string]ti
 				}
 				out = append(out, span{barDeploying, e.CreatedAt, bakeStart, "deployed " + what + " in " + short(bakeStart.Sub(e.CreatedAt)), st.Index})
 				bk := barBaking
-				if e.Outcome == "failed" {
+				if e.Outcome == rollout.Failed {
 					bk = barFailed
 				}
 				out = append(out, span{bk, bakeStart, end, "baked " + what + " " + durationNote(bakeStart, end, e.FinishedAt.IsZero()), st.Index})
-			case e.Outcome == "failed" && !e.FinishedAt.IsZero():
+			case e.Outcome == rollout.Failed && !e.FinishedAt.IsZero():
 				out = append(out, span{barFailed, e.CreatedAt, end, "failed " + what + " after " + short(end.Sub(e.CreatedAt)), st.Index})
 			default:
 				out = append(out, span{barDeploying, e.CreatedAt, end, "deploying " + what + " " + durationNote(e.CreatedAt, end, e.FinishedAt.IsZero()), st.Index})
@@ -163,7 +165,7 @@ func stageSpans(rr store.RolloutRun, execs []store.Execution, bake map[string]ti
 				ready = end
 			}
 		}
-		through = through && (st.State == "passed" || st.State == "skipped")
+		through = through && (st.State == schedule.Passed || st.State == schedule.Skipped)
 	}
 	return stages, out
 }
@@ -203,7 +205,7 @@ func layout(rr store.RolloutRun, execs []store.Execution, bake map[string]time.D
 	rowOf := map[int]int{}
 	for i, st := range stages {
 		y := tlTop + i*tlRowH
-		tl.Rows = append(tl.Rows, tlRow{Stage: st.Name, State: st.State, Y: y, TextY: y + tlRowH/2 + 5, BarY: y + (tlRowH-tlBarH)/2})
+		tl.Rows = append(tl.Rows, tlRow{Stage: st.Name, State: st.State.String(), Y: y, TextY: y + tlRowH/2 + 5, BarY: y + (tlRowH-tlBarH)/2})
 		rowOf[st.Index] = i
 	}
 	for _, s := range spans {

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -12,9 +14,9 @@ func TestLayout(t *testing.T) {
 	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
 	rr := store.RolloutRun{Run: store.Run{CreatedAt: t0}, Rollout: store.RolloutDone, Stages: []store.StageRow{
-		{Index: 0, Name: "qa", State: "passed"},
-		{Index: 1, Name: "prod", State: "rolled-back"},
-		{Index: 2, Name: "canary", State: "skipped"},
+		{Index: 0, Name: "qa", State: schedule.Passed},
+		{Index: 1, Name: "prod", State: schedule.RolledBack},
+		{Index: 2, Name: "canary", State: schedule.Skipped},
 	}}
 	execs := []store.Execution{
 		// qa: waits 2s, deploys 3s, bakes 5s.
@@ -67,8 +69,8 @@ func TestLayoutLiveRun(t *testing.T) {
 	t0 := time.Date(2025, 3, 4, 10, 0, 0, 0, time.UTC)
 	now := t0.Add(90 * time.Second)
 	rr := store.RolloutRun{Run: store.Run{CreatedAt: t0}, Rollout: store.RolloutActive, Stages: []store.StageRow{
-		{Index: 0, Name: "qa", State: "passed"},
-		{Index: 1, Name: "prod", State: "pending", Wait: "window closed"},
+		{Index: 0, Name: "qa", State: schedule.Passed},
+		{Index: 1, Name: "prod", State: schedule.Pending, Wait: rollout.Wait{Kind: schedule.Window}},
 	}}
 	execs := []store.Execution{{Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", CreatedAt: t0, FinishedAt: t0.Add(30 * time.Second), Outcome: "succeeded"}}
 	tl := layout(rr, execs, nil, now)
@@ -79,7 +81,7 @@ func TestLayoutLiveRun(t *testing.T) {
 	if b := tl.Rows[0].Bars; len(b) != 1 || b[0].Kind != barDeploying {
 		t.Errorf("qa bars = %+v", b)
 	}
-	if b := tl.Rows[1].Bars; len(b) != 1 || b[0].Kind != barWaiting || b[0].Label != "waiting: window closed" {
+	if b := tl.Rows[1].Bars; len(b) != 1 || b[0].Kind != barWaiting || b[0].Label != "waiting for the deploy window" {
 		t.Errorf("prod bars = %+v; want one wait for the window", b)
 	}
 }

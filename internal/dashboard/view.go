@@ -3,7 +3,6 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -128,7 +127,7 @@ func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
 				version = e.Version
 			}
 			pv.Stages[i] = stageNow{Name: e.StageName, Busy: true, RunID: e.RunID, Version: version,
-				Phase: e.Phase, Rollback: e.Rollback, Since: short(now.Sub(e.CreatedAt))}
+				Phase: string(e.Phase), Rollback: e.Rollback, Since: short(now.Sub(e.CreatedAt))}
 		}
 		if p.LastRunAt.IsZero() {
 			page.Pipelines = append(page.Pipelines, pv)
@@ -142,10 +141,10 @@ func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
 		for _, r := range runs {
 			for _, st := range r.Stages {
 				i, ok := idx[st.Name]
-				if !ok || st.Wait == "" || pv.Stages[i].Waiting != "" {
+				if !ok || st.Wait.None() || pv.Stages[i].Waiting != "" {
 					continue
 				}
-				pv.Stages[i].Waiting = fmt.Sprintf("%s waits: %s", orDash(r.Tag), st.Wait)
+				pv.Stages[i].Waiting = orDash(r.Tag) + ": " + st.Wait.Text()
 			}
 		}
 		page.Pipelines = append(page.Pipelines, pv)
@@ -191,7 +190,7 @@ func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
 		}
 	}
 	for _, st := range r.Stages {
-		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State, Wait: st.Wait})
+		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State.String(), Wait: st.Wait.Text()})
 	}
 	return row
 }
@@ -311,7 +310,7 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 			dur += " so far"
 		}
 		v.Executions = append(v.Executions, execRow{ID: e.ID, Stage: e.StageName, Attempt: e.Attempt, Rollback: e.Rollback,
-			Version: e.Version, Tag: e.Tag, Phase: e.Phase, Outcome: e.Outcome, Reason: e.Reason,
+			Version: e.Version, Tag: e.Tag, Phase: string(e.Phase), Outcome: string(e.Outcome), Reason: e.Reason,
 			Started: e.CreatedAt, Duration: dur, URL: httpURL(e.URL)})
 	}
 	return v, nil

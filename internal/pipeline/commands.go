@@ -124,7 +124,7 @@ func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {
 // last.
 func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, idx int, to schedule.StageState) error {
 	for j := idx + 1; j < len(r.Stages); j++ {
-		switch parseState(r.Stages[j].State) {
+		switch r.Stages[j].State {
 		case schedule.Pending:
 		case schedule.Skipped:
 			if to == schedule.Active {
@@ -178,12 +178,12 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 	if req.Force {
 		forceBy = req.Actor
 	}
-	switch parseState(row.State) {
+	switch row.State {
 	case schedule.Skipped:
 		if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 			return "", err
 		}
-		if err := e.Store.ReopenStage(ctx, r.ID, idx, []string{schedule.Skipped.String()}, req.Actor, forceBy); err != nil {
+		if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{schedule.Skipped}, req.Actor, forceBy); err != nil {
 			return "", stateChanged(err, s.Name)
 		}
 		text := fmt.Sprintf("%s will deploy to %s in version order, although label %s skips it.", r.Tag, s.Name, s.SkipLabelName())
@@ -194,7 +194,7 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 	case schedule.Pending:
 		if !req.Force {
 			return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
-				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait)), s.Name)}
+				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait.Text())), s.Name)}
 		}
 		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
 			return "", stateChanged(err, s.Name)
@@ -212,14 +212,14 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 
 func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
 	row, _ := stageRow(r, s.Name)
-	st := parseState(row.State)
+	st := row.State
 	if st != schedule.Failed && st != schedule.RolledBack {
 		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s did not fail in %s (it is %s); only a failed stage is retried.", r.Tag, s.Name, row.State)}
 	}
 	if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 		return "", err
 	}
-	if err := e.Store.ReopenStage(ctx, r.ID, idx, []string{st.String()}, "", ""); err != nil {
+	if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{st}, "", ""); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Retrying %s in %s as a new attempt.", r.Tag, s.Name), nil
@@ -227,7 +227,7 @@ func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage,
 
 func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
 	row, _ := stageRow(r, s.Name)
-	if parseState(row.State) != schedule.Passed {
+	if row.State != schedule.Passed {
 		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is not deployed to %s (it is %s); only a deployed version is rolled back.", r.Tag, s.Name, row.State)}
 	}
 	if err := e.inOrder(ctx, r, s, idx, schedule.Active); err != nil {
@@ -249,7 +249,7 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	if err != nil {
 		return "", err
 	}
-	if err := e.Store.Reenter(ctx, ex, schedule.Passed.String()); err != nil {
+	if err := e.Store.Reenter(ctx, ex, schedule.Passed); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
@@ -276,9 +276,9 @@ func statusText(rr store.RolloutRun) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s:\n\n", rr.Tag)
 	for _, s := range rr.Stages {
-		state := s.State
-		if s.Wait != "" {
-			state += " (" + s.Wait + ")"
+		state := s.State.String()
+		if !s.Wait.None() {
+			state += " (" + s.Wait.Text() + ")"
 		}
 		if s.DeployBy != "" {
 			state += ", deployed on request of @" + s.DeployBy

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/schedule"
 )
 
 // command has user comment body on the merged PR and waits until the bot
@@ -63,7 +64,7 @@ func TestCommandDeploysASkippedStage(t *testing.T) {
 		t.Errorf("reader's command answered %q; want a refusal naming write permission and a -1", reply.Body)
 	}
 	// The answer comes after the command was carried out (or not).
-	if got := e.stage(rr.ID, "prod").State; got != "skipped" || len(e.spin.received("api-prod")) != 0 {
+	if got := e.stage(rr.ID, "prod").State; got != schedule.Skipped || len(e.spin.received("api-prod")) != 0 {
 		t.Fatalf("a reader's command changed prod: %s", got)
 	}
 
@@ -105,7 +106,7 @@ func TestCommandKeepsVersionsGoingUp(t *testing.T) {
 	if !strings.Contains(reply.Body, "v0.1.1 has since been deployed to prod") {
 		t.Errorf("answered %q; want a refusal naming the newer version", reply.Body)
 	}
-	if got := e.stage(e.released(old).ID, "prod").State; got != "skipped" {
+	if got := e.stage(e.released(old).ID, "prod").State; got != schedule.Skipped {
 		t.Errorf("old version's prod is %s; want still skipped", got)
 	}
 	if n := len(e.spin.received("api-prod")); n != 1 {
@@ -130,7 +131,7 @@ func TestCommandRetryAndRollback(t *testing.T) {
 	m := e.merge("fix: two")
 	rr := e.released(m)
 	e.waitDone(rr.ID)
-	if got := e.stage(rr.ID, "prod").State; got != "failed" {
+	if got := e.stage(rr.ID, "prod").State; got != schedule.Failed {
 		t.Fatalf("prod %s; want failed", got)
 	}
 	fail = false

@@ -24,48 +24,20 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/keyed"
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
-// Outcome states of an execution.
+// Outcomes of an execution, as the rollout model names them.
 const (
-	Succeeded = "succeeded"
-	Failed    = "failed"
+	Succeeded = rollout.Succeeded
+	Failed    = rollout.Failed
 )
 
-// How an execution's reason begins when it passed without the engine
-// learning the deploy's outcome; Action mode's summary tells them apart.
-const (
-	// ReasonHandedOff: the downstream owns the outcome (no callback can
-	// reach this process).
-	ReasonHandedOff = "handed off to "
-	// ReasonDeployedBefore: another process deployed the version there.
-	ReasonDeployedBefore = "deployed before: "
-	// reasonPollingStopped: GitHub refused the workflow-run polling; the
-	// timeout's reason quotes it.
-	reasonPollingStopped = "workflow run polling stopped: "
-)
-
-// How a wait begins when a blocker, not the run's turn, holds it.
-const (
-	waitFrozen = "waiting: pipeline frozen"
-	waitWindow = "waiting for the deploy window"
-	waitAlarm  = "waiting: alarm "
-)
-
-// Blocked reports whether a stage's wait (as the engine words it) is for a
-// blocker (a frozen pipeline, a closed window, a firing alarm) rather than
-// the run's turn. Blockers can last hours; they are what a developer needs
-// explained at once.
-func Blocked(wait string) bool {
-	for _, p := range []string{waitFrozen, waitWindow, waitAlarm} {
-		if strings.HasPrefix(wait, p) {
-			return true
-		}
-	}
-	return false
-}
+// reasonPollingStopped begins an execution's reason when GitHub refused
+// the workflow-run polling; the timeout's reason quotes it.
+const reasonPollingStopped = "workflow run polling stopped: "
 
 // Event is something the engine did, for narration (the demo) and tests.
 type Event struct {
@@ -395,12 +367,12 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 		r, s := byID[a.Run], stages[a.Stage]
 		switch a.Kind {
 		case schedule.Skip:
-			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped.String()); err != nil {
+			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped); err != nil {
 				return changed, err
 			}
 			e.emit(r, s.Name, "skipped", "label "+s.SkipLabelName())
 		case schedule.Supersede:
-			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded.String()); err != nil {
+			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded); err != nil {
 				return changed, err
 			}
 			e.emit(r, s.Name, "superseded", "a newer version takes the stage")
@@ -426,12 +398,12 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	}
 	for _, w := range d.Waits {
 		r := byID[w.Run]
-		text := waitText(w, byID, stages, reason)
-		if cur, _ := stageRow(r, stages[w.Stage].Name); cur.Wait != text {
-			if err := e.Store.SetWait(ctx, r.ID, w.Stage, text); err != nil {
+		wait := waitOf(w, byID, stages, reason)
+		if cur, _ := stageRow(r, stages[w.Stage].Name); cur.Wait != wait {
+			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait); err != nil {
 				return changed, err
 			}
-			e.emit(r, stages[w.Stage].Name, "waiting", text)
+			e.emit(r, stages[w.Stage].Name, "waiting", wait.Text())
 			e.reported(ctx, r.ID)
 		}
 	}
@@ -611,19 +583,7 @@ func stageRow(r *pipelineRun, name string) (store.StageRow, bool) {
 
 func stageState(r *pipelineRun, name string) (schedule.StageState, bool) {
 	row, ok := stageRow(r, name)
-	if !ok {
-		return 0, false
-	}
-	return parseState(row.State), true
-}
-
-func parseState(s string) schedule.StageState {
-	for st := schedule.Pending; st <= schedule.Superseded; st++ {
-		if st.String() == s {
-			return st
-		}
-	}
-	return schedule.Pending
+	return row.State, ok
 }
 
 func hasLabel(labels []string, name string) bool {
@@ -635,39 +595,27 @@ func hasLabel(labels []string, name string) bool {
 	return false
 }
 
-// waitText says in words why a run waits, for the PR.
-func waitText(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage, freezeReason string) string {
+// waitOf is the wait the PR shows for w: its main reason, with run ids
+// resolved to versions.
+func waitOf(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage, freezeReason string) rollout.Wait {
 	if len(w.Reasons) == 0 {
-		return ""
+		return rollout.Wait{}
 	}
 	r := w.Reasons[0]
-	version := func(id string) string {
-		if o, ok := byID[id]; ok {
-			return o.Tag
-		}
-		return id
-	}
+	out := rollout.Wait{Kind: r.Kind, Alarm: r.Alarm, Until: r.Until}
 	switch r.Kind {
-	case schedule.Behind:
-		return "waiting behind " + version(r.Run)
-	case schedule.Busy:
-		return fmt.Sprintf("waiting: %s is deploying %s", stages[w.Stage].Name, version(r.Run))
+	case schedule.Behind, schedule.Busy, schedule.NewerWaiting:
+		out.Tag = r.Run
+		if o, ok := byID[r.Run]; ok {
+			out.Tag = o.Tag
+		}
+		if r.Kind == schedule.Busy {
+			out.Stage = stages[w.Stage].Name
+		}
 	case schedule.Frozen:
-		if freezeReason != "" {
-			return waitFrozen + " (" + freezeReason + ")"
-		}
-		return waitFrozen
-	case schedule.Window:
-		if r.Until.IsZero() {
-			return waitWindow
-		}
-		return waitWindow + ", opens " + r.Until.UTC().Format("Mon 2006-01-02 15:04 MST")
-	case schedule.Alarm:
-		return waitAlarm + r.Alarm + " firing"
-	case schedule.NewerWaiting:
-		return "waiting; " + version(r.Run) + " will supersede it"
+		out.Reason = freezeReason
 	}
-	return "waiting"
+	return out
 }
 
 // enter starts an execution of stage idx: the stage becomes active and the

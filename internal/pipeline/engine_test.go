@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -144,7 +145,7 @@ func TestQAThenProd(t *testing.T) {
 	rr := e.released(m)
 	done := e.waitDone(rr.ID)
 	for _, s := range []string{"qa", "prod"} {
-		if got := stageOf(done, s).State; got != "passed" {
+		if got := stageOf(done, s).State; got != schedule.Passed {
 			t.Errorf("stage %s ended %s, want passed", s, got)
 		}
 	}
@@ -226,7 +227,7 @@ func TestSkipLabels(t *testing.T) {
 				if s == tc.skipped {
 					want = "skipped"
 				}
-				if got := stageOf(done, s).State; got != want {
+				if got := stageOf(done, s).State.String(); got != want {
 					t.Errorf("stage %s ended %s, want %s", s, got, want)
 				}
 			}
@@ -262,7 +263,7 @@ func TestSkipLabels(t *testing.T) {
 		}
 		e.spin.report(qa, "succeeded")
 		done := e.waitDone(rr.ID)
-		if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != "passed" || p != "skipped" {
+		if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != schedule.Passed || p != schedule.Skipped {
 			t.Errorf("qa %s, prod %s; want passed, skipped", q, p)
 		}
 		if n := len(e.spin.received("api-prod")); n != 0 {
@@ -281,7 +282,7 @@ func TestFailingQAStopsBeforeProd(t *testing.T) {
 	m := e.merge("fix: something risky")
 	rr := e.released(m)
 	done := e.waitDone(rr.ID)
-	if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != "failed" || p != "pending" {
+	if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != schedule.Failed || p != schedule.Pending {
 		t.Errorf("qa %s, prod %s; want failed, pending", q, p)
 	}
 	if got := sources(e.spin.received("")); !slices.Equal(got, []string{"api-qa"}) {
@@ -347,7 +348,7 @@ func TestRollback(t *testing.T) {
 		m2 := e.merge("fix: second")
 		rr2 := e.released(m2)
 		done := e.waitDone(rr2.ID)
-		if got := stageOf(done, "prod").State; got != "failed" {
+		if got := stageOf(done, "prod").State; got != schedule.Failed {
 			t.Fatalf("prod ended %s; want failed", got)
 		}
 		if got := sources(e.spin.received("api-prod")); !slices.Equal(got, []string{"api-prod", "api-prod", "api-prod(rollback)"}) {
@@ -365,7 +366,7 @@ func TestRollback(t *testing.T) {
 		m := e.merge("fix: first")
 		rr := e.released(m)
 		done := e.waitDone(rr.ID)
-		if got := stageOf(done, "prod").State; got != "failed" {
+		if got := stageOf(done, "prod").State; got != schedule.Failed {
 			t.Fatalf("prod ended %s; want failed", got)
 		}
 		if got := sources(e.spin.received("api-prod")); len(got) != 1 {
@@ -410,7 +411,7 @@ func TestTimeout(t *testing.T) {
 			rr := e.released(m)
 			qa := e.spin.waitTriggers("api-qa", 1)[0]
 			done := e.waitDone(rr.ID)
-			if got := stageOf(done, "qa").State; got != "failed" {
+			if got := stageOf(done, "qa").State; got != schedule.Failed {
 				t.Fatalf("qa ended %s; want failed", got)
 			}
 			xs := e.executionsAt(rr.ID, "qa")
@@ -435,7 +436,7 @@ func TestTimeout(t *testing.T) {
 			if code, body := e.spin.send(qa, "succeeded"); code != http.StatusOK || !strings.Contains(body, "ignored") {
 				t.Errorf("late report: %d %s; want 200 ignored", code, body)
 			}
-			if got := e.stage(rr.ID, "qa").State; got != "failed" {
+			if got := e.stage(rr.ID, "qa").State; got != schedule.Failed {
 				t.Errorf("after the late report qa is %s", got)
 			}
 		})
@@ -473,14 +474,14 @@ func TestWindow(t *testing.T) {
 	if n := len(e.spin.received("api-prod")); n != 0 {
 		t.Fatalf("prod triggered %d time(s) outside its window", n)
 	}
-	if got := e.stage(rr.ID, "prod"); got.State != "pending" || got.Wait != wait {
-		t.Fatalf("prod %s %q while the window is closed", got.State, got.Wait)
+	if got := e.stage(rr.ID, "prod"); got.State != schedule.Pending || got.Wait.Text() != wait {
+		t.Fatalf("prod %s %q while the window is closed", got.State, got.Wait.Text())
 	}
 
 	opened := time.Now()
 	e.clock.set(monday9.Add(time.Hour + 5*time.Second))
 	done := e.waitDone(rr.ID)
-	if got := stageOf(done, "prod").State; got != "passed" {
+	if got := stageOf(done, "prod").State; got != schedule.Passed {
 		t.Errorf("prod ended %s; want passed", got)
 	}
 	if prods := e.spin.received("api-prod"); len(prods) != 1 || prods[0].At.Before(opened) {
@@ -539,7 +540,7 @@ func TestAlertmanagerBlocksStart(t *testing.T) {
 	resolved := time.Now()
 	alarmtest.PostAlert(t, am, matching, started, time.Now().Add(-time.Second))
 	done := e.waitDone(rr.ID)
-	if got := stageOf(done, "prod").State; got != "passed" {
+	if got := stageOf(done, "prod").State; got != schedule.Passed {
 		t.Errorf("prod ended %s; want passed", got)
 	}
 	if prods := e.spin.received("api-prod"); len(prods) != 1 || prods[0].At.Before(resolved) {
@@ -636,7 +637,7 @@ func TestAlarmCheckedRightBeforeStart(t *testing.T) {
 	health.firing.Store(false)
 	e.clock.set(time.Now().Add(2 * time.Minute))
 	e.spin.report(e.spin.waitTriggers("api-prod", 1)[0], "succeeded")
-	if got := stageOf(e.waitDone(rr.ID), "prod").State; got != "passed" {
+	if got := stageOf(e.waitDone(rr.ID), "prod").State; got != schedule.Passed {
 		t.Errorf("prod ended %s", got)
 	}
 }
@@ -667,7 +668,7 @@ func TestBakeDelaysPromotion(t *testing.T) {
 	if code, body := e.spin.send(qa, "failed"); code != http.StatusOK || !strings.Contains(body, "ignored") {
 		t.Errorf("report during the bake: %d %s; want 200 ignored", code, body)
 	}
-	if got := e.stage(rr.ID, "qa").State; got != "active" {
+	if got := e.stage(rr.ID, "qa").State; got != schedule.Active {
 		t.Errorf("qa is %s while baking; want active (it holds the stage)", got)
 	}
 	prod := e.spin.waitTriggers("api-prod", 1)[0]
@@ -787,7 +788,7 @@ func TestCallbackBeforeTriggerAnswered(t *testing.T) {
 	rr := e.released(m)
 	done := e.waitDone(rr.ID)
 	for _, s := range []string{"qa", "prod"} {
-		if got := stageOf(done, s).State; got != "passed" {
+		if got := stageOf(done, s).State; got != schedule.Passed {
 			xs := e.executionsAt(rr.ID, s)
 			t.Errorf("stage %s ended %s (%+v); want passed", s, got, xs)
 		}
@@ -846,7 +847,7 @@ func TestFreeze(t *testing.T) {
 	prod := e.spin.waitTriggers("api-prod", 1)[0]
 	e.spin.report(prod, "succeeded")
 	done := e.waitDone(rr.ID)
-	if got := stageOf(done, "prod").State; got != "passed" {
+	if got := stageOf(done, "prod").State; got != schedule.Passed {
 		t.Errorf("prod ended %s", got)
 	}
 
@@ -890,7 +891,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	m := e.merge("fix: keep secrets")
 	rr := e.released(m)
 	done := e.waitDone(rr.ID)
-	if q, p, x := stageOf(done, "qa").State, stageOf(done, "prod").State, stageOf(done, "edge").State; q != "passed" || p != "passed" || x != "failed" {
+	if q, p, x := stageOf(done, "qa").State, stageOf(done, "prod").State, stageOf(done, "edge").State; q != schedule.Passed || p != schedule.Passed || x != schedule.Failed {
 		t.Fatalf("stages qa %s, prod %s, edge %s; want passed, passed, failed", q, p, x)
 	}
 	cr := e.waitCheck(m.sha)
@@ -974,7 +975,7 @@ func TestUnusableTarget(t *testing.T) {
 			m := e.merge("fix: wherever")
 			rr := e.released(m)
 			done := e.waitDone(rr.ID)
-			if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != "failed" || p != "pending" {
+			if q, p := stageOf(done, "qa").State, stageOf(done, "prod").State; q != schedule.Failed || p != schedule.Pending {
 				t.Errorf("qa %s, prod %s; want failed, pending", q, p)
 			}
 			if xs := e.executionsAt(rr.ID, "qa"); len(xs) != 1 || !strings.Contains(xs[0].Reason, tc.why) {
@@ -1008,7 +1009,7 @@ func TestHandedOffStagePassesWithoutBaking(t *testing.T) {
 	rr := e.released(m)
 	done := e.waitDone(rr.ID) // waitDone gives up long before a 10m bake
 	for _, st := range done.Stages {
-		if st.State != "passed" {
+		if st.State != schedule.Passed {
 			t.Errorf("stage %s ended %s; want passed", st.Name, st.State)
 		}
 	}
@@ -1127,7 +1128,7 @@ func TestDispatchStageFollowsTheWorkflowRun(t *testing.T) {
 				t.Errorf("the rollout check does not link the workflow run %s:\n%s", w.HTMLURL, cr.Summary)
 			}
 			if tc.conclusion == "success" {
-				if got := stageOf(done, "prod").State; got != "passed" || cr.Conclusion != "success" {
+				if got := stageOf(done, "prod").State; got != schedule.Passed || cr.Conclusion != "success" {
 					t.Errorf("prod %s, check %s; want passed, success", got, cr.Conclusion)
 				}
 				return
@@ -1163,7 +1164,7 @@ func TestConcurrentDispatchesFindTheirOwnRuns(t *testing.T) {
 	rr2 := e.released(m2)
 	prod1 := e.foundRun(rr1.ID, "prod")
 	qa2 := e.foundRun(rr2.ID, "qa")
-	if e.stage(rr1.ID, "prod").State != "active" || e.stage(rr2.ID, "qa").State != "active" {
+	if e.stage(rr1.ID, "prod").State != schedule.Active || e.stage(rr2.ID, "qa").State != schedule.Active {
 		t.Fatalf("want v0.1.0 in prod and v0.2.0 in qa at once")
 	}
 	wProd1, wQA2 := e.dispatchRun(prod1), e.dispatchRun(qa2)
@@ -1174,7 +1175,7 @@ func TestConcurrentDispatchesFindTheirOwnRuns(t *testing.T) {
 	// The later dispatch ends first, and badly.
 	e.gh.SetWorkflowRunStatus(repo, wQA2.ID, "completed", "failure")
 	e.waitStage(rr2.ID, "qa", "failed")
-	if got := e.stage(rr1.ID, "prod").State; got != "active" {
+	if got := e.stage(rr1.ID, "prod").State; got != schedule.Active {
 		t.Errorf("v0.1.0's prod is %s after v0.2.0's qa run failed; want still active", got)
 	}
 	e.gh.SetWorkflowRunStatus(repo, wProd1.ID, "completed", "success")
@@ -1250,7 +1251,7 @@ func secondRolledBack(e *env) (m1, m2 merged, rr2 store.RolloutRun, prods []trig
 	m2 = e.merge("fix: second")
 	rr2 = e.released(m2)
 	done := e.waitDone(rr2.ID)
-	if got := stageOf(done, "prod").State; got != "rolled-back" {
+	if got := stageOf(done, "prod").State; got != schedule.RolledBack {
 		e.t.Fatalf("prod of v0.1.1 ended %s; want rolled-back", got)
 	}
 	prods = e.spin.received("api-prod")

@@ -38,6 +38,7 @@ import (
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -388,7 +389,7 @@ func (e *env) waitStage(id, stage, state string) store.StageRow {
 	var row store.StageRow
 	eventually(e.t, fmt.Sprintf("stage %s is %s", stage, state), func() bool {
 		row = e.stage(id, stage)
-		return row.State == state
+		return row.State.String() == state
 	})
 	return row
 }
@@ -399,7 +400,7 @@ func (e *env) waitWait(id, stage, want string) store.StageRow {
 	var row store.StageRow
 	eventually(e.t, fmt.Sprintf("stage %s waits with %q", stage, want), func() bool {
 		row = e.stage(id, stage)
-		return row.State == "pending" && strings.Contains(row.Wait, want)
+		return row.State == schedule.Pending && strings.Contains(row.Wait.Text(), want)
 	})
 	return row
 }

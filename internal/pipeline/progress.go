@@ -11,6 +11,7 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -74,7 +75,7 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	case store.PhaseBaking:
 		if !now.Before(ex.BakeUntil) {
 			ex.Outcome = Succeeded
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
+			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
 				return false, ignoreFinished(err)
 			}
 			e.emit(r, s.Name, "passed", "baked "+s.Bake.String())
@@ -143,8 +144,8 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			// idempotency key guards what it can.
 			e.Log.Warn("could not tell whether the stage was deployed before", "run", r.ID, "stage", s.Name, "err", err)
 		} else if deployed {
-			ex.Outcome, ex.Reason = Succeeded, ReasonDeployedBefore+how
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
+			ex.Outcome, ex.Pass, ex.Reason = Succeeded, rollout.DeployedBefore, "deployed before: "+how
+			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
 				return ignoreFinished(err)
 			}
 			e.emit(r, s.Name, "passed", ex.Reason)
@@ -180,7 +181,8 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		if e.HandOff != nil && e.HandOff(t) {
 			// Nobody can tell this process the outcome (a hosted runner
 			// takes no callbacks): the downstream owns it from here.
-			reason := ReasonHandedOff + t.Name
+			reason := "handed off to " + t.Name
+			ex.Pass = rollout.HandedOff
 			if ex.Rollback {
 				return e.conclude(ctx, r, s, ex, Succeeded, reason)
 			}
@@ -191,7 +193,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 				reason += "; bake " + s.Bake.String() + " not watched"
 			}
 			ex.Outcome, ex.Reason = Succeeded, reason
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed.String()); err != nil {
+			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
 				return ignoreFinished(err)
 			}
 			e.emit(r, s.Name, "passed", reason)
@@ -299,7 +301,7 @@ func (e *Engine) pollDispatch(ctx context.Context, r *pipelineRun, s config.Stag
 
 // conclude applies an execution's outcome: bake or pass on success; roll
 // back or fail on failure.
-func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, outcome, reason string) error {
+func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, outcome rollout.Outcome, reason string) error {
 	defer e.reported(ctx, r.ID)
 	ex.Outcome, ex.Reason = outcome, reason
 	if ex.Rollback {
@@ -310,7 +312,7 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 			ex.Reason = "rollback failed: " + reason
 		}
 		e.emit(r, s.Name, what, ex.Tag)
-		return ignoreFinished(e.Store.FinishExecution(ctx, ex, state.String()))
+		return ignoreFinished(e.Store.FinishExecution(ctx, ex, state))
 	}
 	if outcome == Succeeded {
 		if s.Bake > 0 {
@@ -319,7 +321,7 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 			return e.Store.UpdateExecution(ctx, ex)
 		}
 		e.emit(r, s.Name, "passed", "")
-		return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Passed.String()))
+		return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Passed))
 	}
 	if s.Rollback {
 		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.cfg.Pipeline), ex.Stage, r.Order)
@@ -345,7 +347,7 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 		ex.Reason = reason + "; nothing to roll back to (no earlier version deployed here)"
 	}
 	e.emit(r, s.Name, "failed", ex.Reason)
-	return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Failed.String()))
+	return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Failed))
 }
 
 // ignoreFinished treats "already finished" as done: another path (a
@@ -365,8 +367,9 @@ var ErrUnknownToken = errors.New("unknown callback token")
 // execution that already has one returns store.ErrFinished and changes
 // nothing.
 func (e *Engine) Callback(ctx context.Context, token, state, url string) error {
-	if state != Succeeded && state != Failed {
-		return fmt.Errorf("state %q: want succeeded or failed", state)
+	outcome, err := rollout.ParseOutcome(state)
+	if err != nil {
+		return err
 	}
 	ex, err := e.Store.ExecutionByToken(ctx, HashToken(token))
 	if errors.Is(err, store.ErrNotFound) {
@@ -376,10 +379,10 @@ func (e *Engine) Callback(ctx context.Context, token, state, url string) error {
 		return err
 	}
 	reason := ""
-	if state == Failed {
+	if outcome == Failed {
 		reason = "the deploy system reported failure"
 	}
-	if err := e.Store.ReportOutcome(ctx, ex.ID, state, reason, url); err != nil {
+	if err := e.Store.ReportOutcome(ctx, ex.ID, outcome, reason, url); err != nil {
 		return err
 	}
 	e.Wake()

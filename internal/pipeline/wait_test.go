@@ -5,31 +5,35 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/store"
 )
 
-// The reporter explains blocker waits at once and waiting in line as its
-// budget allows; it tells them apart by Blocked, over the words waitText
-// writes. Both live here; this keeps them agreeing.
-func TestBlockedKnowsEveryWaitText(t *testing.T) {
+// waitOf keeps the scheduler's main reason as a typed wait, naming runs by
+// the versions people know.
+func TestWaitOfResolvesRunsToVersions(t *testing.T) {
 	stages := []config.Stage{{Name: "qa"}, {Name: "prod"}}
+	byID := map[string]*pipelineRun{"r1": {RolloutRun: store.RolloutRun{Run: store.Run{ID: "r1", Tag: "v1.2.0"}}}}
+	opens := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		reason  schedule.Reason
-		freeze  string
-		blocked bool
+		reason schedule.Reason
+		freeze string
+		want   rollout.Wait
 	}{
-		{schedule.Reason{Kind: schedule.Frozen}, "", true},
-		{schedule.Reason{Kind: schedule.Frozen}, "incident 42", true},
-		{schedule.Reason{Kind: schedule.Window}, "", true},
-		{schedule.Reason{Kind: schedule.Window, Until: time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)}, "", true},
-		{schedule.Reason{Kind: schedule.Alarm, Alarm: "prod-errors"}, "", true},
-		{schedule.Reason{Kind: schedule.Behind, Run: "r1"}, "", false},
-		{schedule.Reason{Kind: schedule.Busy, Run: "r1"}, "", false},
-		{schedule.Reason{Kind: schedule.NewerWaiting, Run: "r2"}, "", false},
+		{schedule.Reason{Kind: schedule.Behind, Run: "r1"}, "", rollout.Wait{Kind: schedule.Behind, Tag: "v1.2.0"}},
+		{schedule.Reason{Kind: schedule.Busy, Run: "r1"}, "", rollout.Wait{Kind: schedule.Busy, Tag: "v1.2.0", Stage: "prod"}},
+		{schedule.Reason{Kind: schedule.NewerWaiting, Run: "gone"}, "", rollout.Wait{Kind: schedule.NewerWaiting, Tag: "gone"}},
+		{schedule.Reason{Kind: schedule.Frozen}, "incident 42", rollout.Wait{Kind: schedule.Frozen, Reason: "incident 42"}},
+		{schedule.Reason{Kind: schedule.Window, Until: opens}, "", rollout.Wait{Kind: schedule.Window, Until: opens}},
+		{schedule.Reason{Kind: schedule.Alarm, Alarm: "prod-errors"}, "", rollout.Wait{Kind: schedule.Alarm, Alarm: "prod-errors"}},
 	} {
-		text := waitText(schedule.Wait{Run: "r0", Stage: 1, Reasons: []schedule.Reason{tc.reason}}, nil, stages, tc.freeze)
-		if got := Blocked(text); got != tc.blocked {
-			t.Errorf("Blocked(%q) = %v; want %v", text, got, tc.blocked)
+		got := waitOf(schedule.Wait{Run: "r0", Stage: 1, Reasons: []schedule.Reason{tc.reason}}, byID, stages, tc.freeze)
+		if got != tc.want {
+			t.Errorf("waitOf(%v) = %+v; want %+v", tc.reason, got, tc.want)
 		}
+	}
+	if got := waitOf(schedule.Wait{Run: "r0", Stage: 1}, byID, stages, ""); !got.None() {
+		t.Errorf("no reasons gave %+v; want no wait", got)
 	}
 }

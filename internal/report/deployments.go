@@ -8,6 +8,7 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/truncate"
 )
@@ -52,9 +53,9 @@ func deploymentState(ex store.Execution) string {
 		return deployInProgress
 	}
 	switch ex.Outcome {
-	case "succeeded":
+	case rollout.Succeeded:
 		return deploySuccess
-	case "failed":
+	case rollout.Failed:
 		return deployFailure
 	}
 	return ""
@@ -73,9 +74,9 @@ func deploymentDescription(ex store.Execution) string {
 		d = fmt.Sprintf("%s %s baking until %s", ex.Tag, what, ex.BakeUntil.UTC().Format("15:04 MST"))
 	case ex.Phase != store.PhaseFinished:
 		d = fmt.Sprintf("%s %s in progress (attempt %d)", ex.Tag, what, ex.Attempt)
-	case ex.Outcome == "succeeded" && ex.Reason != "":
+	case ex.Outcome == rollout.Succeeded && ex.Reason != "":
 		d = fmt.Sprintf("%s %s: %s", ex.Tag, what, ex.Reason)
-	case ex.Outcome == "succeeded":
+	case ex.Outcome == rollout.Succeeded:
 		d = fmt.Sprintf("%s %s succeeded", ex.Tag, what)
 	default:
 		d = fmt.Sprintf("%s %s failed: %s", ex.Tag, what, ex.Reason)

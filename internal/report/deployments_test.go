@@ -9,6 +9,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -42,7 +43,7 @@ func newDeploymentRig(t *testing.T, stage string) *deploymentRig {
 	return &deploymentRig{rig: r, deps: &report.Deployments{Store: r.store, PublicURL: "https://shipbot.example"}, run: run}
 }
 
-func execution(id, stage, tag, phase, outcome string) store.Execution {
+func execution(id, stage, tag string, phase rollout.Phase, outcome rollout.Outcome) store.Execution {
 	return store.Execution{ID: id, RunID: "run-1", StageName: stage, Attempt: 1, Version: tag[1:], Tag: tag, Phase: phase, Outcome: outcome}
 }
 

@@ -12,6 +12,8 @@ import (
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/release"
 	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -136,9 +138,9 @@ func TestOutsideTextIsEscaped(t *testing.T) {
 	rr := store.RolloutRun{
 		Run: store.Run{ID: "run-1", Repo: "acme/api", Tag: "v1.4.3", ReleaseURL: "https://github.com/acme/api/releases/tag/v1.4.3"},
 		Stages: []store.StageRow{
-			{Index: 0, Name: "qa", State: "passed"},
-			{Index: 1, Name: "staging", State: "failed"},
-			{Index: 2, Name: "prod", State: "pending", Wait: "waiting: pipeline frozen (" + hostileFreeze + ")"},
+			{Index: 0, Name: "qa", State: schedule.Passed},
+			{Index: 1, Name: "staging", State: schedule.Failed},
+			{Index: 2, Name: "prod", State: schedule.Pending, Wait: rollout.Wait{Kind: schedule.Frozen, Reason: hostileFreeze}},
 		},
 	}
 	execs := []store.Execution{

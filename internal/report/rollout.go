@@ -16,7 +16,8 @@ import (
 	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/keyed"
 	"github.com/shipbot/shipbot/internal/markdown"
-	"github.com/shipbot/shipbot/internal/pipeline"
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -232,13 +233,11 @@ func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs 
 	}
 	reserve := write // the last write
 	if r.Deployments != nil {
-		latest := latestByStage(execs)
-		for _, s := range rr.Stages {
-			ex, started := latest[s.Index]
+		for _, v := range rollout.Project(rr.Stages, execs) {
 			switch {
-			case s.State == "pending" || (s.State == "active" && !started):
+			case v.State == schedule.Pending || (v.State == schedule.Active && !v.Started()):
 				reserve += 3 // create, in_progress, outcome
-			case started && ex.Phase != store.PhaseFinished:
+			case v.Started() && v.Latest.Phase != rollout.Finished:
 				reserve++ // its outcome
 			}
 		}
@@ -253,30 +252,12 @@ func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs 
 // mustShow reports whether the run failed, is rolling back, is held by a
 // blocker or bakes: news the PR gets at once, whatever it costs.
 func mustShow(rr store.RolloutRun, execs []store.Execution) bool {
-	latest := latestByStage(execs)
-	for _, s := range rr.Stages {
-		switch s.State {
-		case "pending":
-			if pipeline.Blocked(s.Wait) {
-				return true
-			}
-		case "failed", "rolled-back":
+	for _, v := range rollout.Project(rr.Stages, execs) {
+		if v.Alerting() {
 			return true
-		case "active":
-			if ex, ok := latest[s.Index]; ok && (ex.Rollback || ex.Outcome == "failed" || ex.Phase == store.PhaseBaking) {
-				return true
-			}
 		}
 	}
 	return false
-}
-
-func latestByStage(execs []store.Execution) map[int]store.Execution {
-	m := make(map[int]store.Execution, len(execs))
-	for _, ex := range execs {
-		m[ex.Stage] = ex // executions come in creation order
-	}
-	return m
 }
 
 // creatingCheck names, in the store's check run table, the intent to
@@ -322,80 +303,22 @@ type stageLine struct {
 }
 
 func lines(rr store.RolloutRun, execs []store.Execution) []stageLine {
-	out := make([]stageLine, 0, len(rr.Stages))
-	for _, s := range rr.Stages {
-		l := stageLine{name: s.Name, version: rr.Tag}
-		var latest *store.Execution
-		var first *store.Execution
-		for i := range execs {
-			if execs[i].Stage == s.Index {
-				if first == nil {
-					first = &execs[i]
-				}
-				latest = &execs[i]
-			}
-		}
-		if first != nil {
-			l.started = first.CreatedAt.UTC().Format("15:04:05")
-			end := latest.FinishedAt
-			if end.IsZero() {
-				end = time.Now()
-			}
-			l.duration = end.Sub(first.CreatedAt).Round(time.Second).String()
-			if latest.URL != "" {
+	views := rollout.Project(rr.Stages, execs)
+	out := make([]stageLine, 0, len(views))
+	for _, v := range views {
+		l := stageLine{name: v.Name, version: rr.Tag, state: v.Words()}
+		if start, d, ok := v.Span(time.Now()); ok {
+			l.started = start.UTC().Format("15:04:05")
+			l.duration = d.Round(time.Second).String()
+			if v.Latest.URL != "" {
 				// The downstream reported this URL: only an http(s) one
 				// is linked, encoded so that it cannot end the link.
-				l.link = markdown.Link("execution", latest.URL)
+				l.link = markdown.Link("execution", v.Latest.URL)
 			}
 		}
-		l.state = stageWords(s, latest)
 		out = append(out, l)
 	}
 	return out
-}
-
-// stageWords is a stage's state in plain words.
-func stageWords(s store.StageRow, ex *store.Execution) string {
-	switch s.State {
-	case "pending":
-		if s.Wait != "" {
-			return s.Wait
-		}
-		return "queued"
-	case "active":
-		switch {
-		case ex == nil:
-			return "starting"
-		case ex.Rollback:
-			return "rolling back to " + ex.Tag
-		case ex.Phase == store.PhaseTriggering && ex.Reason != "":
-			return "triggering (retrying)"
-		case ex.Phase == store.PhaseTriggering:
-			return "triggering"
-		case ex.Phase == store.PhaseBaking:
-			return "baking until " + ex.BakeUntil.UTC().Format("15:04:05 MST")
-		case ex.Phase == store.PhaseFinished && ex.Outcome == "failed":
-			return "failed, rolling back"
-		}
-		return "deploying"
-	case "passed":
-		return "succeeded"
-	case "skipped":
-		return "skipped (label)"
-	case "failed":
-		if ex != nil && ex.Reason != "" {
-			return "failed: " + ex.Reason
-		}
-		return "failed"
-	case "rolled-back":
-		if ex != nil {
-			return "rolled back to " + ex.Tag
-		}
-		return "rolled back"
-	case "superseded":
-		return "superseded by a newer version"
-	}
-	return s.State
 }
 
 func table(b *strings.Builder, ls []stageLine) {
@@ -412,24 +335,8 @@ func table(b *strings.Builder, ls []stageLine) {
 // rollout.
 func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
 	c := CheckOutput{Name: RolloutCheck, Status: StatusInProgress}
-	var passed, skipped, failed, rolled, superseded, active, total int
-	for _, s := range rr.Stages {
-		total++
-		switch s.State {
-		case "active":
-			active++
-		case "passed":
-			passed++
-		case "skipped":
-			skipped++
-		case "failed":
-			failed++
-		case "rolled-back":
-			rolled++
-		case "superseded":
-			superseded++
-		}
-	}
+	n := rollout.Count(rollout.Project(rr.Stages, execs))
+	passed, skipped, failed, rolled, superseded, active, total := n.Passed, n.Skipped, n.Failed, n.RolledBack, n.Superseded, n.Active, n.Total
 	// Nothing active in a run that stopped (failed, rolled back,
 	// superseded) is the end: the engine shows that state before it marks
 	// the rollout done.
@@ -474,7 +381,7 @@ func RolloutComment(rr store.RolloutRun, execs []store.Execution) string {
 	table(&b, lines(rr, execs))
 	var skipped []string
 	for _, s := range rr.Stages {
-		if s.State == "skipped" {
+		if s.State == schedule.Skipped {
 			skipped = append(skipped, markdown.Escape(s.Name))
 		}
 	}

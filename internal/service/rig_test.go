@@ -581,7 +581,7 @@ func checkExecutionsDB(tb testing.TB, execs []dbExecution) {
 		})
 		last := ""
 		for i, e := range es {
-			if e.phase != store.PhaseFinished || e.finished == 0 {
+			if e.phase != string(store.PhaseFinished) || e.finished == 0 {
 				tb.Errorf("stage %s: execution %s (%s) never finished: phase %s", stage, e.id, e.version, e.phase)
 			}
 			if i > 0 {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/schedule"
 )
 
 // ErrStateChanged means a stage was not in the state a command expected:
@@ -22,12 +24,12 @@ type Commands interface {
 	// one of from, with the later stages a label skipped (they are decided
 	// again when reached), and the run back into its pipeline. deployBy
 	// and forceBy, when not empty, are recorded on the stage.
-	ReopenStage(ctx context.Context, runID string, idx int, from []string, deployBy, forceBy string) error
+	ReopenStage(ctx context.Context, runID string, idx int, from []schedule.StageState, deployBy, forceBy string) error
 	// ForceStage records who forced a pending stage past its blockers.
 	ForceStage(ctx context.Context, runID string, idx int, forceBy string) error
 	// Reenter starts execution e at a stage the run had passed (a rollback
 	// asked for by hand), and puts the run back into its pipeline.
-	Reenter(ctx context.Context, e Execution, from string) error
+	Reenter(ctx context.Context, e Execution, from schedule.StageState) error
 	// NewerEntered is the newest version of the pipeline, newer than
 	// order, that ever entered stage idx.
 	NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (tag string, found bool, err error)
@@ -51,10 +53,10 @@ func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutR
 }
 
 // ReopenStage implements Commands.
-func (s *SQLite) ReopenStage(ctx context.Context, runID string, idx int, from []string, deployBy, forceBy string) error {
+func (s *SQLite) ReopenStage(ctx context.Context, runID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
 	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, runID, idx}
 	for _, f := range from {
-		args = append(args, f)
+		args = append(args, f.String())
 	}
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', wait = '', updated_at = ?,
@@ -94,10 +96,10 @@ func (s *SQLite) ForceStage(ctx context.Context, runID string, idx int, forceBy 
 }
 
 // Reenter implements Commands.
-func (s *SQLite) Reenter(ctx context.Context, e Execution, from string) error {
+func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageState) error {
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ? AND state = ?`,
-			ms(time.Now()), e.RunID, e.Stage, from)
+			ms(time.Now()), e.RunID, e.Stage, from.String())
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -49,7 +50,7 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatal(err)
 	}
 	done.Outcome = "succeeded"
-	if err := s.FinishExecution(ctx, done, "passed"); err != nil {
+	if err := s.FinishExecution(ctx, done, schedule.Passed); err != nil {
 		t.Fatal(err)
 	}
 
@@ -89,7 +90,7 @@ func TestDashboardQueries(t *testing.T) {
 	if runs[0].Rollout != "" || len(runs[0].Stages) != 0 {
 		t.Errorf("a run without rollout = %q with %d stages", runs[0].Rollout, len(runs[0].Stages))
 	}
-	if st := runs[1].Stages; len(st) != 2 || st[0].State != "active" || runs[1].Rollout != store.RolloutActive {
+	if st := runs[1].Stages; len(st) != 2 || st[0].State != schedule.Active || runs[1].Rollout != store.RolloutActive {
 		t.Errorf("v1.1.0 = rollout %q stages %+v; want active, qa active", runs[1].Rollout, st)
 	}
 }

@@ -9,14 +9,17 @@ import (
 	"maps"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/rollout"
+	"github.com/shipbot/shipbot/internal/schedule"
 )
 
-// Execution phases.
+// Execution phases, as the rollout model names them.
 const (
-	PhaseTriggering = "triggering" // created; the trigger has not been accepted yet
-	PhaseDeploying  = "deploying"  // accepted; waiting for the outcome
-	PhaseBaking     = "baking"     // succeeded; watching alarms before promotion
-	PhaseFinished   = "finished"
+	PhaseTriggering = rollout.Triggering
+	PhaseDeploying  = rollout.Deploying
+	PhaseBaking     = rollout.Baking
+	PhaseFinished   = rollout.Finished
 )
 
 // Rollout states of a run.
@@ -25,18 +28,12 @@ const (
 	RolloutDone   = "done"
 )
 
-// StageRow is where a run stands at one stage.
-type StageRow struct {
-	Index     int
-	Name      string
-	State     string // a schedule.StageState name
-	Wait      string // why it waits, when it does
-	UpdatedAt time.Time
-	// DeployBy is who had the stage deployed although a label skips it.
-	DeployBy string
-	// ForceBy is who forced the stage past its window and alarms.
-	ForceBy string
-}
+// StageRow and Execution are the rollout model's types, persisted as they
+// are: states and phases by name, waits as JSON.
+type (
+	StageRow  = rollout.Stage
+	Execution = rollout.Execution
+)
 
 // RolloutRun is a released run in its pipeline's rollout.
 type RolloutRun struct {
@@ -47,29 +44,6 @@ type RolloutRun struct {
 	Config      []byte
 	Labels      []string
 	Stages      []StageRow
-}
-
-// Execution is one deploy (or rollback) of a stage.
-type Execution struct {
-	ID         string
-	RunID      string
-	Stage      int
-	StageName  string
-	Attempt    int
-	Rollback   bool
-	Version    string
-	Tag        string
-	Phase      string
-	Outcome    string
-	Reason     string
-	TokenHash  string
-	EventID    string
-	URL        string
-	Deadline   time.Time
-	BakeUntil  time.Time
-	NextCheck  time.Time
-	CreatedAt  time.Time
-	FinishedAt time.Time
 }
 
 // Rollouts persists the rollout engine's state. Every method that changes
@@ -85,10 +59,11 @@ type Rollouts interface {
 	// LoadRollout reads the pipeline's active runs with their stages.
 	LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error)
 	GetRollout(ctx context.Context, runID string) (RolloutRun, error)
-	SetStageState(ctx context.Context, runID string, idx int, state string) error
+	SetStageState(ctx context.Context, runID string, idx int, state schedule.StageState) error
 	// SetStageStates sets stages from idx on (a supersede).
-	SetStageStatesFrom(ctx context.Context, runID string, idx int, state string) error
-	SetWait(ctx context.Context, runID string, idx int, wait string) error
+	SetStageStatesFrom(ctx context.Context, runID string, idx int, state schedule.StageState) error
+	// SetWait records why the run waits at stage idx.
+	SetWait(ctx context.Context, runID string, idx int, wait rollout.Wait) error
 	// EnterStage marks the stage active and records its new execution.
 	EnterStage(ctx context.Context, e Execution) error
 	// NextAttempt is one more than the stage's highest attempt so far.
@@ -98,15 +73,15 @@ type Rollouts interface {
 	// meanwhile: a downstream may report while the engine is still sending
 	// the trigger, and the engine's copy then has no outcome yet.
 	UpdateExecution(ctx context.Context, e Execution) error
-	// FinishExecution records the execution's outcome and, when stageState
-	// is not empty, the stage's new state.
-	FinishExecution(ctx context.Context, e Execution, stageState string) error
+	// FinishExecution records the execution's outcome (and how it passed)
+	// and the stage's new state.
+	FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error
 	// FinishAndEnter finishes one execution and starts the next of the same
 	// stage (a rollback) in one transaction; the stage stays active.
 	FinishAndEnter(ctx context.Context, finished, next Execution) error
 	OpenExecutions(ctx context.Context) ([]Execution, error)
 	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
-	ReportOutcome(ctx context.Context, id, outcome, reason, url string) error
+	ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error
 	RunByTag(ctx context.Context, repo, tag string) (Run, bool, error)
 	ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error)
 	Executions(ctx context.Context, runID string) ([]Execution, error)
@@ -249,11 +224,18 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	for rows.Next() {
-		var id string
+		var id, state, wait string
 		var st StageRow
 		var updated int64
-		if err := rows.Scan(&id, &st.Index, &st.Name, &st.State, &st.Wait, &updated, &st.DeployBy, &st.ForceBy); err != nil {
+		if err := rows.Scan(&id, &st.Index, &st.Name, &state, &wait, &updated, &st.DeployBy, &st.ForceBy); err != nil {
 			return nil, err
+		}
+		var err error
+		if st.State, err = rollout.ParseStageState(state); err != nil {
+			return nil, fmt.Errorf("run %s stage %d: %w", id, st.Index, err)
+		}
+		if st.Wait, err = rollout.UnmarshalWait(wait); err != nil {
+			return nil, fmt.Errorf("run %s stage %d: %w", id, st.Index, err)
 		}
 		st.UpdatedAt = time.UnixMilli(updated)
 		out[id] = append(out[id], st)
@@ -339,25 +321,29 @@ func (s *SQLite) GetRollout(ctx context.Context, runID string) (RolloutRun, erro
 }
 
 // SetStageState implements Rollouts.
-func (s *SQLite) SetStageState(ctx context.Context, runID string, idx int, state string) error {
+func (s *SQLite) SetStageState(ctx context.Context, runID string, idx int, state schedule.StageState) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
-		state, ms(time.Now()), runID, idx); err != nil {
+		state.String(), ms(time.Now()), runID, idx); err != nil {
 		return fmt.Errorf("set stage %d of run %s to %s: %w", idx, runID, state, err)
 	}
 	return nil
 }
 
 // SetStageStatesFrom implements Rollouts.
-func (s *SQLite) SetStageStatesFrom(ctx context.Context, runID string, idx int, state string) error {
+func (s *SQLite) SetStageStatesFrom(ctx context.Context, runID string, idx int, state schedule.StageState) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx >= ?`,
-		state, ms(time.Now()), runID, idx); err != nil {
+		state.String(), ms(time.Now()), runID, idx); err != nil {
 		return fmt.Errorf("set stages %d.. of run %s to %s: %w", idx, runID, state, err)
 	}
 	return nil
 }
 
 // SetWait implements Rollouts.
-func (s *SQLite) SetWait(ctx context.Context, runID string, idx int, wait string) error {
+func (s *SQLite) SetWait(ctx context.Context, runID string, idx int, w rollout.Wait) error {
+	wait, err := rollout.MarshalWait(w)
+	if err != nil {
+		return fmt.Errorf("set wait of run %s stage %d: %w", runID, idx, err)
+	}
 	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE run_id = ? AND idx = ? AND wait <> ?`, wait, runID, idx, wait); err != nil {
 		return fmt.Errorf("set wait of run %s stage %d: %w", runID, idx, err)
 	}
@@ -407,22 +393,19 @@ func (s *SQLite) UpdateExecution(ctx context.Context, e Execution) error {
 }
 
 // FinishExecution implements Rollouts.
-func (s *SQLite) FinishExecution(ctx context.Context, e Execution, stageState string) error {
+func (s *SQLite) FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error {
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		now := ms(time.Now())
-		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ?, url = ?, finished_at = ?
-			WHERE id = ? AND phase <> 'finished'`, e.Outcome, e.Reason, e.URL, now, e.ID)
+		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, pass = ?, reason = ?, url = ?, finished_at = ?
+			WHERE id = ? AND phase <> 'finished'`, e.Outcome, e.Pass, e.Reason, e.URL, now, e.ID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errAlreadyFinished
 		}
-		if stageState == "" {
-			return nil
-		}
 		_, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
-			stageState, now, e.RunID, e.Stage)
+			stageState.String(), now, e.RunID, e.Stage)
 		return err
 	})
 	if errors.Is(err, errAlreadyFinished) {
@@ -440,14 +423,14 @@ var errAlreadyFinished = errors.New("already finished")
 // changes nothing.
 var ErrFinished = errors.New("execution already finished")
 
-const execCols = `id, run_id, idx, stage, attempt, rollback, version, tag, phase, outcome, reason, token_hash,
+const execCols = `id, run_id, idx, stage, attempt, rollback, version, tag, phase, outcome, pass, reason, token_hash,
 	event_id, url, deadline, bake_until, next_check, created_at, finished_at`
 
 func scanExecution(sc interface{ Scan(...any) error }) (Execution, error) {
 	var e Execution
 	var deadline, bake, next, created, finished int64
 	err := sc.Scan(&e.ID, &e.RunID, &e.Stage, &e.StageName, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
-		&e.Outcome, &e.Reason, &e.TokenHash, &e.EventID, &e.URL, &deadline, &bake, &next, &created, &finished)
+		&e.Outcome, &e.Pass, &e.Reason, &e.TokenHash, &e.EventID, &e.URL, &deadline, &bake, &next, &created, &finished)
 	e.Deadline, e.BakeUntil, e.NextCheck = fromMS(deadline), fromMS(bake), fromMS(next)
 	e.CreatedAt, e.FinishedAt = fromMS(created), fromMS(finished)
 	return e, err
@@ -577,7 +560,7 @@ func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Ex
 // ReportOutcome records a downstream's report on an execution still
 // waiting for one; the engine applies it. An execution that already has an
 // outcome (or is baking or finished) returns ErrFinished.
-func (s *SQLite) ReportOutcome(ctx context.Context, id, outcome, reason, url string) error {
+func (s *SQLite) ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE executions SET outcome = ?, reason = ?, url = CASE WHEN ? <> '' THEN ? ELSE url END
 		WHERE id = ? AND phase IN ('triggering', 'deploying') AND outcome = ''`, outcome, reason, url, url, id)
 	if err != nil {
