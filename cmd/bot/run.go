@@ -22,6 +22,7 @@ import (
 	"github.com/shipbot/shipbot/internal/api"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/gate"
 	ghclient "github.com/shipbot/shipbot/internal/github"
@@ -133,8 +134,9 @@ func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
 	return mergeEvent{why: fmt.Sprintf("a %s event is not a merge: shipbot runs on push, or pull_request closed", event)}, nil
 }
 
-// pollEvery is how often a waiting stage's outcome is polled (Gate, or the
-// dispatched workflow run): the engine's default; tests shorten it.
+// pollEvery is how often a waiting stage's outcome is polled (Spinnaker's
+// executions, or the dispatched workflow run): the engine's default; tests
+// shorten it.
 var pollEvery = 10 * time.Second
 
 // runResult is what `bot run` reports.
@@ -206,9 +208,10 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	}
 	// Masks first: nothing may print a secret before the runner knows it.
 	cmds.Mask(env.Token)
+	kinds := drivers.New()
 	var targets config.Targets
 	if len(env.Targets) > 0 {
-		if targets, err = config.ParseTargets(env.TargetsSrc, env.Targets, os.LookupEnv); err != nil {
+		if targets, err = config.ParseTargets(env.TargetsSrc, env.Targets, os.LookupEnv, kinds.Kinds()); err != nil {
 			cmds.Error("shipbot: invalid targets", err.Error())
 			return exitError{2, err}
 		}
@@ -294,7 +297,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	var verdictRun store.Run
 	parts := service.Bot{
 		Store: st, Clients: tokenClients{client}, Log: log, Owner: "action-" + env.RunID, Targets: targets,
-		PublicURL: env.PublicURL, TokenKey: []byte(env.Token), Version: version,
+		Drivers: kinds, PublicURL: env.PublicURL, TokenKey: []byte(env.Token), Version: version,
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
 		Observe: func(r store.Run, o plan.Outcome) { verdict, verdictRun = &o, r },
 	}.Build()
@@ -306,11 +309,10 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		if !env.Wait {
 			return true
 		}
-		// Wait only where the outcome can be learned from here: polling
-		// Gate or the dispatched workflow run, or callbacks to this process.
-		canPoll := (t.Kind == config.KindSpinnaker && t.GateURL != "" && t.Application != "") ||
-			t.Kind == config.KindGitHubDispatch
-		return !canPoll && !callbacks
+		// Wait only where the outcome can be learned from here: the
+		// target's driver polls for it (a Spinnaker execution, a dispatched
+		// workflow run), or callbacks reach this process.
+		return parts.Engine.Trigger.Learns(t) != deploy.ByPolling && !callbacks
 	}
 	// A job keeps its state in a fresh database; GitHub's deployments are
 	// what survives it. A re-run job, or a second trigger of the same

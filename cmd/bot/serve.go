@@ -12,9 +12,10 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/shipbot/shipbot/internal/config"
 
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/store"
@@ -80,7 +81,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cfg.RequireApp(); err != nil {
 		return err
 	}
-	targets, err := loadTargets(cfg.TargetsFile)
+	kinds := drivers.New()
+	targets, err := loadTargets(cfg.TargetsFile, kinds)
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	host, _ := os.Hostname()
 	bot := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid()),
-		Targets: targets, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken,
+		Targets: targets, Drivers: kinds, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken,
 		DashboardToken: cfg.DashboardToken, Version: version,
 	}.Build()
 	svc, err := service.New(service.Options{
@@ -135,7 +137,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // loadTargets reads SHIPBOT_TARGETS_FILE; a malformed file stops the
 // service at start, naming line and column.
-func loadTargets(path string) (config.Targets, error) {
+func loadTargets(path string, kinds *deploy.Registry) (config.Targets, error) {
 	if path == "" {
 		return config.Targets{}, nil
 	}
@@ -143,7 +145,7 @@ func loadTargets(path string) (config.Targets, error) {
 	if err != nil {
 		return config.Targets{}, fmt.Errorf("%s: %w", config.EnvTargetsFile, err)
 	}
-	t, err := config.ParseTargets(path, data, os.LookupEnv)
+	t, err := config.ParseTargets(path, data, os.LookupEnv, kinds.Kinds())
 	if err != nil {
 		return config.Targets{}, fmt.Errorf("%s: invalid targets file:\n%w", config.EnvTargetsFile, err)
 	}
@@ -223,7 +225,7 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 // checkTargets validates a targets file with the environment of this
 // process, as bot serve would read it.
 func checkTargets(file string, data []byte, stdout, stderr io.Writer) error {
-	t, err := config.ParseTargets(file, data, os.LookupEnv)
+	t, err := config.ParseTargets(file, data, os.LookupEnv, drivers.New().Kinds())
 	if err != nil {
 		return exitError{1, fmt.Errorf("invalid targets file:\n%w", err)}
 	}

@@ -32,6 +32,13 @@ type Callbacks interface {
 	Callback(ctx context.Context, token, state, url string) error
 }
 
+// Freezer freezes and unfreezes pipelines: the rollout engine, the one
+// path every freeze takes (the API's and /shipbot freeze's alike).
+type Freezer interface {
+	Freeze(ctx context.Context, key, reason, actor string) error
+	Unfreeze(ctx context.Context, key string) (wasFrozen bool, err error)
+}
+
 // API holds the endpoints' dependencies.
 type API struct {
 	Store     store.Store
@@ -42,7 +49,8 @@ type API struct {
 	// repositories, versions and execution reasons that quote target hosts
 	// and error bodies. Empty leaves reads open.
 	ReadToken string
-	Wake      func()
+	// Freezer carries out freezes; nil disables the freeze endpoints.
+	Freezer Freezer
 }
 
 // Register adds the routes.
@@ -194,7 +202,7 @@ func (a *API) getRun(c echo.Context) error {
 // caller must return at once: fail returns nil after a successful write,
 // so its result cannot tell a refusal from a pass.
 func (a *API) authorized(c echo.Context) (ok bool, err error) {
-	if a.Token == "" {
+	if a.Token == "" || a.Freezer == nil {
 		return false, fail(c, http.StatusForbidden, "the write API is disabled: set SHIPBOT_API_TOKEN")
 	}
 	got, hasBearer := strings.CutPrefix(c.Request().Header.Get("Authorization"), "Bearer ")
@@ -256,10 +264,9 @@ func (a *API) freeze(c echo.Context) error {
 			return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
 		}
 	}
-	if err := a.Store.Freeze(c.Request().Context(), key, body.Reason, body.Actor); err != nil {
+	if err := a.Freezer.Freeze(c.Request().Context(), key, body.Reason, body.Actor); err != nil {
 		return fail(c, http.StatusInternalServerError, "could not freeze")
 	}
-	a.wake()
 	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "frozen"})
 }
 
@@ -271,10 +278,9 @@ func (a *API) unfreeze(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	if err := a.Store.Unfreeze(c.Request().Context(), key); err != nil {
+	if _, err := a.Freezer.Unfreeze(c.Request().Context(), key); err != nil {
 		return fail(c, http.StatusInternalServerError, "could not unfreeze")
 	}
-	a.wake()
 	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "unfrozen"})
 }
 
@@ -287,11 +293,5 @@ func (a *API) readable(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		c.Response().Header().Set("WWW-Authenticate", readauth.Challenge)
 		return fail(c, http.StatusUnauthorized, "missing or wrong read token (SHIPBOT_DASHBOARD_TOKEN): send Authorization: Bearer <token>")
-	}
-}
-
-func (a *API) wake() {
-	if a.Wake != nil {
-		a.Wake()
 	}
 }

@@ -18,6 +18,22 @@ import (
 
 type noCallbacks struct{}
 
+// storeFreezer freezes in the store directly, as the engine does under
+// its lease; these tests are about which pipeline a name means.
+type storeFreezer struct{ st *store.SQLite }
+
+func (f storeFreezer) Freeze(ctx context.Context, key, reason, actor string) error {
+	return f.st.Freeze(ctx, key, reason, actor)
+}
+
+func (f storeFreezer) Unfreeze(ctx context.Context, key string) (bool, error) {
+	_, frozen, err := f.st.Frozen(ctx, key)
+	if err != nil || !frozen {
+		return false, err
+	}
+	return true, f.st.Unfreeze(ctx, key)
+}
+
 func (noCallbacks) Callback(context.Context, string, string, string) error { return nil }
 
 const (
@@ -46,7 +62,7 @@ func serve(t *testing.T, readTok string) (*httptest.Server, *store.SQLite) {
 		}
 	}
 	e := echo.New()
-	(&api.API{Store: st, Callbacks: noCallbacks{}, Token: writeToken, ReadToken: readTok}).Register(e)
+	(&api.API{Store: st, Callbacks: noCallbacks{}, Token: writeToken, ReadToken: readTok, Freezer: storeFreezer{st}}).Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	return srv, st

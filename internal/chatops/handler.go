@@ -14,6 +14,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/internal/markdown"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/truncate"
 	"github.com/shipbot/shipbot/internal/webhook"
@@ -193,9 +194,10 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 		}
 	}
 
-	req := Request{Command: cmd, Repo: ev.Repository.FullName, PR: c.pr, Installation: inst, Actor: c.actor}
+	req := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Repo: ev.Repository.FullName, PR: c.pr, Stage: cmd.Stage,
+		Force: cmd.Force, Reason: cmd.Reason, Actor: c.actor}
 	text, err := h.do(ctx, req)
-	var refusal *Refusal
+	var refusal *pipeline.Refusal
 	var done bool
 	switch {
 	case errors.As(err, &refusal):
@@ -219,7 +221,7 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	return nil
 }
 
-func (h *Handler) do(ctx context.Context, r Request) (string, error) {
+func (h *Handler) do(ctx context.Context, r pipeline.Command) (string, error) {
 	if h.Operator == nil {
 		return "", errors.New("chatops: no operator configured")
 	}

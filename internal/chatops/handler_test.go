@@ -15,6 +15,7 @@ import (
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/webhook"
@@ -33,19 +34,19 @@ const (
 // recorder is a fake Operator that records every request.
 type recorder struct {
 	mu   sync.Mutex
-	reqs []chatops.Request
+	reqs []pipeline.Command
 	text string
 	err  error
 }
 
-func (r *recorder) Do(_ context.Context, req chatops.Request) (string, error) {
+func (r *recorder) Do(_ context.Context, req pipeline.Command) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reqs = append(r.reqs, req)
 	return r.text, r.err
 }
 
-func (r *recorder) requests() []chatops.Request {
+func (r *recorder) requests() []pipeline.Command {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.reqs)
@@ -166,10 +167,7 @@ func TestWriterRetries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := chatops.Request{
-		Command: chatops.Command{Verb: "retry", Stage: "prod"},
-		Repo:    repo, PR: r.merged, Installation: r.gh.InstallationID(), Actor: "wendy",
-	}
+	want := pipeline.Command{Verb: pipeline.Retry, Stage: "prod", Repo: repo, PR: r.merged, Actor: "wendy"}
 	if got := r.op.requests(); len(got) != 1 || got[0] != want {
 		t.Fatalf("operator got %+v; want [%+v]", got, want)
 	}
@@ -212,7 +210,8 @@ func TestPermissions(t *testing.T) {
 			reply := r.one(t, r.merged, tc.user, tc.body)
 			reqs := r.op.requests()
 			if tc.allowed {
-				want := chatops.Request{Command: cmd, Repo: repo, PR: r.merged, Installation: r.gh.InstallationID(), Actor: tc.user}
+				want := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Stage: cmd.Stage, Force: cmd.Force, Reason: cmd.Reason,
+					Repo: repo, PR: r.merged, Actor: tc.user}
 				if len(reqs) != 1 || reqs[0] != want {
 					t.Errorf("operator got %+v; want [%+v]", reqs, want)
 				}
@@ -367,7 +366,7 @@ func TestUnmergedPullRequest(t *testing.T) {
 
 func TestOperatorRefusal(t *testing.T) {
 	r := newRig(t)
-	r.op.err = &chatops.Refusal{Reason: "prod was not skipped: v1.4.2 deploys there anyway."}
+	r.op.err = &pipeline.Refusal{Reason: "prod was not skipped: v1.4.2 deploys there anyway."}
 	id, err := r.comment(t, r.merged, "wendy", "/shipbot deploy prod")
 	if err != nil {
 		t.Fatalf("a refusal is an answer, not an error: %v", err)

@@ -1,6 +1,10 @@
 package chatops
 
-import "context"
+import (
+	"context"
+
+	"github.com/shipbot/shipbot/internal/pipeline"
+)
 
 // Command is one /shipbot command as a user wrote it.
 type Command struct {
@@ -14,26 +18,18 @@ type Command struct {
 	Reason string
 }
 
-// Request is a command allowed to run, with who asked and where.
-type Request struct {
-	Command
-	Repo         string // owner/name
-	PR           int
-	Installation int64
-	Actor        string // the commenter's login
-}
-
-// Operator carries commands out on the merged pull request's rollout. The
-// text it returns is shown to the user, as GitHub Markdown; so is a
-// Refusal's reason: outside text in either (a freeze reason, a login) must
-// be escaped with markdown.Escape. Any other error is the operator's
-// failure (the store is down, …).
+// Operator carries commands out on the merged pull request's rollout: the
+// rollout engine, spoken to in its own command type. The text it returns
+// is shown to the user, as GitHub Markdown; so is a *pipeline.Refusal's
+// reason: outside text in either (a freeze reason, a login) must be
+// escaped with markdown.Escape. Any other error is the operator's failure
+// (the store is down, …).
 type Operator interface {
-	Do(ctx context.Context, r Request) (string, error)
+	Do(ctx context.Context, c pipeline.Command) (string, error)
 }
 
-// Refusal is a command the operator declined, for a reason the user can act
-// on ("prod was not skipped", "v1.2.0 is older than what prod runs").
+// Refusal is a command refused before it reaches the operator: the
+// commenter lacks the permission it needs.
 type Refusal struct{ Reason string }
 
 func (r *Refusal) Error() string { return r.Reason }

@@ -38,7 +38,7 @@ alarms:
   a:
     kind: http
     url: 'https://alarms.example/firing?key=${ALARM_KEY}'
-`), env("TOKEN", "t1", "PATH_TOKEN", "p-secret", "PW", "pw-9", "ALARM_KEY", "ak"))
+`), env("TOKEN", "t1", "PATH_TOKEN", "p-secret", "PW", "pw-9", "ALARM_KEY", "ak"), KindsForTest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ targets:
   b: {kind: webhook, url: 'https://b.example/', signing_secret: '${B}', repos: [acme/api]}
 alarms:
   c: {kind: http, url: 'https://u:${C}@c.example/'}
-`), env("A", "secret-a", "B", "secret-b", "C", "secret-c"))
+`), env("A", "secret-a", "B", "secret-b", "C", "secret-c"), KindsForTest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Target kinds.
-const (
-	KindSpinnaker      = "spinnaker"       // Spinnaker Echo webhook trigger
-	KindWebhook        = "webhook"         // generic HTTP POST
-	KindGitHubDispatch = "github-dispatch" // GitHub workflow_dispatch
-)
-
 // Alarm kinds.
 const (
 	AlarmAlertmanager = "alertmanager" // firing = any active alert matching the filter
@@ -51,27 +44,31 @@ type Targets struct {
 
 // Target is one deploy destination. String values have had ${VAR} expanded.
 type Target struct {
-	Name          string
-	Kind          string // KindSpinnaker, KindWebhook or KindGitHubDispatch
-	URL           string // trigger URL; empty for github-dispatch
+	Name string
+	// Kind names the target's kind, one of the Kinds given to ParseTargets
+	// (internal/deploy's drivers): "spinnaker", "webhook", …
+	Kind          string
+	URL           string // trigger URL, for the kinds that take one
 	Constraints   map[string]string
 	SigningSecret string
 	Repos         []string // owner/name allowed to use the target; empty allows none
-	GateURL       string   // spinnaker: Gate base URL for polling, with Application
-	Application   string   // spinnaker: Spinnaker application, with GateURL
-	Workflow      string   // github-dispatch: workflow file name or id
-	Repository    string   // github-dispatch: owner/name; empty means the merged repository
-	Ref           string   // github-dispatch: ref to run the workflow on; empty means the default
-	Timeout       time.Duration
+	// Settings are the kind's own keys as its TargetKind read them (for
+	// spinnaker, gate_url and application); nil when there are none.
+	Settings any
+	Timeout  time.Duration
 	// Unresolved lists environment variables referenced but not set; the
 	// target cannot be used until they are (see Err).
 	Unresolved []string
 	Line       int
 
-	// urlVars are the values of the ${VAR}s in URL and GateURL: whatever
-	// an operator keeps in the environment is a secret, wherever in the
-	// URL it goes (a path token, a query value, a host).
+	// urlVars are the values of the ${VAR}s in URL and in the URLs of the
+	// kind's own keys: whatever an operator keeps in the environment is a
+	// secret, wherever in the URL it goes (a path token, a query value, a
+	// host).
 	urlVars []string
+	// kindURLs are the URLs the kind read for its Settings (Section.URL),
+	// whose credentials are secrets as URL's are.
+	kindURLs []string
 	// fileSecrets is every secret of the targets file this target was read
 	// from (Targets.Secrets), for KnownSecrets.
 	fileSecrets []string
@@ -104,13 +101,14 @@ var (
 
 // ParseTargets parses and validates the targets file. Keys are strict and
 // every problem is reported as an ErrorList, as for ParseRepo; the service
-// refuses to start on any. ${VAR} in a string value is read through getenv;
+// refuses to start on any. kinds are the kinds of target it may name; each
+// reads and checks its own keys. ${VAR} in a string value is read through getenv;
 // $$ is a literal $. A variable that is not set is not an error here: the
 // target or alarm records it in Unresolved, its value is not validated, and
 // only the stages that use it fail (see Target.Err), so one missing secret
 // does not stop every other pipeline. Such references, and URLs that point
 // at cloud metadata services, are returned in Targets.Warnings.
-func ParseTargets(file string, data []byte, getenv func(string) (string, bool)) (Targets, error) {
+func ParseTargets(file string, data []byte, getenv func(string) (string, bool), kinds Kinds) (Targets, error) {
 	if getenv == nil {
 		getenv = func(string) (string, bool) { return "", false }
 	}
@@ -124,7 +122,7 @@ func ParseTargets(file string, data []byte, getenv func(string) (string, bool)) 
 	if e, ok := m["targets"]; ok {
 		es, _ := d.entries(e.val, "targets")
 		for _, te := range es {
-			if t, ok := d.target(te, getenv); ok {
+			if t, ok := d.target(te, getenv, kinds); ok {
 				out.Targets[t.Name] = t
 			}
 		}
@@ -195,12 +193,13 @@ func (x *expander) str(n *yaml.Node, path string) (v string, resolved, ok bool) 
 	return v, len(missing) == 0, true
 }
 
-// url reads an absolute http(s) URL. Errors quote the text as written in
-// the file, never the expanded value, which may carry a secret.
-func (x *expander) url(n *yaml.Node, path string) string {
+// url reads an absolute http(s) URL; ok is false when it is not one, or
+// refers to an unset variable. Errors quote the text as written in the
+// file, never the expanded value, which may carry a secret.
+func (x *expander) url(n *yaml.Node, path string) (v string, ok bool) {
 	v, resolved, ok := x.str(n, path)
 	if !ok || !resolved {
-		return v
+		return v, false
 	}
 	if why := badURL(v); why != "" {
 		note := ""
@@ -208,7 +207,7 @@ func (x *expander) url(n *yaml.Node, path string) string {
 			note = " (after expanding variables)"
 		}
 		x.d.errorAt(n, path, "must be an absolute http(s) URL%s, got %q: %s", note, n.Value, why)
-		return v
+		return v, false
 	}
 	if host, why := metadataHost(v); why != "" {
 		// A warning, not an error: nothing forbids a deploy system on such
@@ -220,7 +219,7 @@ func (x *expander) url(n *yaml.Node, path string) string {
 		}
 		x.d.warnAt(n, path, "points at %s, %s; cloud instance metadata and credentials are served there, so a request to it can leak them", shown, why)
 	}
-	return v
+	return v, true
 }
 
 // metadataHost reports whether URL s points at an address where clouds
@@ -270,14 +269,15 @@ func badURL(s string) string {
 	return ""
 }
 
-func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, bool) {
+// target reads one target's entry: the keys every kind has here, the
+// kind's own through its TargetKind.
+func (d *decoder) target(te entry, getenv func(string) (string, bool), kinds Kinds) (Target, bool) {
 	name := te.key.Value
 	path := "targets." + name
 	if !targetNameRE.MatchString(name) {
 		d.errorAt(te.key, "targets", "invalid target name %q: must match %s", name, targetNameRE)
 	}
-	m, ok := d.mapping(te.val, path, "kind", "url", "constraints", "signing_secret", "repos",
-		"gate_url", "application", "workflow", "repository", "ref", "timeout")
+	m, ok := d.mapping(te.val, path, kinds.keys()...)
 	if !ok {
 		return Target{}, false
 	}
@@ -285,44 +285,45 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 		consequence: fmt.Sprintf("stages that use target %q fail until it is set", name)}
 	t := Target{Name: name, Line: te.key.Line}
 
-	kindKnown := false
+	var kind TargetKind // nil while unknown: then no key is another kind's
 	if e, ok := m["kind"]; !ok {
-		d.errorAt(te.val, path+".kind", "required: %s", orList([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}))
+		d.errorAt(te.val, path+".kind", "required: %s", orList(kinds.names()))
 	} else if v, resolved, ok := x.str(e.val, path+".kind"); ok {
 		t.Kind = v
 		if resolved {
-			kindKnown = slices.Contains([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}, v)
-			if !kindKnown {
-				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList([]string{KindSpinnaker, KindWebhook, KindGitHubDispatch}), v)
+			if kind = kinds.lookup(v); kind == nil {
+				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList(kinds.names()), v)
 			}
 		}
 	}
-	// onlyFor reports a key that the target's kind does not use; with an
-	// unknown kind there is nothing to check against.
-	onlyFor := func(key string, kinds ...string) bool {
+	// usable reports whether the entry sets key and its kind, when known,
+	// uses it; a key the kind does not use is an error, since the target
+	// would silently not do what it says.
+	usable := func(key string) bool {
 		e, ok := m[key]
 		if !ok {
 			return false
 		}
-		if kindKnown && !slices.Contains(kinds, t.Kind) {
-			d.errorAt(e.key, path+"."+key, "not used by kind %q (only by %s)", t.Kind, orList(kinds))
+		if kind != nil && !slices.Contains(kind.Keys(), key) {
+			d.errorAt(e.key, path+"."+key, "not used by kind %q (only by %s)", t.Kind, orList(kinds.using(key)))
 			return false
 		}
 		return true
 	}
 
-	if e, ok := m["url"]; ok {
-		if onlyFor("url", KindSpinnaker, KindWebhook) {
-			t.URL = x.url(e.val, path+".url")
-			t.urlVars = append(t.urlVars, varValues(e.val.Value, getenv)...)
+	if _, ok := m["url"]; ok {
+		if usable("url") {
+			t.URL, _ = x.url(m["url"].val, path+".url")
+			t.urlVars = append(t.urlVars, varValues(m["url"].val.Value, getenv)...)
 		}
-	} else if kindKnown && t.Kind != KindGitHubDispatch {
+	} else if kind != nil && slices.Contains(kind.Keys(), "url") {
 		d.errorAt(te.val, path+".url", "required for kind %q", t.Kind)
 	}
 	if e, ok := m["constraints"]; ok {
 		t.Constraints = d.constraints(x, e.val, path+".constraints")
 	}
-	if e, ok := m["signing_secret"]; ok && onlyFor("signing_secret", KindSpinnaker, KindWebhook) {
+	if usable("signing_secret") {
+		e := m["signing_secret"]
 		if v, resolved, ok := x.str(e.val, path+".signing_secret"); ok {
 			if resolved && v == "" {
 				d.errorAt(e.val, path+".signing_secret", "must not be empty (leave it out for unsigned requests)")
@@ -333,51 +334,20 @@ func (d *decoder) target(te entry, getenv func(string) (string, bool)) (Target, 
 	if e, ok := m["repos"]; ok {
 		t.Repos = d.repos(x, e.val, path+".repos")
 	}
-	if e, ok := m["gate_url"]; ok && onlyFor("gate_url", KindSpinnaker) {
-		t.GateURL = x.url(e.val, path+".gate_url")
-		t.urlVars = append(t.urlVars, varValues(e.val.Value, getenv)...)
-	}
-	if e, ok := m["application"]; ok && onlyFor("application", KindSpinnaker) {
-		if v, resolved, ok := x.str(e.val, path+".application"); ok {
-			if resolved && v == "" {
-				d.errorAt(e.val, path+".application", "must not be empty")
-			}
-			t.Application = v
+	// The kind reads its own keys. Another kind's are reported, and, while
+	// the kind is unknown (an error already, or an unset variable that
+	// makes the target unusable), nobody's are read.
+	own := map[string]entry{}
+	for key, e := range m {
+		if slices.Contains(commonHead, key) || slices.Contains(commonTail, key) {
+			continue
+		}
+		if usable(key) {
+			own[key] = e
 		}
 	}
-	_, hasGate := m["gate_url"]
-	_, hasApp := m["application"]
-	if hasGate != hasApp && kindKnown && t.Kind == KindSpinnaker {
-		// Polling needs both: Gate's address and the application to search.
-		d.errorAt(te.val, path, "set both gate_url and application, or neither")
-	}
-	if e, ok := m["workflow"]; ok {
-		if onlyFor("workflow", KindGitHubDispatch) {
-			if v, resolved, ok := x.str(e.val, path+".workflow"); ok {
-				if resolved && strings.TrimSpace(v) == "" {
-					d.errorAt(e.val, path+".workflow", "must not be empty")
-				}
-				t.Workflow = v
-			}
-		}
-	} else if kindKnown && t.Kind == KindGitHubDispatch {
-		d.errorAt(te.val, path+".workflow", "required for kind %q (a workflow file name such as deploy.yml, or its id)", t.Kind)
-	}
-	if e, ok := m["repository"]; ok && onlyFor("repository", KindGitHubDispatch) {
-		if v, resolved, ok := x.str(e.val, path+".repository"); ok {
-			if resolved && !repoRE.MatchString(v) {
-				d.errorAt(e.val, path+".repository", "must be owner/name, got %q", e.val.Value)
-			}
-			t.Repository = v
-		}
-	}
-	if e, ok := m["ref"]; ok && onlyFor("ref", KindGitHubDispatch) {
-		if v, resolved, ok := x.str(e.val, path+".ref"); ok {
-			if resolved && (v == "" || strings.ContainsAny(v, " \t\n")) {
-				d.errorAt(e.val, path+".ref", "must be a branch or tag name, got %q", e.val.Value)
-			}
-			t.Ref = v
-		}
+	if kind != nil {
+		t.Settings = kind.ReadSettings(&Section{d: d, x: x, m: own, node: te.val, path: path, t: &t, getenv: getenv})
 	}
 	if e, ok := m["timeout"]; ok {
 		if raw, resolved, ok := x.str(e.val, path+".timeout"); ok && resolved {
@@ -481,7 +451,7 @@ func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bo
 	if e, ok := m["url"]; !ok {
 		d.errorAt(ae.val, path+".url", "required")
 	} else {
-		a.URL = x.url(e.val, path+".url")
+		a.URL, _ = x.url(e.val, path+".url")
 		a.urlVars = varValues(e.val.Value, getenv)
 	}
 	if e, ok := m["filter"]; ok {
@@ -552,8 +522,8 @@ func (t Target) Allows(repo string) bool {
 }
 
 // Secrets returns the target's secret values (constraint values, the signing
-// secret, what its URLs carry: see urlSecrets) for scrubbing logs and
-// anything shown on GitHub.
+// secret, what its URLs carry, the kind's own included: see urlSecrets) for
+// scrubbing logs and anything shown on GitHub.
 func (t Target) Secrets() []string {
 	var out []string
 	keys := make([]string, 0, len(t.Constraints))
@@ -565,7 +535,11 @@ func (t Target) Secrets() []string {
 		out = appendSecret(out, t.Constraints[k])
 	}
 	out = appendSecret(out, t.SigningSecret)
-	for _, s := range append(append(urlSecrets(t.URL), urlSecrets(t.GateURL)...), t.urlVars...) {
+	urls := urlSecrets(t.URL)
+	for _, u := range t.kindURLs {
+		urls = append(urls, urlSecrets(u)...)
+	}
+	for _, s := range append(urls, t.urlVars...) {
 		out = appendSecret(out, s)
 	}
 	return out

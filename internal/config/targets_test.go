@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -37,14 +36,14 @@ func env(kv ...string) func(string) (string, bool) {
 }
 
 func TestParseTargetsDesignExample(t *testing.T) {
-	got, err := ParseTargets("targets.yml", []byte(designTargets), env("SPINNAKER_QA_KEY", "k-123", "QA_HMAC", "h-456"))
+	got, err := ParseTargets("targets.yml", []byte(designTargets), env("SPINNAKER_QA_KEY", "k-123", "QA_HMAC", "h-456"), KindsForTest)
 	if err != nil {
 		t.Fatalf("ParseTargets: %v", err)
 	}
 	want := Targets{
 		Targets: map[string]Target{
 			"spinnaker-qa": {
-				Name: "spinnaker-qa", Kind: KindSpinnaker, URL: "https://gate.example/webhooks/webhook/api-qa",
+				Name: "spinnaker-qa", Kind: "spinnaker", URL: "https://gate.example/webhooks/webhook/api-qa",
 				Constraints: map[string]string{"deploy_key": "k-123"}, SigningSecret: "h-456",
 				Repos: []string{"acme/api"}, Line: 2,
 			},
@@ -69,7 +68,7 @@ func TestParseTargetsDesignExample(t *testing.T) {
 }
 
 func TestParseTargetsUnresolved(t *testing.T) {
-	ts, err := ParseTargets("targets.yml", []byte(designTargets), env("QA_HMAC", ""))
+	ts, err := ParseTargets("targets.yml", []byte(designTargets), env("QA_HMAC", ""), KindsForTest)
 	if err != nil {
 		t.Fatalf("an unset variable must not be a parse error: %v", err)
 	}
@@ -93,7 +92,7 @@ func TestParseTargetsUnresolved(t *testing.T) {
     constraints: {deploy_key: "${SPINNAKER_QA_KEY}"}
     repos: [acme/api]
 `
-	ts, err = ParseTargets("t.yml", []byte(one), env())
+	ts, err = ParseTargets("t.yml", []byte(one), env(), KindsForTest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +113,7 @@ alarms:
     kind: http
     url: ${ALARM_URL}
 `
-	ts, err = ParseTargets("t.yml", []byte(unvalidated), env())
+	ts, err = ParseTargets("t.yml", []byte(unvalidated), env(), KindsForTest)
 	if err != nil {
 		t.Fatalf("ParseTargets: %v", err)
 	}
@@ -161,56 +160,9 @@ func TestExpand(t *testing.T) {
 	}
 }
 
-func TestParseTargetsKinds(t *testing.T) {
-	yml := `targets:
-  hook:
-    kind: webhook
-    url: https://deploy.example/hook?x=1
-    timeout: 45m
-    repos: [acme/api, Acme/Web]
-  gh:
-    kind: github-dispatch
-    workflow: deploy.yml
-    repository: acme/deployments
-    ref: main
-    constraints: {environment: prod}
-    repos: [acme/api]
-  spin:
-    kind: spinnaker
-    url: https://echo.example/webhooks/webhook/x
-    gate_url: https://gate.example
-    application: api
-    repos: []
-alarms:
-  health:
-    kind: http
-    url: https://status.example/firing
-`
-	got, err := ParseTargets("t.yml", []byte(yml), env())
-	if err != nil {
-		t.Fatalf("ParseTargets: %v", err)
-	}
-	want := Targets{
-		Targets: map[string]Target{
-			"hook": {Name: "hook", Kind: KindWebhook, URL: "https://deploy.example/hook?x=1", Timeout: 45 * time.Minute,
-				Repos: []string{"acme/api", "Acme/Web"}, Line: 2},
-			"gh": {Name: "gh", Kind: KindGitHubDispatch, Workflow: "deploy.yml", Repository: "acme/deployments", Ref: "main",
-				Constraints: map[string]string{"environment": "prod"}, Repos: []string{"acme/api"}, Line: 7},
-			"spin": {Name: "spin", Kind: KindSpinnaker, URL: "https://echo.example/webhooks/webhook/x",
-				GateURL: "https://gate.example", Application: "api", Repos: []string{}, Line: 14},
-		},
-		Alarms: map[string]Alarm{
-			"health": {Name: "health", Kind: AlarmHTTP, URL: "https://status.example/firing", Line: 21},
-		},
-	}
-	if diff := cmp.Diff(want, got, ignoreDerived); diff != "" {
-		t.Errorf("mismatch (-want +got):\n%s", diff)
-	}
-}
-
 func TestParseTargetsEmptySections(t *testing.T) {
 	for _, yml := range []string{"targets:\n", "alarms: {}\n", "targets: {}\nalarms: ~\n"} {
-		got, err := ParseTargets("t.yml", []byte(yml), nil)
+		got, err := ParseTargets("t.yml", []byte(yml), nil, KindsForTest)
 		if err != nil {
 			t.Errorf("%q: %v", yml, err)
 			continue
@@ -297,7 +249,7 @@ func TestParseTargetsErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseTargets("t.yml", []byte(tt.yaml), env())
+			got, err := ParseTargets("t.yml", []byte(tt.yaml), env(), KindsForTest)
 			if err == nil {
 				t.Fatalf("ParseTargets succeeded: %+v", got)
 			}
@@ -356,7 +308,7 @@ alarms:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts, err := ParseTargets("t.yml", []byte(tt.yaml), env(tt.env...))
+			ts, err := ParseTargets("t.yml", []byte(tt.yaml), env(tt.env...), KindsForTest)
 			if err != nil {
 				t.Fatalf("warnings must not make the file invalid: %v", err)
 			}
@@ -387,7 +339,7 @@ func TestParseTargetsErrorsHideSecrets(t *testing.T) {
     signing_secret: ${SIGN}
     constraints: {run_id: "${CONSTRAINT}"}
 `
-	_, err := ParseTargets("t.yml", []byte(yml), env("URL_TOKEN", secrets[0], "CONSTRAINT", secrets[1], "SIGN", secrets[2]))
+	_, err := ParseTargets("t.yml", []byte(yml), env("URL_TOKEN", secrets[0], "CONSTRAINT", secrets[1], "SIGN", secrets[2]), KindsForTest)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -459,7 +411,7 @@ func TestSecrets(t *testing.T) {
 	ts := Targets{
 		Targets: map[string]Target{
 			"a": {Constraints: map[string]string{"z": "zz", "a": "long-secret-a"}, SigningSecret: "sig",
-				URL: "https://user:url-pass@x/", GateURL: "https://g"},
+				URL: "https://user:url-pass@x/"},
 			"b": {Constraints: map[string]string{"k": "zz"}, SigningSecret: "long-secret-a-plus"},
 		},
 		Alarms: map[string]Alarm{"x": {URL: "http://am:alarm-pass@am:9093"}},
@@ -480,7 +432,7 @@ func TestValidateTargets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := ParseTargets("t.yml", []byte(designTargets), env("SPINNAKER_QA_KEY", "k", "QA_HMAC", "h"))
+	ts, err := ParseTargets("t.yml", []byte(designTargets), env("SPINNAKER_QA_KEY", "k", "QA_HMAC", "h"), KindsForTest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/shipbot/shipbot/internal/pipeline"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/service"
@@ -119,12 +120,13 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 
 	spin := newSpinnaker(deployKey, 400*time.Millisecond)
 	defer spin.close()
+	kinds := drivers.New()
 	targets, err := config.ParseTargets("targets.yml", []byte(fmt.Sprintf(targetsTemplate, spin.srv.URL)), func(k string) (string, bool) {
 		if k == "DEMO_DEPLOY_KEY" {
 			return deployKey, true
 		}
 		return "", false
-	})
+	}, kinds.Kinds())
 	if err != nil {
 		return fmt.Errorf("demo targets: %w", err)
 	}
@@ -138,7 +140,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	p := &player{out: out, gh: gh, st: st, hook: base + "/webhooks/github", secret: []byte("demo-webhook-secret"),
 		verdicts: verdicts, repo: repo, done: make(chan string, 16)}
 	bot := service.Bot{
-		Store: st, Clients: apps, Log: log, Owner: "demo", Targets: targets, PublicURL: base,
+		Store: st, Clients: apps, Log: log, Owner: "demo", Targets: targets, Drivers: kinds, PublicURL: base,
 		TokenKey: p.secret, Version: "demo", EngineTick: 100 * time.Millisecond, ReportDelay: 100 * time.Millisecond,
 		Observe:        func(r store.Run, o plan.Outcome) { verdicts <- verdict{r, o} },
 		ObserveRollout: p.rolloutEvent,
@@ -212,10 +214,7 @@ func roundDurations(_ []string, a slog.Attr) slog.Attr {
 
 // times is "once", "2 times"; n of anything else is "n things".
 func times(n int) string {
-	switch n {
-	case 0:
-		return "never"
-	case 1:
+	if n == 1 {
 		return "once"
 	}
 	return fmt.Sprintf("%d times", n)

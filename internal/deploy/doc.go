@@ -1,45 +1,43 @@
 // Package deploy is the rollout engine's outbound edge: it triggers a
 // stage's downstream deploy system and asks how the triggered deploy is
-// doing: Spinnaker Gate for spinnaker targets with Gate configured, GitHub
-// for the workflow run a github-dispatch target started.
+// doing. It holds what every kind of target shares; each kind is a Driver
+// in a package of its own (internal/deploy/spinnaker, webhook, dispatch),
+// and internal/deploy/drivers registers them in one Registry, which the
+// targets file is read with (config.ParseTargets checks each target's
+// kind-specific keys through its driver) and the engine triggers through.
+//
+// # Drivers
+//
+// A Driver names its kind, reads and checks the kind's keys of the targets
+// file, triggers, and says how the outcome reaches shipbot (Learns):
+// ByCallback, ByPolling (a Poller's Poll asks; a callback may still come
+// first) or Never (the stage is handed off once accepted). Triggerer is the
+// engine's single entry point: it checks the target and the payload,
+// picks the driver by the target's kind, gives it the Env (what all kinds
+// share: the HTTP client and retry policy, GitHub clients, the log), and
+// scrubs every error it returns.
 //
 // # Triggering
-//
-// Triggerer.Trigger sends one stage execution's Payload to a target:
-//
-//   - spinnaker: POST the JSON body to the Echo webhook URL. Echo answers
-//     200 {"eventProcessed":true,"eventId":…} whether or not a pipeline
-//     matched, so a Result proves only that Echo accepted the event; the
-//     outcome comes from the callback or from Gate (Poller). An answer that
-//     is not Echo's shape (an SSO proxy's 200 login page, say) is an error,
-//     not an acceptance.
-//   - webhook: the same body to any URL; any 2xx accepts.
-//   - github-dispatch: a workflow_dispatch through the installation client,
-//     with a fixed set of string inputs (see DispatchInputs) and without the
-//     constraint secrets, which belong to the target's URL only.
 //
 // The body is the design's trigger payload with the target's constraint
 // secrets as top-level fields (Echo's payloadConstraints match top-level
 // keys or JSON paths), encoded deterministically (sorted keys) so that a
-// resend after a crash is byte-identical, signature included.
+// resend after a crash is byte-identical, signature included. Env.Post
+// sends it to the target's URL for the kinds that take one; a driver's
+// Accept may judge a 2xx answer (spinnaker wants Echo's), or any 2xx
+// accepts.
 //
 // # Retries
 //
-// HTTP targets are retried on connection errors, attempt timeouts, 5xx
-// (except 501), 408 and 429, with exponential backoff and full jitter,
-// honouring Retry-After, within RetryPolicy's attempt and time budgets.
-// Every retry repeats the same body and the same Idempotency-Key
+// Env.Post retries on connection errors, attempt timeouts, 5xx (except
+// 501), 408 and 429, with exponential backoff and full jitter, honouring
+// Retry-After, within RetryPolicy's attempt and time budgets. Every retry
+// repeats the same body and the same Idempotency-Key
 // (<run_id>-<stage>-<attempt>), which is what makes retrying a POST safe:
-// a downstream that already acted on the key must not act again. Other 4xx,
-// 3xx (redirects are never followed: they would carry the secrets to
-// another URL) and TLS certificate errors fail at once.
-//
-// github-dispatch is sent once per Trigger: GitHub has no idempotency key
-// for workflow_dispatch and its 204 carries no run id, so after a 5xx or a
-// dropped connection nobody can tell whether a run was created, and a blind
-// retry could deploy twice. The client from the DispatchClients factory
-// (internal/github) already retries what GitHub certainly did not act on:
-// rate limits and connection failures before sending.
+// a downstream that already acted on the key must not act again. Other
+// 4xx, 3xx (redirects are never followed: they would carry the secrets to
+// another URL) and TLS certificate errors fail at once. A kind without an
+// idempotency key (github-dispatch) sends once; see its package.
 //
 // Failures are *Error values: errors.Is(err, ErrPermanent) means the same
 // request will never succeed (fail the stage); errors.Is(err, ErrExhausted)
@@ -59,20 +57,11 @@
 // and the API all show that text. Redactor scrubs every known secret from
 // text the engine writes elsewhere (logs via RedactHandler).
 //
-// # Polling Gate
+// # Polling
 //
-// Poller.Poll makes one request and maps what Gate says to a State; the
-// caller owns the schedule (the stage's lease and timeout live in the
-// engine), using RetryPolicy.Backoff or its own.
-//
-// # Following a dispatched workflow run
-//
-// GitHub answers a workflow_dispatch with 204 and no run id. The dispatched
-// workflow puts the idempotency key in its run's title (run-name), and
-// Triggerer.PollDispatch, one request per call like Poller.Poll, first
-// searches the workflow's workflow_dispatch runs created since the
-// execution began for the title carrying the key (TitleHasKey), then,
-// given the run's id, reads that run until it completes; MapRun maps its
-// conclusion (success succeeds, anything else fails). The engine keeps the
-// run's id on the execution, so a restart reads the same run.
+// A Poller's Poll makes one request and maps what it learns to a Status;
+// the caller owns the schedule (the stage's lease and timeout live in the
+// engine). A permanent error stops the polling of that execution, and
+// Triggerer.Poll says so in its text, which the execution keeps and the
+// stage's timeout quotes (Triggerer.Overdue).
 package deploy

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/truncate"
 )
 
@@ -25,14 +27,14 @@ var (
 	ErrExhausted = errors.New("retries exhausted")
 )
 
-// Error is a failed trigger or Gate poll. Its text starts with what was
-// being done ("trigger stage qa via spinnaker-qa") and never contains a
-// secret: URLs are reduced by RedactURL, and the whole text passes through
-// the redactor of every secret the target's file knows (see scrubber), set
-// by the entry point that returns the error, so no message built on the way
-// can forget it.
+// Error is a failed trigger or poll. Its text starts with what was being
+// done ("trigger stage qa via spinnaker-qa") and never contains a secret:
+// URLs are reduced by RedactURL, and the whole text passes through the
+// redactor of every secret the target's file knows (see Scrubber), set by
+// the Triggerer, which returns the error, so no message built on the way
+// (by a driver included) can forget it.
 type Error struct {
-	Op     string // "trigger stage qa via spinnaker-qa", "poll gate for spinnaker-qa"
+	Op     string // "trigger stage qa via spinnaker-qa", "poll workflow run for deploy-workflow"
 	Target string
 	Kind   string
 	// StatusCode is the last HTTP status, 0 when no response came.
@@ -46,43 +48,58 @@ type Error struct {
 	// schedule the resend then.
 	RetryAfter time.Duration
 
-	msg   string // the failure, already safe to show
-	cause error  // sanitized: never a *url.Error, which quotes the query
-	why   string // why retrying stopped, if it did
-	// ctxDone: the caller's context ended, which is neither the target's
-	// fault nor a budget running out; the cause is the context's error.
-	ctxDone bool
-	red     *Redactor
+	Msg   string // the failure, already safe to show
+	Cause error  // sanitized (see Sanitize): never a *url.Error, which quotes the query
+	Why   string // why retrying stopped, if it did
+	// ContextDone: the caller's context ended, which is neither the
+	// target's fault nor a budget running out; Cause is the context's
+	// error.
+	ContextDone bool
+
+	red *Redactor
 }
 
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.Op)
 	b.WriteString(": ")
-	b.WriteString(e.msg)
-	if e.Attempts > 1 || e.why != "" {
+	b.WriteString(e.Msg)
+	if e.Attempts > 1 || e.Why != "" {
 		fmt.Fprintf(&b, " (after %d attempt%s", e.Attempts, plural(e.Attempts))
-		if e.why != "" {
-			b.WriteString("; " + e.why)
+		if e.Why != "" {
+			b.WriteString("; " + e.Why)
 		}
 		b.WriteString(")")
 	}
 	return e.red.Redact(b.String())
 }
 
-// scrubbed gives err, when it is an *Error, the redactor its text passes
-// through; every exported function that returns one calls it.
-func scrubbed(err error, red *Redactor) error {
+// scrubbed makes err, a driver's, safe to show: an *Error gets the
+// redactor its text passes through; any other error (a driver's slip,
+// since the Driver contract asks for *Error) becomes an *Error of op whose
+// text red has scrubbed, keeping only a context's error as its cause, so
+// that no text built on the way can carry a secret out.
+func scrubbed(err error, red *Redactor, op string, t config.Target) error {
+	if err == nil {
+		return nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		e.red = red
+		return err
 	}
-	return err
+	e = &Error{Op: op, Target: t.Name, Kind: t.Kind, Msg: err.Error(), red: red}
+	for _, c := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, c) {
+			e.ContextDone, e.Cause = true, c
+		}
+	}
+	return e
 }
 
 // Unwrap exposes the sanitized cause, so errors.Is(err,
 // context.DeadlineExceeded) and friends work.
-func (e *Error) Unwrap() error { return e.cause }
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Is makes errors.Is(err, ErrPermanent) and errors.Is(err, ErrExhausted)
 // answer by class.
@@ -91,7 +108,7 @@ func (e *Error) Is(target error) bool {
 	case ErrPermanent:
 		return e.Permanent
 	case ErrExhausted:
-		return !e.Permanent && !e.ctxDone
+		return !e.Permanent && !e.ContextDone
 	}
 	return false
 }
@@ -107,10 +124,10 @@ func plural(n int) string {
 	return "s"
 }
 
-// sanitize drops the *url.Error layer, whose text repeats the whole URL
+// Sanitize drops the *url.Error layer, whose text repeats the whole URL
 // (query included; net/http only masks the password), keeping the inner
 // error for errors.Is.
-func sanitize(err error) error {
+func Sanitize(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return ue.Err
@@ -118,8 +135,8 @@ func sanitize(err error) error {
 	return err
 }
 
-// isCertError reports TLS failures that no retry can fix.
-func isCertError(err error) bool {
+// IsCertError reports TLS failures that no retry can fix.
+func IsCertError(err error) bool {
 	var (
 		unknown  x509.UnknownAuthorityError
 		hostname x509.HostnameError
@@ -130,10 +147,10 @@ func isCertError(err error) bool {
 		errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
-// snippet turns a response body into a short single line that is safe to
+// Snippet turns a response body into a short single line that is safe to
 // quote: scrubbed first (a body may echo our payload, secrets included),
 // then cut, so a cut never leaves half a secret unscrubbed.
-func snippet(body []byte, r *Redactor) string {
+func Snippet(body []byte, r *Redactor) string {
 	s := r.Redact(string(body))
 	s = strings.Map(func(c rune) rune {
 		if unicode.IsControl(c) || c == unicode.ReplacementChar {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -19,10 +18,6 @@ const (
 	IdempotencyKeyHeader = "Idempotency-Key"
 	SignatureHeader      = "X-Shipbot-Signature-256"
 )
-
-// MaxDispatchInputs is GitHub's limit on workflow_dispatch inputs; a
-// dispatch with more is rejected with 422.
-const MaxDispatchInputs = 10
 
 // Payload is one stage execution's trigger, as the design's "Trigger
 // payload" section fixes it. The JSON tags are the wire names.
@@ -130,36 +125,4 @@ func Sign(secret string, body []byte) string {
 	m := hmac.New(sha256.New, []byte(secret))
 	m.Write(body)
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
-// DispatchInputs are the workflow_dispatch inputs for p, all strings:
-// repository, sha, version, tag, stage, run_id, attempt, callback_url,
-// rollback ("true"/"false") and, when there is a PR, pull_request. The set
-// is fixed because GitHub rejects inputs the workflow does not declare, so
-// the deploy workflow declares these ten (pull_request not required).
-// Constraint secrets are never inputs: they belong to the target's own URL,
-// and GitHub shows inputs to anyone who can read the workflow run.
-func DispatchInputs(p Payload) (map[string]any, error) {
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	in := map[string]any{
-		"repository":   p.Repository,
-		"sha":          p.SHA,
-		"version":      p.Version,
-		"tag":          p.Tag,
-		"stage":        p.Stage,
-		"run_id":       p.RunID,
-		"attempt":      strconv.Itoa(p.Attempt),
-		"callback_url": p.CallbackURL,
-		"rollback":     strconv.FormatBool(p.Rollback),
-	}
-	if p.PullRequest != 0 {
-		in["pull_request"] = strconv.Itoa(p.PullRequest)
-	}
-	if len(in) > MaxDispatchInputs {
-		// A guard for whoever adds the eleventh: GitHub would answer 422.
-		return nil, errors.New("dispatch: more than 10 inputs")
-	}
-	return in, nil
 }

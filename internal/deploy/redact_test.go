@@ -73,7 +73,7 @@ alarms:
 			"PROD_KEY": "qa-key-222-prod", "ALARM_PW": "alarmpw-444",
 		}[k]
 		return v, ok
-	})
+	}, DriversForTest.Kinds())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ targets:
     url: https://other.example/hook
     constraints: {deploy_key: '${OTHER_KEY}'}
     repos: [acme/api]
-`, tt.url(srv.URL))), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, tt.url(srv.URL))), func(k string) (string, bool) { v, ok := env[k]; return v, ok }, DriversForTest.Kinds())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -18,12 +18,12 @@ const (
 	DefaultMaxDelay       = 15 * time.Second
 )
 
-// RetryPolicy bounds how hard Trigger tries one HTTP target. Zero fields
+// RetryPolicy bounds how hard Env.Post tries one HTTP target. Zero fields
 // take the defaults above.
 type RetryPolicy struct {
 	// MaxAttempts counts the first attempt.
 	MaxAttempts int
-	// Budget bounds one Trigger call: the time spent in attempts plus the
+	// Budget bounds one Post call: the time spent in attempts plus the
 	// waits between them. Waits are counted as requested rather than
 	// measured, so an injected Sleep keeps the accounting right.
 	Budget time.Duration

@@ -3,7 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
@@ -22,22 +22,22 @@ import (
 // Echo's JSON or an error message, not a stall on an endless body.
 const maxResponse = 64 << 10
 
-// DispatchClients returns the GitHub client to dispatch a workflow in
-// repository ("owner/name"), normally the installation client of the App
-// installation that covers it (internal/github.Apps.Installation), or the
-// Action's token client.
-type DispatchClients func(ctx context.Context, repository string) (*gh.Client, error)
+// GitHubClients returns the GitHub client to call repository ("owner/
+// name") with, normally the installation client of the App installation
+// that covers it (internal/github.Apps.Installation), or the Action's token
+// client: for kinds that call GitHub, such as github-dispatch.
+type GitHubClients func(ctx context.Context, repository string) (*gh.Client, error)
 
-// Triggerer sends triggers. Its fields are read-only after first use; it
-// is safe for concurrent use.
-type Triggerer struct {
-	// HTTP sends spinnaker and webhook triggers; nil means a client over
-	// http.DefaultTransport. Its redirect policy is overridden: a redirect
-	// is never followed (see the package documentation).
+// Env is what every driver is given: the ways out all kinds share. Its
+// fields are read-only after first use.
+type Env struct {
+	// HTTP sends requests to targets; nil means a client over
+	// http.DefaultTransport. Post overrides its redirect policy: a
+	// redirect is never followed (see the package documentation).
 	HTTP  *http.Client
 	Retry RetryPolicy
-	// Dispatch is required for github-dispatch targets only.
-	Dispatch DispatchClients
+	// GitHub is required by the kinds that call GitHub only.
+	GitHub GitHubClients
 	// Log receives one line per attempt outcome, naming target, kind and
 	// host only; nil means slog.Default().
 	Log *slog.Logger
@@ -45,27 +45,31 @@ type Triggerer struct {
 	Version string
 }
 
+// Triggerer is the rollout engine's way out to its targets: it finds each
+// target's driver and gives it the Env. It is safe for concurrent use.
+type Triggerer struct {
+	Env
+	// Drivers are the kinds of target it can reach; nil reaches none.
+	Drivers *Registry
+}
+
 // Result is an accepted trigger.
 type Result struct {
-	// EventID is Echo's eventId for spinnaker targets (keep it on the stage
-	// execution for Gate polling); empty for the other kinds.
+	// EventID is what the deploy is found by later (Check.Ref): Echo's
+	// eventId for spinnaker targets, kept on the stage execution for
+	// polling; empty for kinds that need none.
 	EventID string
 	// Attempts is how many requests it took, at least 1.
 	Attempts int
 }
 
-// Trigger sends p to target t, retrying transient failures per the policy
-// (github-dispatch: see the package documentation). A nil error means the
-// target accepted the trigger, not that anything deployed.
+// Trigger sends p to target t through its kind's driver. A nil error
+// means the target accepted the trigger, not that anything deployed.
 func (tr *Triggerer) Trigger(ctx context.Context, t config.Target, p Payload) (_ Result, err error) {
-	red := scrubber(t, p)
-	defer func() { err = scrubbed(err, red) }()
-	op := fmt.Sprintf("trigger stage %s via %s", p.Stage, t.Name)
-	if p.Rollback {
-		op = fmt.Sprintf("trigger rollback of stage %s via %s", p.Stage, t.Name)
-	}
+	op, red := TriggerOp(t, p), Scrubber(t, p)
+	defer func() { err = scrubbed(err, red, op, t) }()
 	fail := func(msg string) (Result, error) {
-		return Result{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true, msg: msg}
+		return Result{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true, Msg: msg}
 	}
 	if err := t.Err(); err != nil {
 		return fail(err.Error())
@@ -73,25 +77,92 @@ func (tr *Triggerer) Trigger(ctx context.Context, t config.Target, p Payload) (_
 	if err := p.Validate(); err != nil {
 		return fail(err.Error())
 	}
-	switch t.Kind {
-	case config.KindSpinnaker, config.KindWebhook:
-		return tr.post(ctx, op, t, p, red)
-	case config.KindGitHubDispatch:
-		return tr.dispatch(ctx, op, t, p, red)
-	default:
+	d, ok := tr.Drivers.Driver(t.Kind)
+	if !ok {
 		return fail(fmt.Sprintf("unknown target kind %q", t.Kind))
 	}
+	return d.Trigger(ctx, &tr.Env, t, p)
 }
 
-func (tr *Triggerer) log() *slog.Logger {
-	if tr.Log != nil {
-		return tr.Log
+// Learns says how the outcome of a deploy to t reaches shipbot; a target
+// of no known kind is waited for by callback.
+func (tr *Triggerer) Learns(t config.Target) Learning {
+	d, ok := tr.Drivers.Driver(t.Kind)
+	if !ok {
+		return ByCallback
+	}
+	l := d.Learns(&tr.Env, t)
+	if _, polls := d.(Poller); l == ByPolling && !polls {
+		return ByCallback // a driver that cannot poll after all
+	}
+	return l
+}
+
+// Poll asks t's driver once how the deploy of c is going; Learns(t) must
+// be ByPolling. A permanent error says that polling stopped and why, which
+// the execution keeps (Overdue quotes it).
+func (tr *Triggerer) Poll(ctx context.Context, t config.Target, c Check) (Status, error) {
+	op, red := "poll "+t.Name, Scrubber(t, c.Payload)
+	p, ok := tr.poller(t)
+	if !ok {
+		return Status{}, scrubbed(&Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true,
+			Msg: fmt.Sprintf("target kind %q is not polled", t.Kind)}, red, op, t)
+	}
+	st, err := p.Poll(ctx, &tr.Env, t, c)
+	// Scrubbed before anything quotes its text.
+	err = scrubbed(err, red, op, t)
+	if err != nil && IsPermanent(err) {
+		return st, fmt.Errorf("%s%w", stoppedPrefix(p), err)
+	}
+	return st, err
+}
+
+// Overdue explains, for the reason of a stage whose timeout ran out,
+// what polling t found out; reason is the execution's reason so far,
+// which says why polling stopped if it did. "" adds nothing.
+func (tr *Triggerer) Overdue(t config.Target, c Check, reason string) string {
+	p, ok := tr.poller(t)
+	if !ok {
+		return ""
+	}
+	if strings.HasPrefix(reason, stoppedPrefix(p)) {
+		return reason
+	}
+	return p.Overdue(t, c)
+}
+
+func (tr *Triggerer) poller(t config.Target) (Poller, bool) {
+	if tr.Learns(t) != ByPolling {
+		return nil, false
+	}
+	d, _ := tr.Drivers.Driver(t.Kind)
+	p, ok := d.(Poller)
+	return p, ok
+}
+
+// stoppedPrefix begins the error of a poll that stopped polling.
+func stoppedPrefix(p Poller) string { return p.Polls() + " polling stopped: " }
+
+// TriggerOp says what a trigger of p to t is doing, for its errors:
+// "trigger stage qa via spinnaker-qa".
+func TriggerOp(t config.Target, p Payload) string {
+	if p.Rollback {
+		return fmt.Sprintf("trigger rollback of stage %s via %s", p.Stage, t.Name)
+	}
+	return fmt.Sprintf("trigger stage %s via %s", p.Stage, t.Name)
+}
+
+// Logger is where drivers log: Log, or slog.Default().
+func (e *Env) Logger() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
 	}
 	return slog.Default()
 }
 
-func (tr *Triggerer) userAgent() string {
-	v := tr.Version
+// UserAgent is shipbot/<Version>.
+func (e *Env) UserAgent() string {
+	v := e.Version
 	if v == "" {
 		v = "dev"
 	}
@@ -101,21 +172,21 @@ func (tr *Triggerer) userAgent() string {
 // client returns a copy of the configured client that never follows a
 // redirect: net/http would replay a 307/308 POST, body and secrets
 // included, to whatever host the Location names.
-func (tr *Triggerer) client() *http.Client {
+func (e *Env) client() *http.Client {
 	c := http.Client{}
-	if tr.HTTP != nil {
-		c = *tr.HTTP
+	if e.HTTP != nil {
+		c = *e.HTTP
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
 }
 
-// scrubber knows everything a response or an error about this trigger
-// could quote that must not be shown: every secret of the targets file
-// (the target's own and any other's, which a shared proxy or a misrouted
-// request may echo), and the callback URL, whose token lets its holder
-// report the stage's outcome.
-func scrubber(t config.Target, p Payload) *Redactor {
+// Scrubber knows everything a response or an error about a trigger of p
+// to t could quote that must not be shown: every secret of the targets
+// file (the target's own and any other's, which a shared proxy or a
+// misrouted request may echo), and the callback URL, whose token lets its
+// holder report the stage's outcome.
+func Scrubber(t config.Target, p Payload) *Redactor {
 	secrets := t.KnownSecrets()
 	if p.CallbackURL != "" {
 		secrets = append(secrets, p.CallbackURL)
@@ -127,6 +198,36 @@ func scrubber(t config.Target, p Payload) *Redactor {
 	}
 	return NewRedactor(secrets...)
 }
+
+// Answer is a target's 2xx answer to a Post, for the driver's Accept to
+// judge.
+type Answer struct {
+	Status int
+	// Body is the answer, at most 64 KiB of it; ReadErr says why the rest
+	// could not be read (the answer was cut off).
+	Body    []byte
+	ReadErr error
+	// URL is the target's URL reduced by RedactURL: safe to quote.
+	URL string
+	red *Redactor
+}
+
+// Snippet is the body as a short single line, scrubbed of every secret:
+// safe to quote.
+func (a Answer) Snippet() string { return Snippet(a.Body, a.red) }
+
+// Refusal is a 2xx answer that does not accept the trigger (a login page
+// where Echo's answer was due, say).
+type Refusal struct {
+	// Retry: the same request may yet be accepted (the answer was cut off).
+	Retry  bool
+	Reason string // short, for logs
+	Msg    string // for the error, safe to show
+}
+
+// Accept judges a target's 2xx answer: what the deploy is found by later
+// (Result.EventID), or why the answer does not accept the trigger.
+type Accept func(Answer) (eventID string, refused *Refusal)
 
 // outcome is what one attempt's answer means.
 type outcome struct {
@@ -141,20 +242,25 @@ type outcome struct {
 	cause    error  // sanitized
 }
 
-func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Payload, red *Redactor) (Result, error) {
+// Post sends p to t's URL as JSON (Body), signed when t has a signing
+// secret, retrying transient failures per e.Retry with the same body and
+// Idempotency-Key (see the package documentation). accept judges a 2xx
+// answer; nil takes any 2xx for an acceptance.
+func (e *Env) Post(ctx context.Context, t config.Target, p Payload, accept Accept) (Result, error) {
+	op, red := TriggerOp(t, p), Scrubber(t, p)
 	body, err := Body(t, p)
 	if err != nil {
-		return Result{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true, msg: err.Error()}
+		return Result{}, &Error{Op: op, Target: t.Name, Kind: t.Kind, Permanent: true, Msg: err.Error()}
 	}
-	pol := tr.Retry.withDefaults()
-	client := tr.client()
+	pol := e.Retry.withDefaults()
+	client := e.client()
 	key := p.IdempotencyKey()
 	sig := ""
 	if t.SigningSecret != "" {
 		sig = Sign(t.SigningSecret, body)
 	}
 	safeURL := RedactURL(t.URL)
-	log := tr.log().With(
+	log := e.Logger().With(
 		slog.String("target", t.Name), slog.String("kind", t.Kind), slog.String("host", host(t.URL)),
 		slog.String("stage", p.Stage), slog.String("run_id", p.RunID), slog.Int("attempt", p.Attempt),
 		slog.Bool("rollback", p.Rollback))
@@ -163,29 +269,29 @@ func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Pay
 	for try := 1; ; try++ {
 		timeout := min(pol.AttemptTimeout, pol.Budget-spent)
 		start := pol.Now()
-		o := tr.attempt(ctx, client, t, safeURL, body, key, sig, timeout, red, pol.Now)
+		o := e.attempt(ctx, client, t, safeURL, body, key, sig, timeout, red, accept, pol.Now)
 		spent += pol.Now().Sub(start)
 		if o.ok {
 			log.LogAttrs(ctx, slog.LevelInfo, "trigger accepted",
 				slog.Int("tries", try), slog.Int("status", o.status), slog.String("event_id", o.eventID))
 			return Result{EventID: o.eventID, Attempts: try}, nil
 		}
-		e := &Error{Op: op, Target: t.Name, Kind: t.Kind, StatusCode: o.status, Attempts: try, msg: o.msg, cause: o.cause}
+		fail := &Error{Op: op, Target: t.Name, Kind: t.Kind, StatusCode: o.status, Attempts: try, Msg: o.msg, Cause: o.cause}
 		giveUp := func(why string) (Result, error) {
-			e.why = why
-			attrs := []slog.Attr{slog.Int("tries", try), slog.String("reason", o.reason), slog.Bool("permanent", e.Permanent)}
+			fail.Why = why
+			attrs := []slog.Attr{slog.Int("tries", try), slog.String("reason", o.reason), slog.Bool("permanent", fail.Permanent)}
 			if why != "" {
 				attrs = append(attrs, slog.String("why", why))
 			}
 			log.LogAttrs(ctx, slog.LevelWarn, "trigger failed", attrs...)
-			return Result{}, e
+			return Result{}, fail
 		}
 		if ctx.Err() != nil {
-			e.ctxDone, e.cause = true, ctx.Err()
+			fail.ContextDone, fail.Cause = true, ctx.Err()
 			return giveUp("stopped: " + ctx.Err().Error())
 		}
 		if !o.retry {
-			e.Permanent = true
+			fail.Permanent = true
 			return giveUp("")
 		}
 		if try >= pol.MaxAttempts {
@@ -200,19 +306,19 @@ func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Pay
 		}
 		if left <= 0 || wait >= left {
 			if o.mandated {
-				e.RetryAfter = wait
+				fail.RetryAfter = wait
 				return giveUp(fmt.Sprintf("Retry-After %s exceeds the %s left of the retry budget", wait, max(left, 0)))
 			}
 			return giveUp(fmt.Sprintf("retry budget of %s spent", pol.Budget))
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= wait {
-			e.RetryAfter = wait
+			fail.RetryAfter = wait
 			return giveUp(fmt.Sprintf("next retry needs a wait of %s, past the context deadline", wait))
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "trigger failed, retrying",
 			slog.Int("tries", try), slog.String("reason", o.reason), slog.Duration("wait", wait))
 		if err := pol.Sleep(ctx, wait); err != nil {
-			e.ctxDone, e.cause = true, err
+			fail.ContextDone, fail.Cause = true, err
 			return giveUp("stopped while waiting to retry: " + err.Error())
 		}
 		spent += wait
@@ -221,8 +327,8 @@ func (tr *Triggerer) post(ctx context.Context, op string, t config.Target, p Pay
 
 // attempt makes one request. Every retry sends the same body, key and
 // signature, which is what lets the downstream deduplicate.
-func (tr *Triggerer) attempt(ctx context.Context, client *http.Client, t config.Target, safeURL string,
-	body []byte, key, sig string, timeout time.Duration, red *Redactor, now func() time.Time) outcome {
+func (e *Env) attempt(ctx context.Context, client *http.Client, t config.Target, safeURL string,
+	body []byte, key, sig string, timeout time.Duration, red *Redactor, accept Accept, now func() time.Time) outcome {
 	actx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, t.URL, bytes.NewReader(body))
@@ -232,7 +338,7 @@ func (tr *Triggerer) attempt(ctx context.Context, client *http.Client, t config.
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", tr.userAgent())
+	req.Header.Set("User-Agent", e.UserAgent())
 	req.Header.Set(IdempotencyKeyHeader, key)
 	if sig != "" {
 		req.Header.Set(SignatureHeader, sig)
@@ -240,15 +346,15 @@ func (tr *Triggerer) attempt(ctx context.Context, client *http.Client, t config.
 
 	resp, err := client.Do(req)
 	if err != nil {
-		cause := sanitize(err)
+		cause := Sanitize(err)
 		o := outcome{cause: cause}
 		switch {
 		case ctx.Err() != nil:
 			o.reason, o.msg = "stopped", fmt.Sprintf("POST %s: %v", safeURL, ctx.Err())
-		case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
+		case errors.Is(err, context.DeadlineExceeded) || IsTimeout(err):
 			o.retry, o.reason = true, "timeout"
 			o.msg = fmt.Sprintf("POST %s: no answer within %s", safeURL, timeout)
-		case isCertError(err):
+		case IsCertError(err):
 			o.reason = "tls"
 			o.msg = fmt.Sprintf("POST %s: %s", safeURL, red.Redact(cause.Error()))
 		default:
@@ -263,11 +369,17 @@ func (tr *Triggerer) attempt(ctx context.Context, client *http.Client, t config.
 	code := resp.StatusCode
 	switch {
 	case code/100 == 2:
-		if t.Kind != config.KindSpinnaker {
+		if accept == nil {
 			o.ok = true
 			return o
 		}
-		return echoAnswer(o, data, readErr, safeURL, red)
+		id, refused := accept(Answer{Status: code, Body: data, ReadErr: readErr, URL: safeURL, red: red})
+		if refused == nil {
+			o.ok, o.eventID = true, id
+			return o
+		}
+		o.retry, o.reason, o.msg = refused.Retry, refused.Reason, refused.Msg
+		return o
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests ||
 		(code >= 500 && code != http.StatusNotImplemented):
 		o.retry = true
@@ -277,46 +389,14 @@ func (tr *Triggerer) attempt(ctx context.Context, client *http.Client, t config.
 		return o
 	}
 	o.msg = fmt.Sprintf("%s from %s", resp.Status, safeURL)
-	if s := snippet(data, red); s != "" {
+	if s := Snippet(data, red); s != "" {
 		o.msg += ": " + s
 	}
 	return o
 }
 
-// echoAnswer checks a 2xx from a spinnaker target. Echo answers
-// {"eventProcessed":true,"eventId":"…"}; anything else on a 2xx means
-// something other than Echo answered (an auth proxy's login page, a
-// wrong path on a catch-all server), and calling that accepted would
-// report a deploy that never started.
-func echoAnswer(o outcome, data []byte, readErr error, safeURL string, red *Redactor) outcome {
-	var ans struct {
-		EventProcessed *bool  `json:"eventProcessed"`
-		EventID        string `json:"eventId"`
-	}
-	if readErr != nil {
-		// The answer was cut off; the event may or may not be in.
-		o.retry, o.reason = true, "read error"
-		o.msg = fmt.Sprintf("%d from %s, reading the answer: %v", o.status, safeURL, sanitize(readErr))
-		return o
-	}
-	if err := json.Unmarshal(data, &ans); err != nil || ans.EventProcessed == nil {
-		o.reason = "not an Echo answer"
-		o.msg = fmt.Sprintf("%d from %s is not Spinnaker Echo's answer (want {\"eventProcessed\":true,\"eventId\":…})", o.status, safeURL)
-		if s := snippet(data, red); s != "" {
-			o.msg += ": " + s
-		}
-		return o
-	}
-	if !*ans.EventProcessed {
-		o.reason = "event not processed"
-		o.msg = fmt.Sprintf("%d from %s: Echo did not process the event", o.status, safeURL)
-		return o
-	}
-	o.ok, o.eventID = true, ans.EventID
-	return o
-}
-
-func isTimeout(err error) bool {
+// IsTimeout reports whether err is a request's timeout.
+func IsTimeout(err error) bool {
 	var te interface{ Timeout() bool }
 	return errors.As(err, &te) && te.Timeout()
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/lease"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/release"
 	"github.com/shipbot/shipbot/internal/report"
@@ -225,20 +226,18 @@ func (c *Coordinator) ttl() time.Duration {
 // work; then Process returns at once, and that holder, which looks for
 // open runs again after giving the lease up, takes this one too.
 func (c *Coordinator) Process(ctx context.Context, repo string) error {
-	lease := "release:" + repo
+	name := "release:" + repo
 	// The holder is this call, not just this process: the worker and the
 	// sweeper of one process call Process concurrently, and under one owner
 	// name each would take the other's lease for its own.
-	holder := c.Owner + "/" + store.NewID()[:12]
+	k := &lease.Keeper{Store: c.Store, Owner: c.Owner + "/" + store.NewID()[:12], TTL: c.ttl(), Log: c.Log}
 	for {
-		ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl())
-		if err != nil || !ok {
+		release, held, err := k.Hold(ctx, name)
+		if err != nil || !held {
 			return err
 		}
-		err = c.drain(ctx, repo, lease, holder)
-		if rerr := c.Store.ReleaseLease(context.WithoutCancel(ctx), lease, holder); rerr != nil {
-			c.Log.Warn("release lease", "lease", lease, "err", rerr)
-		}
+		err = c.drain(ctx, repo, k, name)
+		release()
 		if errors.Is(err, errPairWait) {
 			return nil // Run comes back when the wait is over
 		}
@@ -255,7 +254,7 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 }
 
 // drain evaluates the open runs of repo in merge order until none is left.
-func (c *Coordinator) drain(ctx context.Context, repo, lease, holder string) error {
+func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, name string) error {
 	renewed := time.Now() // Process has just taken the lease
 	// Runs that let an earlier merge go first since a run last finished:
 	// meeting one again would mean history loops, which it cannot.
@@ -311,11 +310,9 @@ func (c *Coordinator) drain(ctx context.Context, repo, lease, holder string) err
 		}
 		// Renew the lease once a third of its TTL has passed (not after
 		// every run: each renewal is a write, and a burst has many runs).
-		if time.Since(renewed) > c.ttl()/3 {
-			renewed = time.Now()
-			if ok, err := c.Store.AcquireLease(ctx, lease, holder, c.ttl()); err != nil || !ok {
-				return fmt.Errorf("lost lease %s: %w", lease, err)
-			}
+		var ok bool
+		if renewed, ok, err = k.Renew(ctx, name, renewed); err != nil || !ok {
+			return fmt.Errorf("lost lease %s: %w", name, err)
 		}
 	}
 }

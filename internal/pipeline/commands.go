@@ -6,48 +6,73 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/shipbot/shipbot/internal/chatops"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
-// Do carries out a /shipbot command on the rollout of a merged pull
-// request (it implements chatops.Operator; the handler has checked the
-// commenter's permission). Commands change the pipeline under its lease and
+// Verb is what a Command asks.
+type Verb string
+
+const (
+	Deploy   Verb = "deploy"   // deploy a stage a label skipped (Force: past window and alarms)
+	Retry    Verb = "retry"    // try a failed stage again
+	Rollback Verb = "rollback" // put back the stage's previous version
+	Freeze   Verb = "freeze"   // hold every new stage start of the pipeline
+	Unfreeze Verb = "unfreeze" // let them go again
+	Status   Verb = "status"   // where the rollout stands
+)
+
+// Command is a change a person asks of a merged pull request's rollout
+// (ChatOps speaks to the engine in these); whoever sends it has checked
+// that Actor may.
+type Command struct {
+	Verb  Verb
+	Repo  string // owner/name
+	PR    int
+	Stage string // deploy, retry, rollback
+	Force bool   // deploy past window and alarms
+	// Reason is a freeze's reason, from the actor.
+	Reason string
+	Actor  string // the login of who asked
+}
+
+// Refusal is a command the engine declined, for a reason the user can
+// act on ("prod was not skipped", "v1.2.0 is older than what prod runs").
+// The reason is GitHub Markdown: outside text in it is escaped.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return r.Reason }
+
+// Do carries out a command on the rollout of a merged pull request (it
+// implements chatops.Operator; the handler has checked the commenter's
+// permission). Commands change the pipeline under its lease and
 // its in-process lock, as a step of the engine does, so the scheduler never
 // decides on a state a command is changing; what they cannot do safely
 // (a version older than what a stage runs, a stage busy with another
 // deploy) is refused with the reason.
-func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
+func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 	e.init()
 	rr, err := e.Store.RolloutByPR(ctx, req.Repo, req.PR)
 	if errors.Is(err, store.ErrNotFound) {
-		return "", &chatops.Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
+		return "", &Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
 	}
 	if err != nil {
 		return "", err
 	}
-	if req.Verb == chatops.VerbStatus {
+	if req.Verb == Status {
 		return statusText(rr), nil // reads only: no lock
 	}
 	key := rr.PipelineKey
-	defer e.pipes.Lock(key)()
-	lease := "pipeline:" + key
-	ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
+	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
 	if err != nil {
 		return "", err
 	}
-	if !ok {
-		return "", &chatops.Refusal{Reason: "another shipbot replica is working on this pipeline right now; try again in a minute."}
+	if !held {
+		return "", &Refusal{Reason: "another shipbot replica is working on this pipeline right now; try again in a minute."}
 	}
-	e.mu.Lock()
-	_, kept := e.leases[lease]
-	e.mu.Unlock()
-	if !kept {
-		defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
-	}
+	defer release()
 	// Read the run again under the lock: what a command checks is what
 	// it changes, not what a step changed since.
 	if rr, err = e.Store.GetRollout(ctx, rr.ID); err != nil {
@@ -59,19 +84,16 @@ func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
 	}
 	var text string
 	switch req.Verb {
-	case chatops.VerbFreeze:
-		if err := e.Store.Freeze(ctx, key, req.Reason, req.Actor); err != nil {
+	case Freeze:
+		if err := e.freeze(ctx, key, req.Reason, req.Actor); err != nil {
 			return "", err
 		}
 		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.cfg.Pipeline)
-	case chatops.VerbUnfreeze:
-		if _, frozen, err := e.Store.Frozen(ctx, key); err != nil {
+	case Unfreeze:
+		if frozen, err := e.unfreeze(ctx, key); err != nil {
 			return "", err
 		} else if !frozen {
-			return "", &chatops.Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.cfg.Pipeline)}
-		}
-		if err := e.Store.Unfreeze(ctx, key); err != nil {
-			return "", err
+			return "", &Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.cfg.Pipeline)}
 		}
 		text = fmt.Sprintf("Unfroze pipeline %s.", r.cfg.Pipeline)
 	default:
@@ -80,11 +102,11 @@ func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
 			return "", err
 		}
 		switch req.Verb {
-		case chatops.VerbDeploy:
+		case Deploy:
 			text, err = e.deployStage(ctx, r, s, idx, req)
-		case chatops.VerbRetry:
+		case Retry:
 			text, err = e.retryStage(ctx, r, s, idx, req)
-		case chatops.VerbRollback:
+		case Rollback:
 			text, err = e.rollbackStage(ctx, r, s, idx, req)
 		default:
 			return "", fmt.Errorf("unknown command %q", req.Verb)
@@ -92,7 +114,7 @@ func (e *Engine) Do(ctx context.Context, req chatops.Request) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		e.emit(r, s.Name, "command", fmt.Sprintf("%s by @%s", req.Command.Verb, req.Actor))
+		e.emit(r, s.Name, "command", fmt.Sprintf("%s by @%s", req.Verb, req.Actor))
 	}
 	e.Log.Info("command", "run", rr.ID, "repo", rr.Repo, "pr", rr.PR, "verb", req.Verb, "stage", req.Stage,
 		"force", req.Force, "actor", req.Actor)
@@ -110,7 +132,7 @@ func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {
 		for _, st := range r.Stages {
 			names = append(names, st.Name)
 		}
-		return config.Stage{}, 0, &chatops.Refusal{Reason: fmt.Sprintf("%s has no stage %q; its stages are %s.", r.Tag, name, strings.Join(names, ", "))}
+		return config.Stage{}, 0, &Refusal{Reason: fmt.Sprintf("%s has no stage %q; its stages are %s.", r.Tag, name, strings.Join(names, ", "))}
 	}
 	return s, row.Index, nil
 }
@@ -128,10 +150,10 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 		case schedule.Pending:
 		case schedule.Skipped:
 			if to == schedule.Active {
-				return &chatops.Refusal{Reason: fmt.Sprintf("%s went on past %s (%s was skipped); only the last stage a version reached is rolled back.", r.Tag, s.Name, r.Stages[j].Name)}
+				return &Refusal{Reason: fmt.Sprintf("%s went on past %s (%s was skipped); only the last stage a version reached is rolled back.", r.Tag, s.Name, r.Stages[j].Name)}
 			}
 		default:
-			return &chatops.Refusal{Reason: fmt.Sprintf("%s has already reached %s, after %s.", r.Tag, r.Stages[j].Name, s.Name)}
+			return &Refusal{Reason: fmt.Sprintf("%s has already reached %s, after %s.", r.Tag, r.Stages[j].Name, s.Name)}
 		}
 	}
 	tag, newer, err := e.Store.NewerEntered(ctx, r.PipelineKey, idx, r.Order)
@@ -139,7 +161,7 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 		return err
 	}
 	if newer {
-		return &chatops.Refusal{Reason: fmt.Sprintf("%s has since been deployed to %s, and versions only go up in a stage; merge a new change instead.", tag, s.Name)}
+		return &Refusal{Reason: fmt.Sprintf("%s has since been deployed to %s, and versions only go up in a stage; merge a new change instead.", tag, s.Name)}
 	}
 	runs, err := e.load(ctx, r.PipelineKey)
 	if err != nil {
@@ -167,12 +189,12 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 	}
 	if err := st.Validate(); err != nil {
 		e.Log.Info("command refused: out of order", "run", r.ID, "stage", s.Name, "err", err)
-		return &chatops.Refusal{Reason: fmt.Sprintf("a newer version is already ahead of %s in the pipeline at or after %s; merge a new change instead.", r.Tag, s.Name)}
+		return &Refusal{Reason: fmt.Sprintf("a newer version is already ahead of %s in the pipeline at or after %s; merge a new change instead.", r.Tag, s.Name)}
 	}
 	return nil
 }
 
-func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req Command) (string, error) {
 	row, _ := stageRow(r, s.Name)
 	forceBy := ""
 	if req.Force {
@@ -193,7 +215,7 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 		return text, nil
 	case schedule.Pending:
 		if !req.Force {
-			return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
+			return "", &Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
 				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait.Text())), s.Name)}
 		}
 		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
@@ -201,20 +223,20 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 		}
 		return fmt.Sprintf("Forced: %s goes to %s past its deploy window and alarms (recorded); a freeze still holds it.", r.Tag, s.Name), nil
 	case schedule.Passed:
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is already deployed to %s.", r.Tag, s.Name)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s is already deployed to %s.", r.Tag, s.Name)}
 	case schedule.Active:
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is deploying to %s now.", r.Tag, s.Name)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s is deploying to %s now.", r.Tag, s.Name)}
 	case schedule.Failed, schedule.RolledBack:
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s failed in %s; use `/shipbot retry %s`.", r.Tag, s.Name, s.Name)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s failed in %s; use `/shipbot retry %s`.", r.Tag, s.Name, s.Name)}
 	}
-	return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is %s in %s; there is nothing to deploy.", r.Tag, row.State, s.Name)}
+	return "", &Refusal{Reason: fmt.Sprintf("%s is %s in %s; there is nothing to deploy.", r.Tag, row.State, s.Name)}
 }
 
-func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req Command) (string, error) {
 	row, _ := stageRow(r, s.Name)
 	st := row.State
 	if st != schedule.Failed && st != schedule.RolledBack {
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s did not fail in %s (it is %s); only a failed stage is retried.", r.Tag, s.Name, row.State)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s did not fail in %s (it is %s); only a failed stage is retried.", r.Tag, s.Name, row.State)}
 	}
 	if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 		return "", err
@@ -225,10 +247,10 @@ func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage,
 	return fmt.Sprintf("Retrying %s in %s as a new attempt.", r.Tag, s.Name), nil
 }
 
-func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req chatops.Request) (string, error) {
+func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req Command) (string, error) {
 	row, _ := stageRow(r, s.Name)
 	if row.State != schedule.Passed {
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is not deployed to %s (it is %s); only a deployed version is rolled back.", r.Tag, s.Name, row.State)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s is not deployed to %s (it is %s); only a deployed version is rolled back.", r.Tag, s.Name, row.State)}
 	}
 	if err := e.inOrder(ctx, r, s, idx, schedule.Active); err != nil {
 		return "", err
@@ -236,14 +258,14 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	if busy, ok, err := e.Store.ActiveAt(ctx, r.PipelineKey, idx); err != nil {
 		return "", err
 	} else if ok {
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("%s is busy deploying %s; freeze the pipeline first, then roll back once it is done.", s.Name, busy.Tag)}
+		return "", &Refusal{Reason: fmt.Sprintf("%s is busy deploying %s; freeze the pipeline first, then roll back once it is done.", s.Name, busy.Tag)}
 	}
 	version, tag, ok, err := e.Store.LastDeployed(ctx, r.PipelineKey, idx, r.Order)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
-		return "", &chatops.Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
+		return "", &Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
 	}
 	ex, err := e.newExecution(ctx, r, idx, s, true, version, tag)
 	if err != nil {
@@ -257,7 +279,7 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 
 func stateChanged(err error, stage string) error {
 	if errors.Is(err, store.ErrStateChanged) {
-		return &chatops.Refusal{Reason: fmt.Sprintf("%s changed while the command ran; look at the rollout and try again.", stage)}
+		return &Refusal{Reason: fmt.Sprintf("%s changed while the command ran; look at the rollout and try again.", stage)}
 	}
 	return err
 }
@@ -289,4 +311,55 @@ func statusText(rr store.RolloutRun) string {
 		fmt.Fprintf(&b, "- %s: %s\n", s.Name, markdown.Escape(state))
 	}
 	return b.String()
+}
+
+// Freeze holds every new stage start of the pipeline key until Unfreeze.
+// It is the one way to freeze, for the API as for /shipbot freeze.
+func (e *Engine) Freeze(ctx context.Context, key, reason, actor string) error {
+	e.init()
+	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
+	if err != nil {
+		return err
+	}
+	if held {
+		defer release()
+	}
+	// Without the lease (another replica drives the pipeline) the freeze
+	// still holds: that replica reads it before it starts any stage.
+	return e.freeze(ctx, key, reason, actor)
+}
+
+// Unfreeze lets the pipeline's stages start again; frozen reports whether
+// it was frozen.
+func (e *Engine) Unfreeze(ctx context.Context, key string) (frozen bool, err error) {
+	e.init()
+	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
+	if err != nil {
+		return false, err
+	}
+	if held {
+		defer release()
+	}
+	return e.unfreeze(ctx, key)
+}
+
+func (e *Engine) freeze(ctx context.Context, key, reason, actor string) error {
+	if err := e.Store.Freeze(ctx, key, reason, actor); err != nil {
+		return err
+	}
+	e.Log.Info("pipeline frozen", "pipeline", key, "actor", actor, "reason", reason)
+	e.Wake()
+	return nil
+}
+
+func (e *Engine) unfreeze(ctx context.Context, key string) (bool, error) {
+	if _, frozen, err := e.Store.Frozen(ctx, key); err != nil || !frozen {
+		return false, err
+	}
+	if err := e.Store.Unfreeze(ctx, key); err != nil {
+		return false, err
+	}
+	e.Log.Info("pipeline unfrozen", "pipeline", key)
+	e.Wake()
+	return true, nil
 }

@@ -2,7 +2,8 @@
 // pipeline's persisted state, asks the pure scheduler (internal/schedule)
 // what may happen now, carries the actions out (one transaction each), and
 // moves stage executions along: trigger, wait for the outcome (callback,
-// Gate polling or timeout), bake while watching alarms, roll back.
+// polling where the target's driver can ask, or timeout), bake while
+// watching alarms, roll back.
 //
 // Everything it knows is in the database, so a restarted process resumes
 // every unfinished rollout where it stood: a trigger that was being sent is
@@ -23,7 +24,7 @@ import (
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
-	"github.com/shipbot/shipbot/internal/keyed"
+	"github.com/shipbot/shipbot/internal/lease"
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
@@ -34,10 +35,6 @@ const (
 	Succeeded = rollout.Succeeded
 	Failed    = rollout.Failed
 )
-
-// reasonPollingStopped begins an execution's reason when GitHub refused
-// the workflow-run polling; the timeout's reason quotes it.
-const reasonPollingStopped = "workflow run polling stopped: "
 
 // Event is something the engine did, for narration (the demo) and tests.
 type Event struct {
@@ -53,10 +50,11 @@ type Event struct {
 
 // Engine runs rollouts.
 type Engine struct {
-	Store    store.Store
-	Targets  config.Targets
+	Store   store.Store
+	Targets config.Targets
+	// Trigger reaches the targets through their kinds' drivers: it sends
+	// triggers and asks those that can how a deploy went.
 	Trigger  *deploy.Triggerer
-	Poller   *deploy.Poller
 	Alarms   *alarm.Checker
 	Reporter Reporter
 	// PublicURL is the service's external URL; callback URLs hang off it.
@@ -73,7 +71,9 @@ type Engine struct {
 	// AlarmEvery is how often a baking or blocked stage's alarms are read;
 	// default 15s.
 	AlarmEvery time.Duration
-	// PollEvery is how often Spinnaker Gate is polled; default 10s.
+	// PollEvery is how often a deploy whose target's driver polls (a
+	// Spinnaker execution, a dispatched workflow run) is asked about;
+	// default 10s.
 	PollEvery time.Duration
 	// Observe, when set, is told of every event.
 	Observe func(Event)
@@ -92,17 +92,14 @@ type Engine struct {
 	mu      sync.Mutex
 	alarmAt map[string]alarmReading  // alarm name → last reading
 	configs map[[32]byte]config.Repo // parsed configurations by content
-	// keepLeases is set while Run runs; leases maps each pipeline lease
-	// kept to when it was last taken or renewed.
-	keepLeases bool
-	leases     map[string]time.Time
+	// leases holds each pipeline's lease and in-process lock while the
+	// pipeline is stepped or a command changes it; while Run runs, it
+	// keeps the leases it takes.
+	leases *lease.Keeper
 	// finishing holds the done runs being shown and taken out (see
 	// finish); bg waits for them.
 	finishing map[string]bool
 	bg        sync.WaitGroup
-	// pipes serializes a pipeline's steps and the commands that change it
-	// within this process (the lease does it between processes).
-	pipes keyed.Mutex
 }
 
 // Reporter shows a run's rollout on GitHub; the engine calls it after the
@@ -131,7 +128,7 @@ func (e *Engine) init() {
 		e.wake = make(chan struct{}, 1)
 		e.alarmAt = map[string]alarmReading{}
 		e.configs = map[[32]byte]config.Repo{}
-		e.leases = map[string]time.Time{}
+		e.leases = &lease.Keeper{Store: e.Store, Owner: e.Owner, TTL: leaseTTL, Log: e.Log}
 		e.finishing = map[string]bool{}
 		if e.Now == nil {
 			e.Now = time.Now
@@ -163,10 +160,8 @@ func (e *Engine) Wake() {
 // paid for every callback; it gives them up when it returns.
 func (e *Engine) Run(ctx context.Context) {
 	e.init()
-	e.mu.Lock()
-	e.keepLeases = true
-	e.mu.Unlock()
-	defer e.releaseLeases(context.WithoutCancel(ctx))
+	e.leases.Keep()
+	defer e.leases.ReleaseAll(context.WithoutCancel(ctx))
 	defer e.bg.Wait()
 	// The process before this one may have died before it showed its last
 	// changes on GitHub: show every run still in a rollout once.
@@ -212,33 +207,15 @@ func (e *Engine) Step(ctx context.Context) {
 // leaseTTL bounds how long a dead replica holds a pipeline.
 const leaseTTL = time.Minute
 
+// pipelineLease names the lease of a pipeline's rollout.
+func pipelineLease(key string) string { return "pipeline:" + key }
+
 func (e *Engine) stepPipeline(ctx context.Context, key string) error {
-	defer e.pipes.Lock(key)()
-	lease := "pipeline:" + key
-	e.mu.Lock()
-	keep := e.keepLeases
-	renewed, held := e.leases[lease]
-	e.mu.Unlock()
-	// A lease kept is renewed once a third of its TTL has passed, so it
-	// never comes within two thirds of a TTL of expiring while held.
-	if !held || time.Since(renewed) > leaseTTL/3 {
-		taken := time.Now()
-		ok, err := e.Store.AcquireLease(ctx, lease, e.Owner, leaseTTL)
-		if err != nil || !ok {
-			e.mu.Lock()
-			delete(e.leases, lease)
-			e.mu.Unlock()
-			return err
-		}
-		if keep {
-			e.mu.Lock()
-			e.leases[lease] = taken
-			e.mu.Unlock()
-		}
+	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
+	if err != nil || !held {
+		return err // another replica drives this pipeline
 	}
-	if !keep {
-		defer e.Store.ReleaseLease(context.WithoutCancel(ctx), lease, e.Owner)
-	}
+	defer release()
 	// Decide and act until nothing more can happen now: a skip can free
 	// the next stage, a finished execution the unit.
 	for range 16 {
@@ -256,23 +233,6 @@ func (e *Engine) stepPipeline(ctx context.Context, key string) error {
 		}
 	}
 	return nil
-}
-
-// releaseLeases gives up the pipeline leases Run kept.
-func (e *Engine) releaseLeases(ctx context.Context) {
-	e.mu.Lock()
-	names := make([]string, 0, len(e.leases))
-	for name := range e.leases {
-		names = append(names, name)
-	}
-	clear(e.leases)
-	e.keepLeases = false
-	e.mu.Unlock()
-	for _, name := range names {
-		if err := e.Store.ReleaseLease(ctx, name, e.Owner); err != nil {
-			e.Log.Warn("release lease", "lease", name, "err", err)
-		}
-	}
 }
 
 // pipelineRun is a run as the engine works with it.
@@ -399,7 +359,7 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	for _, w := range d.Waits {
 		r := byID[w.Run]
 		wait := waitOf(w, byID, stages, reason)
-		if cur, _ := stageRow(r, stages[w.Stage].Name); cur.Wait != wait {
+		if cur, _ := stageRow(r, stages[w.Stage].Name); !cur.Wait.Equal(wait) {
 			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait); err != nil {
 				return changed, err
 			}

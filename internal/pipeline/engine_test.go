@@ -477,6 +477,18 @@ func TestWindow(t *testing.T) {
 	if got := e.stage(rr.ID, "prod"); got.State != schedule.Pending || got.Wait.Text() != wait {
 		t.Fatalf("prod %s %q while the window is closed", got.State, got.Wait.Text())
 	}
+	// The wait is news once, not on every pass the engine makes over it
+	// (a window's opening read back from the store must equal the one
+	// worked out again).
+	waits := 0
+	for _, ev := range e.obs.all() {
+		if ev.RunID == rr.ID && ev.Stage == "prod" && ev.What == "waiting" {
+			waits++
+		}
+	}
+	if waits != 1 {
+		t.Errorf("prod's wait for the window was recorded %d times over 25 passes; want once", waits)
+	}
 
 	opened := time.Now()
 	e.clock.set(monday9.Add(time.Hour + 5*time.Second))

@@ -33,6 +33,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
@@ -189,7 +190,7 @@ func newEnv(t *testing.T, o options) *env {
 	targets, err := config.ParseTargets("targets.yml", []byte(o.targets(e.spin.srv.URL)), func(k string) (string, bool) {
 		v, ok := o.env[k]
 		return v, ok
-	})
+	}, drivers.New().Kinds())
 	if err != nil {
 		t.Fatalf("targets file: %v", err)
 	}

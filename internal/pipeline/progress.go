@@ -1,11 +1,10 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
@@ -96,33 +95,38 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	return false, nil
 }
 
-// countCalls adds the GitHub calls a github-dispatch target made for a
-// run (its dispatch, its polls) to the run's count.
+// countCalls adds the GitHub calls a target's driver made for a run (a
+// github-dispatch target's dispatch, its polls) to the run's count.
 func (e *Engine) countCalls(ctx context.Context, runID string, t *github.Tally) {
 	if err := e.Store.AddAPICalls(context.WithoutCancel(ctx), runID, t.N()); err != nil {
 		e.Log.Warn("count API calls", "run", runID, "err", err)
 	}
 }
 
-// timeoutReason says why an execution got no outcome in time; for a
-// github-dispatch stage, what polling found out.
+// timeoutReason says why an execution got no outcome in time, with what
+// the target's driver found out by polling, if it polls.
 func (e *Engine) timeoutReason(r *pipelineRun, s config.Stage, ex store.Execution) string {
 	t := e.target(s, r.Repo)
 	reason := fmt.Sprintf("no outcome reported within %s", s.EffectiveTimeout(t))
-	if t.Kind == config.KindGitHubDispatch && e.Trigger != nil && e.Trigger.Dispatch != nil {
-		key := deploy.Payload{RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt}.IdempotencyKey()
-		switch {
-		case strings.HasPrefix(ex.Reason, reasonPollingStopped):
-			// poll could not read GitHub (say, no actions: read).
-			reason += ": " + ex.Reason
-		case ex.EventID == "":
-			// Most likely the workflow's run-name lacks the key.
-			reason += fmt.Sprintf(": no callback, and no run of %s has %s in its title (its run-name must carry it: see README)", t.Workflow, key)
-		default:
-			reason += fmt.Sprintf(": workflow run %s still running", ex.EventID)
+	if e.Trigger != nil {
+		if why := e.Trigger.Overdue(t, e.check(r, s, t, ex), ex.Reason); why != "" {
+			reason += ": " + why
 		}
 	}
 	return reason
+}
+
+// check is what the target's driver is told about ex when it polls.
+func (e *Engine) check(r *pipelineRun, s config.Stage, t config.Target, ex store.Execution) deploy.Check {
+	return deploy.Check{
+		Payload: deploy.Payload{Repository: r.Repo, RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt},
+		// EventID holds what the deploy is found by (a workflow run, once
+		// found), so that a restart asks about that one again.
+		Ref:       ex.EventID,
+		Began:     ex.CreatedAt,
+		Triggered: ex.Deadline.Add(-s.EffectiveTimeout(t)),
+		Now:       e.Now(),
+	}
 }
 
 func (e *Engine) target(s config.Stage, repo string) config.Target {
@@ -178,9 +182,10 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		}
 		e.emit(r, s.Name, "triggered", fmt.Sprintf("%s via %s, attempt %d", ex.Tag, t.Name, ex.Attempt))
 		e.reported(ctx, r.ID)
-		if e.HandOff != nil && e.HandOff(t) {
-			// Nobody can tell this process the outcome (a hosted runner
-			// takes no callbacks): the downstream owns it from here.
+		if e.Trigger.Learns(t) == deploy.Never || e.HandOff != nil && e.HandOff(t) {
+			// Nobody can tell this process the outcome (the target's kind
+			// reports none, or a hosted runner takes no callbacks): the
+			// downstream owns it from here.
 			reason := "handed off to " + t.Name
 			ex.Pass = rollout.HandedOff
 			if ex.Rollback {
@@ -218,76 +223,38 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	}
 }
 
-// poll asks for the outcome where the target allows it: Spinnaker Gate
-// for a spinnaker target with gate_url, the dispatched workflow run for a
-// github-dispatch target. A callback may still come first.
+// poll asks the target's driver for the outcome, where it can ask (a
+// Spinnaker execution, a dispatched workflow run). A callback may still
+// come first.
 func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) (bool, error) {
 	t := e.target(s, r.Repo)
-	if t.Kind == config.KindGitHubDispatch {
-		return e.pollDispatch(ctx, r, s, t, ex)
-	}
-	if e.Poller == nil || t.GateURL == "" || ex.EventID == "" || e.Now().Before(ex.NextCheck) {
-		return false, nil
-	}
-	got, err := e.Poller.Poll(ctx, t, ex.EventID)
-	ex.NextCheck = e.Now().Add(e.PollEvery)
-	switch {
-	case err != nil && deploy.IsPermanent(err):
-		e.Log.Warn("gate polling stopped", "run", r.ID, "stage", s.Name, "err", err)
-		ex.NextCheck = ex.Deadline // wait for a callback or the timeout
-	case err == nil && got.State == deploy.StateSucceeded:
-		ex.URL = got.URL
-		return true, e.conclude(ctx, r, s, ex, Succeeded, "")
-	case err == nil && got.State == deploy.StateFailed:
-		ex.URL = got.URL
-		return true, e.conclude(ctx, r, s, ex, Failed, "Spinnaker execution "+got.Status)
-	}
-	return false, e.Store.UpdateExecution(ctx, ex)
-}
-
-// pollDispatch follows the workflow run a github-dispatch trigger started.
-func (e *Engine) pollDispatch(ctx context.Context, r *pipelineRun, s config.Stage, t config.Target, ex store.Execution) (bool, error) {
 	now := e.Now()
-	if e.Trigger == nil || e.Trigger.Dispatch == nil || now.Before(ex.NextCheck) {
+	if e.Trigger == nil || e.Trigger.Learns(t) != deploy.ByPolling || now.Before(ex.NextCheck) {
 		return false, nil
 	}
-	// EventID holds the workflow run once found, so that a restart
-	// reads that run instead of searching again.
-	runID, _ := strconv.ParseInt(ex.EventID, 10, 64)
 	var tally github.Tally
 	defer e.countCalls(ctx, r.ID, &tally)
-	ctx = github.WithTally(ctx, &tally)
-	p := deploy.Payload{Repository: r.Repo, RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt}
-	got, err := e.Trigger.PollDispatch(ctx, t, p, ex.CreatedAt, runID)
-	ex.NextCheck = now.Add(e.PollEvery)
+	got, err := e.Trigger.Poll(github.WithTally(ctx, &tally), t, e.check(r, s, t, ex))
+	ex.NextCheck = now.Add(max(e.PollEvery, got.Wait))
 	changed := false
 	switch {
 	case err != nil && deploy.IsPermanent(err):
-		e.Log.Warn("workflow run polling stopped", "run", r.ID, "stage", s.Name, "err", err)
+		e.Log.Warn("polling stopped", "run", r.ID, "stage", s.Name, "kind", t.Kind, "err", err)
 		// Wait for a callback or the timeout, which will say why.
 		ex.NextCheck = ex.Deadline
-		ex.Reason = reasonPollingStopped + err.Error()
+		ex.Reason = err.Error()
 	case err != nil:
 		// Transient: ask again next time.
-	case got.ID == 0:
-		// Not found yet. GitHub creates the run within seconds; after
-		// two minutes, look once a minute and say what is missing.
-		if triggered := ex.Deadline.Add(-s.EffectiveTimeout(t)); now.Sub(triggered) > 2*time.Minute {
-			ex.NextCheck = now.Add(max(e.PollEvery, time.Minute))
-			e.Log.Warn("no workflow run found for the dispatch yet", "run", r.ID, "stage", s.Name,
-				"workflow", t.Workflow, "title_must_contain", p.IdempotencyKey(),
-				"hint", "the dispatched workflow's run-name must carry the idempotency key (README)")
-		}
 	default:
-		if runID == 0 || ex.URL != got.URL {
-			// Found: the PR links to the run while it deploys.
-			ex.EventID, ex.URL, changed = strconv.FormatInt(got.ID, 10), got.URL, true
+		if got.Ref != "" && got.Ref != ex.EventID || got.URL != "" && got.URL != ex.URL {
+			// Found: the PR links to the deploy while it runs.
+			ex.EventID, ex.URL, changed = cmp.Or(got.Ref, ex.EventID), cmp.Or(got.URL, ex.URL), true
 		}
 		switch got.State {
 		case deploy.StateSucceeded:
 			return true, e.conclude(ctx, r, s, ex, Succeeded, "")
 		case deploy.StateFailed:
-			return true, e.conclude(ctx, r, s, ex, Failed, got.Reason())
+			return true, e.conclude(ctx, r, s, ex, Failed, got.Reason)
 		}
 	}
 	if err := e.Store.UpdateExecution(ctx, ex); err != nil {

@@ -81,6 +81,17 @@ type Wait struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Equal reports whether w and o say the same. Compare waits with it, not
+// ==: a window's opening read back from the store is the same instant in
+// another location, which == tells apart.
+func (w Wait) Equal(o Wait) bool {
+	if !w.Until.Equal(o.Until) {
+		return false
+	}
+	w.Until, o.Until = time.Time{}, time.Time{}
+	return w == o
+}
+
 // None reports whether w holds nothing.
 func (w Wait) None() bool { return w.Kind == 0 }
 

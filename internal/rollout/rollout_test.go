@@ -101,3 +101,20 @@ func TestProject(t *testing.T) {
 		t.Errorf("Count = %+v", n)
 	}
 }
+
+// A wait read back from the store names the same window opening in
+// another location; Equal takes them as the same, or every engine pass
+// would record the wait again.
+func TestWaitEqual(t *testing.T) {
+	opens := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
+	w := Wait{Kind: schedule.Window, Until: opens}
+	enc, _ := MarshalWait(w)
+	back, _ := UnmarshalWait(enc)
+	back.Until = back.Until.In(time.FixedZone("KST", 9*3600))
+	if !w.Equal(back) {
+		t.Errorf("%+v and %+v differ", w, back)
+	}
+	if w.Equal(Wait{Kind: schedule.Window, Until: opens.Add(time.Minute)}) || w.Equal(Wait{Kind: schedule.Alarm, Until: opens}) {
+		t.Error("different waits are Equal")
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/dashboard"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	"github.com/shipbot/shipbot/internal/merge"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
@@ -33,6 +34,9 @@ type Bot struct {
 	Log     *slog.Logger
 	Owner   string
 	Targets config.Targets
+	// Drivers are the kinds of target, the registry Targets was parsed
+	// with; nil means drivers.New().
+	Drivers *deploy.Registry
 	// PublicURL is the service's external URL (callback URLs).
 	PublicURL string
 	// TokenKey derives callback tokens; the webhook secret serves.
@@ -73,12 +77,15 @@ func (b Bot) Build() Parts {
 	reporter := &report.Rollouts{Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments,
 		Deployments: &report.Deployments{Store: b.Store, PublicURL: b.PublicURL},
 		Log:         b.Log.With("component", "report"), Delay: b.ReportDelay}
+	reg := b.Drivers
+	if reg == nil {
+		reg = drivers.New()
+	}
 	engine := &pipeline.Engine{
 		Store:   b.Store,
 		Targets: b.Targets,
-		Trigger: &deploy.Triggerer{HTTP: b.HTTP, Log: b.Log.With("component", "deploy"), Version: b.Version,
-			Dispatch: b.dispatchClient},
-		Poller:    &deploy.Poller{HTTP: b.HTTP, Log: b.Log.With("component", "gate"), Version: b.Version},
+		Trigger: &deploy.Triggerer{Drivers: reg, Env: deploy.Env{
+			HTTP: b.HTTP, Log: b.Log.With("component", "deploy"), Version: b.Version, GitHub: b.dispatchClient}},
 		Alarms:    &alarm.Checker{HTTP: b.HTTP, Log: b.Log.With("component", "alarm"), Version: b.Version},
 		Reporter:  reporter,
 		PublicURL: b.PublicURL,
@@ -101,7 +108,7 @@ func (b Bot) Build() Parts {
 			return nil
 		}}
 	ops := &chatops.Handler{Clients: b.Clients, Operator: engine, Log: b.Log.With("component", "chatops")}
-	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, ReadToken: b.DashboardToken, Wake: engine.Wake}
+	a := &api.API{Store: b.Store, Callbacks: engine, Token: b.APIToken, ReadToken: b.DashboardToken, Freezer: engine}
 	d := &dashboard.Dashboard{Store: b.Store, Token: b.DashboardToken, Log: b.Log.With("component", "dashboard")}
 	return Parts{
 		Handlers:    []webhook.Handler{coord, prev, ops},

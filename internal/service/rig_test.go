@@ -32,6 +32,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
@@ -159,7 +160,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 			return deployKey, true
 		}
 		return "", false
-	})
+	}, drivers.New().Kinds())
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package deploy
+package spinnaker
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,7 +19,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/webhook"
 )
 
 const (
@@ -30,8 +33,8 @@ const (
 	testCallToken = "tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 )
 
-func testPayload() Payload {
-	return Payload{
+func testPayload() deploy.Payload {
+	return deploy.Payload{
 		Repository: "acme/api", SHA: "0123456789abcdef0123456789abcdef01234567",
 		Version: "1.4.2", Tag: "v1.4.2", Stage: "qa", PullRequest: 123,
 		RunID: "run-42", Attempt: 1, CallbackURL: testCallback,
@@ -40,7 +43,7 @@ func testPayload() Payload {
 
 func spinnakerTarget(url string) config.Target {
 	return config.Target{
-		Name: "spinnaker-qa", Kind: config.KindSpinnaker, URL: url,
+		Name: "spinnaker-qa", Kind: Kind, URL: url,
 		Constraints:   map[string]string{"deploy_key": testSecret},
 		SigningSecret: testHMAC,
 		Repos:         []string{"acme/api"},
@@ -85,23 +88,31 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+func newTestLogger(w *lockedBuffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 type fixture struct {
-	tr     *Triggerer
+	tr     *deploy.Triggerer
 	sleeps *sleepRecorder
 	logs   *lockedBuffer
 }
 
 func newFixture() *fixture {
 	f := &fixture{sleeps: &sleepRecorder{}, logs: &lockedBuffer{}}
-	f.tr = &Triggerer{
-		Retry: RetryPolicy{
+	// The spinnaker kind, and the webhook kind to compare it with.
+	drivers := deploy.NewRegistry()
+	drivers.Register(Driver{})
+	drivers.Register(webhook.Driver{})
+	f.tr = &deploy.Triggerer{Drivers: drivers, Env: deploy.Env{
+		Retry: deploy.RetryPolicy{
 			MaxAttempts: 4, Budget: time.Minute, AttemptTimeout: 5 * time.Second,
 			Sleep: f.sleeps.sleep,
 			Rand:  func(n time.Duration) time.Duration { return n }, // the ceiling, deterministically
 		},
 		Log:     slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Version: "1.2.3",
-	}
+	}}
 	return f
 }
 
@@ -207,7 +218,7 @@ func TestPayloadFieldsAndTypes(t *testing.T) {
 	if _, ok := rbFields["pull_request"]; ok {
 		t.Errorf("PR-less payload has pull_request: %s", evs[1].Body)
 	}
-	if got := evs[1].Header.Get(IdempotencyKeyHeader); got != "run-42-qa-2" {
+	if got := evs[1].Header.Get(deploy.IdempotencyKeyHeader); got != "run-42-qa-2" {
 		t.Errorf("rollback Idempotency-Key = %q, want a new key run-42-qa-2", got)
 	}
 }
@@ -219,16 +230,16 @@ func TestHeadersAndSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := spinnakerTarget(echo.url("plain"))
-	hook.Kind, hook.SigningSecret = config.KindWebhook, ""
+	hook.Kind, hook.SigningSecret = webhook.Kind, ""
 	if _, err := f.tr.Trigger(context.Background(), hook, testPayload()); err != nil {
 		t.Fatal(err)
 	}
 	evs := echo.received()
 	h := evs[0].Header
 	for name, want := range map[string]string{
-		"Content-Type":       "application/json",
-		IdempotencyKeyHeader: "run-42-qa-1",
-		"User-Agent":         "shipbot/1.2.3",
+		"Content-Type":              "application/json",
+		deploy.IdempotencyKeyHeader: "run-42-qa-1",
+		"User-Agent":                "shipbot/1.2.3",
 	} {
 		if got := h.Get(name); got != want {
 			t.Errorf("%s = %q, want %q", name, got, want)
@@ -237,12 +248,12 @@ func TestHeadersAndSignature(t *testing.T) {
 	mac := hmac.New(sha256.New, []byte(testHMAC))
 	mac.Write(evs[0].Body)
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	got := h.Get(SignatureHeader)
+	got := h.Get(deploy.SignatureHeader)
 	if !hmac.Equal([]byte(got), []byte(want)) {
-		t.Errorf("%s = %q, want %q", SignatureHeader, got, want)
+		t.Errorf("%s = %q, want %q", deploy.SignatureHeader, got, want)
 	}
-	if s := evs[1].Header.Get(SignatureHeader); s != "" {
-		t.Errorf("unsigned target sent %s: %q", SignatureHeader, s)
+	if s := evs[1].Header.Get(deploy.SignatureHeader); s != "" {
+		t.Errorf("unsigned target sent %s: %q", deploy.SignatureHeader, s)
 	}
 }
 
@@ -264,13 +275,13 @@ func TestRetry502ThenSuccessSameBodyAndKey(t *testing.T) {
 	if !bytes.Equal(evs[0].Body, evs[1].Body) {
 		t.Errorf("retry changed the body:\n%s\n%s", evs[0].Body, evs[1].Body)
 	}
-	for _, h := range []string{IdempotencyKeyHeader, SignatureHeader} {
+	for _, h := range []string{deploy.IdempotencyKeyHeader, deploy.SignatureHeader} {
 		if a, b := evs[0].Header.Get(h), evs[1].Header.Get(h); a != b || a == "" {
 			t.Errorf("%s: %q then %q, want the same", h, a, b)
 		}
 	}
-	if w := f.sleeps.waits(); len(w) != 1 || w[0] != DefaultBaseDelay {
-		t.Errorf("waits = %v, want one full-jitter backoff ≤ %s", w, DefaultBaseDelay)
+	if w := f.sleeps.waits(); len(w) != 1 || w[0] != deploy.DefaultBaseDelay {
+		t.Errorf("waits = %v, want one full-jitter backoff ≤ %s", w, deploy.DefaultBaseDelay)
 	}
 }
 
@@ -279,11 +290,11 @@ func TestClientErrorFailsAtOnce(t *testing.T) {
 	echo.failNext(http.StatusBadRequest, `{"message":"no such source"}`)
 	f := newFixture()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(echo.url("api-qa")), testPayload())
-	var e *Error
+	var e *deploy.Error
 	if !errors.As(err, &e) {
-		t.Fatalf("err = %v, want *Error", err)
+		t.Fatalf("err = %v, want *deploy.Error", err)
 	}
-	if !IsPermanent(err) || errors.Is(err, ErrExhausted) {
+	if !deploy.IsPermanent(err) || errors.Is(err, deploy.ErrExhausted) {
 		t.Errorf("400 should be permanent: %v", err)
 	}
 	if e.Attempts != 1 || e.StatusCode != 400 || len(echo.received()) != 1 || len(f.sleeps.waits()) != 0 {
@@ -317,8 +328,8 @@ func TestRetryAfterBeyondBudgetGivesUp(t *testing.T) {
 	echo.failNext(http.StatusTooManyRequests, "", "Retry-After", "3600")
 	f := newFixture()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(echo.url("api-qa")), testPayload())
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrExhausted) || IsPermanent(err) {
+	var e *deploy.Error
+	if !errors.As(err, &e) || !errors.Is(err, deploy.ErrExhausted) || deploy.IsPermanent(err) {
 		t.Fatalf("err = %v, want retries exhausted", err)
 	}
 	if e.RetryAfter != time.Hour || len(f.sleeps.waits()) != 0 {
@@ -333,7 +344,7 @@ func TestServerErrorsExhaustAttempts(t *testing.T) {
 	}
 	f := newFixture()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(echo.url("api-qa")), testPayload())
-	if !errors.Is(err, ErrExhausted) || IsPermanent(err) {
+	if !errors.Is(err, deploy.ErrExhausted) || deploy.IsPermanent(err) {
 		t.Fatalf("err = %v, want exhausted", err)
 	}
 	if n := len(echo.received()); n != 4 {
@@ -370,7 +381,7 @@ func TestHangingTargetTimesOutWithinBudget(t *testing.T) {
 	start := time.Now()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(srv.URL+"/webhooks/webhook/api-qa"), testPayload())
 	elapsed := time.Since(start)
-	if !errors.Is(err, ErrExhausted) {
+	if !errors.Is(err, deploy.ErrExhausted) {
 		t.Fatalf("err = %v, want exhausted", err)
 	}
 	mu.Lock()
@@ -393,7 +404,7 @@ func TestHangingTargetTimesOutWithinBudget(t *testing.T) {
 	f2.tr.Retry.MaxAttempts = 100
 	start = time.Now()
 	_, err = f2.tr.Trigger(context.Background(), spinnakerTarget(srv.URL+"/webhooks/webhook/api-qa"), testPayload())
-	if !errors.Is(err, ErrExhausted) || time.Since(start) > time.Second {
+	if !errors.Is(err, deploy.ErrExhausted) || time.Since(start) > time.Second {
 		t.Errorf("budgeted call: err %v after %s", err, time.Since(start))
 	}
 }
@@ -404,8 +415,8 @@ func TestConnectionRefusedRetried(t *testing.T) {
 	srv.Close()
 	f := newFixture()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(url+"/webhooks/webhook/api-qa"), testPayload())
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrExhausted) || e.Attempts != 4 {
+	var e *deploy.Error
+	if !errors.As(err, &e) || !errors.Is(err, deploy.ErrExhausted) || e.Attempts != 4 {
 		t.Fatalf("err = %v, want 4 attempts then exhausted", err)
 	}
 }
@@ -418,7 +429,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	t.Cleanup(srv.Close)
 	f := newFixture()
 	_, err := f.tr.Trigger(context.Background(), spinnakerTarget(srv.URL+"/hook"), testPayload())
-	if !IsPermanent(err) || !strings.Contains(err.Error(), "redirects are not followed") {
+	if !deploy.IsPermanent(err) || !strings.Contains(err.Error(), "redirects are not followed") {
 		t.Errorf("err = %v, want a permanent redirect error", err)
 	}
 	if n := len(other.received()); n != 0 {
@@ -434,11 +445,11 @@ func TestSpinnakerAnswerMustBeEcho(t *testing.T) {
 	t.Cleanup(srv.Close)
 	f := newFixture()
 	tgt := spinnakerTarget(srv.URL + "/webhooks/webhook/api-qa")
-	if _, err := f.tr.Trigger(context.Background(), tgt, testPayload()); !IsPermanent(err) {
+	if _, err := f.tr.Trigger(context.Background(), tgt, testPayload()); !deploy.IsPermanent(err) {
 		t.Errorf("spinnaker target answering HTML: err = %v, want permanent", err)
 	}
 	// A generic webhook takes any 2xx.
-	tgt.Kind = config.KindWebhook
+	tgt.Kind = webhook.Kind
 	res, err := f.tr.Trigger(context.Background(), tgt, testPayload())
 	if err != nil || res.EventID != "" || res.Attempts != 1 {
 		t.Errorf("webhook: %+v, %v", res, err)
@@ -449,18 +460,18 @@ func TestInvalidInputsFailPermanently(t *testing.T) {
 	f := newFixture()
 	echo := newFakeEcho(t, nil)
 	tgt := spinnakerTarget(echo.url("x"))
-	cases := map[string]func(*config.Target, *Payload){
-		"attempt 0":          func(_ *config.Target, p *Payload) { p.Attempt = 0 },
-		"no run id":          func(_ *config.Target, p *Payload) { p.RunID = "" },
-		"unset variable":     func(t *config.Target, _ *Payload) { t.Unresolved = []string{"QA_KEY"} },
-		"unknown kind":       func(t *config.Target, _ *Payload) { t.Kind = "ftp" },
-		"colliding field":    func(t *config.Target, _ *Payload) { t.Constraints = map[string]string{"version": "9.9.9"} },
-		"colliding rollback": func(t *config.Target, _ *Payload) { t.Constraints = map[string]string{"rollback": "x"} },
+	cases := map[string]func(*config.Target, *deploy.Payload){
+		"attempt 0":          func(_ *config.Target, p *deploy.Payload) { p.Attempt = 0 },
+		"no run id":          func(_ *config.Target, p *deploy.Payload) { p.RunID = "" },
+		"unset variable":     func(t *config.Target, _ *deploy.Payload) { t.Unresolved = []string{"QA_KEY"} },
+		"unknown kind":       func(t *config.Target, _ *deploy.Payload) { t.Kind = "ftp" },
+		"colliding field":    func(t *config.Target, _ *deploy.Payload) { t.Constraints = map[string]string{"version": "9.9.9"} },
+		"colliding rollback": func(t *config.Target, _ *deploy.Payload) { t.Constraints = map[string]string{"rollback": "x"} },
 	}
 	for name, mutate := range cases {
 		tg, p := tgt, testPayload()
 		mutate(&tg, &p)
-		if _, err := f.tr.Trigger(context.Background(), tg, p); !IsPermanent(err) {
+		if _, err := f.tr.Trigger(context.Background(), tg, p); !deploy.IsPermanent(err) {
 			t.Errorf("%s: err = %v, want permanent", name, err)
 		}
 	}
@@ -476,7 +487,7 @@ func TestContextCanceledIsNeitherClass(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.tr.Retry.Sleep = func(context.Context, time.Duration) error { cancel(); return context.Canceled }
 	_, err := f.tr.Trigger(ctx, spinnakerTarget(echo.url("api-qa")), testPayload())
-	if !errors.Is(err, context.Canceled) || IsPermanent(err) || errors.Is(err, ErrExhausted) {
+	if !errors.Is(err, context.Canceled) || deploy.IsPermanent(err) || errors.Is(err, deploy.ErrExhausted) {
 		t.Errorf("err = %v", err)
 	}
 }
@@ -503,7 +514,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	for _, status := range []int{400, 401, 422, 500, 502, 200} {
 		srv := httptest.NewServer(echoBack(status))
 		u := strings.Replace(srv.URL, "http://", "http://deployer:"+urlPassword+"@", 1) + "/hook?token=" + queryToken
-		for _, kind := range []string{config.KindSpinnaker, config.KindWebhook} {
+		for _, kind := range []string{Kind, webhook.Kind} {
 			tgt := spinnakerTarget(u)
 			tgt.Kind = kind
 			res, err := f.tr.Trigger(context.Background(), tgt, testPayload())
@@ -533,20 +544,13 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 }
 
-func TestRetryAfterDateAndEchoRefusal(t *testing.T) {
-	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if d, ok := retryAfter(http.Header{"Retry-After": {now.Add(90 * time.Second).Format(http.TimeFormat)}}, now); !ok || d != 90*time.Second {
-		t.Errorf("HTTP-date Retry-After = %s, %v", d, ok)
-	}
-	if d, ok := retryAfter(http.Header{"Retry-After": {"99999999999999"}}, now); !ok || d <= 0 {
-		t.Errorf("huge Retry-After = %s, %v; want a large positive wait", d, ok)
-	}
+func TestEchoRefusal(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"eventProcessed":false}`)
 	}))
 	t.Cleanup(srv.Close)
 	f := newFixture()
-	if _, err := f.tr.Trigger(context.Background(), spinnakerTarget(srv.URL), testPayload()); !IsPermanent(err) ||
+	if _, err := f.tr.Trigger(context.Background(), spinnakerTarget(srv.URL), testPayload()); !deploy.IsPermanent(err) ||
 		!strings.Contains(err.Error(), "did not process") {
 		t.Errorf("eventProcessed false: err = %v", err)
 	}

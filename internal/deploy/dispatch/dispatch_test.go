@@ -1,4 +1,4 @@
-package deploy
+package dispatch
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/deploy"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 )
@@ -24,7 +25,7 @@ func newDispatchFixture(t *testing.T) (*githubtest.Server, *fixture) {
 	srv.AddRepo("acme/deploy", githubtest.RepoSpec{})
 	srv.AddStaticToken("ghs_test")
 	f := newFixture()
-	f.tr.Dispatch = func(ctx context.Context, repo string) (*gh.Client, error) {
+	f.tr.GitHub = func(ctx context.Context, repo string) (*gh.Client, error) {
 		return ghclient.NewTokenClient(ghclient.Options{BaseURL: srv.URL(), Logger: f.tr.Log}, "ghs_test")
 	}
 	return srv, f
@@ -32,7 +33,7 @@ func newDispatchFixture(t *testing.T) (*githubtest.Server, *fixture) {
 
 func dispatchTarget() config.Target {
 	return config.Target{
-		Name: "deploy-workflow", Kind: config.KindGitHubDispatch, Workflow: "deploy.yml",
+		Name: "deploy-workflow", Kind: Kind, Settings: Settings{Workflow: "deploy.yml"},
 		// Secrets on a dispatch target must still never reach GitHub.
 		Constraints: map[string]string{"deploy_key": testSecret},
 		Repos:       []string{"acme/api"},
@@ -51,7 +52,7 @@ func TestDispatchInputsAndNoSecrets(t *testing.T) {
 	rb := testPayload()
 	rb.Rollback, rb.Attempt, rb.PullRequest = true, 2, 0
 	other := dispatchTarget()
-	other.Repository, other.Ref = "acme/deploy", "main"
+	other.Settings = Settings{Workflow: "deploy.yml", Repository: "acme/deploy", Ref: "main"}
 	if _, err := f.tr.Trigger(context.Background(), other, rb); err != nil {
 		t.Fatalf("Trigger to another repository: %v", err)
 	}
@@ -71,8 +72,8 @@ func TestDispatchInputsAndNoSecrets(t *testing.T) {
 	if diff := cmp.Diff(want, ds[0].Inputs); diff != "" {
 		t.Errorf("inputs (-want +got):\n%s", diff)
 	}
-	if len(ds[0].Inputs) > MaxDispatchInputs {
-		t.Errorf("%d inputs, GitHub allows %d", len(ds[0].Inputs), MaxDispatchInputs)
+	if len(ds[0].Inputs) > MaxInputs {
+		t.Errorf("%d inputs, GitHub allows %d", len(ds[0].Inputs), MaxInputs)
 	}
 
 	ds = srv.Dispatches("acme/deploy")
@@ -97,7 +98,7 @@ func TestDispatchInputsAndNoSecrets(t *testing.T) {
 func TestDispatchByWorkflowID(t *testing.T) {
 	srv, f := newDispatchFixture(t)
 	tgt := dispatchTarget()
-	tgt.Workflow = "123456"
+	tgt.Settings = Settings{Workflow: "123456"}
 	if _, err := f.tr.Trigger(context.Background(), tgt, testPayload()); err != nil {
 		t.Fatal(err)
 	}
@@ -111,10 +112,10 @@ func TestDispatchErrors(t *testing.T) {
 
 	// An unknown ref is GitHub's 422: permanent.
 	tgt := dispatchTarget()
-	tgt.Ref = "no-such-branch"
+	tgt.Settings = Settings{Workflow: "deploy.yml", Ref: "no-such-branch"}
 	_, err := f.tr.Trigger(context.Background(), tgt, testPayload())
-	var e *Error
-	if !errors.As(err, &e) || !IsPermanent(err) || e.StatusCode != 422 {
+	var e *deploy.Error
+	if !errors.As(err, &e) || !deploy.IsPermanent(err) || e.StatusCode != 422 {
 		t.Fatalf("unknown ref: err = %v, want permanent 422", err)
 	}
 	if !strings.HasPrefix(err.Error(), "trigger stage qa via deploy-workflow: dispatch deploy.yml in acme/api on no-such-branch: 422") {
@@ -125,7 +126,7 @@ func TestDispatchErrors(t *testing.T) {
 	// not permanent either.
 	srv.FailNext("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", 502, 1)
 	_, err = f.tr.Trigger(context.Background(), dispatchTarget(), testPayload())
-	if err == nil || IsPermanent(err) || !errors.Is(err, ErrExhausted) {
+	if err == nil || deploy.IsPermanent(err) || !errors.Is(err, deploy.ErrExhausted) {
 		t.Fatalf("502: err = %v, want a non-permanent error", err)
 	}
 	if n := len(srv.Dispatches("acme/api")); n != 0 {
@@ -139,8 +140,8 @@ func TestDispatchErrors(t *testing.T) {
 	}
 
 	// No client factory configured.
-	f.tr.Dispatch = nil
-	if _, err := f.tr.Trigger(context.Background(), dispatchTarget(), testPayload()); !IsPermanent(err) {
+	f.tr.GitHub = nil
+	if _, err := f.tr.Trigger(context.Background(), dispatchTarget(), testPayload()); !deploy.IsPermanent(err) {
 		t.Errorf("no factory: err = %v", err)
 	}
 	if strings.Contains(f.logs.String(), testSecret) {
@@ -152,7 +153,7 @@ func TestDispatchRateLimitWithPlainClient(t *testing.T) {
 	// A client without internal/github's retrying transport surfaces the
 	// rate limit; it is transient and says when to come back.
 	srv, f := newDispatchFixture(t)
-	f.tr.Dispatch = func(ctx context.Context, repo string) (*gh.Client, error) {
+	f.tr.GitHub = func(ctx context.Context, repo string) (*gh.Client, error) {
 		c := gh.NewClient(nil).WithAuthToken("ghs_test")
 		u, err := c.BaseURL.Parse(srv.URL())
 		c.BaseURL = u
@@ -160,8 +161,8 @@ func TestDispatchRateLimitWithPlainClient(t *testing.T) {
 	}
 	srv.FailNext("POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", 429, 1, "Retry-After", "30")
 	_, err := f.tr.Trigger(context.Background(), dispatchTarget(), testPayload())
-	var e *Error
-	if !errors.As(err, &e) || IsPermanent(err) || e.RetryAfter != 30*time.Second {
+	var e *deploy.Error
+	if !errors.As(err, &e) || deploy.IsPermanent(err) || e.RetryAfter != 30*time.Second {
 		t.Fatalf("err = %v (%+v), want transient with RetryAfter 30s", err, e)
 	}
 }

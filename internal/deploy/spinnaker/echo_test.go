@@ -1,16 +1,17 @@
-package deploy
+package spinnaker
 
 import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 )
 
 // fakeEcho is a Spinnaker-Echo-like webhook endpoint
