@@ -22,6 +22,7 @@ import (
 	gh "github.com/google/go-github/v60/github"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/lease"
@@ -37,9 +38,24 @@ type Clients interface {
 	Installation(id int64) (*gh.Client, error)
 }
 
+// Store is what the merge coordinator keeps: one run per merge commit, in
+// merge order, under the repository's lease, with what each cost in API
+// calls.
+type Store interface {
+	CreateRun(ctx context.Context, r store.Run) (store.Run, bool, error)
+	FillRun(ctx context.Context, r store.Run) error
+	UpdateRun(ctx context.Context, r store.Run) error
+	GetRun(ctx context.Context, id string) (store.Run, error)
+	RunBySHA(ctx context.Context, repo, sha string) (store.Run, error)
+	OpenRuns(ctx context.Context, repo string) ([]store.Run, error)
+	ReposWithOpenRuns(ctx context.Context) ([]string, error)
+	AddAPICalls(ctx context.Context, runID string, n int) error
+	store.Leases
+}
+
 // Coordinator handles merges.
 type Coordinator struct {
-	Store   store.Store
+	Store   Store
 	Clients Clients
 	Checks  *report.Checks
 	Owner   string // lease owner: this process (each Process call holds leases as Owner/<random>)
@@ -102,7 +118,10 @@ func (c *Coordinator) waitsForPair(r store.Run) time.Duration {
 // RolloutStarter puts a released run into its pipeline's rollout. It must
 // be idempotent: a resumed evaluation calls it again.
 type RolloutStarter interface {
-	Start(ctx context.Context, r store.Run, config []byte, labels []string) error
+	// Start puts the released run into its pipeline, with the
+	// configuration the merge parsed (cfg) and released with (cfgYAML,
+	// which the rollout keeps).
+	Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error
 }
 
 // Handles implements webhook.Handler.
@@ -476,7 +495,7 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	if out.Kind == plan.Release && c.Rollouts != nil {
 		// Before the run is marked released: a crash in between evaluates it
 		// again, which reuses its tag and starts the rollout (idempotently).
-		if err := c.Rollouts.Start(ctx, r, snap.Config, snap.PR.Labels); err != nil {
+		if err := c.Rollouts.Start(ctx, r, out.Config, snap.Config, snap.PR.Labels); err != nil {
 			return fmt.Errorf("start rollout: %w", err)
 		}
 	}

@@ -50,7 +50,7 @@ type Event struct {
 
 // Engine runs rollouts.
 type Engine struct {
-	Store   store.Store
+	Store   Store
 	Targets config.Targets
 	// Trigger reaches the targets through their kinds' drivers: it sends
 	// triggers and asks those that can how a deploy went.
@@ -100,6 +100,16 @@ type Engine struct {
 	// finish); bg waits for them.
 	finishing map[string]bool
 	bg        sync.WaitGroup
+}
+
+// Store is what the engine keeps in the database: the rollouts it drives,
+// the changes commands make to them, the pipelines' leases, and the API
+// calls a rollout costs.
+type Store interface {
+	store.Rollouts
+	store.Commands
+	store.Leases
+	AddAPICalls(ctx context.Context, runID string, n int) error
 }
 
 // Reporter shows a run's rollout on GitHub; the engine calls it after the
@@ -259,13 +269,27 @@ func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
 	return out, nil
 }
 
+// configKey is the parse cache's key of a repository's configuration.
+func configKey(repo string, data []byte) [32]byte {
+	return sha256.Sum256(append([]byte(repo+"\x00"), data...))
+}
+
+// remember puts a parse into the cache.
+func (e *Engine) remember(repo string, data []byte, cfg config.Repo) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.configs) >= 256 {
+		clear(e.configs) // bounded: configurations change rarely
+	}
+	e.configs[configKey(repo, data)] = cfg
+}
+
 // parseConfig parses a run's stored configuration. Runs of a pipeline
 // mostly share one configuration, and every pass reads every run's: parse
 // each distinct one once. The result is shared; callers must not modify it.
 func (e *Engine) parseConfig(repo string, data []byte) (config.Repo, error) {
-	key := sha256.Sum256(append([]byte(repo+"\x00"), data...))
 	e.mu.Lock()
-	cfg, ok := e.configs[key]
+	cfg, ok := e.configs[configKey(repo, data)]
 	e.mu.Unlock()
 	if ok {
 		return cfg, nil
@@ -274,12 +298,7 @@ func (e *Engine) parseConfig(repo string, data []byte) (config.Repo, error) {
 	if err != nil {
 		return config.Repo{}, err
 	}
-	e.mu.Lock()
-	if len(e.configs) >= 256 {
-		clear(e.configs) // bounded: configurations change rarely
-	}
-	e.configs[key] = cfg
-	e.mu.Unlock()
+	e.remember(repo, data, cfg)
 	return cfg, nil
 }
 
@@ -652,11 +671,12 @@ func PipelineKey(repo, pipeline string) string { return repo + ":" + pipeline }
 
 // Start puts a released run into its pipeline, behind every earlier
 // version, and wakes the engine. Starting a run twice keeps its place.
-func (e *Engine) Start(ctx context.Context, r store.Run, cfgYAML []byte, labels []string) error {
-	cfg, err := config.ParseRepo(config.RepoFile, cfgYAML, repoName(r.Repo))
-	if err != nil {
-		return fmt.Errorf("config of run %s: %w", r.ID, err)
-	}
+func (e *Engine) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error {
+	e.init()
+	// The merge parsed the configuration it released with: keep that parse
+	// for the engine's passes over the run instead of parsing the bytes
+	// again.
+	e.remember(r.Repo, cfgYAML, cfg)
 	names := make([]string, len(cfg.Stages))
 	for i, s := range cfg.Stages {
 		names[i] = s.Name

@@ -26,13 +26,24 @@ type Clients interface {
 	Installation(id int64) (*gh.Client, error)
 }
 
+// RolloutStore is what the rollout reporter reads and records: the run's
+// rollout and executions, the check run it keeps, and the API calls the
+// merge has cost (its budget).
+type RolloutStore interface {
+	GetRollout(ctx context.Context, runID string) (store.RolloutRun, error)
+	Executions(ctx context.Context, runID string) ([]store.Execution, error)
+	APICalls(ctx context.Context, runID string) (int, error)
+	AddAPICalls(ctx context.Context, runID string, n int) error
+	store.CheckRuns
+}
+
 // Rollouts shows rollouts on their pull requests: the shipbot/rollout
 // check run and the sticky comment. Changes are coalesced: a burst of stage
 // events within Delay costs one write of each, one run is written at most
 // once per Every (its final state excepted), and a write whose content did
 // not change is not sent at all.
 type Rollouts struct {
-	Store    store.Store
+	Store    RolloutStore
 	Clients  Clients
 	Checks   *Checks
 	Comments *Comments
