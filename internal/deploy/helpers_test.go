@@ -1,9 +1,8 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
-	"sync"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"time"
 )
 
@@ -17,33 +16,15 @@ func testPayload() Payload {
 	}
 }
 
-// lockedBuffer collects log output written from any goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	tr   *Triggerer
-	logs *lockedBuffer
+	logs *deploytest.Logs
 }
 
 // newFixture triggers through shipbot's own kinds, without waiting between
 // retries.
 func newFixture() *fixture {
-	f := &fixture{logs: &lockedBuffer{}}
+	f := &fixture{logs: &deploytest.Logs{}}
 	f.tr = &Triggerer{Drivers: DriversForTest, Env: Env{
 		Retry: RetryPolicy{
 			MaxAttempts: 4, Budget: time.Minute, AttemptTimeout: 5 * time.Second,

@@ -2,26 +2,20 @@ package lease_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/lease"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
 func openStore(t *testing.T) *store.SQLite {
 	t.Helper()
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, servicetest.DBPath(t))
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return st
 }
 

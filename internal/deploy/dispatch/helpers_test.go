@@ -1,14 +1,13 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 )
 
 const (
@@ -24,52 +23,20 @@ func testPayload() deploy.Payload {
 	}
 }
 
-// sleepRecorder replaces real waits: tests assert the waits asked for
-// and stay fast.
-type sleepRecorder struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.d = append(s.d, d)
-	return ctx.Err()
-}
-
-// lockedBuffer collects log output written from any goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 type fixture struct {
 	tr     *deploy.Triggerer
-	sleeps *sleepRecorder
-	logs   *lockedBuffer
+	sleeps *deploytest.Sleeps
+	logs   *deploytest.Logs
 }
 
 func newFixture() *fixture {
-	f := &fixture{sleeps: &sleepRecorder{}, logs: &lockedBuffer{}}
+	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &deploytest.Logs{}}
 	drivers := deploy.NewRegistry()
 	drivers.Register(Driver{})
 	f.tr = &deploy.Triggerer{Drivers: drivers, Env: deploy.Env{
 		Retry: deploy.RetryPolicy{
 			MaxAttempts: 4, Budget: time.Minute, AttemptTimeout: 5 * time.Second,
-			Sleep: f.sleeps.sleep,
+			Sleep: f.sleeps.Sleep,
 			Rand:  func(n time.Duration) time.Duration { return n }, // the ceiling, deterministically
 		},
 		Log:     slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
+	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 )
 
 // fakeGate serves /applications/{app}/executions/search as Gate does: a
@@ -94,7 +95,7 @@ func (p poller) Poll(ctx context.Context, t config.Target, eventID string) (Exec
 
 func TestPollerStates(t *testing.T) {
 	g := newFakeGate(t, "api")
-	logs := &lockedBuffer{}
+	logs := &deploytest.Logs{}
 	pl := poller{&deploy.Env{Log: newTestLogger(logs)}}
 	tgt := gateTarget(g)
 	tests := []struct {
@@ -142,7 +143,7 @@ func TestPollerStates(t *testing.T) {
 
 func TestPollerErrors(t *testing.T) {
 	g := newFakeGate(t, "api")
-	pl := poller{&deploy.Env{Log: newTestLogger(&lockedBuffer{})}}
+	pl := poller{&deploy.Env{Log: newTestLogger(&deploytest.Logs{})}}
 	tgt := gateTarget(g)
 
 	wrongApp := tgt
@@ -187,7 +188,7 @@ func TestMapStatusUnknownKeepsWaiting(t *testing.T) {
 // with the outcome.
 func TestDriverPollsExecutions(t *testing.T) {
 	g := newFakeGate(t, "api")
-	env := &deploy.Env{Log: newTestLogger(&lockedBuffer{})}
+	env := &deploy.Env{Log: newTestLogger(&deploytest.Logs{})}
 	tgt := gateTarget(g)
 	if got := (Driver{}).Learns(env, tgt); got != deploy.ByPolling {
 		t.Errorf("with Gate: Learns = %s", got)

@@ -50,56 +50,18 @@ func spinnakerTarget(url string) config.Target {
 	}
 }
 
-// sleepRecorder replaces real waits: tests assert the waits asked for
-// and stay fast.
-type sleepRecorder struct {
-	mu sync.Mutex
-	d  []time.Duration
-}
-
-func (s *sleepRecorder) sleep(ctx context.Context, d time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.d = append(s.d, d)
-	return ctx.Err()
-}
-
-func (s *sleepRecorder) waits() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]time.Duration(nil), s.d...)
-}
-
-// lockedBuffer collects log output written from any goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newTestLogger(w *lockedBuffer) *slog.Logger {
+func newTestLogger(w *deploytest.Logs) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type fixture struct {
 	tr     *deploy.Triggerer
-	sleeps *sleepRecorder
-	logs   *lockedBuffer
+	sleeps *deploytest.Sleeps
+	logs   *deploytest.Logs
 }
 
 func newFixture() *fixture {
-	f := &fixture{sleeps: &sleepRecorder{}, logs: &lockedBuffer{}}
+	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &deploytest.Logs{}}
 	// The spinnaker kind, and the webhook kind to compare it with.
 	drivers := deploy.NewRegistry()
 	drivers.Register(Driver{})
@@ -107,7 +69,7 @@ func newFixture() *fixture {
 	f.tr = &deploy.Triggerer{Drivers: drivers, Env: deploy.Env{
 		Retry: deploy.RetryPolicy{
 			MaxAttempts: 4, Budget: time.Minute, AttemptTimeout: 5 * time.Second,
-			Sleep: f.sleeps.sleep,
+			Sleep: f.sleeps.Sleep,
 			Rand:  func(n time.Duration) time.Duration { return n }, // the ceiling, deterministically
 		},
 		Log:     slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -280,7 +242,7 @@ func TestRetry502ThenSuccessSameBodyAndKey(t *testing.T) {
 			t.Errorf("%s: %q then %q, want the same", h, a, b)
 		}
 	}
-	if w := f.sleeps.waits(); len(w) != 1 || w[0] != deploy.DefaultBaseDelay {
+	if w := f.sleeps.All(); len(w) != 1 || w[0] != deploy.DefaultBaseDelay {
 		t.Errorf("waits = %v, want one full-jitter backoff ≤ %s", w, deploy.DefaultBaseDelay)
 	}
 }
@@ -297,8 +259,8 @@ func TestClientErrorFailsAtOnce(t *testing.T) {
 	if !deploy.IsPermanent(err) || errors.Is(err, deploy.ErrExhausted) {
 		t.Errorf("400 should be permanent: %v", err)
 	}
-	if e.Attempts != 1 || e.StatusCode != 400 || len(echo.received()) != 1 || len(f.sleeps.waits()) != 0 {
-		t.Errorf("attempts %d, status %d, requests %d, waits %v", e.Attempts, e.StatusCode, len(echo.received()), f.sleeps.waits())
+	if e.Attempts != 1 || e.StatusCode != 400 || len(echo.received()) != 1 || len(f.sleeps.All()) != 0 {
+		t.Errorf("attempts %d, status %d, requests %d, waits %v", e.Attempts, e.StatusCode, len(echo.received()), f.sleeps.All())
 	}
 	if msg := err.Error(); !strings.HasPrefix(msg, "trigger stage qa via spinnaker-qa: 400 Bad Request from http://127.0.0.1:") ||
 		!strings.Contains(msg, "no such source") {
@@ -315,7 +277,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]time.Duration{7 * time.Second, 2 * time.Second}, f.sleeps.waits()); diff != "" {
+	if diff := cmp.Diff([]time.Duration{7 * time.Second, 2 * time.Second}, f.sleeps.All()); diff != "" {
 		t.Errorf("waits (-want +got):\n%s", diff)
 	}
 	if res.Attempts != 3 {
@@ -332,8 +294,8 @@ func TestRetryAfterBeyondBudgetGivesUp(t *testing.T) {
 	if !errors.As(err, &e) || !errors.Is(err, deploy.ErrExhausted) || deploy.IsPermanent(err) {
 		t.Fatalf("err = %v, want retries exhausted", err)
 	}
-	if e.RetryAfter != time.Hour || len(f.sleeps.waits()) != 0 {
-		t.Errorf("RetryAfter = %s, waits %v; want 1h and no wait", e.RetryAfter, f.sleeps.waits())
+	if e.RetryAfter != time.Hour || len(f.sleeps.All()) != 0 {
+		t.Errorf("RetryAfter = %s, waits %v; want 1h and no wait", e.RetryAfter, f.sleeps.All())
 	}
 }
 
@@ -351,7 +313,7 @@ func TestServerErrorsExhaustAttempts(t *testing.T) {
 		t.Errorf("requests = %d, want MaxAttempts 4", n)
 	}
 	// Full jitter with Rand at its ceiling: 0.5s, 1s, 2s.
-	if diff := cmp.Diff([]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}, f.sleeps.waits()); diff != "" {
+	if diff := cmp.Diff([]time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second}, f.sleeps.All()); diff != "" {
 		t.Errorf("backoff (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(err.Error(), "after 4 attempts") {
