@@ -604,6 +604,49 @@ func TestAlarmDuringBakeRollsBack(t *testing.T) {
 	}
 }
 
+// 7b'. The alarms are read once more when the bake ends, before the stage
+// passes: an alarm that fires between two readings of a bake (here the
+// only reading before the end is at its start) still rolls it back.
+func TestAlarmReadAtTheEndOfTheBake(t *testing.T) {
+	t.Parallel()
+	health := newAlarmServer(t)
+	e := newEnv(t, options{
+		config: repoConfig(`  - name: qa
+    target: spinnaker-qa
+  - name: prod
+    target: spinnaker-prod
+    alarms: [prod-health]
+    bake: 10m
+`),
+		targets: func(spinURL string) string {
+			return defaultTargets(spinURL) + fmt.Sprintf("alarms:\n  prod-health:\n    kind: http\n    url: %s/health\n", health.srv.URL)
+		},
+		decide:     always("succeeded"),
+		alarmEvery: time.Hour, // no reading between the bake's start and its end
+	})
+	m := e.merge("fix: looks fine at first")
+	rr := e.released(m)
+	eventually(t, "prod bakes, its alarm read at the start", func() bool {
+		xs := e.executionsAt(rr.ID, "prod")
+		return len(xs) == 1 && xs[0].Phase == store.PhaseBaking && health.reads.Load() > 0
+	})
+	reads := health.reads.Load()
+	health.firing.Store(true)
+	e.clock.set(time.Now().Add(11 * time.Minute)) // the bake is over
+	e.parts.Engine.Wake()
+	done := e.waitDone(rr.ID)
+	if got := stageOf(done, "prod").State; got != schedule.Failed {
+		t.Errorf("prod ended %s with its alarm firing at the end of the bake; want failed", got)
+	}
+	xs := e.executionsAt(rr.ID, "prod")
+	if len(xs) != 1 || !strings.Contains(xs[0].Reason, "during bake: alarm prod-health is firing") {
+		t.Errorf("prod executions %+v; want one failed during bake", xs)
+	}
+	if health.reads.Load() <= reads {
+		t.Error("the alarm was not read at the end of the bake")
+	}
+}
+
 // 7c. The alarms are read afresh right before a stage starts: a reading
 // taken while the run waited for something else (here a freeze) is not
 // trusted when the stage frees up, however recent.

@@ -72,7 +72,28 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		}
 		return e.poll(ctx, r, s, ex)
 	case store.PhaseBaking:
-		if !now.Before(ex.BakeUntil) {
+		over := !now.Before(ex.BakeUntil)
+		if !over && now.Before(ex.NextCheck) {
+			return false, nil
+		}
+		// The alarms are read at the bake's start (conclude asks for a
+		// check at once), at least every AlarmEvery, and once more at its
+		// end before the stage passes: an alarm that fires at any moment
+		// of a bake, however short, rolls it back. A reading older than
+		// the bake, or (at the end) older than its end, is not trusted.
+		since := now.Add(-e.AlarmEvery)
+		if start := ex.BakeUntil.Add(-s.Bake); since.Before(start) {
+			since = start
+		}
+		if over {
+			since = ex.BakeUntil
+		}
+		for _, name := range s.Alarms {
+			if st := e.readAlarmSince(ctx, name, since); st.Firing {
+				return true, e.conclude(ctx, r, s, ex, Failed, "during bake: "+st.Reason)
+			}
+		}
+		if over {
 			ex.Outcome = Succeeded
 			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
 				return false, ignoreFinished(err)
@@ -80,14 +101,6 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			e.emit(r, s.Name, "passed", "baked "+s.Bake.String())
 			e.reported(ctx, r.ID)
 			return true, nil
-		}
-		if now.Before(ex.NextCheck) {
-			return false, nil
-		}
-		for _, name := range s.Alarms {
-			if st := e.readAlarm(ctx, name); st.Firing {
-				return true, e.conclude(ctx, r, s, ex, Failed, "during bake: "+st.Reason)
-			}
 		}
 		ex.NextCheck = now.Add(e.AlarmEvery)
 		return false, e.Store.UpdateExecution(ctx, ex)
