@@ -3,6 +3,8 @@ package service_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +32,15 @@ import (
 func TestCrashSafety(t *testing.T) {
 	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	if v := os.Getenv("SHIPBOT_TEST_SEED"); v != "" {
+		// Replays a failed run's choices of merges, crashes and delays.
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("SHIPBOT_TEST_SEED: %v", err)
+		}
+		seed = n
+	}
+	t.Logf("seed %d (SHIPBOT_TEST_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 2026))
 	r := newRig(t, rigOptions{minDelay: 20 * time.Millisecond, maxDelay: 150 * time.Millisecond})
 	const total, restarts = 18, 15

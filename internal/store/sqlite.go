@@ -153,7 +153,12 @@ func (s *SQLite) Close() error {
 		serr = s.insert.Close()
 	}
 	_, cerr := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
-	return errors.Join(serr, cerr, s.r.Close(), s.w.Close())
+	// The writer closes first: while a process stops, a step still running
+	// may find its reads failing, and must not then be able to write a
+	// decision it made on what it could not read (say, end a rollout whose
+	// final state it could not show).
+	werr := s.w.Close()
+	return errors.Join(serr, cerr, werr, s.r.Close())
 }
 
 func ms(t time.Time) int64 {
