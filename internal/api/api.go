@@ -177,6 +177,9 @@ func (a *API) getRun(c echo.Context) error {
 		return fail(c, http.StatusInternalServerError, "could not read the run's executions")
 	}
 	v := view(rr.Run)
+	// The rollout's own id, pipeline and release: a run's first rollout
+	// has the run's id and, in the single-pipeline form, its release.
+	v.ID, v.Pipeline, v.Version, v.Tag, v.ReleaseURL = rr.ID, rr.Pipeline, rr.Version, rr.Tag, rr.ReleaseURL
 	v.Rollout = rr.Rollout
 	for _, s := range rr.Stages {
 		sv := stageView{Name: s.Name, State: s.State.String(), Wait: s.Wait.Text()}

@@ -67,7 +67,7 @@ func newFixture(t *testing.T) fixture {
 		if err := st.UpdateRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := st.StartRollout(ctx, r.ID, "acme/api:api", []byte(repoConfig), nil, []string{"qa", "prod", "canary"}); err != nil {
+		if _, _, err := st.StartRollout(ctx, r.ID, "acme/api:api", r.Release(), []byte(repoConfig), nil, []string{"qa", "prod", "canary"}); err != nil {
 			t.Fatal(err)
 		}
 		return r

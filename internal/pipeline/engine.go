@@ -681,7 +681,10 @@ func (e *Engine) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAM
 	for i, s := range cfg.Stages {
 		names[i] = s.Name
 	}
-	if _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipeline), cfgYAML, labels, names); err != nil {
+	// The single-pipeline form rolls out the run's own release; the run's
+	// first rollout has the run's id.
+	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipeline), r.Release(), cfgYAML, labels, names)
+	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
@@ -689,7 +692,7 @@ func (e *Engine) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAM
 		// the whole story.
 		return nil
 	}
-	e.reported(ctx, r.ID)
+	e.reported(ctx, id)
 	e.Wake()
 	return nil
 }

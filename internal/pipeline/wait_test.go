@@ -14,7 +14,7 @@ import (
 // the versions people know.
 func TestWaitOfResolvesRunsToVersions(t *testing.T) {
 	stages := []config.Stage{{Name: "qa"}, {Name: "prod"}}
-	byID := map[string]*pipelineRun{"r1": {RolloutRun: store.RolloutRun{Run: store.Run{ID: "r1", Tag: "v1.2.0"}}}}
+	byID := map[string]*pipelineRun{"r1": {RolloutRun: store.RolloutRun{Run: store.Run{ID: "r1", Tag: "v1.2.0"}, ID: "r1", Tag: "v1.2.0"}}}
 	opens := time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		reason schedule.Reason

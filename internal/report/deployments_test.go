@@ -29,7 +29,7 @@ func newDeploymentRig(t *testing.T, stage string) *deploymentRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.store.StartRollout(ctx, created.ID, "acme/api:api", nil, nil, []string{stage}); err != nil {
+	if _, _, err := r.store.StartRollout(ctx, created.ID, "acme/api:api", created.Release(), nil, nil, []string{stage}); err != nil {
 		t.Fatal(err)
 	}
 	// Executions the deployments hang off, as the engine records them.
@@ -39,7 +39,7 @@ func newDeploymentRig(t *testing.T, stage string) *deploymentRig {
 			t.Fatal(err)
 		}
 	}
-	run := store.RolloutRun{Run: store.Run{ID: "run-1", Repo: "acme/api", SHA: r.sha, Tag: "v1.0.0"}}
+	run := store.RolloutRun{Run: store.Run{ID: "run-1", Repo: "acme/api", SHA: r.sha, Tag: "v1.0.0"}, ID: "run-1", Tag: "v1.0.0"}
 	return &deploymentRig{rig: r, deps: &report.Deployments{Store: r.store, PublicURL: "https://shipbot.example"}, run: run}
 }
 

@@ -137,6 +137,7 @@ func TestOutsideTextIsEscaped(t *testing.T) {
 	now := time.Now()
 	rr := store.RolloutRun{
 		Run: store.Run{ID: "run-1", Repo: "acme/api", Tag: "v1.4.3", ReleaseURL: "https://github.com/acme/api/releases/tag/v1.4.3"},
+		ID:  "run-1", Tag: "v1.4.3", ReleaseURL: "https://github.com/acme/api/releases/tag/v1.4.3",
 		Stages: []store.StageRow{
 			{Index: 0, Name: "qa", State: schedule.Passed},
 			{Index: 1, Name: "staging", State: schedule.Failed},

@@ -182,7 +182,10 @@ type Stage struct {
 
 // Execution is one deploy (or rollback) of a stage.
 type Execution struct {
-	ID        string
+	ID string
+	// RunID is the id of the rollout the execution belongs to. A run's
+	// first rollout has the run's id (the name is from when a run and its
+	// rollout were one), so for a single-pipeline merge it is the run's.
 	RunID     string
 	Stage     int
 	StageName string

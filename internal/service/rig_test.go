@@ -475,7 +475,9 @@ type dbRun struct {
 // runs reads every run of the repository with its stage states.
 func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
 	tb.Helper()
-	rows, err := db.Query(`SELECT id, sha, state, tag, rollout, rollout_order FROM runs WHERE repo = ?`, repo)
+	// A run's rollout (one pipeline per repository here) has the run's id.
+	rows, err := db.Query(`SELECT r.id, r.sha, r.state, r.tag, coalesce(o.state, ''), coalesce(o.rollout_order, 0)
+		FROM runs r LEFT JOIN rollouts o ON o.id = r.id WHERE r.repo = ?`, repo)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -490,7 +492,7 @@ func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
 		byID[r.id] = &r
 	}
 	rows.Close()
-	rows, err = db.Query(`SELECT run_id, idx, state FROM stage_states ORDER BY run_id, idx`)
+	rows, err = db.Query(`SELECT rollout_id, idx, state FROM stage_states ORDER BY rollout_id, idx`)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -515,7 +517,7 @@ func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
 func rolloutsDone(tb testing.TB, db *sql.DB) int {
 	tb.Helper()
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM runs WHERE repo = ? AND rollout = 'done'`, repo).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM rollouts o JOIN runs r ON r.id = o.run_id WHERE r.repo = ? AND o.state = 'done'`, repo).Scan(&n); err != nil {
 		tb.Fatal(err)
 	}
 	return n
@@ -529,7 +531,7 @@ func (r *rig) waitRolloutsDone(db *sql.DB, n int, limit time.Duration) {
 	// ones (a table scan) only when none is active.
 	servicetest.Wait{Limit: limit, Interval: 50 * time.Millisecond}.Eventually(r.tb, fmt.Sprintf("%d rollouts are done", n), func() bool {
 		var active int
-		if err := db.QueryRow(`SELECT count(*) FROM runs INDEXED BY runs_rollout WHERE rollout = 'active'`).Scan(&active); err != nil {
+		if err := db.QueryRow(`SELECT count(*) FROM rollouts INDEXED BY rollouts_active WHERE state = 'active'`).Scan(&active); err != nil {
 			r.tb.Fatal(err)
 		}
 		return active == 0 && rolloutsDone(r.tb, db) >= n
@@ -546,7 +548,7 @@ type dbExecution struct {
 
 func executionsIn(tb testing.TB, db *sql.DB) []dbExecution {
 	tb.Helper()
-	rows, err := db.Query(`SELECT id, run_id, stage, version, phase, outcome, idx, attempt, rollback, created_at, finished_at
+	rows, err := db.Query(`SELECT id, rollout_id, stage, version, phase, outcome, idx, attempt, rollback, created_at, finished_at
 		FROM executions ORDER BY created_at, id`)
 	if err != nil {
 		tb.Fatal(err)

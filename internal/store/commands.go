@@ -17,18 +17,20 @@ var ErrStateChanged = errors.New("the stage changed meanwhile")
 
 // Commands carries out what people ask of a merged pull request's rollout.
 type Commands interface {
-	// RolloutByPR is the newest run of the pull request that went into a
-	// rollout.
+	// RolloutByPR is the rollout of the newest run of the pull request
+	// that went into one: of a run with several (one per pipeline), its
+	// first, which has the run's id.
 	RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error)
-	// ReopenStage puts stage idx of the run back to pending, when it is in
-	// one of from, with the later stages a label skipped (they are decided
-	// again when reached), and the run back into its pipeline. deployBy
-	// and forceBy, when not empty, are recorded on the stage.
-	ReopenStage(ctx context.Context, runID string, idx int, from []schedule.StageState, deployBy, forceBy string) error
+	// ReopenStage puts stage idx of the rollout back to pending, when it is
+	// in one of from, with the later stages a label skipped (they are
+	// decided again when reached), and the rollout back into its pipeline.
+	// deployBy and forceBy, when not empty, are recorded on the stage.
+	ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error
 	// ForceStage records who forced a pending stage past its blockers.
-	ForceStage(ctx context.Context, runID string, idx int, forceBy string) error
-	// Reenter starts execution e at a stage the run had passed (a rollback
-	// asked for by hand), and puts the run back into its pipeline.
+	ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error
+	// Reenter starts execution e at a stage its rollout had passed (a
+	// rollback asked for by hand), and puts the rollout back into its
+	// pipeline.
 	Reenter(ctx context.Context, e Execution, from schedule.StageState) error
 	// NewerEntered is the newest version of the pipeline, newer than
 	// order, that ever entered stage idx.
@@ -41,8 +43,8 @@ type Commands interface {
 // RolloutByPR implements Commands.
 func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error) {
 	var id string
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM runs WHERE repo = ? AND pr = ? AND rollout <> ''
-		ORDER BY created_at DESC LIMIT 1`, repo, pr).Scan(&id)
+	err := s.r.QueryRowContext(ctx, `SELECT o.id FROM runs r JOIN rollouts o ON o.run_id = r.id
+		WHERE r.repo = ? AND r.pr = ? ORDER BY r.created_at DESC, o.id = r.id DESC, o.created_at, o.id LIMIT 1`, repo, pr).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return RolloutRun{}, ErrNotFound
 	}
@@ -53,8 +55,8 @@ func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutR
 }
 
 // ReopenStage implements Commands.
-func (s *SQLite) ReopenStage(ctx context.Context, runID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
-	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, runID, idx}
+func (s *SQLite) ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
+	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, rolloutID, idx}
 	for _, f := range from {
 		args = append(args, f.String())
 	}
@@ -62,35 +64,35 @@ func (s *SQLite) ReopenStage(ctx context.Context, runID string, idx int, from []
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', wait = '', updated_at = ?,
 			deploy_by = CASE WHEN ? <> '' THEN ? ELSE deploy_by END,
 			force_by = CASE WHEN ? <> '' THEN ? ELSE force_by END
-			WHERE run_id = ? AND idx = ? AND state IN (?`+strings.Repeat(",?", len(from)-1)+`)`, args...)
+			WHERE rollout_id = ? AND idx = ? AND state IN (?`+strings.Repeat(",?", len(from)-1)+`)`, args...)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrStateChanged
 		}
-		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', updated_at = ? WHERE run_id = ? AND idx > ? AND state = 'skipped'`,
-			ms(time.Now()), runID, idx); err != nil {
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', updated_at = ? WHERE rollout_id = ? AND idx > ? AND state = 'skipped'`,
+			ms(time.Now()), rolloutID, idx); err != nil {
 			return err
 		}
-		_, err = t.ExecContext(ctx, `UPDATE runs SET rollout = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), runID)
+		_, err = t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), rolloutID)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("reopen stage %d of run %s: %w", idx, runID, err)
+		return fmt.Errorf("reopen stage %d of rollout %s: %w", idx, rolloutID, err)
 	}
 	return nil
 }
 
 // ForceStage implements Commands.
-func (s *SQLite) ForceStage(ctx context.Context, runID string, idx int, forceBy string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE run_id = ? AND idx = ? AND state = 'pending'`,
-		forceBy, ms(time.Now()), runID, idx)
+func (s *SQLite) ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
+		forceBy, ms(time.Now()), rolloutID, idx)
 	if err != nil {
-		return fmt.Errorf("force stage %d of run %s: %w", idx, runID, err)
+		return fmt.Errorf("force stage %d of rollout %s: %w", idx, rolloutID, err)
 	}
 	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("force stage %d of run %s: %w", idx, runID, ErrStateChanged)
+		return fmt.Errorf("force stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
 	}
 	return nil
 }
@@ -98,7 +100,7 @@ func (s *SQLite) ForceStage(ctx context.Context, runID string, idx int, forceBy 
 // Reenter implements Commands.
 func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageState) error {
 	err := s.tx(ctx, func(t *sql.Tx) error {
-		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ? AND state = ?`,
+		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = ?`,
 			ms(time.Now()), e.RunID, e.Stage, from.String())
 		if err != nil {
 			return err
@@ -106,13 +108,13 @@ func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageSt
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrStateChanged
 		}
-		if _, err := t.ExecContext(ctx, `UPDATE runs SET rollout = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
+		if _, err := t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
 			return err
 		}
 		return insertExecution(ctx, t, e)
 	})
 	if err != nil {
-		return fmt.Errorf("re-enter stage %s of run %s: %w", e.StageName, e.RunID, err)
+		return fmt.Errorf("re-enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
 	}
 	return nil
 }
@@ -120,9 +122,9 @@ func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageSt
 // NewerEntered implements Commands.
 func (s *SQLite) NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (string, bool, error) {
 	var tag string
-	err := s.r.QueryRowContext(ctx, `SELECT r.tag FROM executions e JOIN runs r ON r.id = e.run_id
-		WHERE r.pipeline_key = ? AND e.idx = ? AND r.rollout_order > ? AND e.rollback = 0
-		ORDER BY r.rollout_order DESC LIMIT 1`, pipelineKey, idx, order).Scan(&tag)
+	err := s.r.QueryRowContext(ctx, `SELECT o.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order > ? AND e.rollback = 0
+		ORDER BY o.rollout_order DESC LIMIT 1`, pipelineKey, idx, order).Scan(&tag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}

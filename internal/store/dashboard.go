@@ -11,10 +11,10 @@ import (
 // Pipeline is one pipeline as the dashboard lists it.
 type Pipeline struct {
 	Key string // owner/name:pipeline
-	// Stages are the stage names of the pipeline's newest run (stages ride
-	// with the code, so the newest run has the current ones).
+	// Stages are the stage names of the pipeline's newest rollout (stages
+	// ride with the code, so the newest has the current ones).
 	Stages    []string
-	LastRunAt time.Time // creation of its newest run; zero for a freeze without runs
+	LastRunAt time.Time // creation of the run of its newest rollout; zero for a freeze without rollouts
 	Freeze    *Freeze   // nil unless frozen
 }
 
@@ -26,7 +26,7 @@ type Freeze struct {
 }
 
 // LiveExecution is an unfinished execution with what the dashboard needs
-// of its run.
+// of its rollout and run.
 type LiveExecution struct {
 	Execution
 	PipelineKey string
@@ -42,7 +42,9 @@ type Dashboards interface {
 	// LiveExecutions lists every unfinished execution, oldest first.
 	LiveExecutions(ctx context.Context) ([]LiveExecution, error)
 	// RecentRollouts lists the newest runs first (released or not), at
-	// most limit, with their stages.
+	// most limit runs: each with its rollouts, one entry per rollout (by
+	// pipeline key), with its stages; a run without rollout as one entry
+	// without one.
 	RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error)
 	// FailedDeliveries lists the deliveries that failed for good, the
 	// latest failure first, at most limit.
@@ -53,10 +55,9 @@ var _ Dashboards = (*SQLite)(nil)
 
 // ListPipelines implements Dashboards.
 func (s *SQLite) ListPipelines(ctx context.Context) ([]Pipeline, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT r.pipeline_key, r.id, r.created_at FROM runs r
-		WHERE r.pipeline_key <> '' AND r.rollout_order =
-			(SELECT max(rollout_order) FROM runs WHERE pipeline_key = r.pipeline_key)
-		ORDER BY r.pipeline_key`)
+	rows, err := s.r.QueryContext(ctx, `SELECT o.pipeline_key, o.id, r.created_at FROM rollouts o JOIN runs r ON r.id = o.run_id
+		WHERE o.rollout_order = (SELECT max(rollout_order) FROM rollouts WHERE pipeline_key = o.pipeline_key)
+		ORDER BY o.pipeline_key`)
 	if err != nil {
 		return nil, fmt.Errorf("list pipelines: %w", err)
 	}
@@ -127,8 +128,9 @@ func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.ext
 // LiveExecutions implements Dashboards.
 func (s *SQLite) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+execCols+`, pipeline_key_, repo_, pr_ FROM
-		(SELECT e.*, r.pipeline_key AS pipeline_key_, r.repo AS repo_, r.pr AS pr_
-			FROM executions e JOIN runs r ON r.id = e.run_id WHERE e.phase <> 'finished')
+		(SELECT e.*, o.pipeline_key AS pipeline_key_, r.repo AS repo_, r.pr AS pr_
+			FROM executions e JOIN rollouts o ON o.id = e.rollout_id JOIN runs r ON r.id = o.run_id
+			WHERE e.phase <> 'finished')
 		ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("live executions: %w", err)
@@ -152,7 +154,8 @@ func (s *SQLite) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
 
 // RecentRollouts implements Dashboards.
 func (s *SQLite) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM runs ORDER BY seq DESC LIMIT ?`, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM (SELECT * FROM runs ORDER BY seq DESC LIMIT ?) r
+		LEFT JOIN rollouts o ON o.run_id = r.id ORDER BY r.seq DESC, o.pipeline_key`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("recent runs: %w", err)
 	}
@@ -165,7 +168,9 @@ func (s *SQLite) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, e
 			return nil, fmt.Errorf("recent runs: %w", err)
 		}
 		out = append(out, rr)
-		ids = append(ids, rr.ID)
+		if rr.Rollout != "" {
+			ids = append(ids, rr.ID)
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {

@@ -23,7 +23,7 @@ func TestDashboardQueries(t *testing.T) {
 		if err := s.UpdateRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.StartRollout(ctx, r.ID, "acme/api:api", []byte("version: 1\n"), nil, stages); err != nil {
+		if _, _, err := s.StartRollout(ctx, r.ID, "acme/api:api", r.Release(), []byte("version: 1\n"), nil, stages); err != nil {
 			t.Fatal(err)
 		}
 		return r

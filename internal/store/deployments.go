@@ -29,10 +29,13 @@ type Deployments interface {
 	// ActiveDeployment is the newest deployment of environment in repo
 	// whose last status is success, other than the execution's own.
 	ActiveDeployment(ctx context.Context, repo, environment, exceptExecution string) (Deployment, bool, error)
-	// AddAPICalls adds n to the GitHub API calls the run has cost.
-	AddAPICalls(ctx context.Context, runID string, n int) error
-	// APICalls is what the run has cost so far.
-	APICalls(ctx context.Context, runID string) (int, error)
+	// AddAPICalls adds n to the GitHub API calls the run has cost. id is
+	// the run's, or one of its rollouts': a merge's budget covers the
+	// rollouts of every pipeline it runs.
+	AddAPICalls(ctx context.Context, id string, n int) error
+	// APICalls is what the run (id: the run's, or one of its rollouts')
+	// has cost so far.
+	APICalls(ctx context.Context, id string) (int, error)
 }
 
 const deploymentColumns = `execution_id, repo, environment, deployment_id, state`
@@ -80,21 +83,25 @@ func (s *SQLite) ActiveDeployment(ctx context.Context, repo, environment, except
 }
 
 // AddAPICalls implements Deployments.
-func (s *SQLite) AddAPICalls(ctx context.Context, runID string, n int) error {
+func (s *SQLite) AddAPICalls(ctx context.Context, id string, n int) error {
 	if n == 0 {
 		return nil
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET api_calls = api_calls + ? WHERE id = ?`, n, runID); err != nil {
-		return fmt.Errorf("count API calls of run %s: %w", runID, err)
+	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET api_calls = api_calls + ? WHERE id = `+runOf, n, id, id); err != nil {
+		return fmt.Errorf("count API calls of run %s: %w", id, err)
 	}
 	return nil
 }
 
+// runOf is the id of the run that the id given twice names: a rollout's
+// run, or the run of that id.
+const runOf = `coalesce((SELECT run_id FROM rollouts WHERE rollouts.id = ?), ?)`
+
 // APICalls implements Deployments.
-func (s *SQLite) APICalls(ctx context.Context, runID string) (int, error) {
+func (s *SQLite) APICalls(ctx context.Context, id string) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT api_calls FROM runs WHERE id = ?`, runID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("API calls of run %s: %w", runID, err)
+	if err := s.r.QueryRowContext(ctx, `SELECT api_calls FROM runs WHERE id = `+runOf, id, id).Scan(&n); err != nil {
+		return 0, fmt.Errorf("API calls of run %s: %w", id, err)
 	}
 	return n, nil
 }

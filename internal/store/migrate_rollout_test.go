@@ -31,26 +31,20 @@ func TestMigrationTypesExistingRollouts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.StartRollout(ctx, r.ID, "acme/api:api", nil, nil, []string{"qa", "prod", "eu"}); err != nil {
-		t.Fatal(err)
-	}
+	// The rollout as the schema of version 9 holds it: on the run's row.
+	old := oldSchema{t: t, s: s}
+	old.startRollout(r.ID, "acme/api:api", 1, RolloutActive, nil, "[]", "qa", "prod", "eu")
 	for i, reason := range []string{"handed off to qa-hook", "deployed before: deployment 7 is successful", "Spinnaker execution TERMINAL"} {
-		ex := Execution{ID: []string{"a", "b", "c"}[i], RunID: r.ID, Stage: i, StageName: []string{"qa", "prod", "eu"}[i], Attempt: 1,
-			Version: "1.0.0", Tag: "v1.0.0", Phase: PhaseDeploying, TokenHash: "h" + reason}
-		if err := s.EnterStage(ctx, ex); err != nil {
-			t.Fatal(err)
-		}
 		outcome := "succeeded"
 		if i == 2 {
 			outcome = "failed"
 		}
-		if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ? WHERE id = ?`, outcome, reason, ex.ID); err != nil {
-			t.Fatal(err)
-		}
+		old.exec(`UPDATE stage_states SET state = 'active' WHERE run_id = ? AND idx = ?`, r.ID, i)
+		old.exec(`INSERT INTO executions (id, run_id, idx, stage, attempt, version, tag, phase, outcome, reason, token_hash, created_at)
+			VALUES (?, ?, ?, ?, 1, '1.0.0', 'v1.0.0', 'finished', ?, ?, ?, 1)`,
+			[]string{"a", "b", "c"}[i], r.ID, i, []string{"qa", "prod", "eu"}[i], outcome, reason, "h"+reason)
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', wait = 'waiting for the deploy window' WHERE run_id = ? AND idx = 2`, r.ID); err != nil {
-		t.Fatal(err)
-	}
+	old.exec(`UPDATE stage_states SET state = 'pending', wait = 'waiting for the deploy window' WHERE run_id = ? AND idx = 2`, r.ID)
 
 	if _, err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -71,5 +65,33 @@ func TestMigrationTypesExistingRollouts(t *testing.T) {
 	}
 	if eu := rr.Stages[2]; eu.State != schedule.Pending || !eu.Wait.None() {
 		t.Errorf("eu after the migration: %v %+v; want pending with no wait until the engine looks", eu.State, eu.Wait)
+	}
+}
+
+// oldSchema writes rows as the schema before migration 11 held them, when a
+// run and its rollout were one row: what the store's methods did then.
+type oldSchema struct {
+	t testing.TB
+	s *SQLite
+}
+
+func (o oldSchema) exec(q string, args ...any) {
+	o.t.Helper()
+	if _, err := o.s.w.ExecContext(context.Background(), q, args...); err != nil {
+		o.t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// startRollout puts run id into pipeline key's rollout at order, with
+// stages pending, as StartRollout did.
+func (o oldSchema) startRollout(id, key string, order int64, state string, config []byte, labels string, stages ...string) {
+	o.t.Helper()
+	if config == nil {
+		config = []byte{}
+	}
+	o.exec(`UPDATE runs SET pipeline_key = ?, rollout_order = ?, rollout = ?, config = ?, labels = ? WHERE id = ?`,
+		key, order, state, config, labels, id)
+	for i, name := range stages {
+		o.exec(`INSERT INTO stage_states (run_id, idx, stage, state, updated_at) VALUES (?, ?, ?, 'pending', 1)`, id, i, name)
 	}
 }

@@ -22,52 +22,105 @@ const (
 	PhaseFinished   = rollout.Finished
 )
 
-// Rollout states of a run.
+// Rollout states.
 const (
 	RolloutActive = "active"
 	RolloutDone   = "done"
 )
 
 // StageRow and Execution are the rollout model's types, persisted as they
-// are: states and phases by name, waits as JSON.
+// are: states and phases by name, waits as JSON. An Execution's RunID is
+// the id of the rollout it belongs to (see RolloutRun.ID).
 type (
 	StageRow  = rollout.Stage
 	Execution = rollout.Execution
 )
 
-// RolloutRun is a released run in its pipeline's rollout.
+// RolloutRun is a rollout with the merge run it belongs to: one pipeline
+// taking the merge's release through its stages.
+//
+// Run is the merge run. The fields that RolloutRun declares itself are the
+// rollout's, and shadow the run's fields of the same name: ID is the
+// rollout's id (Run.ID the run's), Pipeline, Version, Tag, PrevTag and
+// ReleaseURL are the pipeline and the release the rollout deploys. A run's
+// first rollout has the run's id and, in the single-pipeline form, the
+// run's release, so for every run of that form the two are the same and
+// every id users and downstreams have seen (run_id in payloads and
+// Idempotency-Keys, /runs/{id}) names the rollout too. A second pipeline's
+// rollout of the same run gets an id of its own.
+//
+// The views that list runs (RecentRollouts, GetRollout by a run's id)
+// also give runs that have no rollout: Rollout is then "", ID, Pipeline
+// and the release are the run's, and there are no stages.
 type RolloutRun struct {
 	Run
+	ID          string
+	Pipeline    string
 	PipelineKey string
 	Order       int64
-	Rollout     string
+	Rollout     string // RolloutActive, RolloutDone, or "" for a run without rollout
+	Version     string
+	Tag         string
+	PrevTag     string
+	ReleaseURL  string
 	Config      []byte
 	Labels      []string
 	Stages      []StageRow
 }
 
+// Release is what a rollout deploys: the version a merge released for its
+// pipeline, its tag, the tag before it and the GitHub Release.
+type Release struct {
+	Version, Tag, PrevTag, URL string
+}
+
+// Release is the release the rollout deploys (a Run's Release method is
+// the run's intent; this one shadows it).
+func (rr RolloutRun) Release() Release {
+	return Release{Version: rr.Version, Tag: rr.Tag, PrevTag: rr.PrevTag, URL: rr.ReleaseURL}
+}
+
+// Release is the run's release intent: the version, tag and release that
+// the merge recorded (before it created the tag). A single-pipeline merge
+// rolls out exactly this.
+func (r Run) Release() Release {
+	return Release{Version: r.Version, Tag: r.Tag, PrevTag: r.PrevTag, URL: r.ReleaseURL}
+}
+
 // Rollouts persists the rollout engine's state. Every method that changes
 // more than one row is one transaction, so a crash leaves either the state
 // before or the state after.
+//
+// Methods that take a rolloutID (and Executions' RunID) name a rollout by
+// RolloutRun.ID: for a run's first rollout, the run's id.
 type Rollouts interface {
-	// StartRollout puts a released run into its pipeline, last in version
-	// order, with every stage pending.
-	StartRollout(ctx context.Context, runID, pipelineKey string, config []byte, labels []string, stages []string) (int64, error)
-	// SetLabels records the current labels of a pull request's runs.
+	// StartRollout puts a released run into pipelineKey's rollout, last in
+	// version order, with every stage pending, deploying rel, and returns
+	// the rollout's id and order. The run's first rollout takes the run's
+	// id, another pipeline's rollout of the run an id of its own. Starting
+	// a run in a pipeline again (a retry after a crash) keeps the
+	// rollout's id, order, stages, configuration and labels; its release
+	// becomes rel, as the merge knows it now (the same version: one
+	// version per merge).
+	StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (rolloutID string, order int64, err error)
+	// SetLabels records the current labels of a pull request's rollouts.
 	SetLabels(ctx context.Context, repo string, pr int, labels []string) error
 	PipelinesWithRollouts(ctx context.Context) ([]string, error)
-	// LoadRollout reads the pipeline's active runs with their stages.
+	// LoadRollout reads the pipeline's active rollouts, in order, with
+	// their runs and stages.
 	LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error)
-	GetRollout(ctx context.Context, runID string) (RolloutRun, error)
-	SetStageState(ctx context.Context, runID string, idx int, state schedule.StageState) error
+	// GetRollout reads a rollout by its id with its run and stages. An id
+	// of a run that has no rollout gives that run, without rollout.
+	GetRollout(ctx context.Context, rolloutID string) (RolloutRun, error)
+	SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
 	// SetStageStates sets stages from idx on (a supersede).
-	SetStageStatesFrom(ctx context.Context, runID string, idx int, state schedule.StageState) error
-	// SetWait records why the run waits at stage idx.
-	SetWait(ctx context.Context, runID string, idx int, wait rollout.Wait) error
+	SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
+	// SetWait records why the rollout waits at stage idx.
+	SetWait(ctx context.Context, rolloutID string, idx int, wait rollout.Wait) error
 	// EnterStage marks the stage active and records its new execution.
 	EnterStage(ctx context.Context, e Execution) error
 	// NextAttempt is one more than the stage's highest attempt so far.
-	NextAttempt(ctx context.Context, runID string, idx int) (int, error)
+	NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error)
 	// UpdateExecution writes the engine's view of an execution. It never
 	// clears an outcome (nor its reason and URL) that ReportOutcome recorded
 	// meanwhile: a downstream may report while the engine is still sending
@@ -82,14 +135,17 @@ type Rollouts interface {
 	OpenExecutions(ctx context.Context) ([]Execution, error)
 	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
 	ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error
+	// RunByTag finds the run that released tag in repo: as its release
+	// intent or as one of its rollouts' releases.
 	RunByTag(ctx context.Context, repo, tag string) (Run, bool, error)
 	ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error)
-	Executions(ctx context.Context, runID string) ([]Execution, error)
+	// Executions lists a rollout's executions by stage, then attempt.
+	Executions(ctx context.Context, rolloutID string) ([]Execution, error)
 	// LastDeployed is the newest version a non-rollback execution deployed
-	// successfully at stage idx for a run of the pipeline older than
+	// successfully at stage idx for a rollout of the pipeline older than
 	// beforeOrder: what a rollback restores.
 	LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (version, tag string, ok bool, err error)
-	FinishRollout(ctx context.Context, runID string) error
+	FinishRollout(ctx context.Context, rolloutID string) error
 	Freeze(ctx context.Context, pipelineKey, reason, actor string) error
 	Unfreeze(ctx context.Context, pipelineKey string) error
 	Frozen(ctx context.Context, pipelineKey string) (reason string, frozen bool, err error)
@@ -108,44 +164,77 @@ func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
 }
 
 // StartRollout implements Rollouts.
-func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, config []byte, labels []string, stages []string) (int64, error) {
+func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (string, int64, error) {
 	lj, err := json.Marshal(nonNilStrings(labels))
 	if err != nil {
-		return 0, err
+		return "", 0, err
 	}
+	var id string
 	var order int64
 	err = s.tx(ctx, func(t *sql.Tx) error {
-		var current string
-		if err := t.QueryRowContext(ctx, `SELECT rollout FROM runs WHERE id = ?`, runID).Scan(&current); err != nil {
+		now := ms(time.Now())
+		err := t.QueryRowContext(ctx, `SELECT id, rollout_order FROM rollouts WHERE run_id = ? AND pipeline_key = ?`, runID, pipelineKey).Scan(&id, &order)
+		if err == nil {
+			// Already started (a retry): keep its place. The release is
+			// the merge's as it stands now, as the run's own columns are.
+			_, err := t.ExecContext(ctx, `UPDATE rollouts SET version = ?, tag = ?, prev_tag = ?, release_url = ?, updated_at = ?
+				WHERE id = ? AND (version <> ? OR tag <> ? OR prev_tag <> ? OR release_url <> ?)`,
+				rel.Version, rel.Tag, rel.PrevTag, rel.URL, now, id, rel.Version, rel.Tag, rel.PrevTag, rel.URL)
 			return err
 		}
-		if current != "" {
-			// Already started (a retry): keep its place.
-			return t.QueryRowContext(ctx, `SELECT rollout_order FROM runs WHERE id = ?`, runID).Scan(&order)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
 		}
-		if err := t.QueryRowContext(ctx, `SELECT coalesce(max(rollout_order), 0) + 1 FROM runs WHERE pipeline_key = ?`, pipelineKey).Scan(&order); err != nil {
+		// The run's first rollout takes the run's id, so that the ids
+		// users and downstreams know a single-pipeline merge by name its
+		// rollout; another pipeline's rollout of the run gets its own.
+		var taken bool
+		if err := t.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM rollouts WHERE id = ?)`, runID).Scan(&taken); err != nil {
+			return err
+		}
+		id = runID
+		if taken {
+			id = NewID()
+		}
+		if err := t.QueryRowContext(ctx, `SELECT coalesce(max(rollout_order), 0) + 1 FROM rollouts WHERE pipeline_key = ?`, pipelineKey).Scan(&order); err != nil {
 			return err
 		}
 		state := RolloutActive
 		if len(stages) == 0 {
 			state = RolloutDone
 		}
-		if _, err := t.ExecContext(ctx, `UPDATE runs SET pipeline_key = ?, rollout_order = ?, rollout = ?, config = ?, labels = ?, updated_at = ? WHERE id = ?`,
-			pipelineKey, order, state, nonNilBytes(config), string(lj), ms(time.Now()), runID); err != nil {
+		res, err := t.ExecContext(ctx, `INSERT INTO rollouts (id, run_id, pipeline, pipeline_key, version, tag, prev_tag, release_url,
+			rollout_order, state, config, labels, created_at, updated_at)
+			SELECT ?, id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM runs WHERE id = ?`,
+			id, pipelineName(pipelineKey), pipelineKey, rel.Version, rel.Tag, rel.PrevTag, rel.URL,
+			order, state, nonNilBytes(config), string(lj), now, now, runID)
+		if err != nil {
 			return err
 		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("run %s: %w", runID, ErrNotFound)
+		}
 		for i, name := range stages {
-			if _, err := t.ExecContext(ctx, `INSERT INTO stage_states (run_id, idx, stage, state, updated_at) VALUES (?, ?, ?, 'pending', ?)`,
-				runID, i, name, ms(time.Now())); err != nil {
+			if _, err := t.ExecContext(ctx, `INSERT INTO stage_states (rollout_id, idx, stage, state, updated_at) VALUES (?, ?, ?, 'pending', ?)`,
+				id, i, name, now); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("start rollout of run %s: %w", runID, err)
+		return "", 0, fmt.Errorf("start rollout of run %s in %s: %w", runID, pipelineKey, err)
 	}
-	return order, nil
+	return id, order, nil
+}
+
+// pipelineName is the pipeline's name in its key (owner/name:pipeline).
+// Repository names have no colon, so the first one ends the repository.
+func pipelineName(key string) string {
+	if _, name, ok := strings.Cut(key, ":"); ok {
+		return name
+	}
+	return key
 }
 
 func nonNilStrings(ss []string) []string {
@@ -161,7 +250,8 @@ func (s *SQLite) SetLabels(ctx context.Context, repo string, pr int, labels []st
 	if err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET labels = ? WHERE repo = ? AND pr = ?`, string(lj), repo, pr); err != nil {
+	if _, err := s.w.ExecContext(ctx, `UPDATE rollouts SET labels = ?
+		WHERE run_id IN (SELECT id FROM runs WHERE repo = ? AND pr = ?)`, string(lj), repo, pr); err != nil {
 		return fmt.Errorf("set labels of %s#%d: %w", repo, pr, err)
 	}
 	return nil
@@ -169,7 +259,7 @@ func (s *SQLite) SetLabels(ctx context.Context, repo string, pr int, labels []st
 
 // PipelinesWithRollouts implements Rollouts.
 func (s *SQLite) PipelinesWithRollouts(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline_key FROM runs WHERE rollout = 'active' ORDER BY pipeline_key`)
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline_key FROM rollouts WHERE state = 'active' ORDER BY pipeline_key`)
 	if err != nil {
 		return nil, fmt.Errorf("pipelines with rollouts: %w", err)
 	}
@@ -185,18 +275,26 @@ func (s *SQLite) PipelinesWithRollouts(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-const rolloutCols = runCols + `, pipeline_key, rollout_order, rollout, config, labels`
+// rolloutCols are a rollout's columns with its run's, from runs r joined
+// with rollouts o; for a run without rollout (a LEFT JOIN that found none)
+// they are the run's own, with no rollout.
+const rolloutCols = `r.id, r.repo, r.sha, r.installation, r.branch, r.pr, r.pr_facts, r.source, r.merged_at, r.parent, r.seq,
+	r.state, r.pipeline, r.version, r.tag, r.prev_tag, r.release_url, r.summary, r.created_at, r.updated_at,
+	coalesce(o.id, r.id), coalesce(o.pipeline, r.pipeline), coalesce(o.pipeline_key, ''), coalesce(o.rollout_order, 0),
+	coalesce(o.state, ''), coalesce(o.version, r.version), coalesce(o.tag, r.tag), coalesce(o.prev_tag, r.prev_tag),
+	coalesce(o.release_url, r.release_url), coalesce(o.config, x''), coalesce(o.labels, '[]')`
 
 func scanRollout(sc interface{ Scan(...any) error }) (RolloutRun, error) {
 	var rr RolloutRun
 	var labels string
-	r, err := scanRun(sc, &rr.PipelineKey, &rr.Order, &rr.Rollout, &rr.Config, &labels)
+	r, err := scanRun(sc, &rr.ID, &rr.Pipeline, &rr.PipelineKey, &rr.Order, &rr.Rollout,
+		&rr.Version, &rr.Tag, &rr.PrevTag, &rr.ReleaseURL, &rr.Config, &labels)
 	if err != nil {
 		return rr, err
 	}
 	rr.Run = r
 	if err := json.Unmarshal([]byte(labels), &rr.Labels); err != nil {
-		return rr, fmt.Errorf("labels of run %s: %w", r.ID, err)
+		return rr, fmt.Errorf("labels of rollout %s: %w", rr.ID, err)
 	}
 	return rr, nil
 }
@@ -210,8 +308,8 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT run_id, idx, stage, state, wait, updated_at, deploy_by, force_by FROM stage_states
-		WHERE run_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY run_id, idx`, args...)
+	rows, err := s.r.QueryContext(ctx, `SELECT rollout_id, idx, stage, state, wait, updated_at, deploy_by, force_by FROM stage_states
+		WHERE rollout_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY rollout_id, idx`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -219,8 +317,8 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	return scanStages(rows)
 }
 
-// scanStages reads rows of (run_id, idx, stage, state, wait, updated_at,
-// deploy_by, force_by).
+// scanStages reads rows of (rollout_id, idx, stage, state, wait,
+// updated_at, deploy_by, force_by).
 func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	for rows.Next() {
@@ -232,10 +330,10 @@ func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 		}
 		var err error
 		if st.State, err = rollout.ParseStageState(state); err != nil {
-			return nil, fmt.Errorf("run %s stage %d: %w", id, st.Index, err)
+			return nil, fmt.Errorf("rollout %s stage %d: %w", id, st.Index, err)
 		}
 		if st.Wait, err = rollout.UnmarshalWait(wait); err != nil {
-			return nil, fmt.Errorf("run %s stage %d: %w", id, st.Index, err)
+			return nil, fmt.Errorf("rollout %s stage %d: %w", id, st.Index, err)
 		}
 		st.UpdatedAt = time.UnixMilli(updated)
 		out[id] = append(out[id], st)
@@ -245,7 +343,8 @@ func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 
 // LoadRollout implements Rollouts.
 func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM runs WHERE pipeline_key = ? AND rollout = 'active' ORDER BY rollout_order`, pipelineKey)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
+		WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY o.rollout_order`, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
 	}
@@ -264,9 +363,9 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
 	}
-	// The stages of the pipeline's active runs, by one query whose text
-	// does not grow with the runs (an IN list of every id cost a fresh
-	// parse of a long statement on every engine pass). A run finished
+	// The stages of the pipeline's active rollouts, by one query whose
+	// text does not grow with them (an IN list of every id cost a fresh
+	// parse of a long statement on every engine pass). A rollout finished
 	// between the two queries has no stages here: read those by id.
 	stages, err := s.activeStages(ctx, pipelineKey)
 	if err != nil {
@@ -291,11 +390,11 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 	return out, nil
 }
 
-// activeStages reads the stages of the pipeline's active runs.
+// activeStages reads the stages of the pipeline's active rollouts.
 func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT st.run_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by
-		FROM runs r JOIN stage_states st ON st.run_id = r.id
-		WHERE r.pipeline_key = ? AND r.rollout = 'active' ORDER BY st.run_id, st.idx`, pipelineKey)
+	rows, err := s.r.QueryContext(ctx, `SELECT st.rollout_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by
+		FROM rollouts o JOIN stage_states st ON st.rollout_id = o.id
+		WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY st.rollout_id, st.idx`, pipelineKey)
 	if err != nil {
 		return nil, err
 	}
@@ -304,48 +403,59 @@ func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[stri
 }
 
 // GetRollout implements Rollouts.
-func (s *SQLite) GetRollout(ctx context.Context, runID string) (RolloutRun, error) {
-	rr, err := scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM runs WHERE id = ?`, runID))
+func (s *SQLite) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, error) {
+	// A run's first rollout has the run's id, so an id of a run that has
+	// rollouts finds one by the first query; only a run without any falls
+	// through to the second.
+	rr, err := scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
+		WHERE o.id = ?`, rolloutID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return RolloutRun{}, fmt.Errorf("run %s: %w", runID, ErrNotFound)
+		rr, err = scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM runs r LEFT JOIN rollouts o ON 0 -- the run alone
+			WHERE r.id = ?`, rolloutID))
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return RolloutRun{}, fmt.Errorf("rollout %s: %w", rolloutID, ErrNotFound)
 	}
 	if err != nil {
-		return RolloutRun{}, fmt.Errorf("read run %s: %w", runID, err)
+		return RolloutRun{}, fmt.Errorf("read rollout %s: %w", rolloutID, err)
 	}
-	stages, err := s.stagesOf(ctx, []string{runID})
+	if rr.Rollout == "" {
+		return rr, nil
+	}
+	stages, err := s.stagesOf(ctx, []string{rr.ID})
 	if err != nil {
-		return RolloutRun{}, fmt.Errorf("read stages of run %s: %w", runID, err)
+		return RolloutRun{}, fmt.Errorf("read stages of rollout %s: %w", rr.ID, err)
 	}
-	rr.Stages = stages[runID]
+	rr.Stages = stages[rr.ID]
 	return rr, nil
 }
 
 // SetStageState implements Rollouts.
-func (s *SQLite) SetStageState(ctx context.Context, runID string, idx int, state schedule.StageState) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
-		state.String(), ms(time.Now()), runID, idx); err != nil {
-		return fmt.Errorf("set stage %d of run %s to %s: %w", idx, runID, state, err)
+func (s *SQLite) SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
+		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
+		return fmt.Errorf("set stage %d of rollout %s to %s: %w", idx, rolloutID, state, err)
 	}
 	return nil
 }
 
 // SetStageStatesFrom implements Rollouts.
-func (s *SQLite) SetStageStatesFrom(ctx context.Context, runID string, idx int, state schedule.StageState) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx >= ?`,
-		state.String(), ms(time.Now()), runID, idx); err != nil {
-		return fmt.Errorf("set stages %d.. of run %s to %s: %w", idx, runID, state, err)
+func (s *SQLite) SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx >= ?`,
+		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
+		return fmt.Errorf("set stages %d.. of rollout %s to %s: %w", idx, rolloutID, state, err)
 	}
 	return nil
 }
 
 // SetWait implements Rollouts.
-func (s *SQLite) SetWait(ctx context.Context, runID string, idx int, w rollout.Wait) error {
+func (s *SQLite) SetWait(ctx context.Context, rolloutID string, idx int, w rollout.Wait) error {
 	wait, err := rollout.MarshalWait(w)
 	if err != nil {
-		return fmt.Errorf("set wait of run %s stage %d: %w", runID, idx, err)
+		return fmt.Errorf("set wait of rollout %s stage %d: %w", rolloutID, idx, err)
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE run_id = ? AND idx = ? AND wait <> ?`, wait, runID, idx, wait); err != nil {
-		return fmt.Errorf("set wait of run %s stage %d: %w", runID, idx, err)
+	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE rollout_id = ? AND idx = ? AND wait <> ?`, wait, rolloutID, idx, wait); err != nil {
+		return fmt.Errorf("set wait of rollout %s stage %d: %w", rolloutID, idx, err)
 	}
 	return nil
 }
@@ -353,23 +463,23 @@ func (s *SQLite) SetWait(ctx context.Context, runID string, idx int, w rollout.W
 // EnterStage implements Rollouts.
 func (s *SQLite) EnterStage(ctx context.Context, e Execution) error {
 	err := s.tx(ctx, func(t *sql.Tx) error {
-		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 			ms(time.Now()), e.RunID, e.Stage); err != nil {
 			return err
 		}
 		return insertExecution(ctx, t, e)
 	})
 	if err != nil {
-		return fmt.Errorf("enter stage %s of run %s: %w", e.StageName, e.RunID, err)
+		return fmt.Errorf("enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
 	}
 	return nil
 }
 
 // NextAttempt implements Rollouts.
-func (s *SQLite) NextAttempt(ctx context.Context, runID string, idx int) (int, error) {
+func (s *SQLite) NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error) {
 	var n int
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM executions WHERE run_id = ? AND idx = ?`, runID, idx).Scan(&n); err != nil {
-		return 0, fmt.Errorf("next attempt of run %s stage %d: %w", runID, idx, err)
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM executions WHERE rollout_id = ? AND idx = ?`, rolloutID, idx).Scan(&n); err != nil {
+		return 0, fmt.Errorf("next attempt of rollout %s stage %d: %w", rolloutID, idx, err)
 	}
 	return n, nil
 }
@@ -404,7 +514,7 @@ func (s *SQLite) FinishExecution(ctx context.Context, e Execution, stageState sc
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errAlreadyFinished
 		}
-		_, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+		_, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 			stageState.String(), now, e.RunID, e.Stage)
 		return err
 	})
@@ -423,7 +533,7 @@ var errAlreadyFinished = errors.New("already finished")
 // changes nothing.
 var ErrFinished = errors.New("execution already finished")
 
-const execCols = `id, run_id, idx, stage, attempt, rollback, version, tag, phase, outcome, pass, reason, token_hash,
+const execCols = `id, rollout_id, idx, stage, attempt, rollback, version, tag, phase, outcome, pass, reason, token_hash,
 	event_id, url, deadline, bake_until, next_check, created_at, finished_at`
 
 func scanExecution(sc interface{ Scan(...any) error }) (Execution, error) {
@@ -482,10 +592,10 @@ func (s *SQLite) ExecutionByToken(ctx context.Context, tokenHash string) (Execut
 }
 
 // Executions implements Rollouts.
-func (s *SQLite) Executions(ctx context.Context, runID string) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE run_id = ? ORDER BY idx, attempt`, runID)
+func (s *SQLite) Executions(ctx context.Context, rolloutID string) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE rollout_id = ? ORDER BY idx, attempt`, rolloutID)
 	if err != nil {
-		return nil, fmt.Errorf("executions of run %s: %w", runID, err)
+		return nil, fmt.Errorf("executions of rollout %s: %w", rolloutID, err)
 	}
 	return out, nil
 }
@@ -493,9 +603,9 @@ func (s *SQLite) Executions(ctx context.Context, runID string) ([]Execution, err
 // LastDeployed implements Rollouts.
 func (s *SQLite) LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (string, string, bool, error) {
 	var version, tag string
-	err := s.r.QueryRowContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN runs r ON r.id = e.run_id
-		WHERE r.pipeline_key = ? AND e.idx = ? AND r.rollout_order < ? AND e.rollback = 0 AND e.outcome = 'succeeded'
-		ORDER BY r.rollout_order DESC, e.attempt DESC LIMIT 1`, pipelineKey, idx, beforeOrder).Scan(&version, &tag)
+	err := s.r.QueryRowContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order < ? AND e.rollback = 0 AND e.outcome = 'succeeded'
+		ORDER BY o.rollout_order DESC, e.attempt DESC LIMIT 1`, pipelineKey, idx, beforeOrder).Scan(&version, &tag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", false, nil
 	}
@@ -506,9 +616,9 @@ func (s *SQLite) LastDeployed(ctx context.Context, pipelineKey string, idx int, 
 }
 
 // FinishRollout implements Rollouts.
-func (s *SQLite) FinishRollout(ctx context.Context, runID string) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE runs SET rollout = 'done', updated_at = ? WHERE id = ?`, ms(time.Now()), runID); err != nil {
-		return fmt.Errorf("finish rollout of run %s: %w", runID, err)
+func (s *SQLite) FinishRollout(ctx context.Context, rolloutID string) error {
+	if _, err := s.w.ExecContext(ctx, `UPDATE rollouts SET state = 'done', updated_at = ? WHERE id = ?`, ms(time.Now()), rolloutID); err != nil {
+		return fmt.Errorf("finish rollout %s: %w", rolloutID, err)
 	}
 	return nil
 }
@@ -547,10 +657,11 @@ func (s *SQLite) Frozen(ctx context.Context, pipelineKey string) (string, bool, 
 // OpenExecutionsOf lists the pipeline's unfinished executions, oldest first.
 func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error) {
 	// Driven by the partial index of open executions (a handful), each
-	// looking its run up by key: "run_id IN (runs of the pipeline)" made
-	// SQLite scan every run the database ever had, on every engine pass.
+	// looking its rollout up by key: "rollout_id IN (rollouts of the
+	// pipeline)" made SQLite scan every rollout the database ever had, on
+	// every engine pass.
 	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished'
-		AND (SELECT pipeline_key FROM runs WHERE runs.id = executions.run_id) = ? ORDER BY created_at, id`, pipelineKey)
+		AND (SELECT pipeline_key FROM rollouts WHERE rollouts.id = executions.rollout_id) = ? ORDER BY created_at, id`, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("open executions of %s: %w", pipelineKey, err)
 	}
@@ -572,9 +683,13 @@ func (s *SQLite) ReportOutcome(ctx context.Context, id string, outcome rollout.O
 	return nil
 }
 
-// RunByTag finds the run that released tag in repo.
+// RunByTag implements Rollouts.
 func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, error) {
-	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE repo = ? AND tag = ? LIMIT 1`, repo, tag))
+	// The run's own tag is its release intent, there before any rollout
+	// (and the only one when the rollout never started); a rollout's tag
+	// is the release it deploys.
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE repo = ?
+		AND (tag = ? OR EXISTS (SELECT 1 FROM rollouts o WHERE o.run_id = runs.id AND o.tag = ?)) LIMIT 1`, repo, tag, tag))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, false, nil
 	}
@@ -596,7 +711,7 @@ func (s *SQLite) FinishAndEnter(ctx context.Context, finished, next Execution) e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errAlreadyFinished
 		}
-		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE run_id = ? AND idx = ?`,
+		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 			now, next.RunID, next.Stage); err != nil {
 			return err
 		}
@@ -606,13 +721,13 @@ func (s *SQLite) FinishAndEnter(ctx context.Context, finished, next Execution) e
 		return fmt.Errorf("finish execution %s: %w", finished.ID, ErrFinished)
 	}
 	if err != nil {
-		return fmt.Errorf("roll back stage %s of run %s: %w", next.StageName, next.RunID, err)
+		return fmt.Errorf("roll back stage %s of rollout %s: %w", next.StageName, next.RunID, err)
 	}
 	return nil
 }
 
 func insertExecution(ctx context.Context, t *sql.Tx, e Execution) error {
-	_, err := t.ExecContext(ctx, `INSERT INTO executions (id, run_id, idx, stage, attempt, rollback, version, tag, phase,
+	_, err := t.ExecContext(ctx, `INSERT INTO executions (id, rollout_id, idx, stage, attempt, rollback, version, tag, phase,
 		token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		e.ID, e.RunID, e.Stage, e.StageName, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), ms(time.Now()))
 	return err

@@ -23,7 +23,9 @@ const (
 	RunFailed    = "failed"    // an error past retrying
 )
 
-// Run is one merge being taken through gate, release and rollout.
+// Run is one merge being taken through gate, release and rollout: its
+// repository, merge commit, pull request and verdict. Its rollouts, one
+// per pipeline it runs, are apart (Rollouts).
 type Run struct {
 	ID           string
 	Repo         string
@@ -39,10 +41,15 @@ type Run struct {
 	// Parent is the branch head this merge was made on (its first parent;
 	// a push's "before"), "" until known. It orders runs exactly where merge
 	// times, which GitHub gives in whole seconds, tie.
-	Parent     string
-	Seq        int64
-	State      string
-	Pipeline   string
+	Parent   string
+	Seq      int64
+	State    string
+	Pipeline string
+	// Version, Tag, PrevTag and ReleaseURL are the merge's release
+	// intent: evaluation records the version before it creates the tag,
+	// so a crash resumes with the same one. Each rollout of the run keeps
+	// the release it deploys (RolloutRun); in the single-pipeline form,
+	// this one.
 	Version    string
 	Tag        string
 	PrevTag    string

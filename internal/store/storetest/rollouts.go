@@ -48,7 +48,7 @@ var rolloutsCases = []testCase{
 func startRollout(e *env) {
 	r1 := e.released(repo, "a1", 1, "1.0.0")
 	r2 := e.released(repo, "b2", 2, "1.1.0")
-	o1, err := e.s.StartRollout(e.ctx, r1.ID, pk, []byte("stages: [qa, prod]\n"), []string{"no-deploy-to-prod"}, []string{"qa", "prod"})
+	_, o1, err := e.s.StartRollout(e.ctx, r1.ID, pk, r1.Release(), []byte("stages: [qa, prod]\n"), []string{"no-deploy-to-prod"}, []string{"qa", "prod"})
 	e.must(err)
 	o2 := e.start(r2, pk, "qa", "prod")
 	if o2 <= o1 {
@@ -112,7 +112,7 @@ func startRolloutConcurrent(e *env) {
 	}
 	orders := make([]int64, n)
 	parallel(n, func(i int) {
-		o, err := e.s.StartRollout(e.ctx, runs[i].ID, pk, nil, nil, []string{"qa"})
+		_, o, err := e.s.StartRollout(e.ctx, runs[i].ID, pk, runs[i].Release(), nil, nil, []string{"qa"})
 		if err != nil {
 			e.Error(err)
 		}
@@ -140,7 +140,7 @@ func startRolloutConcurrentSameRun(e *env) {
 	const n = 6
 	orders := make([]int64, n)
 	parallel(n, func(i int) {
-		o, err := e.s.StartRollout(e.ctx, r.ID, pk, nil, nil, []string{"qa", "prod"})
+		_, o, err := e.s.StartRollout(e.ctx, r.ID, pk, r.Release(), nil, nil, []string{"qa", "prod"})
 		if err != nil {
 			e.Error(err)
 		}
@@ -165,10 +165,10 @@ func setLabels(e *env) {
 	r8 := e.released(repo, "b2", 8, "1.1.0")
 	w7 := e.released("acme/web", "c3", 7, "2.0.0")
 	for _, r := range []store.Run{r7, r8} {
-		_, err := e.s.StartRollout(e.ctx, r.ID, pk, nil, []string{"keep"}, []string{"qa"})
+		_, _, err := e.s.StartRollout(e.ctx, r.ID, pk, r.Release(), nil, []string{"keep"}, []string{"qa"})
 		e.must(err)
 	}
-	_, err := e.s.StartRollout(e.ctx, w7.ID, "acme/web:web", nil, []string{"keep"}, []string{"qa"})
+	_, _, err := e.s.StartRollout(e.ctx, w7.ID, "acme/web:web", w7.Release(), nil, []string{"keep"}, []string{"qa"})
 	e.must(err)
 
 	e.must(e.s.SetLabels(e.ctx, repo, 7, []string{"no-deploy-to-prod", "semver:minor"}))

@@ -70,6 +70,7 @@ func groups() []group {
 		{"CheckRuns", checkRunsCases},
 		{"Comments", commentsCases},
 		{"Rollouts", rolloutsCases},
+		{"Pipelines", pipelinesCases},
 		{"Freeze", freezeCases},
 		{"Commands", commandsCases},
 		{"Deployments", deploymentsCases},
@@ -184,7 +185,7 @@ func (e *env) released(repo, sha string, pr int, version string) store.Run {
 // start puts r into the rollout of pipeline key with stages.
 func (e *env) start(r store.Run, key string, stages ...string) int64 {
 	e.Helper()
-	order, err := e.s.StartRollout(e.ctx, r.ID, key, []byte("version: 1\n"), nil, stages)
+	_, order, err := e.s.StartRollout(e.ctx, r.ID, key, r.Release(), []byte("version: 1\n"), nil, stages)
 	e.must(err)
 	return order
 }
