@@ -2,11 +2,16 @@
 // alarm firing right now? A firing alarm blocks a stage from starting and,
 // during bake, rolls it back.
 //
+// Kinds: alertmanager (any active, unsilenced alert matching the filter),
+// http (an endpoint answering {"firing": bool}) and prometheus (an instant
+// query that returns series; see prometheus.go).
+//
 // The answer is fail-safe: an alarm that cannot be read (unreachable, a
-// timeout, a non-2xx answer, malformed JSON, an unset environment
-// variable, an unknown kind) counts as firing, with Status.Unknown set and
-// a reason that says so. A deploy held back by a broken alarm is a delay;
-// a deploy let through by one is an outage nobody was watching.
+// timeout, a non-2xx answer, malformed JSON, a Prometheus error or an
+// answer it cannot judge, an unset environment variable, an unknown kind)
+// counts as firing, with Status.Unknown set and a reason that says so. A
+// deploy held back by a broken alarm is a delay; a deploy let through by
+// one is an outage nobody was watching.
 //
 // Checker makes one request per call and does not retry: the engine
 // re-checks a blocked stage on its own schedule, and a retry here would
@@ -22,6 +27,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -33,18 +39,22 @@ import (
 const DefaultTimeout = 5 * time.Second
 
 // maxResponse bounds an answer. An Alertmanager with more matching alerts
-// than fit is firing anyway, and a cut-off answer counts as firing.
+// than fit, or a Prometheus vector with more series, is firing anyway, and
+// a cut-off answer counts as firing.
 const maxResponse = 4 << 20
 
 // Status is one check's verdict.
 type Status struct {
 	Firing bool
-	// Unknown means the alarm could not be read, so Firing is true by
-	// the fail-safe rule rather than because an alert is active.
+	// Unknown means the alarm could not be read, or answered what it
+	// cannot judge (a Prometheus NaN scalar or range vector), so Firing is
+	// true by the fail-safe rule rather than because an alert is active.
 	Unknown bool
 	// Reason is one line for the PR comment and logs, naming the alarm
-	// and, when an Alertmanager alert fires, its alertname. It never
-	// contains the alarm URL's credentials or query.
+	// and, when an Alertmanager alert fires, its alertname, or for a
+	// Prometheus alarm the PromQL query and the first series it returned.
+	// It is bounded in length and never contains the alarm URL's
+	// credentials or URL query.
 	Reason string
 }
 
@@ -61,6 +71,7 @@ type Checker struct {
 // the answer is firing (see the package documentation).
 func (c *Checker) Firing(ctx context.Context, a config.Alarm) Status {
 	st := c.check(ctx, a)
+	st.Reason = scrub(st.Reason, a.Secrets())
 	level := slog.LevelDebug
 	if st.Unknown {
 		level = slog.LevelWarn
@@ -80,6 +91,8 @@ func (c *Checker) check(ctx context.Context, a config.Alarm) Status {
 		return c.alertmanager(ctx, a)
 	case config.AlarmHTTP:
 		return c.http(ctx, a)
+	case config.AlarmPrometheus:
+		return c.prometheus(ctx, a)
 	default:
 		return unknown(a, fmt.Sprintf("unknown alarm kind %q", a.Kind))
 	}
@@ -165,9 +178,36 @@ func (c *Checker) http(ctx context.Context, a config.Alarm) Status {
 	return Status{Reason: fmt.Sprintf("alarm %s is not firing", a.Name)}
 }
 
-// get fetches raw with the check's timeout. ok false means st is the
-// fail-safe verdict.
+// get fetches raw with the check's timeout and wants a 2xx answer. ok
+// false means st is the fail-safe verdict.
 func (c *Checker) get(ctx context.Context, a config.Alarm, raw string) (data []byte, st Status, ok bool) {
+	ans, st, ok := c.fetch(ctx, a, raw)
+	if !ok {
+		return nil, st, false
+	}
+	if !ans.ok() {
+		return nil, unknown(a, fmt.Sprintf("%s answered %s", redactURL(raw), ans.status)), false
+	}
+	return ans.body, Status{}, true
+}
+
+// answer is an HTTP answer as fetch read it.
+type answer struct {
+	code   int
+	status string // "404 Not Found"
+	body   []byte // a non-2xx answer's, cut at maxErrorBody
+}
+
+func (ans answer) ok() bool { return ans.code/100 == 2 }
+
+// maxErrorBody bounds what is read of a non-2xx answer: an API's error
+// object (Prometheus's) is small, and anything else is only an error page.
+const maxErrorBody = 64 << 10
+
+// fetch GETs raw with the check's timeout and reads the answer, whatever
+// its status. ok false means the request failed or a 2xx answer could not
+// be read whole, and st is the fail-safe verdict.
+func (c *Checker) fetch(ctx context.Context, a config.Alarm, raw string) (ans answer, st Status, ok bool) {
 	timeout := c.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -177,7 +217,7 @@ func (c *Checker) get(ctx context.Context, a config.Alarm, raw string) (data []b
 	safe := redactURL(raw)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
-		return nil, unknown(a, "invalid url "+safe), false
+		return answer{}, unknown(a, "invalid url "+safe), false
 	}
 	req.Header.Set("Accept", "application/json")
 	v := c.Version
@@ -192,22 +232,26 @@ func (c *Checker) get(ctx context.Context, a config.Alarm, raw string) (data []b
 	resp, err := client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
-			return nil, unknown(a, fmt.Sprintf("no answer from %s within %s", safe, timeout)), false
+			return answer{}, unknown(a, fmt.Sprintf("no answer from %s within %s", safe, timeout)), false
 		}
-		return nil, unknown(a, fmt.Sprintf("cannot reach %s: %s", safe, innerError(err))), false
+		return answer{}, unknown(a, fmt.Sprintf("cannot reach %s: %s", safe, innerError(err))), false
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return nil, unknown(a, fmt.Sprintf("%s answered %s", safe, resp.Status)), false
+	ans = answer{code: resp.StatusCode, status: resp.Status}
+	if !ans.ok() {
+		// The status decides; the body may only explain it, so a cut or
+		// broken one is no reason to say less.
+		ans.body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		return ans, Status{}, true
 	}
-	data, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
+	ans.body, err = io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	switch {
 	case err != nil:
-		return nil, unknown(a, fmt.Sprintf("reading the answer from %s: %s", safe, innerError(err))), false
-	case len(data) > maxResponse:
-		return nil, unknown(a, fmt.Sprintf("answer from %s is larger than %d bytes", safe, maxResponse)), false
+		return answer{}, unknown(a, fmt.Sprintf("reading the answer from %s: %s", safe, innerError(err))), false
+	case len(ans.body) > maxResponse:
+		return answer{}, unknown(a, fmt.Sprintf("answer from %s is larger than %d bytes", safe, maxResponse)), false
 	}
-	return data, Status{}, true
+	return ans, Status{}, true
 }
 
 // innerError drops the *url.Error layer, whose text repeats the URL with
@@ -248,6 +292,23 @@ func redactURL(raw string) string {
 	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 }
 
+// scrub replaces the alarm's secrets (config.Alarm.Secrets: its URL's
+// credentials) in a reason. Reasons are built without them, but a remote
+// system's words are quoted (an alert name, a Prometheus error), and a
+// proxy or a misconfigured server may echo what it was sent.
+func scrub(s string, secrets []string) string {
+	secrets = slices.Clone(secrets)
+	// Longest first, so that no tail of a longer secret survives a shorter
+	// one's replacement.
+	slices.SortFunc(secrets, func(x, y string) int { return len(y) - len(x) })
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "[REDACTED]")
+		}
+	}
+	return s
+}
+
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -259,7 +320,10 @@ func hostOf(raw string) string {
 // clean keeps text from a remote system to one short line: an alert name
 // goes into a PR comment, and a newline or a megabyte there would break
 // the stage table.
-func clean(s string) string {
+func clean(s string) string { return clip(s, 100) }
+
+// clip is clean with a bound of n runes.
+func clip(s string, n int) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return ' '
@@ -267,8 +331,8 @@ func clean(s string) string {
 		return r
 	}, s)
 	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > 100 {
-		s = string(r[:100]) + "…"
+	if r := []rune(s); len(r) > n {
+		s = string(r[:n]) + "…"
 	}
 	return s
 }

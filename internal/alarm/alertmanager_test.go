@@ -12,17 +12,23 @@ import (
 )
 
 // waitFiring polls until the check agrees with want: Alertmanager takes an
-// alert in synchronously, but nothing in its API promises that, so the
-// test allows a short settling time instead of assuming.
+// alert in synchronously, but nothing in its API promises that, and
+// Prometheus sees a change at its next scrape, so the test allows a short
+// settling time instead of assuming.
 func waitFiring(t *testing.T, c *Checker, a config.Alarm, want bool) Status {
 	t.Helper()
+	return waitFiringWithin(t, c, a, want, 10*time.Second)
+}
+
+func waitFiringWithin(t *testing.T, c *Checker, a config.Alarm, want bool, within time.Duration) Status {
+	t.Helper()
 	var st Status
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if st = c.Firing(context.Background(), a); st.Firing == want && !st.Unknown {
 			return st
 		}
 	}
-	t.Fatalf("alarm never reached firing=%v: %+v", want, st)
+	t.Fatalf("alarm never reached firing=%v within %s: %+v", want, within, st)
 	return st
 }
 

@@ -19,7 +19,13 @@ import (
 const (
 	AlarmAlertmanager = "alertmanager" // firing = any active alert matching the filter
 	AlarmHTTP         = "http"         // GET returns JSON {"firing": bool}
+	// AlarmPrometheus fires while the instant query returns a non-empty
+	// vector or a non-zero scalar, as an alerting rule does.
+	AlarmPrometheus = "prometheus"
 )
+
+// alarmKinds are the alarm kinds, in the order errors list them.
+var alarmKinds = []string{AlarmAlertmanager, AlarmHTTP, AlarmPrometheus}
 
 // Errors that Targets.Lookup wraps, for callers that must tell a refused
 // merge (unknown target, repository not allowed) from a failed stage (an
@@ -76,10 +82,15 @@ type Target struct {
 
 // Alarm is one alarm source. String values have had ${VAR} expanded.
 type Alarm struct {
-	Name       string
-	Kind       string   // AlarmAlertmanager or AlarmHTTP
-	URL        string   // Alertmanager base URL, or the http endpoint
-	Filter     []string // alertmanager matchers such as `severity="high"`
+	Name string
+	Kind string // AlarmAlertmanager, AlarmHTTP or AlarmPrometheus
+	// URL is the Alertmanager or Prometheus base URL (a route prefix
+	// included; shipbot appends the API path), or the http endpoint.
+	URL    string
+	Filter []string // alertmanager matchers such as `severity="high"`
+	// Query is a prometheus alarm's PromQL expression. Like Filter it is a
+	// setting, not a secret: reasons quote it.
+	Query      string
 	Unresolved []string // as for Target
 	Line       int
 
@@ -429,30 +440,52 @@ func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bo
 	if !targetNameRE.MatchString(name) {
 		d.errorAt(ae.key, "alarms", "invalid alarm name %q: must match %s", name, targetNameRE)
 	}
-	m, ok := d.mapping(ae.val, path, "kind", "url", "filter")
+	m, ok := d.mapping(ae.val, path, "kind", "url", "filter", "query")
 	if !ok {
 		return Alarm{}, false
 	}
 	x := &expander{d: d, getenv: getenv,
 		consequence: fmt.Sprintf("alarm %q cannot be read until it is set, and an alarm that cannot be read counts as firing", name)}
 	a := Alarm{Name: name, Line: ae.key.Line}
-	kinds := []string{AlarmAlertmanager, AlarmHTTP}
 	kindKnown := false
 	if e, ok := m["kind"]; !ok {
-		d.errorAt(ae.val, path+".kind", "required: %s", orList(kinds))
+		d.errorAt(ae.val, path+".kind", "required: %s", orList(alarmKinds))
 	} else if v, resolved, ok := x.str(e.val, path+".kind"); ok {
 		a.Kind = v
 		if resolved {
-			if kindKnown = slices.Contains(kinds, v); !kindKnown {
-				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList(kinds), v)
+			if kindKnown = slices.Contains(alarmKinds, v); !kindKnown {
+				d.errorAt(e.val, path+".kind", "must be %s, got %q", orList(alarmKinds), v)
 			}
 		}
 	}
 	if e, ok := m["url"]; !ok {
 		d.errorAt(ae.val, path+".url", "required")
 	} else {
-		a.URL, _ = x.url(e.val, path+".url")
+		var valid bool
+		a.URL, valid = x.url(e.val, path+".url")
 		a.urlVars = varValues(e.val.Value, getenv)
+		if valid && kindKnown && a.Kind == AlarmPrometheus {
+			// The API path is shipbot's to add: a pasted query endpoint
+			// would become …/api/v1/query/api/v1/query, a 404, and an
+			// alarm that fires for good.
+			if u, err := url.Parse(a.URL); err == nil {
+				if p := strings.TrimRight(u.Path, "/"); strings.HasSuffix(p, "/api/v1") || strings.HasSuffix(p, "/api/v1/query") {
+					d.errorAt(e.val, path+".url", "must be Prometheus's base URL, without /api/v1/…: shipbot appends /api/v1/query, got %q", e.val.Value)
+				}
+			}
+		}
+	}
+	if e, ok := m["query"]; ok {
+		if kindKnown && a.Kind != AlarmPrometheus {
+			d.errorAt(e.key, path+".query", "only for kind %q", AlarmPrometheus)
+		} else if v, resolved, ok := x.str(e.val, path+".query"); ok {
+			if resolved && strings.TrimSpace(v) == "" {
+				d.errorAt(e.val, path+".query", "must not be empty")
+			}
+			a.Query = v
+		}
+	} else if kindKnown && a.Kind == AlarmPrometheus {
+		d.errorAt(ae.val, path+".query", `required for kind %q: a PromQL expression that returns series while the alarm fires, such as 'rate(http_errors_total[5m]) > 0.05'`, AlarmPrometheus)
 	}
 	if e, ok := m["filter"]; ok {
 		if kindKnown && a.Kind != AlarmAlertmanager {
@@ -484,6 +517,17 @@ func (t Target) Err() error {
 		return nil
 	}
 	return &unresolvedError{what: "target", name: t.Name, vars: t.Unresolved}
+}
+
+// Secrets returns what the alarm's URL carries that must never be shown
+// (its ${VAR}s, password or token user name, basic-auth value and long
+// query values; see urlSecrets), for scrubbing text about the alarm.
+func (a Alarm) Secrets() []string {
+	var out []string
+	for _, s := range append(urlSecrets(a.URL), a.urlVars...) {
+		out = appendSecret(out, s)
+	}
+	return out
 }
 
 // Err reports why the alarm cannot be evaluated, or nil.
@@ -645,7 +689,7 @@ func (ts Targets) Secrets() []string {
 		}
 	}
 	for _, a := range ts.Alarms {
-		for _, s := range append(urlSecrets(a.URL), a.urlVars...) {
+		for _, s := range a.Secrets() {
 			out = appendSecret(out, s)
 		}
 	}

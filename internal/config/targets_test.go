@@ -173,6 +173,56 @@ func TestParseTargetsEmptySections(t *testing.T) {
 	}
 }
 
+// A prometheus alarm: url and query expanded, the query kept as written
+// (a block scalar, a regex's $, a $$), and only the URL's credentials among
+// the secrets: the query is a setting that reasons quote, as a filter is.
+func TestParseTargetsPrometheusAlarm(t *testing.T) {
+	yml := `alarms:
+  prod-5xx:
+    kind: prometheus
+    url: https://shipbot:${PROM_PW}@prometheus.example/prom/
+    query: |
+      sum by (job) (rate(http_requests_total{env="${ENV}", code=~"5..$"}[5m]))
+        / sum by (job) (rate(http_requests_total{env="${ENV}"}[5m])) > 0.05
+  cost:
+    kind: prometheus
+    url: http://prometheus:9090
+    query: 'label_replace(up, "x", "$${1}", "job", "(.*)") == 0'
+`
+	ts, err := ParseTargets("t.yml", []byte(yml), env("PROM_PW", "prom-pw-1234", "ENV", "prod"), KindsForTest)
+	if err != nil {
+		t.Fatalf("ParseTargets: %v", err)
+	}
+	want := map[string]Alarm{
+		"prod-5xx": {
+			Name: "prod-5xx", Kind: AlarmPrometheus, URL: "https://shipbot:prom-pw-1234@prometheus.example/prom/",
+			Query: "sum by (job) (rate(http_requests_total{env=\"prod\", code=~\"5..$\"}[5m]))\n  / sum by (job) (rate(http_requests_total{env=\"prod\"}[5m])) > 0.05\n",
+			Line:  2,
+		},
+		"cost": {Name: "cost", Kind: AlarmPrometheus, URL: "http://prometheus:9090", Query: `label_replace(up, "x", "${1}", "job", "(.*)") == 0`, Line: 8},
+	}
+	if diff := cmp.Diff(want, ts.Alarms, ignoreDerived); diff != "" {
+		t.Errorf("alarms (-want +got):\n%s", diff)
+	}
+	// prom-pw-1234 and base64("shipbot:prom-pw-1234").
+	if diff := cmp.Diff([]string{"prom-pw-1234", "c2hpcGJvdDpwcm9tLXB3LTEyMzQ="}, ts.Alarms["prod-5xx"].Secrets()); diff != "" {
+		t.Errorf("Alarm.Secrets (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"c2hpcGJvdDpwcm9tLXB3LTEyMzQ=", "prom-pw-1234"}, ts.Secrets()); diff != "" {
+		t.Errorf("Targets.Secrets (-want +got):\n%s", diff)
+	}
+
+	// An unset variable in the query makes the alarm unresolved, like one
+	// in the URL: it is not read, and so fires.
+	ts, err = ParseTargets("t.yml", []byte(yml), env("PROM_PW", "prom-pw-1234"), KindsForTest)
+	if err != nil {
+		t.Fatalf("ParseTargets: %v", err)
+	}
+	if got := ts.Alarms["prod-5xx"].Err(); got == nil || got.Error() != `alarm "prod-5xx": environment variable ENV is not set` {
+		t.Errorf("Err() = %v", got)
+	}
+}
+
 func TestParseTargetsErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -243,8 +293,35 @@ func TestParseTargetsErrors(t *testing.T) {
 			`t.yml:8:14: alarms.b.filter[0]: must be an Alertmanager matcher such as 'severity="high"', got "severity"`,
 			`t.yml:8:26: alarms.b.filter[1]: must be an Alertmanager matcher such as 'severity="high"', got "=x"`,
 			`t.yml:8:47: alarms.b.filter[3]: must be an Alertmanager matcher such as 'severity="high"', got "3"`,
-			`t.yml:10:11: alarms.c.kind: must be "alertmanager" or "http", got "pagerduty"`,
+			`t.yml:10:11: alarms.c.kind: must be "alertmanager", "http" or "prometheus", got "pagerduty"`,
 			`t.yml:11:10: alarms.c.url: must be an absolute http(s) URL, got "x": scheme must be http or https`,
+		}},
+		{"prometheus alarm errors", `alarms:
+  no-query:
+    kind: prometheus
+    url: http://prometheus:9090
+  empty-query: {kind: prometheus, url: 'http://prometheus:9090', query: '  '}
+  query-not-a-string: {kind: prometheus, url: 'http://prometheus:9090', query: [up]}
+  on-http: {kind: http, url: 'https://x', query: up}
+  on-alertmanager: {kind: alertmanager, url: 'https://x', query: up}
+  filter-on-prometheus: {kind: prometheus, url: 'http://p', query: up, filter: ['a="b"']}
+  endpoint-not-base: {kind: prometheus, url: 'http://p/prom/api/v1/query', query: up}
+  api-root: {kind: prometheus, url: 'http://p/api/v1/', query: up}
+  no-url: {kind: prometheus, query: up}
+  bad-url: {kind: prometheus, url: 'prometheus:9090', query: up}
+  unknown-key: {kind: prometheus, url: 'http://p', query: up, step: 1m}
+`, []string{
+			`t.yml:3:5: alarms.no-query.query: required for kind "prometheus": a PromQL expression that returns series while the alarm fires, such as 'rate(http_errors_total[5m]) > 0.05'`,
+			`t.yml:5:73: alarms.empty-query.query: must not be empty`,
+			`t.yml:6:80: alarms.query-not-a-string.query: must be a string, got a list`,
+			`t.yml:7:43: alarms.on-http.query: only for kind "prometheus"`,
+			`t.yml:8:59: alarms.on-alertmanager.query: only for kind "prometheus"`,
+			`t.yml:9:72: alarms.filter-on-prometheus.filter: only for kind "alertmanager"`,
+			`t.yml:10:46: alarms.endpoint-not-base.url: must be Prometheus's base URL, without /api/v1/…: shipbot appends /api/v1/query, got "http://p/prom/api/v1/query"`,
+			`t.yml:11:37: alarms.api-root.url: must be Prometheus's base URL, without /api/v1/…: shipbot appends /api/v1/query, got "http://p/api/v1/"`,
+			`t.yml:12:11: alarms.no-url.url: required`,
+			`t.yml:13:36: alarms.bad-url.url: must be an absolute http(s) URL, got "prometheus:9090": scheme must be http or https`,
+			`t.yml:14:63: alarms.unknown-key: unknown key "step" (known keys: kind, url, filter, query)`,
 		}},
 	}
 	for _, tt := range tests {

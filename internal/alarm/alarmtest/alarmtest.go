@@ -1,24 +1,29 @@
-// Package alarmtest runs a real Alertmanager for tests: the alarm checker's
-// own tests and the rollout engine's use the same one.
+// Package alarmtest runs a real Alertmanager and a real Prometheus for
+// tests: the alarm checker's own tests and the rollout engine's use the
+// same ones.
 package alarmtest
 
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-// binaries are the names the binary goes by: Debian's
+// alertmanagers are the names the Alertmanager binary goes by: Debian's
 // prometheus-alertmanager package installs /usr/bin/prometheus-alertmanager,
-// upstream release tarballs ship alertmanager.
-var binaries = []string{"prometheus-alertmanager", "alertmanager"}
+// upstream release tarballs ship alertmanager. Prometheus is prometheus in
+// both.
+var alertmanagers = []string{"prometheus-alertmanager", "alertmanager"}
 
 // syncBuffer collects the process's output; the process writes while a
 // failing test may read.
@@ -46,34 +51,90 @@ func (s *syncBuffer) String() string {
 // must not pass silently there.
 func Start(t testing.TB) string {
 	t.Helper()
+	const conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
+	return run(t, server{
+		what:     "Alertmanager",
+		binaries: alertmanagers,
+		pkg:      "prometheus-alertmanager",
+		config:   conf,
+		args: func(cfg, dir, addr string) []string {
+			return []string{
+				"--config.file=" + cfg,
+				"--storage.path=" + filepath.Join(dir, "data"),
+				"--web.listen-address=" + addr,
+				"--cluster.listen-address=", // no HA gossip: no second port, no peers to wait for
+			}
+		},
+	})
+}
+
+// StartPrometheus runs a real Prometheus on a free loopback port with its
+// TSDB in a temporary directory, scraping each of targets (host:port,
+// serving /metrics) every second as job "demo", and returns its base URL
+// once /-/ready answers. With no targets it scrapes nothing. Without the
+// binary (Debian's prometheus package) it skips or fails as Start does.
+func StartPrometheus(t testing.TB, targets ...string) string {
+	t.Helper()
+	conf := "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+	if len(targets) > 0 {
+		quoted := make([]string, len(targets))
+		for i, tg := range targets {
+			quoted[i] = strconv.Quote(tg)
+		}
+		conf += "scrape_configs:\n  - job_name: demo\n    static_configs:\n      - targets: [" + strings.Join(quoted, ", ") + "]\n"
+	}
+	return run(t, server{
+		what:     "Prometheus",
+		binaries: []string{"prometheus"},
+		pkg:      "prometheus",
+		config:   conf,
+		args: func(cfg, dir, addr string) []string {
+			return []string{
+				"--config.file=" + cfg,
+				"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+				"--web.listen-address=" + addr,
+			}
+		},
+	})
+}
+
+// server is how to run one of the servers above.
+type server struct {
+	what     string   // for messages
+	binaries []string // names to look up in PATH, in order
+	pkg      string   // the Debian package that installs it
+	config   string   // the config file's content
+	// args are the flags, given the config file, a temporary directory
+	// for state and the loopback address to listen on.
+	args func(cfg, dir, addr string) []string
+}
+
+// run starts s, stops it when the test ends and returns its base URL once
+// /-/ready answers 200, within 15 s.
+func run(t testing.TB, s server) string {
+	t.Helper()
 	bin := ""
-	for _, name := range binaries {
+	for _, name := range s.binaries {
 		if p, err := exec.LookPath(name); err == nil {
 			bin = p
 			break
 		}
 	}
 	if bin == "" {
-		msg := "no Alertmanager binary (apt-get install prometheus-alertmanager)"
+		msg := fmt.Sprintf("no %s binary (apt-get install %s)", s.what, s.pkg)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}
 		t.Skip(msg)
 	}
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	const conf = "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n"
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+	cfg := filepath.Join(dir, "config.yml")
+	if err := os.WriteFile(cfg, []byte(s.config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
 	var out syncBuffer
-	cmd := exec.Command(bin,
-		"--config.file="+cfg,
-		"--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--cluster.listen-address=", // no HA gossip: no second port, no peers to wait for
-	)
+	cmd := exec.Command(bin, s.args(cfg, dir, addr)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -84,7 +145,7 @@ func Start(t testing.TB) string {
 		_ = cmd.Process.Kill()
 		<-exited
 		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", out.String())
+			t.Logf("%s output:\n%s", s.what, out.String())
 		}
 	})
 	base := "http://" + addr
@@ -99,17 +160,17 @@ func Start(t testing.TB) string {
 		}
 		select {
 		case err := <-exited:
-			t.Fatalf("alertmanager exited: %v\n%s", err, out.String())
+			t.Fatalf("%s exited: %v\n%s", s.what, err, out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("alertmanager not ready at %s after 15s:\n%s", base, out.String())
+			t.Fatalf("%s not ready at %s after 15s:\n%s", s.what, base, out.String())
 		}
 	}
 }
 
 // freeAddr picks a loopback port the kernel says is free. Another process
-// could take it before Alertmanager binds; on loopback that race is remote,
+// could take it before the server binds; on loopback that race is remote,
 // and a failure would show as "address in use".
 func freeAddr(t testing.TB) string {
 	t.Helper()
