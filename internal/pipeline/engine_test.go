@@ -577,9 +577,7 @@ func TestAlarmDuringBakeRollsBack(t *testing.T) {
     bake: 2s
     rollback: true
 `),
-		targets: func(spinURL string) string {
-			return defaultTargets(spinURL) + fmt.Sprintf("alarms:\n  prod-health:\n    kind: http\n    url: %s/health\n", health.srv.URL)
-		},
+		targets: health.targets,
 		decide: func(tr trigger) string {
 			if tr.Source == "api-prod" && tr.str("tag") == "v0.1.1" && !tr.rollback() {
 				// The new version is bad: the alarm goes off once it is out.
@@ -618,9 +616,7 @@ func TestAlarmReadAtTheEndOfTheBake(t *testing.T) {
     alarms: [prod-health]
     bake: 10m
 `),
-		targets: func(spinURL string) string {
-			return defaultTargets(spinURL) + fmt.Sprintf("alarms:\n  prod-health:\n    kind: http\n    url: %s/health\n", health.srv.URL)
-		},
+		targets: health.targets,
 		decide:     always("succeeded"),
 		alarmEvery: time.Hour, // no reading between the bake's start and its end
 	})
@@ -660,9 +656,7 @@ func TestAlarmCheckedRightBeforeStart(t *testing.T) {
     target: spinnaker-prod
     alarms: [prod-health]
 `),
-		targets: func(spinURL string) string {
-			return defaultTargets(spinURL) + fmt.Sprintf("alarms:\n  prod-health:\n    kind: http\n    url: %s/health\n", health.srv.URL)
-		},
+		targets: health.targets,
 		alarmEvery: time.Minute, // readings are reused for a minute of engine time
 	})
 	ctx := context.Background()

@@ -732,6 +732,12 @@ func newAlarmServer(t testing.TB) *alarmServer {
 	return a
 }
 
+// targets is the default targets file plus the alarm prod-health, which
+// reads this server.
+func (a *alarmServer) targets(spinURL string) string {
+	return defaultTargets(spinURL) + fmt.Sprintf("alarms:\n  prod-health:\n    kind: http\n    url: %s/health\n", a.srv.URL)
+}
+
 // randomHex is n random bytes in hex.
 func randomHex(n int) string {
 	b := make([]byte, n)
