@@ -616,7 +616,7 @@ func TestAlarmReadAtTheEndOfTheBake(t *testing.T) {
     alarms: [prod-health]
     bake: 10m
 `),
-		targets: health.targets,
+		targets:    health.targets,
 		decide:     always("succeeded"),
 		alarmEvery: time.Hour, // no reading between the bake's start and its end
 	})
@@ -656,7 +656,7 @@ func TestAlarmCheckedRightBeforeStart(t *testing.T) {
     target: spinnaker-prod
     alarms: [prod-health]
 `),
-		targets: health.targets,
+		targets:    health.targets,
 		alarmEvery: time.Minute, // readings are reused for a minute of engine time
 	})
 	ctx := context.Background()
