@@ -2,8 +2,9 @@ package deploy
 
 import (
 	"context"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 const testCallback = "https://shipbot.example/api/v1/callbacks/tok_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
@@ -18,13 +19,13 @@ func testPayload() Payload {
 
 type fixture struct {
 	tr   *Triggerer
-	logs *deploytest.Logs
+	logs *syncbuf.Buffer
 }
 
 // newFixture triggers through shipbot's own kinds, without waiting between
 // retries.
 func newFixture() *fixture {
-	f := &fixture{logs: &deploytest.Logs{}}
+	f := &fixture{logs: &syncbuf.Buffer{}}
 	f.tr = &Triggerer{Drivers: DriversForTest, Env: Env{
 		Retry: RetryPolicy{
 			MaxAttempts: 4, Budget: time.Minute, AttemptTimeout: 5 * time.Second,

@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/shipbot/shipbot/internal/config"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
-func newTestLogger(w *deploytest.Logs) *slog.Logger {
+func newTestLogger(w *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -108,7 +108,7 @@ type secretStringer struct{ s string }
 func (s secretStringer) String() string { return "value " + s.s }
 
 func TestRedactHandler(t *testing.T) {
-	buf := &deploytest.Logs{}
+	buf := &syncbuf.Buffer{}
 	r := NewRedactor("hunter2")
 	log := slog.New(RedactHandler(slog.NewTextHandler(buf, nil), r)).With("pre", "with hunter2")
 	log.Info("msg hunter2", "err", errors.New("bad key hunter2"), "n", 3,

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipbot/shipbot/internal/syncbuf"
 	"github.com/shipbot/shipbot/internal/webhook"
 )
 
@@ -32,24 +33,7 @@ import (
 type botProcess struct {
 	cmd  *exec.Cmd
 	URL  string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *syncbuf.Buffer
 }
 
 // buildBot builds cmd/bot as production does (no -race, no test code).
@@ -111,7 +95,7 @@ func startBot(t *testing.T, bin string, extraEnv ...string) *botProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &botProcess{cmd: cmd, logs: &syncBuffer{}}
+	p := &botProcess{cmd: cmd, logs: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})

@@ -1,16 +1,15 @@
 package servicetest
 
 import (
-	"bytes"
-	"sync"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 // LogBuffer collects a service's logs: an io.Writer that the service may
 // write while the test reads.
 type LogBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	syncbuf.Buffer
 }
 
 // NewLogBuffer returns an empty LogBuffer that, at tb's cleanup, logs what
@@ -31,17 +30,4 @@ func NewLogBuffer(tb testing.TB, tail int) *LogBuffer {
 		tb.Logf("service logs:\n%s", logs)
 	})
 	return b
-}
-
-func (b *LogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// String is everything written so far.
-func (b *LogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

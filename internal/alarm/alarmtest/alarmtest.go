@@ -14,9 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 // alertmanagers are the names the Alertmanager binary goes by: Debian's
@@ -24,25 +25,6 @@ import (
 // upstream release tarballs ship alertmanager. Prometheus is prometheus in
 // both.
 var alertmanagers = []string{"prometheus-alertmanager", "alertmanager"}
-
-// syncBuffer collects the process's output; the process writes while a
-// failing test may read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Start runs a real Alertmanager on a free loopback port with clustering
 // off and its state in a temporary directory, and returns its base URL once
@@ -133,7 +115,7 @@ func run(t testing.TB, s server) string {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd := exec.Command(bin, s.args(cfg, dir, addr)...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -1,30 +1,10 @@
 package deploytest
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"time"
 )
-
-// Logs collects log output written from any goroutine, for tests of the
-// deploy packages that assert what a trigger logged.
-type Logs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *Logs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *Logs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Sleeps replaces real waits between retries: tests assert the waits
 // asked for and stay fast.

@@ -8,6 +8,7 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 const (
@@ -26,11 +27,11 @@ func testPayload() deploy.Payload {
 type fixture struct {
 	tr     *deploy.Triggerer
 	sleeps *deploytest.Sleeps
-	logs   *deploytest.Logs
+	logs   *syncbuf.Buffer
 }
 
 func newFixture() *fixture {
-	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &deploytest.Logs{}}
+	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &syncbuf.Buffer{}}
 	drivers := deploy.NewRegistry()
 	drivers.Register(Driver{})
 	f.tr = &deploy.Triggerer{Drivers: drivers, Env: deploy.Env{

@@ -12,7 +12,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
-	"github.com/shipbot/shipbot/internal/deploy/deploytest"
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 // fakeGate serves /applications/{app}/executions/search as Gate does: a
@@ -95,7 +95,7 @@ func (p poller) Poll(ctx context.Context, t config.Target, eventID string) (Exec
 
 func TestPollerStates(t *testing.T) {
 	g := newFakeGate(t, "api")
-	logs := &deploytest.Logs{}
+	logs := &syncbuf.Buffer{}
 	pl := poller{&deploy.Env{Log: newTestLogger(logs)}}
 	tgt := gateTarget(g)
 	tests := []struct {
@@ -143,7 +143,7 @@ func TestPollerStates(t *testing.T) {
 
 func TestPollerErrors(t *testing.T) {
 	g := newFakeGate(t, "api")
-	pl := poller{&deploy.Env{Log: newTestLogger(&deploytest.Logs{})}}
+	pl := poller{&deploy.Env{Log: newTestLogger(&syncbuf.Buffer{})}}
 	tgt := gateTarget(g)
 
 	wrongApp := tgt
@@ -188,7 +188,7 @@ func TestMapStatusUnknownKeepsWaiting(t *testing.T) {
 // with the outcome.
 func TestDriverPollsExecutions(t *testing.T) {
 	g := newFakeGate(t, "api")
-	env := &deploy.Env{Log: newTestLogger(&deploytest.Logs{})}
+	env := &deploy.Env{Log: newTestLogger(&syncbuf.Buffer{})}
 	tgt := gateTarget(g)
 	if got := (Driver{}).Learns(env, tgt); got != deploy.ByPolling {
 		t.Errorf("with Gate: Learns = %s", got)

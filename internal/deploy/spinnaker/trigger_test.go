@@ -24,6 +24,7 @@ import (
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/webhook"
+	"github.com/shipbot/shipbot/internal/syncbuf"
 )
 
 const (
@@ -50,18 +51,18 @@ func spinnakerTarget(url string) config.Target {
 	}
 }
 
-func newTestLogger(w *deploytest.Logs) *slog.Logger {
+func newTestLogger(w *syncbuf.Buffer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 type fixture struct {
 	tr     *deploy.Triggerer
 	sleeps *deploytest.Sleeps
-	logs   *deploytest.Logs
+	logs   *syncbuf.Buffer
 }
 
 func newFixture() *fixture {
-	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &deploytest.Logs{}}
+	f := &fixture{sleeps: &deploytest.Sleeps{}, logs: &syncbuf.Buffer{}}
 	// The spinnaker kind, and the webhook kind to compare it with.
 	drivers := deploy.NewRegistry()
 	drivers.Register(Driver{})
