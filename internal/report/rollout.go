@@ -173,8 +173,10 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 			return err
 		}
 	}
-	check := RolloutProgress(rr, execs)
-	comment := RolloutComment(rr, execs)
+	// Every decision and rendering below reads the one projection.
+	views := rollout.Project(rr.Stages, execs)
+	check := progress(rr, views)
+	comment := stickyComment(rr, views)
 	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary + "\x00" + comment))
 	r.mu.Lock()
 	same := r.last[runID] == sum
@@ -182,7 +184,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	if same {
 		return nil
 	}
-	if ok, err := r.worthWriting(ctx, rr, execs, check, tally.N()); err != nil || !ok {
+	if ok, err := r.worthWriting(ctx, rr, views, check, tally.N()); err != nil || !ok {
 		return err
 	}
 	r.mu.Lock()
@@ -227,8 +229,8 @@ const DefaultBudget = 20
 // a burst of merges waiting in line must not spend the installation's
 // hourly rate limit on rewording their waits. spentNow is what this write
 // has cost so far and is not yet on record.
-func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs []store.Execution, check CheckOutput, spentNow int) (bool, error) {
-	if check.Status == StatusCompleted || mustShow(rr, execs) {
+func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, views []rollout.StageView, check CheckOutput, spentNow int) (bool, error) {
+	if check.Status == StatusCompleted || mustShow(views) {
 		return true, nil
 	}
 	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck); err != nil || !found {
@@ -244,7 +246,7 @@ func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs 
 	}
 	reserve := write // the last write
 	if r.Deployments != nil {
-		for _, v := range rollout.Project(rr.Stages, execs) {
+		for _, v := range views {
 			switch {
 			case v.State == schedule.Pending || (v.State == schedule.Active && !v.Started()):
 				reserve += 3 // create, in_progress, outcome
@@ -262,8 +264,8 @@ func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, execs 
 
 // mustShow reports whether the run failed, is rolling back, is held by a
 // blocker or bakes: news the PR gets at once, whatever it costs.
-func mustShow(rr store.RolloutRun, execs []store.Execution) bool {
-	for _, v := range rollout.Project(rr.Stages, execs) {
+func mustShow(views []rollout.StageView) bool {
+	for _, v := range views {
 		if v.Alerting() {
 			return true
 		}
@@ -313,8 +315,7 @@ type stageLine struct {
 	name, version, state, started, duration, link string
 }
 
-func lines(rr store.RolloutRun, execs []store.Execution) []stageLine {
-	views := rollout.Project(rr.Stages, execs)
+func lines(rr store.RolloutRun, views []rollout.StageView) []stageLine {
 	out := make([]stageLine, 0, len(views))
 	for _, v := range views {
 		l := stageLine{name: v.Name, version: rr.Tag, state: v.Words()}
@@ -345,53 +346,60 @@ func table(b *strings.Builder, ls []stageLine) {
 // RolloutProgress renders shipbot/rollout for a run in (or done with) its
 // rollout.
 func RolloutProgress(rr store.RolloutRun, execs []store.Execution) CheckOutput {
+	return progress(rr, rollout.Project(rr.Stages, execs))
+}
+
+func progress(rr store.RolloutRun, views []rollout.StageView) CheckOutput {
 	c := CheckOutput{Name: RolloutCheck, Status: StatusInProgress}
-	n := rollout.Count(rollout.Project(rr.Stages, execs))
-	passed, skipped, failed, rolled, superseded, active, total := n.Passed, n.Skipped, n.Failed, n.RolledBack, n.Superseded, n.Active, n.Total
+	n := rollout.Count(views)
 	// Nothing active in a run that stopped (failed, rolled back,
 	// superseded) is the end: the engine shows that state before it marks
 	// the rollout done.
-	done := rr.Rollout == store.RolloutDone || active == 0
+	done := rr.Rollout == store.RolloutDone || n.Active == 0
 	switch {
-	case failed > 0 || rolled > 0:
+	case n.Failed > 0 || n.RolledBack > 0:
 		c.Title = rr.Tag + ": rollout failed"
-		if rolled > 0 {
+		if n.RolledBack > 0 {
 			c.Title = rr.Tag + ": rolled back"
 		}
 		if done {
 			c.Status, c.Conclusion = StatusCompleted, Failure
 		}
-	case superseded > 0:
+	case n.Superseded > 0:
 		c.Title = rr.Tag + ": superseded by a newer version"
 		if done {
 			c.Status, c.Conclusion = StatusCompleted, Cancelled
 		}
-	case passed+skipped == total:
+	case n.Passed+n.Skipped == n.Total:
 		c.Title = rr.Tag + ": deployed"
-		if skipped > 0 {
-			c.Title = fmt.Sprintf("%s: deployed (%s skipped by label)", rr.Tag, stages(skipped))
+		if n.Skipped > 0 {
+			c.Title = fmt.Sprintf("%s: deployed (%s skipped by label)", rr.Tag, stages(n.Skipped))
 		}
 		c.Status, c.Conclusion = StatusCompleted, Success
 	default:
-		c.Title = fmt.Sprintf("%s: %d of %d stages done", rr.Tag, passed+skipped, total)
+		c.Title = fmt.Sprintf("%s: %d of %d stages done", rr.Tag, n.Passed+n.Skipped, n.Total)
 	}
 	var b strings.Builder
 	if rr.ReleaseURL != "" {
 		fmt.Fprintf(&b, "Release %s.\n\n", markdown.Link(rr.Tag, rr.ReleaseURL))
 	}
-	table(&b, lines(rr, execs))
+	table(&b, lines(rr, views))
 	c.Summary = b.String()
 	return c
 }
 
 // RolloutComment renders the sticky comment for a run's rollout.
 func RolloutComment(rr store.RolloutRun, execs []store.Execution) string {
+	return stickyComment(rr, rollout.Project(rr.Stages, execs))
+}
+
+func stickyComment(rr store.RolloutRun, views []rollout.StageView) string {
 	var b strings.Builder
 	b.WriteString("### shipbot\n\n")
 	fmt.Fprintf(&b, "Released **%s**.\n\n", markdown.Link(rr.Tag, rr.ReleaseURL))
-	table(&b, lines(rr, execs))
+	table(&b, lines(rr, views))
 	var skipped []string
-	for _, s := range rr.Stages {
+	for _, s := range views {
 		if s.State == schedule.Skipped {
 			skipped = append(skipped, markdown.Escape(s.Name))
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,14 +20,8 @@ import (
 
 func openInbox(t *testing.T) *store.SQLite {
 	t.Helper()
-	s, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := servicetest.OpenStore(t, servicetest.DBPath(t))
 	t.Cleanup(func() { s.Close() })
-	if _, err := s.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return s
 }
 
