@@ -140,7 +140,7 @@ func New(opts Options) (*Service, error) {
 		Secret: opts.WebhookSecret,
 		Inbox:  opts.Store,
 		Wants:  disp.Wants,
-		Wake:   w.Wake,
+		Wake:   w.WakeFor,
 		Log:    opts.Log.With("component", "webhook"),
 
 		LargeBodies:   opts.LargeBodies,

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -44,6 +45,14 @@ type EventFilter struct {
 	Only []string
 	// Except never takes these events.
 	Except []string
+}
+
+// Takes reports whether the filter takes event.
+func (f EventFilter) Takes(event string) bool {
+	if len(f.Only) > 0 && !slices.Contains(f.Only, event) {
+		return false
+	}
+	return !slices.Contains(f.Except, event)
 }
 
 // Inbox is the durable queue between the webhook endpoint and the worker.

@@ -64,8 +64,9 @@ type Intake struct {
 	// Wants reports whether some handler acts on the event and action;
 	// everything else is acknowledged with 202 and recorded as ignored.
 	Wants func(event, action string) bool
-	// Wake nudges the worker after a delivery is stored; may be nil.
-	Wake func()
+	// Wake nudges the worker's lane for the event after a delivery of it
+	// is stored; may be nil.
+	Wake func(event string)
 	Log  *slog.Logger
 	// LargeBodies is how many bodies over LargeBody (or chunked) are read
 	// at once; zero means DefaultLargeBodies.
@@ -232,7 +233,7 @@ func (in *Intake) take(req *http.Request, event, id string) (outcome string, cod
 		return "ignored", http.StatusAccepted, ""
 	}
 	if in.Wake != nil {
-		in.Wake()
+		in.Wake(event)
 	}
 	return "accepted", http.StatusAccepted, ""
 }

@@ -194,14 +194,29 @@ func planLanes(lanes []Lane) ([]*lane, error) {
 	return out, nil
 }
 
-// Wake makes the worker look at the inbox now; it never blocks.
+// Wake makes every lane look at the inbox now; it never blocks.
 func (w *Worker) Wake() {
 	w.init()
 	for _, l := range w.lanes {
-		select {
-		case l.wake <- struct{}{}:
-		default:
+		l.nudge()
+	}
+}
+
+// WakeFor makes the lane that takes event look at the inbox now: a new
+// delivery wakes its own lane only, not the others to an empty claim.
+func (w *Worker) WakeFor(event string) {
+	w.init()
+	for _, l := range w.lanes {
+		if l.filter.Takes(event) {
+			l.nudge()
 		}
+	}
+}
+
+func (l *lane) nudge() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
 }
 

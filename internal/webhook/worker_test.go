@@ -273,3 +273,50 @@ func TestFailedDeliveryIsCountedAndLoggedOnce(t *testing.T) {
 		})
 	}
 }
+
+// claimCounter counts each lane's claims of the inbox it wraps.
+type claimCounter struct {
+	store.Inbox
+	mu     sync.Mutex
+	claims map[string]int // by the filter's first Only event, "" for the rest
+}
+
+func (c *claimCounter) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int, f store.EventFilter) ([]store.Delivery, error) {
+	c.mu.Lock()
+	key := ""
+	if len(f.Only) > 0 {
+		key = f.Only[0]
+	}
+	c.claims[key]++
+	c.mu.Unlock()
+	return c.Inbox.ClaimDeliveries(ctx, owner, lease, limit, f)
+}
+
+func (c *claimCounter) count(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claims[key]
+}
+
+// A delivery wakes its own lane only: waking the others would cost each
+// an empty claim (a query on the database's writer) per delivery.
+func TestWakeForWakesTheEventsLaneOnly(t *testing.T) {
+	in := &claimCounter{Inbox: openInbox(t), claims: map[string]int{}}
+	disp, err := webhook.NewDispatcher(funcHandler{keys: []string{"issue_comment", "push"}, fn: func(context.Context, store.Delivery) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &webhook.Worker{Inbox: in, Dispatch: disp.Dispatch, Owner: "t", Log: slog.New(slog.DiscardHandler), Poll: time.Hour}
+	stop := run(t, w)
+	defer stop()
+	eventually(t, "both lanes looked once at start", func() bool { return in.count("") == 1 && in.count("issue_comment") == 1 })
+	w.WakeFor("issue_comment")
+	eventually(t, "the commands lane looked again", func() bool { return in.count("issue_comment") == 2 })
+	w.WakeFor("push")
+	eventually(t, "the main lane looked again", func() bool { return in.count("") == 2 })
+	if n := in.count("issue_comment"); n != 2 {
+		t.Errorf("the commands lane claimed %d times; a push must not wake it", n)
+	}
+}
+
+var eventually = servicetest.Wait{Limit: 10 * time.Second, Interval: 5 * time.Millisecond}.Eventually
