@@ -1,6 +1,10 @@
 package chatops
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/shipbot/shipbot/internal/pipeline"
+)
 
 // Permission is GitHub's answer to GET
 // /repos/{owner}/{repo}/collaborators/{username}/permission.
@@ -80,7 +84,7 @@ func NeedsPermission(c Command) bool { return Required(c) > LevelRead }
 
 // Authorize decides whether someone with permission p may run c. It returns
 // nil when allowed, else a polite Refusal naming the permission needed.
-func Authorize(c Command, p Permission) *Refusal {
+func Authorize(c Command, p Permission) *pipeline.Refusal {
 	need := Required(c)
 	if p.Level() >= need {
 		return nil
@@ -95,7 +99,7 @@ func Authorize(c Command, p Permission) *Refusal {
 		reason = "Sorry, `" + c.Verb + "` needs " + need.String() + " permission on this repository (" + orBetter(need) +
 			"); your role here is " + have + "."
 	}
-	return &Refusal{Reason: reason}
+	return &pipeline.Refusal{Reason: reason}
 }
 
 // orBetter lists the roles at least l, e.g. "write, maintain or admin".

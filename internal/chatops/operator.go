@@ -27,9 +27,3 @@ type Command struct {
 type Operator interface {
 	Do(ctx context.Context, c pipeline.Command) (string, error)
 }
-
-// Refusal is a command refused before it reaches the operator: the
-// commenter lacks the permission it needs.
-type Refusal struct{ Reason string }
-
-func (r *Refusal) Error() string { return r.Reason }

@@ -27,9 +27,6 @@ type Guard struct {
 	Token string
 }
 
-// Open reports whether no token is set.
-func (g Guard) Open() bool { return g.Token == "" }
-
 // Allow reports whether r may read. A valid ?token= sets the session
 // cookie on w.
 func (g Guard) Allow(w http.ResponseWriter, r *http.Request) bool {
