@@ -91,6 +91,10 @@ func (d *decider) wait(p, k, behind, busy int, blockers []Reason, newer int) {
 	// is capped so that a caller appending to it cannot clobber the next.
 	start := len(d.reasons)
 	rs := d.reasons
+	if len(blockers) > 0 && blockers[0].Kind == Approval {
+		rs = append(rs, blockers[0])
+		blockers = blockers[1:]
+	}
 	if behind >= 0 {
 		rs = append(rs, Reason{Kind: Behind, Run: d.runs[behind].ID})
 	}
@@ -124,17 +128,25 @@ func (d *decider) blockers(k int) []Reason {
 	return rs
 }
 
-// blockersFor is what holds run p at stage k: all of blockers, or for a
-// run forced into the stage, only a freeze.
+// blockersFor is what holds run p at stage k: its missing approval, if
+// the stage needs one, then all of blockers, or for a run forced into the
+// stage, only a freeze.
 func (d *decider) blockersFor(p, k int, blockers []Reason) []Reason {
-	if !d.runs[p].Force.Has(k) || len(blockers) == 0 {
-		return blockers
+	rs := blockers
+	if d.runs[p].Force.Has(k) && len(blockers) > 0 {
+		rs = nil
+		if blockers[0].Kind == Frozen { // blockers lists a freeze first
+			rs = blockers[:1:1]
+		}
 	}
-	if blockers[0].Kind == Frozen { // blockers lists a freeze first
-		return blockers[:1:1]
+	if d.s.Stages[k].NeedsApproval && !d.runs[p].Approved.Has(k) {
+		rs = append([]Reason{{Kind: Approval}}, rs...)
 	}
-	return nil
+	return rs
 }
+
+// onlyApproval reports whether rs holds a run for its approval alone.
+func onlyApproval(rs []Reason) bool { return len(rs) == 1 && rs[0].Kind == Approval }
 
 // stage decides stage k. The runs that may act are the group: the ready
 // contenders ahead of the first contender that has not reached stage k yet
@@ -223,6 +235,27 @@ func (d *decider) latest(k, busy int, blockers []Reason) int {
 		if !d.skips(p, k) {
 			newest = p
 		}
+	}
+	if newest >= 0 && busy < 0 && onlyApproval(d.blockersFor(newest, k, blockers)) {
+		// The stage is free but for the newest run's approval: the older
+		// ones would lose to it the moment it is approved, so nobody is
+		// asked to approve them. They are superseded now; the newest
+		// waits for its own approval, and skippers after it behind it.
+		held := false
+		for _, p := range d.group {
+			switch {
+			case d.skips(p, k) && !held:
+				d.act(Skip, p, k)
+			case d.skips(p, k):
+				d.wait(p, k, newest, -1, nil, -1)
+			case p == newest:
+				d.wait(p, k, -1, -1, d.blockersFor(p, k, blockers), -1)
+				held = true
+			default:
+				d.act(Supersede, p, k)
+			}
+		}
+		return busy
 	}
 	if newest >= 0 && busy < 0 && len(d.blockersFor(newest, k, blockers)) == 0 {
 		for _, p := range d.group {

@@ -311,6 +311,81 @@ func TestDecide(t *testing.T) {
 			want: schedule.Decision{Actions: []schedule.Action{enter("r1", 1)}},
 		},
 		{
+			name:  "approval: a run waits for its approval at a stage that needs one",
+			state: gated(pipeline(Q, 2, run("r1", 1, "P.")), 1),
+			want:  schedule.Decision{Waits: []schedule.Wait{wait("r1", 1, approval())}},
+		},
+		{
+			name:  "approval: an approved run enters",
+			state: gated(pipeline(Q, 2, approved(run("r1", 1, "P."), 1)), 1),
+			want:  schedule.Decision{Actions: []schedule.Action{enter("r1", 1)}},
+		},
+		{
+			name: "approval: versions still enter in order; approval is named first",
+			state: gated(pipeline(Q, 2, run("r1", 1, "P."), approved(run("r2", 2, "P."), 1),
+				run("r3", 3, "P.")), 1),
+			want: schedule.Decision{Waits: []schedule.Wait{
+				wait("r1", 1, approval()),
+				wait("r2", 1, behind("r1")),
+				wait("r3", 1, approval(), behind("r2")),
+			}},
+		},
+		{
+			name: "approval: approving early while the stage is busy keeps the run's place",
+			state: gated(pipeline(Q, 2, run("r1", 1, "PA"), approved(run("r2", 2, "P."), 1),
+				run("r3", 3, "P.")), 1),
+			want: schedule.Decision{Waits: []schedule.Wait{
+				wait("r2", 1, busy("r1")),
+				wait("r3", 1, approval(), behind("r2"), busy("r1")),
+			}},
+		},
+		{
+			name: "approval: force passes the window, not the approval",
+			state: func() schedule.State {
+				r1 := run("r1", 1, "P.")
+				r1.Force = schedule.SetOf(1)
+				s := gated(pipeline(Q, 2, r1), 1)
+				s.Stages[1].WindowClosed, s.Stages[1].WindowOpens = true, opens
+				return s
+			}(),
+			want: schedule.Decision{Waits: []schedule.Wait{wait("r1", 1, approval())}},
+		},
+		{
+			name:  "approval: a stage that needs none holds nobody",
+			state: gated(pipeline(Q, 3, run("r1", 1, "P..")), 2),
+			want:  schedule.Decision{Actions: []schedule.Action{enter("r1", 1)}},
+		},
+		{
+			name:  "approval: a skip needs no approval",
+			state: gated(pipeline(Q, 2, run("r1", 1, "P.", 1)), 1),
+			want:  schedule.Decision{Actions: []schedule.Action{skip("r1", 1)}},
+		},
+		{
+			name: "approval, latest: a newer version supersedes a waiting one and needs its own approval",
+			state: gated(pipeline(L, 2, approved(run("r1", 1, "P."), 1), run("r2", 2, "P."),
+				run("r3", 3, "P.", 1)), 1),
+			want: schedule.Decision{
+				Actions: []schedule.Action{supersede("r1", 1)},
+				Waits: []schedule.Wait{
+					wait("r2", 1, approval()),
+					wait("r3", 1, behind("r2")),
+				},
+			},
+		},
+		{
+			name:  "approval, latest: the approved newest enters and supersedes the older",
+			state: gated(pipeline(L, 2, run("r1", 1, "P."), approved(run("r2", 2, "P."), 1)), 1),
+			want:  schedule.Decision{Actions: []schedule.Action{supersede("r1", 1), enter("r2", 1)}},
+		},
+		{
+			name:  "approval, latest: a busy stage supersedes no one yet",
+			state: gated(pipeline(L, 2, run("r0", 0, "PA"), run("r1", 1, "P."), run("r2", 2, "P.")), 1),
+			want: schedule.Decision{Waits: []schedule.Wait{
+				wait("r1", 1, approval(), busy("r0"), newer("r2")),
+				wait("r2", 1, approval(), busy("r0")),
+			}},
+		},
+		{
 			name:  "finished runs need nothing",
 			state: pipeline(Q, 2, run("r1", 1, "PP"), run("r2", 2, "SP"), run("r3", 3, "PX")),
 		},

@@ -74,6 +74,21 @@ func window(t time.Time) schedule.Reason {
 	return schedule.Reason{Kind: schedule.Window, Until: t}
 }
 func alarm(name string) schedule.Reason { return schedule.Reason{Kind: schedule.Alarm, Alarm: name} }
+func approval() schedule.Reason         { return schedule.Reason{Kind: schedule.Approval} }
+
+// gated makes stages ks of s need approval.
+func gated(s schedule.State, ks ...int) schedule.State {
+	for _, k := range ks {
+		s.Stages[k].NeedsApproval = true
+	}
+	return s
+}
+
+// approved approves r into stages ks.
+func approved(r schedule.Run, ks ...int) schedule.Run {
+	r.Approved = schedule.SetOf(ks...)
+	return r
+}
 
 // dump renders a state compactly for failure messages.
 func dump(s schedule.State) string {

@@ -120,6 +120,10 @@ type Run struct {
 	// deploy window and firing alarms do not hold it (a freeze still does:
 	// lifting a freeze is its own decision).
 	Force StageSet
+	// Approved is the set of stages someone approved the run into; a stage
+	// that needs approval holds every run not in it (force does not pass
+	// an approval: a person's decision is not a blocker to override).
+	Approved StageSet
 }
 
 // Stopped reports whether the run will enter no further stage: cancelled,
@@ -172,6 +176,9 @@ type Stage struct {
 	// Alarms lists the stage's alarms that fire now (an unreachable alarm
 	// counts as firing).
 	Alarms []string
+	// NeedsApproval: a run enters only once approved into the stage (see
+	// Run.Approved).
+	NeedsApproval bool
 }
 
 // State is one pipeline: its mode and blockers, and its runs. Runs may be in
@@ -238,6 +245,11 @@ const (
 	// Reason.Run waits for the same stage and will supersede this one when
 	// the stage frees. It comes last, after the reasons that hold the run.
 	NewerWaiting
+	// Approval: the stage needs a person's approval of this run. It comes
+	// first: it is the one hold a person can lift at once, whatever else
+	// the run waits for. (Declared last to keep the stored values of the
+	// kinds before it.)
+	Approval
 )
 
 func (k ReasonKind) String() string {
@@ -254,6 +266,8 @@ func (k ReasonKind) String() string {
 		return "alarm"
 	case NewerWaiting:
 		return "newer-waiting"
+	case Approval:
+		return "approval"
 	}
 	return fmt.Sprintf("ReasonKind(%d)", uint8(k))
 }
@@ -283,13 +297,15 @@ func (r Reason) String() string {
 		return "alarm " + r.Alarm + " firing"
 	case NewerWaiting:
 		return "newer " + r.Run + " waiting"
+	case Approval:
+		return "approval"
 	}
 	return r.Kind.String()
 }
 
 // Wait says why a run cannot go on at its current stage. Reasons come in
-// this order: Behind, Busy, Frozen, Window, Alarm (sorted by name),
-// NewerWaiting; the first is the main one. A run that skips the stage waits
+// this order: Approval, Behind, Busy, Frozen, Window, Alarm (sorted by
+// name), NewerWaiting; the first is the main one. A run that skips the stage waits
 // only for ordering, so its only reason is Behind.
 type Wait struct {
 	Run     string
