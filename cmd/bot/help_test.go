@@ -118,6 +118,38 @@ func TestCheckConfigReports(t *testing.T) {
 			stdout: []string{"pipeline: api\n", "concurrency: latest", "stages: []"},
 		},
 		{
+			name: "wave and approval", code: 0,
+			yaml: "version: 1\nstages:\n  - name: prod\n    targets: [eu, us]\n    approval: true\n    approvers: [alice, \"@acme/release-managers\"]\n  - {name: post, target: t, approval: true}\n",
+			stdout: []string{
+				"  - name: prod\n    targets: [eu, us]   # a wave: all at once\n",
+				"    approval: true\n    approvers: [\"alice\", \"@acme/release-managers\"]\n",
+				"  - name: post\n    target: t\n",
+				"    approvers: (anyone with maintain, never the PR's author)\n",
+			},
+		},
+		{
+			name: "pipelines form", code: 0,
+			yaml: "version: 1\ngate: {approvals: 2}\npipelines:\n  - name: api\n    paths: [\"services/api/**\"]\n    ignore: [\"**/*.md\"]\n    stages:\n      - {name: qa, target: api-qa}\n  - name: web\n    concurrency: latest\n",
+			stdout: []string{
+				"f.yml: valid; 2 pipelines (api, web); with defaults filled in:",
+				"gate:\n  approvals: 2\n",
+				"pipelines:\n  - name: api\n    paths: [\"services/api/**\"]\n    ignore: [\"**/*.md\"]\n    concurrency: queue\n    release:\n      tag_prefix: \"api/v\"\n      initial: 0.1.0\n      bump: conventional\n    stages:\n      - name: qa\n        target: api-qa\n        bake: 0s   # none\n",
+				"  - name: web\n    paths: (none: every merge)\n    ignore: []\n    concurrency: latest\n    release:\n      tag_prefix: \"web/v\"\n",
+				"    stages: []   # none",
+			},
+			notOut: "\npipeline:",
+		},
+		{
+			name: "both forms", code: 1,
+			yaml:   "version: 1\nstages: []\npipelines:\n  - name: api\n",
+			stderr: []string{"f.yml:2:1: stages: belongs to the single-pipeline form, but this file uses `pipelines:` (line 3)"},
+		},
+		{
+			name: "bad glob", code: 1,
+			yaml:   "version: 1\npipelines:\n  - name: api\n    paths: [\"services/{api\"]\n",
+			stderr: []string{`f.yml:4:13: pipelines[0].paths[0]: invalid glob "services/{api"`},
+		},
+		{
 			name: "targets file with an unset variable", code: 0,
 			yaml:   "targets:\n  qa:\n    kind: spinnaker\n    url: https://gate.example/hook\n    constraints:\n      deploy_key: ${SHIPBOT_TEST_UNSET_KEY}\n      other: ${SHIPBOT_TEST_SET_KEY}\n    repos: [acme/api]\nalarms:\n  high: {kind: http, url: 'http://169.254.169.254/'}\n",
 			stdout: []string{"f.yml: valid targets file: 1 target, 1 alarm (2 warnings above)"},

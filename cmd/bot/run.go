@@ -62,7 +62,7 @@ func withStageFilter(cfg config.Repo, only, labels []string) []string {
 		return labels
 	}
 	out := slices.Clone(labels)
-	for _, s := range cfg.Stages {
+	for _, s := range cfg.Pipelines[0].Stages {
 		if !slices.Contains(only, s.Name) {
 			out = append(out, s.SkipLabelName())
 		}
@@ -397,7 +397,7 @@ func checkStages(ctx context.Context, cmds action.Commands, env action.Env, clie
 		return nil // the merge's own verdict says so
 	}
 	var names, unknown []string
-	for _, s := range cfg.Stages {
+	for _, s := range cfg.Pipelines[0].Stages {
 		names = append(names, s.Name)
 	}
 	for _, s := range env.Stages {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -217,7 +218,15 @@ func runCheckConfig(_ context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return exitError{1, fmt.Errorf("invalid configuration:\n%w", err)}
 	}
-	fmt.Fprintf(stdout, "%s: valid; with defaults filled in:\n", file)
+	if repo.Multi {
+		names := make([]string, len(repo.Pipelines))
+		for i, p := range repo.Pipelines {
+			names[i] = p.Name
+		}
+		fmt.Fprintf(stdout, "%s: valid; %s (%s); with defaults filled in:\n", file, plural(len(names), "pipeline"), strings.Join(names, ", "))
+	} else {
+		fmt.Fprintf(stdout, "%s: valid; with defaults filled in:\n", file)
+	}
 	printRepo(stdout, repo)
 	return nil
 }
@@ -243,43 +252,108 @@ func checkTargets(file string, data []byte, stdout, stderr io.Writer) error {
 
 // printRepo prints a configuration as YAML with every default written
 // out, so that a reader sees what the file means, not only what it says.
+// The single-pipeline form prints as it is written; the `pipelines:` form
+// prints each pipeline with its own release and stages.
 func printRepo(w io.Writer, r config.Repo) {
-	pipeline := r.Pipeline
-	if pipeline == "" {
-		pipeline = "(default: the repository's name)"
-	}
 	fmt.Fprintf(w, "version: %d\n", r.Version)
-	fmt.Fprintf(w, "pipeline: %s\n", pipeline)
-	fmt.Fprintf(w, "concurrency: %s\n", r.Concurrency)
-	fmt.Fprintf(w, "release:\n  tag_prefix: %q\n  initial: %s\n  bump: %s\n", r.Release.TagPrefix, r.Release.Initial, r.Release.Bump)
-	fmt.Fprintf(w, "gate:\n  approvals: %d\n  require_protected_branch: %t\n  require_checks: %t\n",
-		r.Gate.Approvals, r.Gate.RequireProtectedBranch, r.Gate.RequireChecks)
-	if len(r.Stages) == 0 {
-		fmt.Fprintln(w, "stages: []   # none: a merge is released, and deployed nowhere")
+	if !r.Multi {
+		p := r.Pipelines[0]
+		name := p.Name
+		if name == "" {
+			name = "(default: the repository's name)"
+		}
+		fmt.Fprintf(w, "pipeline: %s\n", name)
+		printPipeline(w, p, "")
+		printGate(w, r.Gate)
+		printStages(w, r, p, "")
 		return
 	}
-	fmt.Fprintln(w, "stages:")
-	for _, s := range r.Stages {
-		fmt.Fprintf(w, "  - name: %s\n    target: %s\n", s.Name, s.Target)
-		if s.Bake == 0 {
-			fmt.Fprintln(w, "    bake: 0s   # none")
+	printGate(w, r.Gate)
+	fmt.Fprintln(w, "pipelines:")
+	for _, p := range r.Pipelines {
+		fmt.Fprintf(w, "  - name: %s\n", p.Name)
+		if p.Paths == nil {
+			fmt.Fprintln(w, "    paths: (none: every merge)")
 		} else {
-			fmt.Fprintf(w, "    bake: %s\n", durationText(s.Bake))
+			fmt.Fprintf(w, "    paths: [%s]\n", quotedList(p.Paths))
+		}
+		fmt.Fprintf(w, "    ignore: [%s]\n", quotedList(p.Ignore))
+		printPipeline(w, p, "    ")
+		printStages(w, r, p, "    ")
+	}
+}
+
+// printPipeline prints a pipeline's concurrency and release, each line
+// indented by indent.
+func printPipeline(w io.Writer, p config.Pipeline, indent string) {
+	fmt.Fprintf(w, "%sconcurrency: %s\n", indent, p.Concurrency)
+	fmt.Fprintf(w, "%[1]srelease:\n%[1]s  tag_prefix: %[2]q\n%[1]s  initial: %[3]s\n%[1]s  bump: %[4]s\n",
+		indent, p.Release.TagPrefix, p.Release.Initial, p.Release.Bump)
+}
+
+func printGate(w io.Writer, g config.Gate) {
+	fmt.Fprintf(w, "gate:\n  approvals: %d\n  require_protected_branch: %t\n  require_checks: %t\n",
+		g.Approvals, g.RequireProtectedBranch, g.RequireChecks)
+}
+
+// printStages prints the stages of pipeline p of r, each line indented by
+// indent.
+func printStages(w io.Writer, r config.Repo, p config.Pipeline, indent string) {
+	stages := p.Stages
+	if len(stages) == 0 {
+		fmt.Fprintf(w, "%sstages: []   # none: a merge is released, and deployed nowhere\n", indent)
+		return
+	}
+	fmt.Fprintf(w, "%sstages:\n", indent)
+	line := func(format string, args ...any) {
+		fmt.Fprintf(w, indent+"    "+format+"\n", args...)
+	}
+	for _, s := range stages {
+		fmt.Fprintf(w, "%s  - name: %s\n", indent, s.Name)
+		if s.Wave() {
+			line("targets: [%s]   # a wave: all at once", strings.Join(s.Targets, ", "))
+		} else {
+			line("target: %s", s.Target)
+		}
+		if s.Bake == 0 {
+			line("bake: 0s   # none")
+		} else {
+			line("bake: %s", durationText(s.Bake))
 		}
 		if s.TimeoutSet {
-			fmt.Fprintf(w, "    timeout: %s\n", durationText(s.Timeout))
+			line("timeout: %s", durationText(s.Timeout))
 		} else {
-			fmt.Fprintf(w, "    timeout: %s   # default: the target's timeout if it sets one\n", durationText(config.DefaultStageTimeout))
+			line("timeout: %s   # default: the target's timeout if it sets one", durationText(config.DefaultStageTimeout))
 		}
 		if s.Window != nil {
-			fmt.Fprintf(w, "    window: %q\n", s.Window.String())
+			line("window: %q", s.Window.String())
 		} else {
-			fmt.Fprintln(w, "    window: (none: any time)")
+			line("window: (none: any time)")
 		}
-		fmt.Fprintf(w, "    alarms: [%s]\n", strings.Join(s.Alarms, ", "))
-		fmt.Fprintf(w, "    rollback: %t\n", s.Rollback)
-		fmt.Fprintf(w, "    skip_label: %s\n", s.SkipLabelName())
+		line("alarms: [%s]", strings.Join(s.Alarms, ", "))
+		line("rollback: %t", s.Rollback)
+		if labels := r.SkipLabels(p, s); len(labels) > 1 {
+			line("skip_label: %s   # %s skips it in this pipeline only", labels[0], strings.Join(labels[1:], ", "))
+		} else {
+			line("skip_label: %s", labels[0])
+		}
+		line("approval: %t", s.Approval)
+		switch {
+		case len(s.Approvers) > 0:
+			line("approvers: [%s]", quotedList(s.Approvers))
+		case s.Approval:
+			line("approvers: (anyone with maintain, never the PR's author)")
+		}
 	}
+}
+
+// quotedList joins xs as a YAML flow list's items, quoting each one.
+func quotedList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
 }
 
 // durationText is d as a configuration would spell it: "10m", not

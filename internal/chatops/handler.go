@@ -51,7 +51,12 @@ const maxText = 60000
 // Handler answers /shipbot commands in comments on merged pull requests.
 // Per command it costs four API calls: 👀 on the comment, the commenter's
 // permission (skipped for status and help), 👍 or 👎, and one reply that
-// mentions the commenter and quotes the command. Over the rate limit (see
+// mentions the commenter and quotes the command. Approve and reject read
+// instead what the commenter's approval needs: the permission only when
+// the stage names no approvers; nothing for an approver listed by login,
+// for the pull request's author or for a stage that needs no approval;
+// else one team membership per listed team, in order, until one says yes
+// (three calls, plus one per team asked). Over the rate limit (see
 // Limiter) it costs one reply for the first refused command and nothing
 // for the rest.
 type Handler struct {
@@ -78,6 +83,8 @@ type event struct {
 	} `json:"comment"`
 	Issue struct {
 		Number int `json:"number"`
+		// User opened the pull request: it may not approve its stages.
+		User user `json:"user"`
 		// PullRequest is present only for comments on pull requests;
 		// merged_at is null until the pull request is merged.
 		PullRequest *struct {
@@ -105,8 +112,10 @@ func (u user) isBot() bool {
 
 // Handle implements webhook.Handler. It returns an error (so the delivery
 // is retried) only before the command ran: when GitHub cannot be reached
-// for the 👀 reaction or the permission, or for the answer to a command
-// that changed nothing. Once the operator was asked, it returns nil.
+// for the 👀 reaction, the permission or a team membership, when the
+// operator cannot say who may approve, or for the answer to a command
+// that changed nothing. Once the operator was asked to run it, it returns
+// nil.
 func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	var ev event
 	if err := json.Unmarshal(d.Payload, &ev); err != nil {
@@ -178,7 +187,12 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	if cmd.Verb == VerbHelp {
 		return c.finish(ctx, true, Help)
 	}
-	if NeedsPermission(cmd) {
+	if IsApproval(cmd) {
+		answered, err := h.authorizeApproval(ctx, c, cmd, ev.Repository.FullName, ev.Issue.User.Login, log)
+		if answered || err != nil {
+			return err
+		}
+	} else if NeedsPermission(cmd) {
 		perm, err := c.permission(ctx)
 		var unreadable *permissionError
 		switch {
@@ -219,6 +233,40 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 		log.Error("chatops: answering a command that ran", "err", err)
 	}
 	return nil
+}
+
+// authorizeApproval decides whether the commenter may approve or reject
+// cmd's stage: it asks the operator who may (Operator.Approval), then
+// AuthorizeApproval. answered is true when it refused (and answered);
+// an error is returned, for the delivery to be retried, when a read
+// failed in a way a retry may mend.
+func (h *Handler) authorizeApproval(ctx context.Context, c *conversation, cmd Command, repo, author string, log *slog.Logger) (answered bool, err error) {
+	if h.Operator == nil {
+		log.Error("chatops: command failed", "err", "no operator configured")
+		return true, c.finish(ctx, false, failedText)
+	}
+	a, err := h.Operator.Approval(ctx, repo, c.pr, cmd.Stage)
+	var refusal *pipeline.Refusal
+	switch {
+	case errors.As(err, &refusal):
+		log.Info("chatops: operator refused", "reason", refusal.Reason)
+		return true, c.finish(ctx, false, refusal.Reason)
+	case err != nil:
+		return false, fmt.Errorf("reading who may %s %s of %s#%d: %w", cmd.Verb, cmd.Stage, repo, c.pr, err)
+	}
+	r, err := AuthorizeApproval(ctx, cmd, a, author, Asker{Login: c.actor, Permission: c.permission, TeamMember: c.teamMember})
+	var unreadable *permissionError
+	switch {
+	case errors.As(err, &unreadable):
+		log.Error("chatops: reading the commenter's permission", "err", err)
+		return true, c.finish(ctx, false, permissionUnreadableText)
+	case err != nil:
+		return false, fmt.Errorf("checking whether %s may %s %s of %s#%d: %w", c.actor, cmd.Verb, cmd.Stage, repo, c.pr, err)
+	case r != nil:
+		log.Info("chatops: command refused", "author", author, "approvers", a.Approvers, "reason", r.Reason)
+		return true, c.finish(ctx, false, r.Reason)
+	}
+	return false, nil
 }
 
 func (h *Handler) do(ctx context.Context, r pipeline.Command) (string, error) {
@@ -304,12 +352,55 @@ func (c *conversation) permission(ctx context.Context) (Permission, error) {
 		switch code := statusCode(resp); {
 		case code == http.StatusNotFound:
 			return Permission{Permission: "none"}, nil
-		case code >= 400 && code < 500 && code != http.StatusTooManyRequests:
+		case refusedForGood(code, err):
 			return Permission{}, &permissionError{err}
 		}
 		return Permission{}, err
 	}
 	return p, nil
+}
+
+// teamMember reports whether the commenter is an active member of team
+// slug of organization org (GET
+// /orgs/{org}/teams/{team_slug}/memberships/{username}): 200 with state
+// "active" is; "pending" (invited) and 404 are not. A 4xx that will not
+// heal (403: the App lacks the organization permission "Members: read")
+// is a *TeamUnreadable; anything else (5xx, network, rate limits) is
+// returned for the delivery to be retried.
+func (c *conversation) teamMember(ctx context.Context, org, slug string) (bool, error) {
+	u := fmt.Sprintf("orgs/%s/teams/%s/memberships/%s",
+		url.PathEscape(org), url.PathEscape(slug), url.PathEscape(c.actor))
+	req, err := c.client.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return false, err
+	}
+	var m struct {
+		State string `json:"state"`
+	}
+	resp, err := c.client.Do(ctx, req, &m)
+	if err != nil {
+		switch code := statusCode(resp); {
+		case code == http.StatusNotFound:
+			return false, nil
+		case refusedForGood(code, err):
+			return false, &TeamUnreadable{Team: "@" + org + "/" + slug, Status: code, Err: err}
+		}
+		return false, fmt.Errorf("reading %s's membership of team @%s/%s: %w", c.actor, org, slug, err)
+	}
+	return strings.EqualFold(m.State, "active"), nil
+}
+
+// refusedForGood reports whether GitHub's answer code to a read is one
+// that retrying will not change: a 4xx other than 404 (which callers
+// read as "none") and other than a rate limit (429, or a 403 that says
+// it is one).
+func refusedForGood(code int, err error) bool {
+	var primary *gh.RateLimitError
+	var secondary *gh.AbuseRateLimitError
+	if errors.As(err, &primary) || errors.As(err, &secondary) {
+		return false
+	}
+	return code >= 400 && code < 500 && code != http.StatusTooManyRequests && code != http.StatusNotFound
 }
 
 func statusCode(resp *gh.Response) int {

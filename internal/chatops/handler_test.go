@@ -37,6 +37,32 @@ type recorder struct {
 	reqs []pipeline.Command
 	text string
 	err  error
+	// approvals are the stages' approval rules, by stage as asked; a
+	// stage missing is refused as unknown. approvalErr fails every
+	// Approval.
+	approvals   map[string]pipeline.Approval
+	approvalErr error
+	asked       []string // stages Approval was asked about
+}
+
+func (r *recorder) Approval(_ context.Context, repository string, pr int, stage string) (pipeline.Approval, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked = append(r.asked, fmt.Sprintf("%s#%d %s", repository, pr, stage))
+	if r.approvalErr != nil {
+		return pipeline.Approval{}, r.approvalErr
+	}
+	a, ok := r.approvals[stage]
+	if !ok {
+		return pipeline.Approval{}, &pipeline.Refusal{Reason: fmt.Sprintf("v1.4.2 has no stage %q; its stages are qa, prod.", stage)}
+	}
+	return a, nil
+}
+
+func (r *recorder) askedAbout() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.asked)
 }
 
 func (r *recorder) Do(_ context.Context, req pipeline.Command) (string, error) {
@@ -573,5 +599,204 @@ func TestRefusedCommandIsNotRetried(t *testing.T) {
 	}
 	if !strings.Contains(r.logs.String(), "over the rate limit") {
 		t.Errorf("the failed refusal is not logged: %s", r.logs.String())
+	}
+}
+
+const patTeam = "GET /orgs/{org}/teams/{team_slug}/memberships/{username}"
+
+// approvalRig is a rig whose prod stage waits for approval. alice opened
+// the merged pull request (an admin here, to show that it does not
+// help her); carol is a listed approver with no role on the repository;
+// dan is in team @acme/release-managers, erin only invited to it; sam is
+// in @acme/sre.
+func approvalRig(t *testing.T, approvers ...string) *rig {
+	t.Helper()
+	r := newRig(t)
+	r.gh.SetPermission(repo, "alice", "admin")
+	r.gh.SetTeamMembers("acme", "release-managers", "dan")
+	r.gh.SetTeamMembership("acme", "release-managers", "erin", "member", "pending")
+	r.gh.SetTeamMembers("acme", "sre", "sam")
+	r.op.text = "Approved: v1.4.2 goes to prod."
+	r.op.approvals = map[string]pipeline.Approval{
+		"prod":     {Stage: "prod", Required: true, Approvers: approvers},
+		"api/prod": {Stage: "api/prod", Required: true, Approvers: approvers},
+		"qa":       {Stage: "qa", Required: false},
+	}
+	return r
+}
+
+func TestApprovals(t *testing.T) {
+	listed := []string{"Carol", "@acme/release-managers", "@acme/sre"}
+	for _, tc := range []struct {
+		name      string
+		approvers []string
+		user      string
+		body      string
+		allowed   bool
+		refusal   []string // when refused
+		calls     []string
+	}{
+		{name: "author, an admin", user: "alice", body: "/shipbot approve prod",
+			refusal: []string{"author cannot approve prod"}, calls: openCalls},
+		{name: "author, listed", approvers: []string{"alice", "carol"}, user: "Alice", body: "/shipbot approve prod",
+			refusal: []string{"author cannot approve prod", "needs one of: @\u200balice, @\u200bcarol"}, calls: openCalls},
+		{name: "writer, no approvers", user: "wendy", body: "/shipbot approve prod",
+			refusal: []string{"approving prod needs maintain permission", "your role here is write"}, calls: commandCalls},
+		{name: "maintainer, no approvers", user: "mia", body: "/shipbot approve prod", allowed: true, calls: commandCalls},
+		{name: "admin rejects, no approvers", user: "ada", body: "/shipbot reject prod", allowed: true, calls: commandCalls},
+		{name: "listed by login", approvers: listed, user: "carol", body: "/shipbot approve prod", allowed: true,
+			calls: []string{patReaction, patReaction, patComment}},
+		{name: "team member", approvers: listed, user: "dan", body: "/shipbot approve prod", allowed: true,
+			calls: []string{patReaction, patTeam, patReaction, patComment}},
+		{name: "second team's member", approvers: listed, user: "sam", body: "/shipbot approve api/prod", allowed: true,
+			calls: []string{patReaction, patTeam, patTeam, patReaction, patComment}},
+		{name: "invited to the team", approvers: listed, user: "erin", body: "/shipbot approve prod",
+			refusal: []string{"approving prod needs one of: @\u200bCarol, @\u200bacme/release-managers (team), @\u200bacme/sre (team)"},
+			calls:   []string{patReaction, patTeam, patTeam, patReaction, patComment}},
+		{name: "maintainer not listed", approvers: listed, user: "mia", body: "/shipbot reject prod",
+			refusal: []string{"rejecting prod needs one of"},
+			calls:   []string{patReaction, patTeam, patTeam, patReaction, patComment}},
+		{name: "stage needs no approval", user: "mia", body: "/shipbot approve qa",
+			refusal: []string{"qa needs no approval"}, calls: openCalls},
+		{name: "unknown stage", user: "mia", body: "/shipbot approve staging",
+			refusal: []string{`has no stage "staging"`}, calls: openCalls},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := approvalRig(t, tc.approvers...)
+			id, err := r.comment(t, r.merged, tc.user, tc.body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd, _, _, _ := chatops.Parse(tc.body)
+			if got, want := r.op.askedAbout(), []string{fmt.Sprintf("%s#%d %s", repo, r.merged, cmd.Stage)}; !slices.Equal(got, want) {
+				t.Errorf("operator asked for approvals %v; want %v", got, want)
+			}
+			reply := r.one(t, r.merged, tc.user, tc.body)
+			reqs := r.op.requests()
+			if tc.allowed {
+				want := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Stage: cmd.Stage, Repo: repo, PR: r.merged, Actor: tc.user}
+				if len(reqs) != 1 || reqs[0] != want {
+					t.Errorf("operator got %+v; want [%+v]", reqs, want)
+				}
+				if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+					t.Errorf("reactions %v; want eyes, +1", got)
+				}
+				if !strings.HasSuffix(reply, r.op.text) {
+					t.Errorf("reply %q; want the operator's text", reply)
+				}
+			} else {
+				if len(reqs) != 0 {
+					t.Errorf("operator called with %+v; want not at all", reqs)
+				}
+				if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+					t.Errorf("reactions %v; want eyes, -1", got)
+				}
+				for _, want := range tc.refusal {
+					if !strings.Contains(reply, want) {
+						t.Errorf("reply %q; want it to say %q", reply, want)
+					}
+				}
+			}
+			if got := r.calls(); !slices.Equal(got, tc.calls) {
+				t.Errorf("API calls %v; want %v", got, tc.calls)
+			}
+		})
+	}
+}
+
+func TestRejectReasonReachesTheOperator(t *testing.T) {
+	r := approvalRig(t, "carol", "@acme/release-managers")
+	r.op.text = "Rejected: prod fails for v1.4.2."
+	body := "Error budget is gone.\n/shipbot reject prod p99 doubled in canary, see #12"
+	if _, err := r.comment(t, r.merged, "dan", body); err != nil {
+		t.Fatal(err)
+	}
+	want := pipeline.Command{Verb: pipeline.Reject, Stage: "prod", Reason: "p99 doubled in canary, see #12", Repo: repo, PR: r.merged, Actor: "dan"}
+	if got := r.op.requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("operator got %+v; want [%+v]", got, want)
+	}
+	r.one(t, r.merged, "dan", "/shipbot reject prod p99 doubled in canary, see #12")
+}
+
+func TestTeamReadFailureRetriesTheDelivery(t *testing.T) {
+	r := approvalRig(t, "carol", "@acme/release-managers")
+	// Both of the client's attempts fail.
+	r.gh.FailNext(patTeam, 502, 2)
+	id := r.gh.AddComment(repo, r.merged, "dan", "/shipbot approve prod")
+	payload := r.gh.IssueCommentEvent("acme", "api", r.merged, id, "created")
+	err := r.deliver(payload)
+	if err == nil {
+		t.Fatal("a team read that failed must fail the delivery")
+	}
+	if typ := fmt.Sprintf("%T", err); typ == "webhook.permanent" {
+		t.Errorf("error %v is permanent; want it retried", err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if rs := r.replies(r.merged); len(rs) != 0 {
+		t.Errorf("replies %+v; want none before the retry", rs)
+	}
+	if err := r.deliver(payload); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 1 || reqs[0].Verb != pipeline.Approve || reqs[0].Actor != "dan" {
+		t.Errorf("operator got %+v; want dan's approval", reqs)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
+		t.Errorf("reactions %v; want eyes, +1", got)
+	}
+	r.one(t, r.merged, "dan", "/shipbot approve prod")
+}
+
+func TestTeamReadForbiddenIsAnswered(t *testing.T) {
+	// Without the organization permission "Members: read" GitHub answers
+	// 403: retrying will not help, the user is told why.
+	r := approvalRig(t, "carol", "@acme/release-managers")
+	r.gh.FailNext(patTeam, 403, 1)
+	id, err := r.comment(t, r.merged, "dan", "/shipbot approve prod")
+	if err != nil {
+		t.Fatalf("a 403 will not heal by retrying: %v", err)
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	b := r.one(t, r.merged, "dan", "/shipbot approve prod")
+	for _, want := range []string{"needs one of: @\u200bcarol, @\u200bacme/release-managers (team)", `"Members: read"`, "team approvers"} {
+		if !strings.Contains(b, want) {
+			t.Errorf("reply %q; want it to say %q", b, want)
+		}
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
+		t.Errorf("reactions %v; want eyes, -1", got)
+	}
+}
+
+func TestApprovalRulesUnreadableRetriesTheDelivery(t *testing.T) {
+	r := approvalRig(t)
+	r.op.approvalErr = fmt.Errorf("store: connection refused")
+	id, err := r.comment(t, r.merged, "mia", "/shipbot approve prod")
+	if err == nil {
+		t.Fatal("an operator that cannot say who may approve must fail the delivery")
+	}
+	if reqs := r.op.requests(); len(reqs) != 0 {
+		t.Errorf("operator called with %+v", reqs)
+	}
+	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes"}) {
+		t.Errorf("reactions %v; want only eyes", got)
+	}
+	if rs := r.replies(r.merged); len(rs) != 0 {
+		t.Errorf("replies %+v; want none before the retry", rs)
+	}
+}
+
+func TestApprovalRefusalMentionsNobody(t *testing.T) {
+	r := approvalRig(t, "carol", "@acme/release-managers")
+	if _, err := r.comment(t, r.merged, "wendy", "/shipbot approve prod"); err != nil {
+		t.Fatal(err)
+	}
+	b := r.one(t, r.merged, "wendy", "/shipbot approve prod")
+	if strings.Contains(b, "@carol") || strings.Contains(b, "@acme") {
+		t.Errorf("reply %q mentions an approver", b)
 	}
 }

@@ -8,13 +8,16 @@ import (
 
 // Command is one /shipbot command as a user wrote it.
 type Command struct {
-	// Verb is deploy, retry, rollback, freeze, unfreeze, status or help.
+	// Verb is deploy, retry, rollback, freeze, unfreeze, approve, reject,
+	// status or help.
 	Verb string
-	// Stage names the stage of deploy, retry and rollback.
+	// Stage names the stage of deploy, retry, rollback, approve and
+	// reject: "prod", or "api/prod" for stage prod of pipeline api in a
+	// repository with several pipelines.
 	Stage string
 	// Force asks deploy to pass window and alarm blockers (admins only).
 	Force bool
-	// Reason is freeze's free text.
+	// Reason is freeze's and reject's free text.
 	Reason string
 }
 
@@ -26,4 +29,11 @@ type Command struct {
 // (the store is down, …).
 type Operator interface {
 	Do(ctx context.Context, c pipeline.Command) (string, error)
+	// Approval says whether stage of the pull request's rollout needs an
+	// approval and who may give it, for /shipbot approve and reject: the
+	// handler checks the commenter against it (AuthorizeApproval) before
+	// it asks Do. A *pipeline.Refusal (no such stage, no rollout) is
+	// shown to the user as Do's are; any other error is the operator's
+	// failure, and the delivery is retried (nothing ran yet).
+	Approval(ctx context.Context, repo string, pr int, stage string) (pipeline.Approval, error)
 }

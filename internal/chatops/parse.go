@@ -30,6 +30,8 @@ const (
 	VerbUnfreeze = "unfreeze"
 	VerbStatus   = "status"
 	VerbHelp     = "help"
+	VerbApprove  = "approve"
+	VerbReject   = "reject"
 )
 
 // flagForce is deploy's one flag.
@@ -37,12 +39,14 @@ const flagForce = "--force"
 
 // Help is the answer to /shipbot help and to any command shipbot does not
 // understand: every command, one line each.
-const Help = "shipbot commands, for a comment on a merged pull request:\n" +
+const Help = "shipbot commands, for a comment on a merged pull request (with several pipelines, a stage is `<pipeline>/<stage>`):\n" +
 	"- `/shipbot deploy <stage>`: deploy a stage a label skipped, in version order (write; add `--force` to pass window and alarm blockers: admin)\n" +
 	"- `/shipbot retry <stage>`: try the stage's failed deployment again (write)\n" +
 	"- `/shipbot rollback <stage>`: roll the stage back to its previous successful version (write)\n" +
 	"- `/shipbot freeze [reason]`: hold new rollouts of this pipeline (maintain)\n" +
 	"- `/shipbot unfreeze`: let rollouts go again (maintain)\n" +
+	"- `/shipbot approve <stage>`: let this version into a stage that waits for approval (the stage's approvers, else maintain; never the pull request's author)\n" +
+	"- `/shipbot reject <stage> [reason]`: fail a stage that waits for approval (the same people as approve)\n" +
 	"- `/shipbot status`: where this pull request's rollout is\n" +
 	"- `/shipbot help`: this list"
 
@@ -354,7 +358,7 @@ func parseLine(line string) (Command, error) {
 		args = append(args, a)
 	}
 	switch verb {
-	case VerbDeploy, VerbRetry, VerbRollback, VerbFreeze, VerbUnfreeze, VerbStatus, VerbHelp:
+	case VerbDeploy, VerbRetry, VerbRollback, VerbFreeze, VerbUnfreeze, VerbStatus, VerbHelp, VerbApprove, VerbReject:
 	default:
 		return Command{}, &ParseError{Problem: "unknown command"}
 	}
@@ -365,17 +369,24 @@ func parseLine(line string) (Command, error) {
 		return Command{}, &ParseError{Problem: "`--force` given twice"}
 	}
 	switch verb {
-	case VerbDeploy, VerbRetry, VerbRollback:
+	case VerbDeploy, VerbRetry, VerbRollback, VerbApprove, VerbReject:
 		if len(args) == 0 {
 			return Command{}, &ParseError{Problem: verb + " needs a stage"}
 		}
-		if len(args) > 1 {
+		if len(args) > 1 && verb != VerbReject {
 			return Command{}, &ParseError{Problem: verb + " takes one stage"}
 		}
 		if !ValidStage(args[0]) {
-			return Command{}, &ParseError{Problem: "a stage name is letters, digits, - and _"}
+			return Command{}, &ParseError{Problem: "a stage name is letters, digits, - and _ (`<pipeline>/<stage>` with several pipelines)"}
 		}
-		return Command{Verb: verb, Stage: args[0], Force: forces == 1}, nil
+		c := Command{Verb: verb, Stage: args[0], Force: forces == 1}
+		if verb == VerbReject {
+			// The reason is the rest of the line after the stage, as
+			// written.
+			after := strings.TrimSpace(rest[len(fields[0]):])
+			c.Reason = strings.TrimSpace(after[len(args[0]):])
+		}
+		return c, nil
 	case VerbFreeze:
 		// The reason is the rest of the line as written.
 		return Command{Verb: verb, Reason: strings.TrimSpace(rest[len(fields[0]):])}, nil
@@ -387,9 +398,19 @@ func parseLine(line string) (Command, error) {
 	}
 }
 
-// ValidStage reports whether s is a plain stage name: letters, digits, -
-// and _. Whether the pipeline has such a stage is the operator's to say.
+// ValidStage reports whether s names a stage: a plain name (letters,
+// digits, - and _), or in a repository with several pipelines
+// "<pipeline>/<stage>", two such names around one "/". Whether the
+// pipeline has such a stage is the operator's to say.
 func ValidStage(s string) bool {
+	if p, st, ok := strings.Cut(s, "/"); ok {
+		return validName(p) && validName(st)
+	}
+	return validName(s)
+}
+
+// validName reports whether s is a plain name: letters, digits, - and _.
+func validName(s string) bool {
 	if s == "" || len(s) > 100 {
 		return false
 	}

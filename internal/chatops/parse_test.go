@@ -81,6 +81,13 @@ func TestParse(t *testing.T) {
 		{name: "unfreeze", body: "/shipbot unfreeze", want: C{Verb: "unfreeze"}, line: "/shipbot unfreeze", found: true},
 		{name: "status", body: "/shipbot status", want: C{Verb: "status"}, line: "/shipbot status", found: true},
 		{name: "help", body: "/shipbot help", want: C{Verb: "help"}, line: "/shipbot help", found: true},
+		{name: "approve", body: "/shipbot approve prod", want: C{Verb: "approve", Stage: "prod"}, line: "/shipbot approve prod", found: true},
+		{name: "approve a pipeline's stage", body: "/shipbot Approve api/prod", want: C{Verb: "approve", Stage: "api/prod"}, line: "/shipbot Approve api/prod", found: true},
+		{name: "reject", body: "/shipbot reject prod", want: C{Verb: "reject", Stage: "prod"}, line: "/shipbot reject prod", found: true},
+		{name: "reject reason", body: "/shipbot  reject  prod   error rate  up 3% <!-- @everyone -->", want: C{Verb: "reject", Stage: "prod", Reason: "error rate  up 3%"}, line: "/shipbot  reject  prod   error rate  up 3%", found: true},
+		{name: "reject a pipeline's stage with a reason", body: "/shipbot reject web/prod-eu see #12", want: C{Verb: "reject", Stage: "web/prod-eu", Reason: "see #12"}, line: "/shipbot reject web/prod-eu see #12", found: true},
+		{name: "reject reason that looks like a stage", body: "/shipbot reject prod qa first", want: C{Verb: "reject", Stage: "prod", Reason: "qa first"}, line: "/shipbot reject prod qa first", found: true},
+		{name: "deploy a pipeline's stage", body: "/shipbot deploy api/qa", want: C{Verb: "deploy", Stage: "api/qa"}, line: "/shipbot deploy api/qa", found: true},
 
 		{name: "bare prefix", body: "/shipbot", line: "/shipbot", found: true, err: "no command"},
 		{name: "unknown verb", body: "/shipbot frobnicate", line: "/shipbot frobnicate", found: true, err: "unknown command"},
@@ -100,6 +107,17 @@ func TestParse(t *testing.T) {
 		{name: "status with args", body: "/shipbot status prod", line: "/shipbot status prod", found: true, err: "no arguments"},
 		{name: "unfreeze with args", body: "/shipbot unfreeze now", line: "/shipbot unfreeze now", found: true, err: "no arguments"},
 		{name: "help with args", body: "/shipbot help me", line: "/shipbot help me", found: true, err: "no arguments"},
+		{name: "approve without stage", body: "/shipbot approve", line: "/shipbot approve", found: true, err: "approve needs a stage"},
+		{name: "approve two stages", body: "/shipbot approve qa prod", line: "/shipbot approve qa prod", found: true, err: "approve takes one stage"},
+		{name: "approve with a reason", body: "/shipbot approve prod lgtm", line: "/shipbot approve prod lgtm", found: true, err: "one stage"},
+		{name: "approve force", body: "/shipbot approve prod --force", line: "/shipbot approve prod --force", found: true, err: "only goes with deploy"},
+		{name: "reject without stage", body: "/shipbot reject", line: "/shipbot reject", found: true, err: "reject needs a stage"},
+		{name: "reject force", body: "/shipbot reject --force prod", line: "/shipbot reject --force prod", found: true, err: "only goes with deploy"},
+		{name: "reject bad stage", body: "/shipbot reject prod;rm it broke", line: "/shipbot reject prod;rm it broke", found: true, err: "stage name"},
+		{name: "two slashes", body: "/shipbot approve api/prod/eu", line: "/shipbot approve api/prod/eu", found: true, err: "stage name"},
+		{name: "no pipeline before the slash", body: "/shipbot approve /prod", line: "/shipbot approve /prod", found: true, err: "stage name"},
+		{name: "no stage after the slash", body: "/shipbot retry api/", line: "/shipbot retry api/", found: true, err: "stage name"},
+		{name: "bad pipeline name", body: "/shipbot approve a.b/prod", line: "/shipbot approve a.b/prod", found: true, err: "<pipeline>/<stage>"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, line, found, err := chatops.Parse(tc.body)
@@ -131,7 +149,7 @@ func TestParse(t *testing.T) {
 
 func TestHelpListsEveryCommandOnce(t *testing.T) {
 	lines := strings.Split(chatops.Help, "\n")
-	for _, verb := range []string{"deploy", "retry", "rollback", "freeze", "unfreeze", "status", "help"} {
+	for _, verb := range []string{"deploy", "retry", "rollback", "freeze", "unfreeze", "approve", "reject", "status", "help"} {
 		n := 0
 		for _, l := range lines {
 			if strings.HasPrefix(l, "- `/shipbot "+verb+"`") || strings.HasPrefix(l, "- `/shipbot "+verb+" ") {
@@ -142,8 +160,29 @@ func TestHelpListsEveryCommandOnce(t *testing.T) {
 			t.Errorf("help has %d lines for %s; want 1:\n%s", n, verb, chatops.Help)
 		}
 	}
-	if len(lines) != 8 {
-		t.Errorf("help is %d lines; want a title and 7 commands", len(lines))
+	if len(lines) != 10 {
+		t.Errorf("help is %d lines; want a title and 9 commands", len(lines))
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "- `/shipbot approve ") && (!strings.Contains(l, "maintain") || !strings.Contains(l, "approvers") || !strings.Contains(l, "author")) {
+			t.Errorf("help for approve %q does not say who may: approvers, else maintain, never the author", l)
+		}
+	}
+	if !strings.Contains(lines[0], "`<pipeline>/<stage>`") {
+		t.Errorf("help title %q does not say how to name a pipeline's stage", lines[0])
+	}
+}
+
+func TestValidStage(t *testing.T) {
+	for s, want := range map[string]bool{
+		"prod": true, "Prod-2_b": true, "api/prod": true, "web-app/prod_eu": true,
+		"": false, "/": false, "api/": false, "/prod": false, "a/b/c": false, "a b": false, "eu.west": false,
+		"api/pr<od": false, strings.Repeat("a", 100): true, strings.Repeat("a", 101): false,
+		strings.Repeat("a", 100) + "/" + strings.Repeat("b", 100): true,
+	} {
+		if got := chatops.ValidStage(s); got != want {
+			t.Errorf("ValidStage(%q) = %v; want %v", s, got, want)
+		}
 	}
 }
 
@@ -155,6 +194,8 @@ func TestCommandString(t *testing.T) {
 		{chatops.Command{Verb: "deploy", Stage: "prod", Force: true}, "/shipbot deploy prod --force"},
 		{chatops.Command{Verb: "freeze", Reason: "incident"}, "/shipbot freeze incident"},
 		{chatops.Command{Verb: "status"}, "/shipbot status"},
+		{chatops.Command{Verb: "approve", Stage: "api/prod"}, "/shipbot approve api/prod"},
+		{chatops.Command{Verb: "reject", Stage: "prod", Reason: "error rate doubled"}, "/shipbot reject prod error rate doubled"},
 	} {
 		if got := tc.c.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q; want %q", tc.c, got, tc.want)

@@ -6,8 +6,9 @@
 //     line starting with the variable's name; secrets are redacted from
 //     String, GoString and slog output.
 //   - Repo: a repository's `.github/shipbot.yml` (ParseRepo), read at the
-//     merge commit. A repository without the file is not opted in; see
-//     DefaultRepo.
+//     merge commit: one pipeline, or several in the `pipelines:` form, each
+//     started by the files a merge changed (Repo.Affected). A repository
+//     without the file is not opted in; see DefaultRepo.
 //   - Targets: the operator's targets file (ParseTargets, from
 //     SHIPBOT_TARGETS_FILE) with deploy targets, their secrets, the
 //     repositories allowed to use them, and alarms.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/Masterminds/semver/v3"
+	"github.com/bmatcuk/doublestar/v4"
 	"gopkg.in/yaml.v3"
 
 	"github.com/shipbot/shipbot/internal/window"
@@ -37,18 +39,51 @@ const (
 	// MaxStages bounds the work (deployments, triggers, API calls) one
 	// untrusted file can ask for.
 	MaxStages = 50
+	// MaxPipelines bounds the pipelines of the `pipelines:` form; MaxStages
+	// bounds their stages together.
+	MaxPipelines = 20
+	// MaxWaveTargets bounds the targets of one wave stage (`targets:`).
+	MaxWaveTargets = 20
+	// MaxApprovers bounds a stage's approvers list.
+	MaxApprovers = 50
+	// MaxGlobs bounds a pipeline's paths and its ignore list (each): every
+	// file a merge changed is matched against them.
+	MaxGlobs = 30
+	// maxGlobLen and maxGlobExpansions bound what matching one pattern
+	// costs: its length, and how many patterns its {a,b} groups stand for
+	// (each is tried).
+	maxGlobLen        = 256
+	maxGlobExpansions = 64
+	// maxPipelineName bounds a pipeline's name.
+	maxPipelineName = 100
 	// maxLabelLen is GitHub's limit on label names.
 	maxLabelLen = 50
 )
 
 // Repo is a repository's `.github/shipbot.yml` with every default applied.
+//
+// A file has one of two forms. The single-pipeline form (top-level
+// `pipeline`, `concurrency`, `release`, `stages`) is one pipeline that every
+// merge runs. The `pipelines:` form (Multi) lists several pipelines, each
+// with its own paths, release and stages, for a monorepo. Both yield
+// Pipelines, so that code that runs a pipeline serves both.
 type Repo struct {
-	Version     int
-	Pipeline    string // the unit of serialization
-	Concurrency string // ConcurrencyQueue or ConcurrencyLatest
+	Version   int
+	Gate      Gate       // shared by every pipeline
+	Pipelines []Pipeline // in file order; exactly one in the single-pipeline form
+	Multi     bool       // the file uses the `pipelines:` form
+}
+
+// Pipeline is one unit of serialization: its own version sequence, release
+// and stages.
+type Pipeline struct {
+	Name        string
+	Paths       []string // doublestar globs of the files that run it; nil: every merge
+	Ignore      []string // globs of the files that never run it
+	Concurrency string   // ConcurrencyQueue or ConcurrencyLatest
 	Release     Release
-	Gate        Gate
 	Stages      []Stage // in rollout order; empty means release only
+	Line        int     // line of the pipeline in a `pipelines:` list; 0 in the single-pipeline form
 }
 
 // Release says how versions are cut.
@@ -67,8 +102,13 @@ type Gate struct {
 
 // Stage is one step of the rollout.
 type Stage struct {
-	Name    string
-	Target  string        // a target of the server-side targets file
+	Name string
+	// Target is the target of the server-side targets file that a
+	// single-target stage (`target:`) deploys to; empty for a wave.
+	Target string
+	// Targets are a wave's targets (`targets:`), all triggered at once, in
+	// file order; nil for a single-target stage. See Wave and TargetNames.
+	Targets []string
 	Bake    time.Duration // alarm watch after success; 0 means none
 	Timeout time.Duration // DefaultStageTimeout unless set; see EffectiveTimeout
 	// TimeoutSet records that the file gave a timeout, so that it wins over
@@ -78,12 +118,32 @@ type Stage struct {
 	Alarms     []string       // alarm names of the targets file
 	Rollback   bool
 	SkipLabel  string // the label that skips this stage; never empty after ParseRepo
-	Line       int    // line of the stage in the file, for error reports
+	// Approval makes a run wait before the stage until someone approves it
+	// (`/shipbot approve <stage>`).
+	Approval bool
+	// Approvers may approve or reject the stage: GitHub logins and
+	// "@org/team-slug" teams, as written. Empty: anyone with at least
+	// maintain on the repository. Only set when Approval is.
+	Approvers []string
+	Line      int // line of the stage in the file, for error reports
+}
+
+// Wave reports whether the stage lists several targets (`targets:`) rather
+// than one (`target:`). A wave of one target is still a wave.
+func (s Stage) Wave() bool { return s.Targets != nil }
+
+// TargetNames returns the stage's targets: Targets for a wave, else Target
+// alone.
+func (s Stage) TargetNames() []string {
+	if s.Wave() {
+		return s.Targets
+	}
+	return []string{s.Target}
 }
 
 // DefaultRepo returns the configuration that a minimal file (just
-// `version: 1`) yields: no stages, so a merge is gated and released but
-// deployed nowhere.
+// `version: 1`) yields: one pipeline named repoName without stages, so a
+// merge is gated and released but deployed nowhere.
 //
 // Product decision: a repository WITHOUT `.github/shipbot.yml` is not opted
 // in. Callers treat a missing file as "do nothing, report neutral" and must
@@ -91,30 +151,129 @@ type Stage struct {
 // never start cutting releases in every repository.
 func DefaultRepo(repoName string) Repo {
 	return Repo{
-		Version:     1,
-		Pipeline:    repoName,
+		Version:   1,
+		Gate:      defaultGate(),
+		Pipelines: []Pipeline{defaultPipeline(repoName, DefaultTagPrefix)},
+	}
+}
+
+func defaultGate() Gate {
+	return Gate{
+		Approvals:              DefaultApprovals,
+		RequireProtectedBranch: true,
+		RequireChecks:          true,
+	}
+}
+
+func defaultPipeline(name, tagPrefix string) Pipeline {
+	return Pipeline{
+		Name:        name,
 		Concurrency: ConcurrencyQueue,
 		Release: Release{
-			TagPrefix: DefaultTagPrefix,
+			TagPrefix: tagPrefix,
 			Initial:   semver.MustParse(DefaultInitial),
 			Bump:      BumpConventional,
-		},
-		Gate: Gate{
-			Approvals:              DefaultApprovals,
-			RequireProtectedBranch: true,
-			RequireChecks:          true,
 		},
 	}
 }
 
-// Stage returns the stage with the given name.
-func (r Repo) Stage(name string) (Stage, bool) {
-	for _, s := range r.Stages {
+// MultiTagPrefix is a pipeline's tag prefix in the `pipelines:` form unless
+// its release sets tag_prefix: "<name>/v", as in api/v1.4.2.
+func MultiTagPrefix(pipeline string) string { return pipeline + "/v" }
+
+// Pipeline returns the pipeline with the given name.
+func (r Repo) Pipeline(name string) (Pipeline, bool) {
+	for _, p := range r.Pipelines {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Pipeline{}, false
+}
+
+// Stage returns the pipeline's stage with the given name.
+func (p Pipeline) Stage(name string) (Stage, bool) {
+	for _, s := range p.Stages {
 		if s.Name == name {
 			return s, true
 		}
 	}
 	return Stage{}, false
+}
+
+// Affects reports whether a merge that changed files runs the pipeline:
+// some file matches Paths (any file, when Paths is nil) and no pattern of
+// Ignore. A pipeline without Paths runs on every merge, including one that
+// changed no file, unless every file it changed is ignored. Paths are
+// relative to the repository root, separated by '/', as GitHub lists them.
+func (p Pipeline) Affects(files []string) bool {
+	if p.Paths == nil && len(files) == 0 {
+		return true
+	}
+	for _, f := range files {
+		if (p.Paths == nil || matchAny(p.Paths, f)) && !matchAny(p.Ignore, f) {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAny reports whether name matches one of patterns, which ParseRepo
+// validated (an invalid pattern, from a Pipeline built by hand, matches
+// nothing).
+func matchAny(patterns []string, name string) bool {
+	for _, pat := range patterns {
+		if ok, _ := doublestar.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Affected returns the pipelines that a merge changing files runs, in file
+// order. complete is false when GitHub could not list every file the merge
+// changed; then every pipeline runs, since none can be ruled out.
+func (r Repo) Affected(files []string, complete bool) []Pipeline {
+	var out []Pipeline
+	for _, p := range r.Pipelines {
+		if !complete || p.Affects(files) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SkipLabels returns the labels that skip stage s of pipeline p:
+// s.SkipLabelName() (its skip_label, or no-deploy-to-<stage>, which skips the
+// stage in every pipeline that has it) and, in the `pipelines:` form,
+// no-deploy-to-<pipeline>/<stage>, which skips it in p only.
+func (r Repo) SkipLabels(p Pipeline, s Stage) []string {
+	out := []string{s.SkipLabelName()}
+	if r.Multi {
+		if q := DefaultSkipLabel(p.Name + "/" + s.Name); q != out[0] {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// StageRef is how GitHub and commands name stage s of pipeline p: in the
+// `pipelines:` form "<pipeline>/<stage>" (a Deployments environment,
+// `/shipbot approve api/prod`), else "<stage>".
+func (r Repo) StageRef(p Pipeline, s Stage) string {
+	if r.Multi {
+		return p.Name + "/" + s.Name
+	}
+	return s.Name
+}
+
+// EnvironmentName is the GitHub Deployments environment of target of stage s
+// of pipeline p: StageRef, followed by "/<target>" when s is a wave.
+func (r Repo) EnvironmentName(p Pipeline, s Stage, target string) string {
+	if s.Wave() {
+		return r.StageRef(p, s) + "/" + target
+	}
+	return r.StageRef(p, s)
 }
 
 // SkipLabelName returns the label that skips this stage: SkipLabel, or
@@ -149,18 +308,19 @@ func (s Stage) EffectiveTimeout(t Target) time.Duration {
 var stageNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // ParseRepo parses and validates a repository configuration. file names it
-// in errors; repoName is the default pipeline. Unknown keys are errors, and
-// every problem is reported: the error is an ErrorList of *Error, one per
-// problem, each with line and column. On error the returned Repo is zero so
-// that nothing acts on a half-valid configuration.
+// in errors; repoName is the pipeline's name in the single-pipeline form
+// unless the file sets `pipeline`. Unknown keys are errors, and every
+// problem is reported: the error is an ErrorList of *Error, one per problem,
+// each with line and column. On error the returned Repo is zero so that
+// nothing acts on a half-valid configuration.
 func ParseRepo(file string, data []byte, repoName string) (Repo, error) {
 	d := &decoder{file: file}
 	root := d.document(data)
 	if root == nil {
 		return Repo{}, d.errs.err()
 	}
-	r := DefaultRepo(repoName)
-	m, _ := d.mapping(root, "", "version", "pipeline", "concurrency", "release", "gate", "stages")
+	r := Repo{Version: 1, Gate: defaultGate()}
+	m, _ := d.mapping(root, "", "version", "pipeline", "concurrency", "release", "gate", "stages", "pipelines")
 
 	if e, ok := m["version"]; !ok {
 		d.errorAt(root, "version", "required; add `version: 1`")
@@ -170,30 +330,243 @@ func ParseRepo(file string, data []byte, repoName string) (Repo, error) {
 		}
 		r.Version = v
 	}
-	if e, ok := m["pipeline"]; ok {
-		if s, ok := d.str(e.val, "pipeline"); ok {
-			if s == "" || strings.IndexFunc(s, unicode.IsSpace) >= 0 || len(s) > 100 {
-				d.errorAt(e.val, "pipeline", "must be 1 to 100 characters without spaces, got %q", s)
-			}
-			r.Pipeline = s
-		}
-	}
-	if e, ok := m["concurrency"]; ok {
-		r.Concurrency = d.enum(e.val, "concurrency", r.Concurrency, ConcurrencyQueue, ConcurrencyLatest)
-	}
-	if e, ok := m["release"]; ok {
-		d.release(e.val, &r.Release)
-	}
 	if e, ok := m["gate"]; ok {
 		d.gate(e.val, &r.Gate)
 	}
-	if e, ok := m["stages"]; ok {
-		r.Stages = d.stages(e.val)
+	if e, ok := m["pipelines"]; ok {
+		r.Multi = true
+		for _, k := range singleKeys {
+			if s, ok := m[k]; ok {
+				d.errorAt(s.key, k, "belongs to the single-pipeline form, but this file uses `pipelines:` (line %d); a file has one form or the other: set it in each pipeline instead", e.key.Line)
+			}
+		}
+		r.Pipelines = d.pipelines(e.val)
+	} else {
+		p := defaultPipeline(repoName, DefaultTagPrefix)
+		if e, ok := m["pipeline"]; ok {
+			if s, ok := d.pipelineName(e.val, "pipeline", false); ok {
+				p.Name = s
+			}
+		}
+		d.pipelineKeys(m, "", &p)
+		r.Pipelines = []Pipeline{p}
 	}
 	if err := d.errs.err(); err != nil {
 		return Repo{}, err
 	}
 	return r, nil
+}
+
+// singleKeys are the top-level keys of the single-pipeline form, which a
+// file with `pipelines:` must not have.
+var singleKeys = []string{"pipeline", "concurrency", "release", "stages"}
+
+// pipelineName reads a pipeline's name: 1 to 100 characters without spaces,
+// and, in the `pipelines:` form (multi), without '/', which separates it from
+// a stage's name in "<pipeline>/<stage>".
+func (d *decoder) pipelineName(n *yaml.Node, path string, multi bool) (string, bool) {
+	s, ok := d.str(n, path)
+	if !ok {
+		return "", false
+	}
+	switch {
+	case s == "" || strings.IndexFunc(s, unicode.IsSpace) >= 0 || len(s) > maxPipelineName:
+		d.errorAt(n, path, "must be 1 to %d characters without spaces, got %q", maxPipelineName, s)
+		return s, false
+	case multi && strings.Contains(s, "/"):
+		d.errorAt(n, path, "must not contain /, which separates a pipeline from its stage (as in api/prod), got %q", s)
+		return s, false
+	}
+	return s, true
+}
+
+// pipelineKeys reads the keys that both forms give a pipeline (concurrency,
+// release, stages) from m into p; prefix is the pipeline's path, "" for the
+// single-pipeline form. It returns the node of release.tag_prefix, nil when
+// the file does not set it.
+func (d *decoder) pipelineKeys(m map[string]entry, prefix string, p *Pipeline) (tagPrefix *yaml.Node) {
+	if e, ok := m["concurrency"]; ok {
+		p.Concurrency = d.enum(e.val, join(prefix, "concurrency"), p.Concurrency, ConcurrencyQueue, ConcurrencyLatest)
+	}
+	if e, ok := m["release"]; ok {
+		tagPrefix = d.release(e.val, join(prefix, "release"), &p.Release)
+	}
+	if e, ok := m["stages"]; ok {
+		p.Stages = d.stages(e.val, join(prefix, "stages"))
+	}
+	return tagPrefix
+}
+
+// pipelines reads the `pipelines:` list.
+func (d *decoder) pipelines(n *yaml.Node) []Pipeline {
+	items, ok := d.list(n, "pipelines")
+	if !ok {
+		return nil
+	}
+	switch {
+	case len(items) == 0:
+		d.errorAt(n, "pipelines", "must list at least one pipeline")
+	case len(items) > MaxPipelines:
+		d.errorAt(n, "pipelines", "%d pipelines; at most %d are allowed", len(items), MaxPipelines)
+	}
+	out := make([]Pipeline, 0, len(items))
+	names := map[string]int{} // pipeline name → line of its first use
+	type use struct {
+		name string
+		line int
+	}
+	prefixes := map[string]use{} // tag prefix → the pipeline that first used it
+	stages := 0
+	for i, item := range items {
+		path := index("pipelines", i)
+		m, ok := d.mapping(item, path, "name", "paths", "ignore", "concurrency", "release", "stages")
+		if !ok {
+			continue
+		}
+		p := defaultPipeline("", "")
+		p.Line = item.Line
+		var nameNode *yaml.Node
+		nameOK := false
+		if e, ok := m["name"]; !ok {
+			d.errorAt(item, path+".name", "required")
+		} else {
+			nameNode = e.val
+			p.Name, nameOK = d.pipelineName(e.val, path+".name", true)
+			if nameOK {
+				if line, dup := names[p.Name]; dup {
+					d.errorAt(e.val, path+".name", "duplicate pipeline name %q (first at line %d)", p.Name, line)
+					nameOK = false
+				} else {
+					names[p.Name] = e.val.Line
+				}
+			}
+			p.Release.TagPrefix = MultiTagPrefix(p.Name)
+		}
+		if e, ok := m["paths"]; ok {
+			p.Paths = d.globs(e.val, path+".paths", false)
+		}
+		if e, ok := m["ignore"]; ok {
+			p.Ignore = d.globs(e.val, path+".ignore", true)
+		}
+		tp := d.pipelineKeys(m, path, &p)
+		if tp == nil && nameOK {
+			// The default prefix comes from the name, which may hold what a
+			// tag name cannot.
+			if why := badTagPrefix(p.Release.TagPrefix); why != "" {
+				d.errorAt(nameNode, path+".name", "makes the default tag prefix %q, which %s; rename the pipeline or set release.tag_prefix", p.Release.TagPrefix, why)
+				nameOK = false
+			}
+		}
+		// Two pipelines cutting versions under one prefix would read each
+		// other's tags as their own.
+		if at := cmp.Or(tp, nameNode); at != nil && (tp != nil || nameOK) {
+			if first, dup := prefixes[p.Release.TagPrefix]; dup {
+				d.errorAt(at, path+".release.tag_prefix", "tag prefix %q is also pipeline %s's (line %d); each pipeline needs its own version sequence", p.Release.TagPrefix, first.name, first.line)
+			} else {
+				prefixes[p.Release.TagPrefix] = use{p.Name, item.Line}
+			}
+		}
+		stages += len(p.Stages)
+		out = append(out, p)
+	}
+	if stages > MaxStages {
+		d.errorAt(n, "pipelines", "%d stages in all; at most %d are allowed", stages, MaxStages)
+	}
+	return out
+}
+
+// globs reads a list of doublestar patterns (paths or ignore), relative to
+// the repository root. An empty list is an error unless allowEmpty.
+func (d *decoder) globs(n *yaml.Node, path string, allowEmpty bool) []string {
+	items, ok := d.list(n, path)
+	if !ok {
+		return nil
+	}
+	switch {
+	case len(items) == 0 && !allowEmpty:
+		d.errorAt(n, path, "must list at least one pattern; leave paths out to run the pipeline on every merge")
+	case len(items) > MaxGlobs:
+		d.errorAt(n, path, "%d patterns; at most %d are allowed", len(items), MaxGlobs)
+	}
+	out := make([]string, 0, len(items))
+	first := map[string]int{}
+	for i, item := range items {
+		p := index(path, i)
+		v, ok := d.str(item, p)
+		if !ok {
+			continue
+		}
+		line, dup := first[v]
+		switch {
+		case v == "":
+			d.errorAt(item, p, "pattern must not be empty")
+		case len(v) > maxGlobLen:
+			d.errorAt(item, p, "pattern is %d characters; at most %d are allowed", len(v), maxGlobLen)
+		case strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./"):
+			d.errorAt(item, p, "patterns are relative to the repository root, without a leading / or ./, got %q", v)
+		case !doublestar.ValidatePattern(v):
+			d.errorAt(item, p, "invalid glob %q: an unclosed [ or {, an empty [], or a trailing \\", v)
+		case expansions(v) > maxGlobExpansions:
+			d.errorAt(item, p, "the {a,b} groups of %q make more than %d patterns; use fewer groups or list patterns separately", v, maxGlobExpansions)
+		case dup:
+			d.errorAt(item, p, "duplicate pattern %q (first at line %d)", v, line)
+		default:
+			first[v] = item.Line
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// expansions counts the patterns that the {a,b} alternatives of a valid
+// glob stand for (each group multiplies), saturating above
+// maxGlobExpansions. Matching tries them all, so it is what a pattern costs.
+func expansions(p string) int {
+	n, _ := expandSeq(p, 0, false)
+	return n
+}
+
+// expandSeq counts a sequence from p[i:], up to the ',' or '}' that ends it
+// when nested, and returns where it stopped.
+func expandSeq(p string, i int, nested bool) (count, next int) {
+	count = 1
+	for i < len(p) {
+		switch p[i] {
+		case '\\':
+			i += 2
+			continue
+		case '[': // a class: '{', ',' and '}' in it are literal
+			for i++; i < len(p) && p[i] != ']'; i++ {
+				if p[i] == '\\' {
+					i++
+				}
+			}
+		case '{':
+			var alt int
+			alt, i = expandAlt(p, i+1)
+			count = min(count*alt, maxGlobExpansions+1)
+			continue
+		case ',', '}':
+			if nested {
+				return count, i
+			}
+		}
+		i++
+	}
+	return count, i
+}
+
+// expandAlt counts the alternatives of a group whose '{' is just before
+// p[i], and returns the index after its '}'.
+func expandAlt(p string, i int) (count, next int) {
+	for {
+		c, j := expandSeq(p, i, true)
+		count = min(count+c, maxGlobExpansions+1)
+		if j >= len(p) || p[j] == '}' {
+			return count, j + 1
+		}
+		i = j + 1
+	}
 }
 
 // enum returns the scalar at n if it is one of allowed, else reports it and
@@ -221,36 +594,40 @@ func orList(xs []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
-func (d *decoder) release(n *yaml.Node, rel *Release) {
-	m, _ := d.mapping(n, "release", "tag_prefix", "initial", "bump")
+// release reads a release section at path into rel and returns the node of
+// its tag_prefix, nil when it has none.
+func (d *decoder) release(n *yaml.Node, path string, rel *Release) (tagPrefix *yaml.Node) {
+	m, _ := d.mapping(n, path, "tag_prefix", "initial", "bump")
 	if e, ok := m["tag_prefix"]; ok {
-		if s, ok := d.str(e.val, "release.tag_prefix"); ok {
+		tagPrefix = e.val
+		if s, ok := d.str(e.val, path+".tag_prefix"); ok {
 			if why := badTagPrefix(s); why != "" {
-				d.errorAt(e.val, "release.tag_prefix", "%s, got %q", why, s)
+				d.errorAt(e.val, path+".tag_prefix", "%s, got %q", why, s)
 			}
 			rel.TagPrefix = s
 		}
 	}
 	if e, ok := m["initial"]; ok {
-		if s, ok := d.str(e.val, "release.initial"); ok {
+		if s, ok := d.str(e.val, path+".initial"); ok {
 			v, err := semver.StrictNewVersion(s)
 			switch {
 			case err != nil && strings.HasPrefix(s, "v"):
-				d.errorAt(e.val, "release.initial", "must be a version like 0.1.0 without the tag prefix, got %q", s)
+				d.errorAt(e.val, path+".initial", "must be a version like 0.1.0 without the tag prefix, got %q", s)
 			case err != nil:
-				d.errorAt(e.val, "release.initial", "must be a version like 0.1.0 (MAJOR.MINOR.PATCH), got %q", s)
+				d.errorAt(e.val, path+".initial", "must be a version like 0.1.0 (MAJOR.MINOR.PATCH), got %q", s)
 			case v.Prerelease() != "" || v.Metadata() != "":
 				// Only plain MAJOR.MINOR.PATCH tags count as releases, so a
 				// pre-release initial version would never be seen again.
-				d.errorAt(e.val, "release.initial", "must be MAJOR.MINOR.PATCH without pre-release or build metadata, got %q", s)
+				d.errorAt(e.val, path+".initial", "must be MAJOR.MINOR.PATCH without pre-release or build metadata, got %q", s)
 			default:
 				rel.Initial = v
 			}
 		}
 	}
 	if e, ok := m["bump"]; ok {
-		rel.Bump = d.enum(e.val, "release.bump", rel.Bump, BumpConventional, BumpPatch)
+		rel.Bump = d.enum(e.val, path+".bump", rel.Bump, BumpConventional, BumpPatch)
 	}
+	return tagPrefix
 }
 
 // badTagPrefix says why s cannot start a git tag name, or "" if it can.
@@ -290,25 +667,27 @@ func (d *decoder) gate(n *yaml.Node, g *Gate) {
 	}
 }
 
-func (d *decoder) stages(n *yaml.Node) []Stage {
-	items, ok := d.list(n, "stages")
+// stages reads a list of stages at path ("stages" or
+// "pipelines[i].stages").
+func (d *decoder) stages(n *yaml.Node, path string) []Stage {
+	items, ok := d.list(n, path)
 	if !ok {
 		return nil
 	}
 	if len(items) > MaxStages {
-		d.errorAt(n, "stages", "%d stages; at most %d are allowed", len(items), MaxStages)
+		d.errorAt(n, path, "%d stages; at most %d are allowed", len(items), MaxStages)
 	}
 	out := make([]Stage, 0, len(items))
 	first := map[string]int{} // stage name → line of its first use
 	for i, item := range items {
-		path := index("stages", i)
-		s, ok := d.stage(item, path)
+		p := index(path, i)
+		s, ok := d.stage(item, p)
 		if !ok {
 			continue
 		}
 		if s.Name != "" {
 			if line, dup := first[s.Name]; dup {
-				d.errorAt(item, path+".name", "duplicate stage name %q (first at line %d)", s.Name, line)
+				d.errorAt(item, p+".name", "duplicate stage name %q (first at line %d)", s.Name, line)
 			} else {
 				first[s.Name] = item.Line
 			}
@@ -319,7 +698,7 @@ func (d *decoder) stages(n *yaml.Node) []Stage {
 }
 
 func (d *decoder) stage(n *yaml.Node, path string) (Stage, bool) {
-	m, ok := d.mapping(n, path, "name", "target", "bake", "timeout", "window", "alarms", "rollback", "skip_label")
+	m, ok := d.mapping(n, path, "name", "target", "targets", "bake", "timeout", "window", "alarms", "rollback", "skip_label", "approval", "approvers")
 	if !ok {
 		return Stage{}, false
 	}
@@ -333,13 +712,33 @@ func (d *decoder) stage(n *yaml.Node, path string) (Stage, bool) {
 		}
 		s.Name = v
 	}
-	if e, ok := m["target"]; !ok {
-		d.errorAt(n, path+".target", "required")
-	} else if v, ok := d.str(e.val, path+".target"); ok {
-		if v == "" {
-			d.errorAt(e.val, path+".target", "must not be empty")
+	one, oneOK := m["target"]
+	wave, waveOK := m["targets"]
+	switch {
+	case oneOK && waveOK:
+		d.errorAt(wave.key, path+".targets", "a stage has either target (one) or targets (a wave), not both")
+	case oneOK:
+		if v, ok := d.str(one.val, path+".target"); ok {
+			if v == "" {
+				d.errorAt(one.val, path+".target", "must not be empty")
+			}
+			s.Target = v
 		}
-		s.Target = v
+	case waveOK:
+		s.Targets = d.names(wave.val, path+".targets", "target")
+		if s.Targets == nil {
+			s.Targets = []string{} // still a wave, if an invalid one
+		}
+		if items := wave.val.Content; wave.val.Kind == yaml.SequenceNode {
+			switch {
+			case len(items) == 0:
+				d.errorAt(wave.val, path+".targets", "must list at least one target")
+			case len(items) > MaxWaveTargets:
+				d.errorAt(wave.val, path+".targets", "%d targets; at most %d are allowed in one stage", len(items), MaxWaveTargets)
+			}
+		}
+	default:
+		d.errorAt(n, path+".target", "required (or targets: [a, b] for a wave)")
 	}
 	if e, ok := m["bake"]; ok {
 		s.Bake, _ = d.duration(e.val, path+".bake", true)
@@ -383,7 +782,76 @@ func (d *decoder) stage(n *yaml.Node, path string) (Stage, bool) {
 			d.errorAt(m["name"].val, path+".name", "too long: the skip label %q exceeds GitHub's %d-character label limit; shorten the name or set skip_label", s.SkipLabel, maxLabelLen)
 		}
 	}
+	if e, ok := m["approval"]; ok {
+		s.Approval, _ = d.boolean(e.val, path+".approval")
+	}
+	if e, ok := m["approvers"]; ok {
+		if !s.Approval {
+			d.errorAt(e.key, path+".approvers", "approvers needs approval: true")
+		}
+		s.Approvers = d.approvers(e.val, path+".approvers")
+	}
 	return s, true
+}
+
+var (
+	// loginRE is a GitHub login: letters, digits and single hyphens, not at
+	// either end.
+	loginRE = regexp.MustCompile(`^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$`)
+	// teamSlugRE is the slug of a GitHub team, as in @acme/release-managers.
+	teamSlugRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+)
+
+// GitHub's limits on logins (users and organisations) and team slugs.
+const (
+	maxLoginLen    = 39
+	maxTeamSlugLen = 100
+)
+
+// approvers reads a stage's approvers: GitHub logins and "@org/team-slug"
+// teams, distinct (GitHub compares them case-insensitively).
+func (d *decoder) approvers(n *yaml.Node, path string) []string {
+	items, ok := d.list(n, path)
+	if !ok {
+		return nil
+	}
+	switch {
+	case len(items) == 0:
+		d.errorAt(n, path, "must list at least one user or team; leave approvers out to let anyone with maintain approve")
+	case len(items) > MaxApprovers:
+		d.errorAt(n, path, "%d approvers; at most %d are allowed (name a team instead)", len(items), MaxApprovers)
+	}
+	out := make([]string, 0, len(items))
+	first := map[string]int{}
+	for i, item := range items {
+		p := index(path, i)
+		v, ok := d.str(item, p)
+		if !ok {
+			continue
+		}
+		line, dup := first[strings.ToLower(v)]
+		switch {
+		case !validApprover(v):
+			d.errorAt(item, p, "must be a GitHub login (letters, digits and single hyphens, at most %d characters) or a team as @org/team-slug, got %q", maxLoginLen, v)
+		case dup:
+			d.errorAt(item, p, "duplicate approver %q (first at line %d)", v, line)
+		default:
+			first[strings.ToLower(v)] = item.Line
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// validApprover reports whether s is a GitHub login or "@org/team-slug".
+func validApprover(s string) bool {
+	login := func(s string) bool { return len(s) <= maxLoginLen && loginRE.MatchString(s) }
+	team, ok := strings.CutPrefix(s, "@")
+	if !ok {
+		return login(s)
+	}
+	org, slug, ok := strings.Cut(team, "/")
+	return ok && login(org) && len(slug) <= maxTeamSlugLen && teamSlugRE.MatchString(slug)
 }
 
 // names reads a list of unique, non-empty strings.

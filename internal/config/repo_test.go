@@ -52,30 +52,39 @@ func TestParseRepoDesignExample(t *testing.T) {
 		t.Fatalf("ParseRepo: %v", err)
 	}
 	want := Repo{
-		Version:     1,
-		Pipeline:    "api",
-		Concurrency: ConcurrencyQueue,
-		Release:     Release{TagPrefix: "v", Initial: semver.MustParse("0.1.0"), Bump: BumpConventional},
-		Gate:        Gate{Approvals: 1, RequireProtectedBranch: true, RequireChecks: true},
-		Stages: []Stage{
-			{
-				Name: "qa", Target: "spinnaker-qa", Bake: 10 * time.Minute, Timeout: 30 * time.Minute,
-				SkipLabel: "no-deploy-to-qa", Line: 13,
+		Version: 1,
+		Gate:    Gate{Approvals: 1, RequireProtectedBranch: true, RequireChecks: true},
+		Pipelines: []Pipeline{{
+			Name:        "api",
+			Concurrency: ConcurrencyQueue,
+			Release:     Release{TagPrefix: "v", Initial: semver.MustParse("0.1.0"), Bump: BumpConventional},
+			Stages: []Stage{
+				{
+					Name: "qa", Target: "spinnaker-qa", Bake: 10 * time.Minute, Timeout: 30 * time.Minute,
+					SkipLabel: "no-deploy-to-qa", Line: 13,
+				},
+				{
+					Name: "prod", Target: "spinnaker-prod", Bake: time.Hour, Timeout: 30 * time.Minute,
+					Window: mustWindow(t, "Mon-Thu 10:00-16:00 Asia/Seoul"), Alarms: []string{"prod-high-severity"},
+					Rollback: true, SkipLabel: "no-deploy-to-prod", Line: 16,
+				},
 			},
-			{
-				Name: "prod", Target: "spinnaker-prod", Bake: time.Hour, Timeout: 30 * time.Minute,
-				Window: mustWindow(t, "Mon-Thu 10:00-16:00 Asia/Seoul"), Alarms: []string{"prod-high-severity"},
-				Rollback: true, SkipLabel: "no-deploy-to-prod", Line: 16,
-			},
-		},
+		}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ParseRepo mismatch (-want +got):\n%s", diff)
 	}
-	if s, ok := got.Stage("prod"); !ok || s.Line != 16 {
+	p, ok := got.Pipeline("api")
+	if !ok {
+		t.Fatal("Pipeline(api) not found")
+	}
+	if _, ok := got.Pipeline("web"); ok {
+		t.Error("Pipeline(web) found")
+	}
+	if s, ok := p.Stage("prod"); !ok || s.Line != 16 {
 		t.Errorf("Stage(prod) = %+v, %v", s, ok)
 	}
-	if _, ok := got.Stage("staging"); ok {
+	if _, ok := p.Stage("staging"); ok {
 		t.Error("Stage(staging) found")
 	}
 }
@@ -84,13 +93,13 @@ func TestParseRepoDefaults(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		want func(r *Repo)
+		want func(r *Repo, p *Pipeline)
 	}{
-		{"minimal", "version: 1\n", func(r *Repo) {}},
-		{"nulls count as absent", "version: 1\npipeline:\nstages: ~\nrelease:\ngate:\n", func(r *Repo) {}},
-		{"empty sections", "version: 1\nrelease: {}\ngate: {}\nstages: []\n", func(r *Repo) { r.Stages = []Stage{} }},
-		{"stage defaults", "version: 1\nstages:\n  - name: qa\n    target: t\n", func(r *Repo) {
-			r.Stages = []Stage{{Name: "qa", Target: "t", Timeout: DefaultStageTimeout, SkipLabel: "no-deploy-to-qa", Line: 3}}
+		{"minimal", "version: 1\n", func(r *Repo, p *Pipeline) {}},
+		{"nulls count as absent", "version: 1\npipeline:\nstages: ~\nrelease:\ngate:\npipelines:\n", func(r *Repo, p *Pipeline) {}},
+		{"empty sections", "version: 1\nrelease: {}\ngate: {}\nstages: []\n", func(r *Repo, p *Pipeline) { p.Stages = []Stage{} }},
+		{"stage defaults", "version: 1\nstages:\n  - name: qa\n    target: t\n", func(r *Repo, p *Pipeline) {
+			p.Stages = []Stage{{Name: "qa", Target: "t", Timeout: DefaultStageTimeout, SkipLabel: "no-deploy-to-qa", Line: 3}}
 		}},
 		{"everything overridden", `version: 1
 pipeline: web-2
@@ -99,14 +108,30 @@ release: {tag_prefix: "", initial: 1.0.0, bump: patch}
 gate: {approvals: 0, require_protected_branch: false, require_checks: false}
 stages:
   - {name: wave_1, target: t, bake: 0s, timeout: 1h30m, skip_label: "skip wave 1", rollback: false, alarms: [a, b]}
-`, func(r *Repo) {
-			r.Pipeline, r.Concurrency = "web-2", ConcurrencyLatest
-			r.Release = Release{TagPrefix: "", Initial: semver.MustParse("1.0.0"), Bump: BumpPatch}
+`, func(r *Repo, p *Pipeline) {
+			p.Name, p.Concurrency = "web-2", ConcurrencyLatest
+			p.Release = Release{TagPrefix: "", Initial: semver.MustParse("1.0.0"), Bump: BumpPatch}
 			r.Gate = Gate{}
-			r.Stages = []Stage{{Name: "wave_1", Target: "t", Timeout: 90 * time.Minute, TimeoutSet: true,
+			p.Stages = []Stage{{Name: "wave_1", Target: "t", Timeout: 90 * time.Minute, TimeoutSet: true,
 				SkipLabel: "skip wave 1", Alarms: []string{"a", "b"}, Line: 7}}
 		}},
-		{"numbers as strings", "version: 1\npipeline: 2024\n", func(r *Repo) { r.Pipeline = "2024" }},
+		{"numbers as strings", "version: 1\npipeline: 2024\n", func(r *Repo, p *Pipeline) { p.Name = "2024" }},
+		{"wave, approval, approvers", `version: 1
+stages:
+  - name: prod
+    targets: [eu, us, ap]
+    approval: true
+    approvers: [alice, "@acme/release-managers", b-o-b, "@Acme-2/team_x"]
+  - {name: canary, targets: [one], approval: true}
+  - {name: post, target: t, approval: false}
+`, func(r *Repo, p *Pipeline) {
+			p.Stages = []Stage{
+				{Name: "prod", Targets: []string{"eu", "us", "ap"}, Timeout: DefaultStageTimeout, SkipLabel: "no-deploy-to-prod",
+					Approval: true, Approvers: []string{"alice", "@acme/release-managers", "b-o-b", "@Acme-2/team_x"}, Line: 3},
+				{Name: "canary", Targets: []string{"one"}, Timeout: DefaultStageTimeout, SkipLabel: "no-deploy-to-canary", Approval: true, Line: 7},
+				{Name: "post", Target: "t", Timeout: DefaultStageTimeout, SkipLabel: "no-deploy-to-post", Line: 8},
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +140,7 @@ stages:
 				t.Fatalf("ParseRepo: %v", err)
 			}
 			want := DefaultRepo("api")
-			tt.want(&want)
+			tt.want(&want, &want.Pipelines[0])
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("mismatch (-want +got):\n%s", diff)
 			}
@@ -125,15 +150,18 @@ stages:
 
 func TestDefaultRepo(t *testing.T) {
 	want := Repo{
-		Version: 1, Pipeline: "api", Concurrency: "queue",
-		Release: Release{TagPrefix: "v", Initial: semver.MustParse("0.1.0"), Bump: "conventional"},
+		Version: 1,
 		Gate:    Gate{Approvals: 1, RequireProtectedBranch: true, RequireChecks: true},
+		Pipelines: []Pipeline{{
+			Name: "api", Concurrency: "queue",
+			Release: Release{TagPrefix: "v", Initial: semver.MustParse("0.1.0"), Bump: "conventional"},
+		}},
 	}
 	if diff := cmp.Diff(want, DefaultRepo("api")); diff != "" {
 		t.Errorf("DefaultRepo (-want +got):\n%s", diff)
 	}
 	// Each call must own its Initial so that one caller cannot change another's.
-	if DefaultRepo("a").Release.Initial == DefaultRepo("a").Release.Initial {
+	if DefaultRepo("a").Pipelines[0].Release.Initial == DefaultRepo("a").Pipelines[0].Release.Initial {
 		t.Error("DefaultRepo shares its *semver.Version")
 	}
 }
@@ -153,7 +181,7 @@ func TestParseRepoErrors(t *testing.T) {
 		{"version 2", "version: 2\n", []string{"f.yml:1:10: version: unsupported version 2 (this shipbot reads version 1)"}},
 		{"version as string", "version: \"1\"\n", []string{"f.yml:1:10: version: must be an integer, got a string"}},
 		{"unknown top-level key", "version: 1\nstage:\n  - name: qa\n", []string{
-			`f.yml:2:1: unknown key "stage" (known keys: version, pipeline, concurrency, release, gate, stages)`}},
+			`f.yml:2:1: unknown key "stage" (known keys: version, pipeline, concurrency, release, gate, stages, pipelines)`}},
 		{"duplicate key", "version: 1\nversion: 1\n", []string{`f.yml:2:1: version: duplicate key (first at line 1)`}},
 		{"bad concurrency", "version: 1\nconcurrency: parallel\n", []string{`f.yml:2:14: concurrency: must be "queue" or "latest", got "parallel"`}},
 		{"bad pipeline", "version: 1\npipeline: my api\n", []string{`f.yml:2:11: pipeline: must be 1 to 100 characters without spaces, got "my api"`}},
@@ -181,7 +209,7 @@ func TestParseRepoErrors(t *testing.T) {
 		{"stage not a mapping", "version: 1\nstages:\n  - qa\n", []string{`f.yml:3:5: stages[0]: must be a mapping, got a string`}},
 		{"stage required keys", "version: 1\nstages:\n  - bake: 1m\n", []string{
 			`f.yml:3:5: stages[0].name: required`,
-			`f.yml:3:5: stages[0].target: required`,
+			`f.yml:3:5: stages[0].target: required (or targets: [a, b] for a wave)`,
 		}},
 		{"bad duration", "version: 1\nstages:\n  - name: qa\n    target: t\n  - name: prod\n    target: t\n    bake: 10 minutes\n", []string{
 			`f.yml:7:11: stages[1].bake: invalid duration "10 minutes"`}},
@@ -218,7 +246,7 @@ func TestParseRepoErrors(t *testing.T) {
 			`f.yml:4:38: stages[1].skip_label: must not start or end with spaces, got " x"`,
 		}},
 		{"unknown stage key", "version: 1\nstages:\n  - name: qa\n    target: t\n    bakee: 10m\n", []string{
-			`f.yml:5:5: stages[0]: unknown key "bakee" (known keys: name, target, bake, timeout, window, alarms, rollback, skip_label)`}},
+			`f.yml:5:5: stages[0]: unknown key "bakee" (known keys: name, target, targets, bake, timeout, window, alarms, rollback, skip_label, approval, approvers)`}},
 		{"alias", "version: 1\nstages:\n  - &s {name: qa, target: t}\n  - *s\n", []string{
 			`f.yml:4:5: stages[1]: YAML aliases (*s) are not supported`}},
 		{"two documents", "version: 1\n---\nversion: 1\n", []string{`f.yml:2:1: more than one YAML document; put everything in one`}},
@@ -299,7 +327,7 @@ stages:
 		`.github/shipbot.yml:4:14: gate.approvals: must be an integer, got a string`,
 		`.github/shipbot.yml:8:11: stages[0].bake: invalid duration "10 minutes"`,
 		`.github/shipbot.yml:11:13: stages[1].window: window "Mon-Thu 10:00-16:00 Mars/Base": unknown time zone "Mars/Base"`,
-		`.github/shipbot.yml:12:5: stages[2].target: required`,
+		`.github/shipbot.yml:12:5: stages[2].target: required (or targets: [a, b] for a wave)`,
 		`.github/shipbot.yml:12:5: stages[2].name: duplicate stage name "qa" (first at line 6)`,
 	}
 	if err == nil {

@@ -101,7 +101,7 @@ type Alarm struct {
 // of these names would overwrite it.
 var reservedFields = []string{
 	"repository", "sha", "version", "tag", "stage", "pull_request",
-	"run_id", "attempt", "callback_url", "rollback",
+	"run_id", "attempt", "callback_url", "rollback", "target", "pipeline",
 }
 
 var (
@@ -731,26 +731,39 @@ type lookupError struct {
 func (e *lookupError) Error() string        { return e.msg }
 func (e *lookupError) Is(target error) bool { return target == e.kind }
 
-// ValidateTargets checks that every stage's target and alarms exist and that
-// the target allows repo ("owner/name"). Errors carry the stage's line in
-// RepoFile. Unset environment variables are not reported here: they fail
-// the stage when it runs (Targets.Lookup), since they are the operator's to
-// fix, not the repository's.
+// ValidateTargets checks that the target of every stage of every pipeline
+// (each target of a wave) and its alarms exist and that each target allows
+// repo ("owner/name"). Errors carry the stage's line in RepoFile. Unset
+// environment variables are not reported here: they fail the stage when it
+// runs (Targets.Lookup), since they are the operator's to fix, not the
+// repository's.
 func (r Repo) ValidateTargets(t Targets, repo string) []error {
 	var errs []error
 	at := func(s Stage, format string, args ...any) {
 		errs = append(errs, &Error{File: RepoFile, Line: s.Line, Msg: fmt.Sprintf(format, args...)})
 	}
-	for i, s := range r.Stages {
-		path := index("stages", i)
-		if tgt, ok := t.Targets[s.Target]; !ok {
-			at(s, "%s.target: unknown target %q", path, s.Target)
-		} else if !tgt.Allows(repo) {
-			at(s, "%s.target: target %q does not allow repository %s", path, s.Target, repo)
+	for k, p := range r.Pipelines {
+		prefix := "stages"
+		if r.Multi {
+			prefix = index("pipelines", k) + ".stages"
 		}
-		for j, a := range s.Alarms {
-			if _, ok := t.Alarms[a]; !ok {
-				at(s, "%s.alarms[%d]: unknown alarm %q", path, j, a)
+		for i, s := range p.Stages {
+			path := index(prefix, i)
+			for j, name := range s.TargetNames() {
+				key := path + ".target"
+				if s.Wave() {
+					key = index(path+".targets", j)
+				}
+				if tgt, ok := t.Targets[name]; !ok {
+					at(s, "%s: unknown target %q", key, name)
+				} else if !tgt.Allows(repo) {
+					at(s, "%s: target %q does not allow repository %s", key, name, repo)
+				}
+			}
+			for j, a := range s.Alarms {
+				if _, ok := t.Alarms[a]; !ok {
+					at(s, "%s.alarms[%d]: unknown alarm %q", path, j, a)
+				}
 			}
 		}
 	}

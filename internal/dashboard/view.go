@@ -328,7 +328,11 @@ func bakes(rr store.RolloutRun) map[string]time.Duration {
 	if err != nil {
 		return out
 	}
-	for _, s := range cfg.Stages {
+	p, ok := cfg.Pipeline(rr.Pipeline)
+	if !ok {
+		p = cfg.Pipelines[0]
+	}
+	for _, s := range p.Stages {
 		out[s.Name] = s.Bake
 	}
 	return out

@@ -38,11 +38,23 @@ type Payload struct {
 	// Rollback is set on the trigger that redeploys the previous version;
 	// the field is absent otherwise.
 	Rollback bool `json:"rollback,omitempty"`
+	// Target is the wave target this trigger deploys to, only in a stage
+	// of several targets (`targets:`); absent otherwise.
+	Target string `json:"target,omitempty"`
+	// Pipeline is the pipeline's name, only in a repository of several
+	// pipelines (the `pipelines:` form); absent otherwise.
+	Pipeline string `json:"pipeline,omitempty"`
 }
 
-// IdempotencyKey is exactly <run_id>-<stage>-<attempt>.
+// IdempotencyKey is exactly <run_id>-<stage>-<attempt>, and
+// <run_id>-<stage>-<attempt>-<target> for a wave's target: every target
+// of a wave deploys the same attempt, and each must be told apart.
 func (p Payload) IdempotencyKey() string {
-	return p.RunID + "-" + p.Stage + "-" + strconv.Itoa(p.Attempt)
+	key := p.RunID + "-" + p.Stage + "-" + strconv.Itoa(p.Attempt)
+	if p.Target != "" {
+		key += "-" + p.Target
+	}
+	return key
 }
 
 // Validate reports a payload that must not be sent: every field the
@@ -94,6 +106,12 @@ func Body(t config.Target, p Payload) ([]byte, error) {
 	if p.Rollback {
 		fields["rollback"] = true
 	}
+	if p.Target != "" {
+		fields["target"] = p.Target
+	}
+	if p.Pipeline != "" {
+		fields["pipeline"] = p.Pipeline
+	}
 	names := make([]string, 0, len(t.Constraints))
 	for k := range t.Constraints {
 		names = append(names, k)
@@ -102,7 +120,7 @@ func Body(t config.Target, p Payload) ([]byte, error) {
 	for _, k := range names {
 		// config rejects these names; checking again keeps a hand-built
 		// Target from silently replacing the version or the stage.
-		if _, clash := fields[k]; clash || k == "pull_request" || k == "rollback" {
+		if _, clash := fields[k]; clash || k == "pull_request" || k == "rollback" || k == "target" || k == "pipeline" {
 			return nil, fmt.Errorf("constraint %q collides with a payload field", k)
 		}
 		fields[k] = t.Constraints[k]

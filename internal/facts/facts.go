@@ -31,6 +31,10 @@ type PR struct {
 	// Comments is how many comments the pull request had, when the payload
 	// said (list endpoints do not).
 	Comments *int `json:",omitempty"`
+	// ChangedFiles is how many files the pull request changes, as GitHub
+	// counts them (all of them, also past the 3,000 it lists); 0 when the
+	// payload did not say (list endpoints do not). Pass it to Files.
+	ChangedFiles int `json:",omitempty"`
 }
 
 // Tag is a git tag and the commit it points at.
@@ -53,6 +57,12 @@ type Reader interface {
 	Protection(ctx context.Context, branch string) (gate.Protection, error)
 	Checks(ctx context.Context, sha string) ([]gate.Check, error)
 	Tags(ctx context.Context) ([]Tag, error)
+	// Files lists the paths pull request number changes, both the new and
+	// the previous path of a rename. GitHub lists at most 3,000 files of a
+	// pull request; complete is false when it listed fewer than
+	// changedFiles, the pull request's PR.ChangedFiles (0 when unknown:
+	// then the pull request is read, once, only if the list is at the cap).
+	Files(ctx context.Context, number, changedFiles int) (files []string, complete bool, err error)
 }
 
 // Input says what to gather.

@@ -33,6 +33,7 @@ type fakeReader struct {
 	protection map[string]gate.Protection
 	checks     map[string][]gate.Check
 	tags       []Tag
+	files      map[int][]string
 	errs       map[string]error
 
 	mu    sync.Mutex
@@ -115,6 +116,14 @@ func (f *fakeReader) Tags(context.Context) ([]Tag, error) {
 		return nil, err
 	}
 	return f.tags, nil
+}
+
+func (f *fakeReader) Files(_ context.Context, number, changedFiles int) ([]string, bool, error) {
+	if err := f.record("Files", number); err != nil {
+		return nil, false, err
+	}
+	files := f.files[number]
+	return files, len(files) >= changedFiles, nil
 }
 
 // PRs #7 (given by the delivery) and #9 (found by commit) have different

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
@@ -123,6 +124,8 @@ func prFrom(p *gh.PullRequest) PR {
 		MergeSHA: p.GetMergeCommitSHA(),
 		MergedAt: p.GetMergedAt().Time,
 		Comments: p.Comments,
+		// Left out of list answers, where it reads as 0: unknown.
+		ChangedFiles: p.GetChangedFiles(),
 	}
 }
 
@@ -351,4 +354,62 @@ func (g *GitHub) Tags(ctx context.Context) ([]Tag, error) {
 			opts.Page = resp.NextPage
 		}
 	})
+}
+
+// maxListedFiles is how many files GitHub lists for one pull request. It
+// leaves the rest out of the list (later pages come back empty) but counts
+// them in changed_files.
+const maxListedFiles = 3000
+
+// Files implements Reader: every page of the pull request's files, 100 a
+// page, so 3,000 files (GitHub's cap) cost 30 calls.
+func (g *GitHub) Files(ctx context.Context, number, changedFiles int) ([]string, bool, error) {
+	type listing struct {
+		names   []string
+		entries int // files GitHub listed; a rename is one
+	}
+	l, err := memo(g, fmt.Sprint("files:", number), func() (listing, error) {
+		var out listing
+		seen := map[string]bool{}
+		add := func(name string) {
+			if name != "" && !seen[name] {
+				seen[name] = true
+				out.names = append(out.names, name)
+			}
+		}
+		opts := &gh.ListOptions{PerPage: 100}
+		for page := 0; ; page++ {
+			if page == maxPages {
+				return listing{}, fmt.Errorf("files of #%d: more than %d pages", number, maxPages)
+			}
+			fs, resp, err := g.client.PullRequests.ListFiles(ctx, g.owner, g.name, number, opts)
+			if err != nil {
+				return listing{}, fmt.Errorf("files of #%d: %w", number, err)
+			}
+			for _, f := range fs {
+				out.entries++
+				add(f.GetFilename())
+				add(f.GetPreviousFilename())
+			}
+			if resp.NextPage == 0 {
+				return out, nil
+			}
+			opts.Page = resp.NextPage
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if changedFiles <= 0 {
+		if l.entries < maxListedFiles {
+			// Short of the cap, GitHub left nothing out.
+			return slices.Clone(l.names), true, nil
+		}
+		pr, err := g.PullRequest(ctx, number)
+		if err != nil {
+			return nil, false, fmt.Errorf("files of #%d: %w", number, err)
+		}
+		changedFiles = pr.ChangedFiles
+	}
+	return slices.Clone(l.names), l.entries >= changedFiles, nil
 }

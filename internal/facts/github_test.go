@@ -133,6 +133,8 @@ func TestGitHubReadsEachFactOnce(t *testing.T) {
 		protection gate.Protection
 		checks     []gate.Check
 		tags       []Tag
+		files      []string
+		complete   bool
 		errs       []error
 	}
 	const askers = 16
@@ -157,18 +159,19 @@ func TestGitHubReadsEachFactOnce(t *testing.T) {
 			inner.Go(func() { var e error; a.protection, e = g.Protection(ctx, "main"); keep(e) })
 			inner.Go(func() { var e error; a.checks, e = g.Checks(ctx, w.head); keep(e) })
 			inner.Go(func() { var e error; a.tags, e = g.Tags(ctx); keep(e) })
+			inner.Go(func() { var e error; a.files, a.complete, e = g.Files(ctx, w.pr, 1); keep(e) })
 			inner.Wait()
 		})
 	}
 	wg.Wait()
 
-	for _, route := range []string{routeContents, routePull, routeCommitPulls, routeReviews, routeProtection, routeRules, routeStatuses, routeCheckRuns, routeTags} {
+	for _, route := range []string{routeContents, routePull, routeCommitPulls, routeReviews, routeProtection, routeRules, routeStatuses, routeCheckRuns, routeTags, routeFiles} {
 		if n := w.srv.Count(route); n != 1 {
 			t.Errorf("%s served %d times, want 1", route, n)
 		}
 	}
-	if n := w.srv.Count("*"); n != 9 {
-		t.Errorf("%d requests in all, want 9 (one per fact, two each for protection and checks)", n)
+	if n := w.srv.Count("*"); n != 10 {
+		t.Errorf("%d requests in all, want 10 (one per fact, two each for protection and checks)", n)
 	}
 
 	first := got[0]
@@ -193,9 +196,11 @@ func TestGitHubReadsEachFactOnce(t *testing.T) {
 		Merged: true, MergeSHA: w.merge, MergedAt: fakePR.MergedAt.Truncate(time.Second), // GitHub times are in seconds
 	}
 	timeEq := cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })
-	// Only the full pull request counts its comments; lists do not.
+	// Only the full pull request counts its comments and files; lists do
+	// not.
 	wantFull := wantPR
 	wantFull.Comments = new(int)
+	wantFull.ChangedFiles = 1
 	if diff := cmp.Diff(wantFull, first.pr, timeEq); diff != "" {
 		t.Errorf("PullRequest mismatch (-want +got):\n%s", diff)
 	}
@@ -218,6 +223,9 @@ func TestGitHubReadsEachFactOnce(t *testing.T) {
 	}
 	if want := []Tag{{Name: "v1.0.0", SHA: w.initial}}; !slices.Equal(first.tags, want) {
 		t.Errorf("Tags = %+v, want %+v", first.tags, want)
+	}
+	if want := []string{"widgets.go"}; !slices.Equal(first.files, want) || !first.complete {
+		t.Errorf("Files = %q, complete %v; want %q, complete", first.files, first.complete, want)
 	}
 
 	// Another key is another fact.

@@ -12,8 +12,8 @@ import (
 	"time"
 )
 
-// maxDispatchInputs is GitHub's limit on workflow_dispatch inputs.
-const maxDispatchInputs = 10
+// maxDispatchInputs is GitHub's limit on workflow_dispatch inputs (25 since December 2025).
+const maxDispatchInputs = 25
 
 // Dispatch is a workflow_dispatch the fake received.
 type Dispatch struct {

@@ -24,6 +24,11 @@ func TestOpenAPIConformance(t *testing.T) {
 	s.AddCheckRun(testRepo, head, "test", "ci", "in_progress", "")
 	s.SetPermission(testRepo, "bob", "maintain")
 	s.AddComment(testRepo, pr, "bob", "LGTM")
+	s.SetTeamMembers("acme", "deployers", "bob")
+	s.SetTeamMembership("acme", "deployers", "carol", "maintainer", "pending")
+	files := s.OpenPullRequest(testRepo, PullRequestSpec{Title: "refactor", Author: "alice",
+		Files:  map[string]string{"health.go": "package api\n\nfunc Health() {}\n", "new.txt": "new\n", "bin": ""},
+		Remove: []string{"README.md"}, Rename: map[string]string{".github/shipbot.yml": "shipbot.yml"}})
 
 	app := &rawClient{t: t, base: s.URL(), auth: "Bearer " + appJWT(t, s, s.PrivateKeyPEM())}
 	inst := s.InstallationID()
@@ -54,6 +59,15 @@ func TestOpenAPIConformance(t *testing.T) {
 	c.call("GET", "repos/acme/api/pulls/99", nil, 404)
 	c.call("GET", "repos/acme/api/commits/"+merge+"/pulls", nil, 200)
 	c.call("GET", fmt.Sprintf("repos/acme/api/pulls/%d/reviews", pr), nil, 200)
+	if got := arr(t, c.call("GET", fmt.Sprintf("repos/acme/api/pulls/%d/files", files), nil, 200)); len(got) != 5 {
+		t.Errorf("files of #%d: %d entries, want 5: %v", files, len(got), got)
+	}
+	c.call("GET", fmt.Sprintf("repos/acme/api/pulls/%d/files?page=2", files), nil, 200)
+	c.call("GET", "repos/acme/api/pulls/99/files", nil, 404)
+	c.call("GET", "orgs/acme/teams/deployers/memberships/bob", nil, 200)
+	c.call("GET", "orgs/acme/teams/deployers/memberships/carol", nil, 200)
+	c.call("GET", "orgs/acme/teams/deployers/memberships/mallory", nil, 404)
+	c.call("GET", "orgs/acme/teams/nope/memberships/bob", nil, 404)
 	c.call("GET", fmt.Sprintf("repos/acme/api/issues/%d/labels", pr), nil, 200)
 	c.call("POST", fmt.Sprintf("repos/acme/api/issues/%d/labels", open), map[string]any{"labels": []string{"semver:minor"}}, 200)
 	c.call("DELETE", fmt.Sprintf("repos/acme/api/issues/%d/labels/semver:minor", open), nil, 200)

@@ -1,7 +1,9 @@
 package githubtest
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sort"
@@ -64,8 +66,16 @@ type PullRequestSpec struct {
 	Base, Head string
 	// Files are committed on the head branch (authored by Author); when
 	// empty and the head branch is new, a placeholder file is, because
-	// GitHub refuses a pull request without commits.
-	Files  map[string]string
+	// GitHub refuses a pull request without commits. A pull request with
+	// thousands of files is one map: the fake commits it in one go.
+	Files map[string]string
+	// Remove deletes these paths of the head branch's tree, and Rename
+	// moves files of it (old path → new path, content kept), in the same
+	// commit as Files. The pull request's files list them as removed and
+	// renamed: like git, the fake takes a path removed and another added
+	// with the same (non-empty) content for a rename.
+	Remove []string
+	Rename map[string]string
 	Labels []string
 	Draft  bool
 }
@@ -115,12 +125,27 @@ func (s *Server) OpenPullRequest(repo string, spec PullRequestSpec) int {
 	if !exists {
 		r.refs[headRef] = baseSHA
 	}
-	files := spec.Files
-	if len(files) == 0 && !exists {
+	files := maps.Clone(spec.Files)
+	removed := slices.Clone(spec.Remove)
+	if len(spec.Rename) > 0 {
+		tree := r.commits[r.refs[headRef]].files
+		if files == nil {
+			files = map[string]string{}
+		}
+		for _, from := range sortedKeys(spec.Rename) {
+			content, ok := tree[from]
+			if !ok {
+				panic(fmt.Sprintf("githubtest: OpenPullRequest(%q): Rename: no file %q on %s", repo, from, spec.Head))
+			}
+			files[spec.Rename[from]] = content
+			removed = append(removed, from)
+		}
+	}
+	if len(files) == 0 && len(removed) == 0 && !exists {
 		files = map[string]string{fmt.Sprintf("changes/%d.txt", n): spec.Title + "\n"}
 	}
-	if len(files) > 0 {
-		s.addCommitLocked(r, spec.Head, spec.Title, spec.Author, nil, files)
+	if len(files) > 0 || len(removed) > 0 {
+		s.addCommitLocked(r, spec.Head, spec.Title, spec.Author, nil, files, removed)
 	}
 	now := s.now()
 	p := &pull{
@@ -145,7 +170,7 @@ func (s *Server) PushToPullRequest(repo string, number int, message string, file
 		panic(fmt.Sprintf("githubtest: PushToPullRequest(%q, %d): pull request is closed", repo, number))
 	}
 	p.updated = s.now()
-	return s.addCommitLocked(r, p.head, message, p.author, nil, files)
+	return s.addCommitLocked(r, p.head, message, p.author, nil, files, nil)
 }
 
 // AddReview submits a review by user with state APPROVED,
@@ -250,10 +275,13 @@ func (s *Server) merge(repo string, number int, mergedBy string, squash bool) st
 	baseHead := r.refs["refs/heads/"+p.base]
 	head := p.headSHA(r)
 	changed := map[string]string{}
-	fork := r.commits[p.forkPoint].files
-	for path, content := range r.commits[head].files {
-		if old, ok := fork[path]; !ok || old != content {
-			changed[path] = content
+	var removed []string
+	for _, d := range p.diff(r) {
+		if d.status == "removed" || d.status == "renamed" {
+			removed = append(removed, cmp.Or(d.previous, d.path))
+		}
+		if d.status != "removed" {
+			changed[d.path] = d.content
 		}
 	}
 	var sha string
@@ -262,10 +290,10 @@ func (s *Server) merge(repo string, number int, mergedBy string, squash bool) st
 		if p.body != "" {
 			msg += "\n\n" + p.body
 		}
-		sha = s.addCommitLocked(r, p.base, msg, p.author, []string{baseHead}, changed)
+		sha = s.addCommitLocked(r, p.base, msg, p.author, []string{baseHead}, changed, removed)
 	} else {
 		msg := fmt.Sprintf("Merge pull request #%d from %s/%s\n\n%s", p.number, r.owner, p.head, p.title)
-		sha = s.addCommitLocked(r, p.base, msg, mergedBy, []string{baseHead, head}, changed)
+		sha = s.addCommitLocked(r, p.base, msg, mergedBy, []string{baseHead, head}, changed, removed)
 	}
 	now := s.now()
 	p.frozenHead, p.frozenBase = head, baseHead
@@ -307,6 +335,17 @@ func (p *pull) baseSHA(r *repository) string {
 		return p.frozenBase
 	}
 	return r.refs["refs/heads/"+p.base]
+}
+
+// diff is what the pull request changes: its head's tree against the
+// tree it forked from, as GitHub diffs a pull request against its merge
+// base.
+func (p *pull) diff(r *repository) []fileDiff {
+	hc := r.commits[p.headSHA(r)]
+	if hc == nil {
+		return nil
+	}
+	return diffTrees(r.commits[p.forkPoint].files, hc.files)
 }
 
 // commitSHAs are the PR's own commits, newest first.
@@ -404,14 +443,13 @@ func (s *Server) prJSON(c *call, r *repository, p *pull) map[string]any {
 		mergeable, mergeableState = nil, "unknown"
 	}
 	commits := p.commitSHAs(r)
-	changed := 0
-	if hc := r.commits[head]; hc != nil {
-		fork := r.commits[p.forkPoint].files
-		for path, content := range hc.files {
-			if old, ok := fork[path]; !ok || old != content {
-				changed++
-			}
-		}
+	// GitHub counts every changed file here, also past the 3,000 its
+	// files endpoint lists.
+	diff := p.diff(r)
+	additions, deletions := 0, 0
+	for _, d := range diff {
+		additions += d.additions
+		deletions += d.deletions
 	}
 	comments := 0
 	for _, cm := range r.comments {
@@ -471,9 +509,9 @@ func (s *Server) prJSON(c *call, r *repository, p *pull) map[string]any {
 		"review_comments":       0,
 		"maintainer_can_modify": false,
 		"commits":               len(commits),
-		"additions":             changed,
-		"deletions":             0,
-		"changed_files":         changed,
+		"additions":             additions,
+		"deletions":             deletions,
+		"changed_files":         len(diff),
 	}
 }
 
@@ -579,6 +617,26 @@ func listCommitPulls(c *call) (int, any) {
 	out := []map[string]any{}
 	for _, p := range paginate(c, list) {
 		out = append(out, simplePR(c.s.prJSON(c, r, p)))
+	}
+	return http.StatusOK, out
+}
+
+// maxPullFiles is how many files GitHub lists for a pull request; the
+// rest are left out (later pages are empty) while changed_files still
+// counts them.
+const maxPullFiles = 3000
+
+func listPullFiles(c *call) (int, any) {
+	p := pullParam(c, "pull_number")
+	if p == nil {
+		return notFound()
+	}
+	r := c.repo
+	diff := p.diff(r)
+	diff = diff[:min(len(diff), maxPullFiles)]
+	out := []map[string]any{}
+	for _, d := range paginate(c, diff) {
+		out = append(out, c.s.diffEntryJSON(c, r, d, p.headSHA(r), p.forkPoint))
 	}
 	return http.StatusOK, out
 }

@@ -113,7 +113,7 @@ func (s *Server) AddRepo(fullName string, spec RepoSpec) string {
 		denyAdminRead:  s.denyAdminRead,
 	}
 	s.repos[repoKey(owner, name)] = r
-	return s.addCommitLocked(r, spec.DefaultBranch, "Initial commit", owner, nil, files)
+	return s.addCommitLocked(r, spec.DefaultBranch, "Initial commit", owner, nil, files, nil)
 }
 
 // AddBranch creates branch at fromSHA; an empty fromSHA means the default
@@ -138,7 +138,7 @@ func (s *Server) AddCommit(repo, branch, message string, files map[string]string
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.mustRepo(repo)
-	return s.addCommitLocked(r, branch, message, r.owner, nil, files)
+	return s.addCommitLocked(r, branch, message, r.owner, nil, files, nil)
 }
 
 // BranchSHA is the head commit of branch.
@@ -187,8 +187,9 @@ func (s *Server) mustRepo(fullName string) *repository {
 }
 
 // addCommitLocked commits files over branch's head (or over parents when
-// given, as for merge commits) and moves the branch.
-func (s *Server) addCommitLocked(r *repository, branch, message, author string, parents []string, files map[string]string) string {
+// given, as for merge commits), deleting the paths in removed, and moves
+// the branch.
+func (s *Server) addCommitLocked(r *repository, branch, message, author string, parents []string, files map[string]string, removed []string) string {
 	ref := "refs/heads/" + branch
 	if parents == nil {
 		head, ok := r.refs[ref]
@@ -204,6 +205,9 @@ func (s *Server) addCommitLocked(r *repository, branch, message, author string, 
 		for k, v := range r.commits[parents[0]].files {
 			tree[k] = v
 		}
+	}
+	for _, k := range removed {
+		delete(tree, strings.TrimPrefix(k, "/"))
 	}
 	for k, v := range files {
 		tree[strings.TrimPrefix(k, "/")] = v
@@ -434,25 +438,13 @@ func (s *Server) commitJSON(c *call, r *repository, cm *commit) map[string]any {
 	}
 	files := []map[string]any{}
 	var parentFiles map[string]string
+	parentSHA := cm.sha
 	if len(cm.parents) > 0 {
-		parentFiles = r.commits[cm.parents[0]].files
+		parentSHA = cm.parents[0]
+		parentFiles = r.commits[parentSHA].files
 	}
-	for _, p := range sortedKeys(cm.files) {
-		old, existed := parentFiles[p]
-		if existed && old == cm.files[p] {
-			continue
-		}
-		st := "added"
-		if existed {
-			st = "modified"
-		}
-		files = append(files, map[string]any{
-			"sha": blobSHA(cm.files[p]), "filename": p, "status": st,
-			"additions": strings.Count(cm.files[p], "\n"), "deletions": 0, "changes": strings.Count(cm.files[p], "\n"),
-			"blob_url":     s.WebURL() + r.fullName() + "/blob/" + cm.sha + "/" + p,
-			"raw_url":      s.WebURL() + r.fullName() + "/raw/" + cm.sha + "/" + p,
-			"contents_url": api + "/contents/" + p + "?ref=" + cm.sha,
-		})
+	for _, d := range diffTrees(parentFiles, cm.files) {
+		files = append(files, s.diffEntryJSON(c, r, d, cm.sha, parentSHA))
 	}
 	return map[string]any{
 		"sha":          cm.sha,

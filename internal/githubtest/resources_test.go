@@ -472,12 +472,12 @@ func TestWorkflowDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	inputs := map[string]any{}
-	for i := range 11 {
+	for i := range 26 {
 		inputs[fmt.Sprintf("k%d", i)] = "v"
 	}
 	_, err = gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, "acme", "api", "deploy.yml", github.CreateWorkflowDispatchEventRequest{Ref: "main", Inputs: inputs})
 	if !isStatus(err, 422) {
-		t.Errorf("11 inputs: %v", err)
+		t.Errorf("26 inputs: %v", err)
 	}
 	_, err = gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, "acme", "api", "deploy.yml", github.CreateWorkflowDispatchEventRequest{Ref: "nope"})
 	if !isStatus(err, 422) {

@@ -39,6 +39,8 @@ var routes = buildRoutes([]struct {
 	{"POST /app/installations/{installation_id}/access_tokens", authJWT, createAccessToken},
 	{"GET /repos/{owner}/{repo}/installation", authJWT, getRepoInstallation},
 
+	{"GET /orgs/{org}/teams/{team_slug}/memberships/{username}", authToken, getTeamMembership},
+
 	{"GET /repos/{owner}/{repo}", authToken, getRepo},
 	{"GET /repos/{owner}/{repo}/branches/{branch...}", authToken, getBranch},
 	{"GET /repos/{owner}/{repo}/branches/{branch...}/protection", authToken, getBranchProtection},
@@ -50,6 +52,7 @@ var routes = buildRoutes([]struct {
 	{"GET /repos/{owner}/{repo}/pulls", authToken, listPulls},
 	{"GET /repos/{owner}/{repo}/pulls/{pull_number}", authToken, getPull},
 	{"GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls", authToken, listCommitPulls},
+	{"GET /repos/{owner}/{repo}/pulls/{pull_number}/files", authToken, listPullFiles},
 	{"GET /repos/{owner}/{repo}/pulls/{pull_number}/reviews", authToken, listReviews},
 	{"GET /repos/{owner}/{repo}/issues/{issue_number}/labels", authToken, listIssueLabels},
 	{"POST /repos/{owner}/{repo}/issues/{issue_number}/labels", authToken, addIssueLabels},

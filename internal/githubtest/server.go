@@ -45,6 +45,7 @@ type Server struct {
 	static        map[string]string // token → actor login
 	repos         map[string]*repository
 	users         map[string]int64
+	teams         map[string]*team // by lower-case "org/slug"
 	lastID        int64
 	denyAdminRead bool
 	requests      []Request
@@ -85,6 +86,7 @@ func New(opts ...Option) *Server {
 		static:        map[string]string{},
 		repos:         map[string]*repository{},
 		users:         map[string]int64{},
+		teams:         map[string]*team{},
 		lastID:        1000,
 		faults:        map[string][]*fault{},
 	}
@@ -228,9 +230,12 @@ type call struct {
 	actor string
 	// app is the slug of the App behind the credential, which GitHub
 	// records on check runs, comments and deployments.
-	app    string
-	base   string
-	header http.Header
+	app string
+	// installation is the id of the installation behind an installation
+	// token; 0 for a static token or a JWT.
+	installation int64
+	base         string
+	header       http.Header
 }
 
 // param returns a path parameter of the matched route.
@@ -420,7 +425,7 @@ func (s *Server) dispatch(c *call) (status int, body any) {
 		if !ok {
 			return fail(http.StatusUnauthorized, "Bad credentials")
 		}
-		c.actor, c.app = actor, app
+		c.actor, c.app, c.installation = actor, app, instID
 		if rt.repoScoped {
 			repo := s.repos[repoKey(c.param("owner"), c.param("repo"))]
 			// GitHub hides repositories a credential cannot see behind 404.

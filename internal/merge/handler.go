@@ -450,7 +450,10 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	if snap.HasPR {
 		r.PR = snap.PR.Number
 	}
-	r.Pipeline = out.Config.Pipeline
+	r.Pipeline = "" // no configuration, or an invalid one
+	if ps := out.Config.Pipelines; len(ps) > 0 {
+		r.Pipeline = ps[0].Name
+	}
 	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
 
 	releaseURL := ""

@@ -22,7 +22,22 @@ const (
 	Freeze   Verb = "freeze"   // hold every new stage start of the pipeline
 	Unfreeze Verb = "unfreeze" // let them go again
 	Status   Verb = "status"   // where the rollout stands
+	Approve  Verb = "approve"  // let a run into a stage that needs approval
+	Reject   Verb = "reject"   // fail a stage that waits for approval
 )
+
+// Approval says who may approve or reject a stage of a pull request's
+// rollout (chatops reads it before it asks for Approve or Reject, and
+// checks the commenter against it: the PR's author never may).
+type Approval struct {
+	// Stage is the stage's name as the rollout knows it.
+	Stage string
+	// Required: the stage has `approval: true`.
+	Required bool
+	// Approvers are the stage's `approvers:` (logins, and teams written
+	// "@org/team-slug"); empty means anyone with maintain or admin.
+	Approvers []string
+}
 
 // Command is a change a person asks of a merged pull request's rollout
 // (ChatOps speaks to the engine in these); whoever sends it has checked
@@ -33,7 +48,7 @@ type Command struct {
 	PR    int
 	Stage string // deploy, retry, rollback
 	Force bool   // deploy past window and alarms
-	// Reason is a freeze's reason, from the actor.
+	// Reason is a freeze's or a reject's reason, from the actor.
 	Reason string
 	Actor  string // the login of who asked
 }
@@ -88,14 +103,14 @@ func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 		if err := e.freeze(ctx, key, req.Reason, req.Actor); err != nil {
 			return "", err
 		}
-		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.cfg.Pipeline)
+		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.pipe().Name)
 	case Unfreeze:
 		if frozen, err := e.unfreeze(ctx, key); err != nil {
 			return "", err
 		} else if !frozen {
-			return "", &Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.cfg.Pipeline)}
+			return "", &Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.pipe().Name)}
 		}
-		text = fmt.Sprintf("Unfroze pipeline %s.", r.cfg.Pipeline)
+		text = fmt.Sprintf("Unfroze pipeline %s.", r.pipe().Name)
 	default:
 		s, idx, err := stageOf(r, req.Stage)
 		if err != nil {
@@ -125,7 +140,7 @@ func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 
 // stageOf finds the named stage in the run's configuration and rollout.
 func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {
-	s, ok := r.cfg.Stage(name)
+	s, ok := r.pipe().Stage(name)
 	row, has := stageRow(r, name)
 	if !ok || !has {
 		names := make([]string, 0, len(r.Stages))
@@ -170,7 +185,7 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 	if len(runs) == 0 {
 		return nil
 	}
-	stages := runs[len(runs)-1].cfg.Stages
+	stages := runs[len(runs)-1].pipe().Stages
 	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
 	mine := scheduleRun(r, stages)
 	for k, cs := range stages {
@@ -271,7 +286,7 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	if err != nil {
 		return "", err
 	}
-	if err := e.Store.Reenter(ctx, ex, schedule.Passed); err != nil {
+	if err := e.Store.Reenter(ctx, schedule.Passed, ex); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
@@ -362,4 +377,48 @@ func (e *Engine) unfreeze(ctx context.Context, key string) (bool, error) {
 	e.Log.Info("pipeline unfrozen", "pipeline", key)
 	e.Wake()
 	return true, nil
+}
+
+// Approval says whether stage of the pull request's rollout waits for an
+// approval and who may give it (it implements chatops.Operator's
+// Approval). stage is a stage name, or "<pipeline>/<stage>"; it is looked
+// up in the configuration the rollout runs with, so the rules are those
+// the merge released with. It reads only: no lock.
+//
+// It answers for the rollout store.Commands.RolloutByPR finds (of a merge
+// that ran several pipelines, the first): a "<pipeline>/<stage>" naming
+// another pipeline is refused with the reason rather than answered for
+// the wrong rollout.
+func (e *Engine) Approval(ctx context.Context, repo string, pr int, stage string) (Approval, error) {
+	e.init()
+	rr, err := e.Store.RolloutByPR(ctx, repo, pr)
+	if errors.Is(err, store.ErrNotFound) {
+		return Approval{}, &Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
+	}
+	if err != nil {
+		return Approval{}, err
+	}
+	cfg, err := e.parseConfig(rr.Repo, rr.Config)
+	if err != nil {
+		return Approval{}, fmt.Errorf("config of run %s: %w", rr.ID, err)
+	}
+	name := stage
+	if pl, st, ok := strings.Cut(stage, "/"); ok {
+		if pl != rr.Pipeline {
+			return Approval{}, &Refusal{Reason: fmt.Sprintf("%s is a rollout of pipeline %s, not %s; shipbot cannot approve or reject %s from this pull request.",
+				rr.Tag, markdown.Escape(rr.Pipeline), markdown.Escape(pl), markdown.Escape(stage))}
+		}
+		name = st
+	}
+	p, _ := cfg.Pipeline(rr.Pipeline)
+	s, ok := p.Stage(name)
+	if !ok {
+		names := make([]string, 0, len(rr.Stages))
+		for _, st := range rr.Stages {
+			names = append(names, st.Name)
+		}
+		return Approval{}, &Refusal{Reason: fmt.Sprintf("%s has no stage %s; its stages are %s.",
+			rr.Tag, markdown.Escape(stage), markdown.Escape(strings.Join(names, ", ")))}
+	}
+	return Approval{Stage: s.Name, Required: s.Approval, Approvers: append([]string(nil), s.Approvers...)}, nil
 }

@@ -251,6 +251,15 @@ type pipelineRun struct {
 	cfg config.Repo
 }
 
+// pipe is the run's pipeline in its configuration: the one its rollout
+// names, else the first (the single-pipeline form has only one).
+func (r *pipelineRun) pipe() config.Pipeline {
+	if p, ok := r.cfg.Pipeline(r.Pipeline); ok {
+		return p
+	}
+	return r.cfg.Pipelines[0]
+}
+
 func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
 	rrs, err := e.Store.LoadRollout(ctx, key)
 	if err != nil {
@@ -311,9 +320,9 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	}
 	// The newest run's stages are the pipeline's: configuration rides with
 	// the code, and the newest code says what the pipeline is now.
-	stages := runs[len(runs)-1].cfg.Stages
+	stages := runs[len(runs)-1].pipe().Stages
 	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
-	if st.Mode, err = schedule.ParseMode(runs[len(runs)-1].cfg.Concurrency); err != nil {
+	if st.Mode, err = schedule.ParseMode(runs[len(runs)-1].pipe().Concurrency); err != nil {
 		return false, err
 	}
 	reason, frozen, err := e.Store.Frozen(ctx, key)
@@ -677,13 +686,13 @@ func (e *Engine) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAM
 	// for the engine's passes over the run instead of parsing the bytes
 	// again.
 	e.remember(r.Repo, cfgYAML, cfg)
-	names := make([]string, len(cfg.Stages))
-	for i, s := range cfg.Stages {
+	names := make([]string, len(cfg.Pipelines[0].Stages))
+	for i, s := range cfg.Pipelines[0].Stages {
 		names[i] = s.Name
 	}
 	// The single-pipeline form rolls out the run's own release; the run's
 	// first rollout has the run's id.
-	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipeline), r.Release(), cfgYAML, labels, names)
+	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipelines[0].Name), r.Release(), cfgYAML, labels, names)
 	if err != nil {
 		return err
 	}

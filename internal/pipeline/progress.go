@@ -38,7 +38,7 @@ func (e *Engine) progress(ctx context.Context, key string, loaded map[string]*pi
 			}
 			r = &pipelineRun{RolloutRun: rr, cfg: cfg}
 		}
-		s, ok := r.cfg.Stage(ex.StageName)
+		s, ok := r.pipe().Stage(ex.StageName)
 		if !ok {
 			return changed, fmt.Errorf("run %s has no stage %s", r.ID, ex.StageName)
 		}
@@ -304,7 +304,7 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 		return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Passed))
 	}
 	if s.Rollback {
-		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.cfg.Pipeline), ex.Stage, r.Order)
+		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.pipe().Name), ex.Stage, r.Order)
 		if err != nil {
 			return err
 		}

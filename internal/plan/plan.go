@@ -43,7 +43,7 @@ type Input struct {
 // Stage is a stage as the merge would take it.
 type Stage struct {
 	Name      string
-	Target    string
+	Target    string // a wave's targets are listed comma-separated
 	SkipLabel string
 	Skipped   bool // its skip label is on the PR (now; the label counts again when the stage is reached)
 }
@@ -76,7 +76,9 @@ func Evaluate(in Input) Outcome {
 	if err != nil {
 		return Outcome{Kind: Invalid, Problems: problems(err)}
 	}
-	out := Outcome{Config: cfg, Stages: stages(cfg, s.PR.Labels)}
+	// Only the single-pipeline form runs for now: its one pipeline.
+	pl := cfg.Pipelines[0]
+	out := Outcome{Config: cfg, Stages: stages(pl, s.PR.Labels)}
 
 	policy := gate.Policy{
 		Approvals:              cfg.Gate.Approvals,
@@ -117,21 +119,21 @@ func Evaluate(in Input) Outcome {
 				onSHA = append(onSHA, t.Name)
 			}
 		}
-		if v, tag, ok := release.Latest(onSHA, cfg.Release.TagPrefix); ok {
+		if v, tag, ok := release.Latest(onSHA, pl.Release.TagPrefix); ok {
 			out.Kind, out.Version, out.Tag, out.Reused = Release, v, tag, true
-			out.PrevTag = previousTag(tagNames, cfg.Release.TagPrefix, v)
+			out.PrevTag = previousTag(tagNames, pl.Release.TagPrefix, v)
 			return out
 		}
 	}
 
-	choice, err := release.ChooseBump(s.PR.Labels, s.PR.Title, s.PR.Body, cfg.Release.Bump)
+	choice, err := release.ChooseBump(s.PR.Labels, s.PR.Title, s.PR.Body, pl.Release.Bump)
 	if err != nil {
 		out.Kind, out.Problems = Invalid, []string{err.Error()}
 		return out
 	}
 	out.Choice = choice
-	latest, prevTag, hasLatest := release.Latest(tagNames, cfg.Release.TagPrefix)
-	next, err := release.Next(latest, hasLatest, cfg.Release.Initial, choice)
+	latest, prevTag, hasLatest := release.Latest(tagNames, pl.Release.TagPrefix)
+	next, err := release.Next(latest, hasLatest, pl.Release.Initial, choice)
 	switch {
 	case errors.Is(err, release.ErrNoRelease):
 		out.Kind = NoRelease
@@ -140,7 +142,7 @@ func Evaluate(in Input) Outcome {
 		out.Kind, out.Problems = Invalid, []string{err.Error()}
 		return out
 	}
-	out.Kind, out.Version, out.Tag, out.PrevTag = Release, next, release.Tag(cfg.Release.TagPrefix, next), prevTag
+	out.Kind, out.Version, out.Tag, out.PrevTag = Release, next, release.Tag(pl.Release.TagPrefix, next), prevTag
 	return out
 }
 
@@ -156,11 +158,11 @@ func previousTag(tags []string, prefix string, v *semver.Version) string {
 	return tag
 }
 
-func stages(cfg config.Repo, labels []string) []Stage {
-	out := make([]Stage, len(cfg.Stages))
-	for i, st := range cfg.Stages {
+func stages(pl config.Pipeline, labels []string) []Stage {
+	out := make([]Stage, len(pl.Stages))
+	for i, st := range pl.Stages {
 		label := st.SkipLabelName()
-		out[i] = Stage{Name: st.Name, Target: st.Target, SkipLabel: label, Skipped: hasLabel(labels, label)}
+		out[i] = Stage{Name: st.Name, Target: strings.Join(st.TargetNames(), ", "), SkipLabel: label, Skipped: hasLabel(labels, label)}
 	}
 	return out
 }

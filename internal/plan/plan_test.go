@@ -584,8 +584,8 @@ func TestEvaluateStages(t *testing.T) {
 	if !slices.Equal(got.Stages, want) {
 		t.Errorf("Stages = %+v\nwant %+v", got.Stages, want)
 	}
-	if got.Config.Pipeline != "api" {
-		t.Errorf("Config.Pipeline = %q, want the repository name %q", got.Config.Pipeline, "api")
+	if name := got.Config.Pipelines[0].Name; name != "api" {
+		t.Errorf("Config.Pipelines[0].Name = %q, want the repository name %q", name, "api")
 	}
 
 	none := Evaluate(Input{Repo: repo, Branch: branch, SHA: mergeSHA, Snapshot: snapshot(withConfig("version: 1\n"))})

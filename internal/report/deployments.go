@@ -43,7 +43,18 @@ type deploymentPayload struct {
 	Stage       string `json:"stage"`
 	Attempt     int    `json:"attempt"`
 	Rollback    bool   `json:"rollback,omitempty"`
+	Target      string `json:"target,omitempty"`
 	ExecutionID string `json:"execution_id"`
+}
+
+// environment is the GitHub environment an execution deploys to: the
+// stage, or "<stage>/<target>" for a wave's target (each target is a
+// place of its own, with its own current deployment).
+func environment(ex store.Execution) string {
+	if ex.Target != "" {
+		return ex.StageName + "/" + ex.Target
+	}
+	return ex.StageName
 }
 
 // deploymentState is the deployment status an execution is shown with;
@@ -125,7 +136,7 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 		req.LogURL = gh.String(strings.TrimSuffix(d.PublicURL, "/") + "/runs/" + rr.ID)
 	}
 	if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, dep.ID, req); err != nil {
-		return fmt.Errorf("deployment status %s of %s in %s: %w", want, ex.Tag, ex.StageName, err)
+		return fmt.Errorf("deployment status %s of %s in %s: %w", want, ex.Tag, environment(ex), err)
 	}
 	dep.State = want
 	if err := d.Store.SaveDeployment(ctx, dep); err != nil {
@@ -141,7 +152,8 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 // behind unrecorded (an intent without an id).
 func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, dep store.Deployment, intended bool) (store.Deployment, error) {
 	owner, name, _ := strings.Cut(rr.Repo, "/")
-	dep = store.Deployment{ExecutionID: ex.ID, Repo: rr.Repo, Environment: ex.StageName}
+	env := environment(ex)
+	dep = store.Deployment{ExecutionID: ex.ID, Repo: rr.Repo, Environment: env}
 	if intended {
 		id, ok, err := d.find(ctx, client, owner, name, ex)
 		if err != nil {
@@ -159,17 +171,17 @@ func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.Ro
 		task = "deploy:rollback"
 	}
 	created, _, err := client.Repositories.CreateDeployment(ctx, owner, name, &gh.DeploymentRequest{
-		Ref: gh.String(ex.Tag), Task: gh.String(task), Environment: gh.String(ex.StageName),
+		Ref: gh.String(ex.Tag), Task: gh.String(task), Environment: gh.String(env),
 		// GitHub would otherwise merge the default branch into the tag
 		// first, and refuse while any check on it is pending, the bot's
 		// own rollout check included.
 		AutoMerge: gh.Bool(false), RequiredContexts: &[]string{},
-		Description: gh.String(fmt.Sprintf("%s to %s", ex.Tag, ex.StageName)),
+		Description: gh.String(fmt.Sprintf("%s to %s", ex.Tag, env)),
 		Payload: deploymentPayload{Version: ex.Version, Tag: ex.Tag, RunID: rr.ID, Stage: ex.StageName,
-			Attempt: ex.Attempt, Rollback: ex.Rollback, ExecutionID: ex.ID},
+			Attempt: ex.Attempt, Rollback: ex.Rollback, Target: ex.Target, ExecutionID: ex.ID},
 	})
 	if err != nil {
-		return dep, fmt.Errorf("create deployment of %s to %s: %w", ex.Tag, ex.StageName, err)
+		return dep, fmt.Errorf("create deployment of %s to %s: %w", ex.Tag, env, err)
 	}
 	dep.ID = created.GetID()
 	return dep, d.Store.SaveDeployment(ctx, dep)
@@ -179,10 +191,10 @@ func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.Ro
 // the stage.
 func (d *Deployments) find(ctx context.Context, client *gh.Client, owner, name string, ex store.Execution) (int64, bool, error) {
 	list, _, err := client.Repositories.ListDeployments(ctx, owner, name, &gh.DeploymentsListOptions{
-		Ref: ex.Tag, Environment: ex.StageName, ListOptions: gh.ListOptions{PerPage: 100},
+		Ref: ex.Tag, Environment: environment(ex), ListOptions: gh.ListOptions{PerPage: 100},
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("look for deployment of %s to %s: %w", ex.Tag, ex.StageName, err)
+		return 0, false, fmt.Errorf("look for deployment of %s to %s: %w", ex.Tag, environment(ex), err)
 	}
 	for _, dep := range list {
 		var p deploymentPayload

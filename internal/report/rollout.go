@@ -329,6 +329,14 @@ func lines(rr store.RolloutRun, views []rollout.StageView) []stageLine {
 			}
 		}
 		out = append(out, l)
+		// A wave shows as one stage with a row per target under it.
+		for _, ex := range v.Targets {
+			tl := stageLine{name: "↳ " + ex.Target, version: ex.Tag, state: rollout.TargetWords(ex)}
+			if ex.URL != "" {
+				tl.link = markdown.Link("execution", ex.URL)
+			}
+			out = append(out, tl)
+		}
 	}
 	return out
 }
@@ -378,6 +386,13 @@ func progress(rr store.RolloutRun, views []rollout.StageView) CheckOutput {
 		c.Status, c.Conclusion = StatusCompleted, Success
 	default:
 		c.Title = fmt.Sprintf("%s: %d of %d stages done", rr.Tag, n.Passed+n.Skipped, n.Total)
+		for _, v := range views {
+			if v.State == schedule.Pending && v.Wait.Kind == schedule.Approval {
+				// The one wait a person has to lift: say so where the
+				// PR's checks list shows it.
+				c.Title = fmt.Sprintf("%s: waiting for approval of %s", rr.Tag, v.Name)
+			}
+		}
 	}
 	var b strings.Builder
 	if rr.ReleaseURL != "" {

@@ -79,6 +79,9 @@ type Wait struct {
 	Until time.Time `json:"until,omitzero"`
 	// Reason is the freeze's reason (Frozen), from whoever froze it.
 	Reason string `json:"reason,omitempty"`
+	// Approve is the stage as an approval command names it (Approval):
+	// "prod", or "api/prod" in a repository of several pipelines.
+	Approve string `json:"approve,omitempty"`
 }
 
 // Equal reports whether w and o say the same. Compare waits with it, not
@@ -96,11 +99,11 @@ func (w Wait) Equal(o Wait) bool {
 func (w Wait) None() bool { return w.Kind == 0 }
 
 // Blocker reports whether the wait is for a blocker (a frozen pipeline, a
-// closed window, a firing alarm) rather than the run's turn. Blockers can
-// last hours: a developer needs them explained at once.
+// closed window, a firing alarm, a missing approval) rather than the run's
+// turn. Blockers can last hours: a developer needs them explained at once.
 func (w Wait) Blocker() bool {
 	switch w.Kind {
-	case schedule.Frozen, schedule.Window, schedule.Alarm:
+	case schedule.Frozen, schedule.Window, schedule.Alarm, schedule.Approval:
 		return true
 	}
 	return false
@@ -129,6 +132,11 @@ func (w Wait) Text() string {
 		return "waiting: alarm " + w.Alarm + " firing"
 	case schedule.NewerWaiting:
 		return "waiting; " + w.Tag + " will supersede it"
+	case schedule.Approval:
+		if w.Approve == "" {
+			return "waiting for approval"
+		}
+		return `waiting for approval: comment "/shipbot approve ` + w.Approve + `"`
 	}
 	return "waiting"
 }
@@ -178,6 +186,11 @@ type Stage struct {
 	DeployBy string
 	// ForceBy is who forced the stage past its window and alarms.
 	ForceBy string
+	// ApprovedBy is who approved the run into a stage that needs approval.
+	ApprovedBy string
+	// RejectedBy is who rejected the run at such a stage (it is then
+	// Failed), with their reason.
+	RejectedBy, Rejection string
 }
 
 // Execution is one deploy (or rollback) of a stage.
@@ -189,13 +202,16 @@ type Execution struct {
 	RunID     string
 	Stage     int
 	StageName string
-	Attempt   int
-	Rollback  bool
-	Version   string
-	Tag       string
-	Phase     Phase
-	Outcome   Outcome
-	Pass      Pass
+	// Target is the wave target this execution deploys to, "" in a stage
+	// of one target. A wave's targets share each attempt.
+	Target   string
+	Attempt  int
+	Rollback bool
+	Version  string
+	Tag      string
+	Phase    Phase
+	Outcome  Outcome
+	Pass     Pass
 	// Reason says in words why it failed, why a trigger is being retried,
 	// or how it passed when Pass is not Learned.
 	Reason     string
@@ -207,4 +223,22 @@ type Execution struct {
 	NextCheck  time.Time
 	CreatedAt  time.Time
 	FinishedAt time.Time
+}
+
+// Settle says what one attempt of a stage comes to: its executions, one
+// per target in a wave (just one otherwise). The stage is settled once
+// every execution finished; it failed if any failed. A wave's failed
+// target does not stop the others: they are left to finish, and only then
+// is the stage failed (or rolled back, every target).
+func Settle(attempt []Execution) (settled, failed bool) {
+	settled = true
+	for _, ex := range attempt {
+		if ex.Phase != Finished {
+			settled = false
+		}
+		if ex.Outcome == Failed {
+			failed = true
+		}
+	}
+	return settled, failed
 }

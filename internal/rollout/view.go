@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/schedule"
@@ -16,6 +17,9 @@ type StageView struct {
 	// Deployed is the latest execution of the run's own version, not a
 	// rollback: what the stage deployed or tried to.
 	Deployed *Execution
+	// Targets are a wave stage's executions of its latest attempt, one
+	// per target in the stage's order; nil in a stage of one target.
+	Targets []*Execution
 }
 
 // Project lines up each stage with its executions. execs may hold any
@@ -33,15 +37,65 @@ func Project(stages []Stage, execs []Execution) []StageView {
 			if v.First == nil {
 				v.First = ex
 			}
+			if v.Latest != nil && v.Latest.Attempt != ex.Attempt {
+				v.Targets = v.Targets[:0]
+			}
 			v.Latest = ex
 			if !ex.Rollback {
 				v.Deployed = ex
 			}
+			if ex.Target != "" {
+				v.Targets = append(v.Targets, ex)
+			}
+		}
+		if v.Targets != nil {
+			v.Latest = latestOf(v.Targets)
+			v.Deployed = deployedOf(v.Deployed, execs, s.Index)
 		}
 		out[i] = v
 	}
 	return out
 }
+
+// latestOf is the execution that speaks for a wave's attempt: a failed
+// one if any (the reason the stage fails), else one still running, else
+// the last.
+func latestOf(attempt []*Execution) *Execution {
+	for _, ex := range attempt {
+		if ex.Outcome == Failed {
+			return ex
+		}
+	}
+	for _, ex := range attempt {
+		if ex.Phase != Finished {
+			return ex
+		}
+	}
+	return attempt[len(attempt)-1]
+}
+
+// deployedOf is a wave's Deployed: of the latest forward attempt, the
+// failed target if any, else the last.
+func deployedOf(last *Execution, execs []Execution, stage int) *Execution {
+	if last == nil {
+		return nil
+	}
+	var attempt []*Execution
+	for j := range execs {
+		if ex := &execs[j]; ex.Stage == stage && ex.Attempt == last.Attempt {
+			attempt = append(attempt, ex)
+		}
+	}
+	for _, ex := range attempt {
+		if ex.Outcome == Failed {
+			return ex
+		}
+	}
+	return last
+}
+
+// Wave reports whether the stage deploys to several targets at once.
+func (v StageView) Wave() bool { return v.Targets != nil }
 
 // Started reports whether the stage has an execution.
 func (v StageView) Started() bool { return v.Latest != nil }
@@ -89,6 +143,9 @@ func (v StageView) Words() string {
 		}
 		return "queued"
 	case schedule.Active:
+		if v.Wave() {
+			return v.waveWords()
+		}
 		switch {
 		case ex == nil:
 			return "starting"
@@ -109,7 +166,16 @@ func (v StageView) Words() string {
 	case schedule.Skipped:
 		return "skipped (label)"
 	case schedule.Failed:
+		if v.RejectedBy != "" {
+			if v.Rejection != "" {
+				return "rejected by @" + v.RejectedBy + ": " + v.Rejection
+			}
+			return "rejected by @" + v.RejectedBy
+		}
 		if ex != nil && ex.Reason != "" {
+			if ex.Target != "" {
+				return "failed: " + ex.Target + ": " + ex.Reason
+			}
 			return "failed: " + ex.Reason
 		}
 		return "failed"
@@ -122,6 +188,49 @@ func (v StageView) Words() string {
 		return "superseded by a newer version"
 	}
 	return v.State.String()
+}
+
+// waveWords says where an active wave stands.
+func (v StageView) waveWords() string {
+	done, failed := 0, ""
+	for _, ex := range v.Targets {
+		if ex.Phase == Finished || ex.Phase == Baking {
+			done++
+		}
+		if ex.Outcome == Failed && failed == "" {
+			failed = ex.Target
+		}
+	}
+	n := len(v.Targets)
+	switch {
+	case v.Latest.Rollback:
+		return fmt.Sprintf("rolling back %d targets to %s", n, v.Latest.Tag)
+	case failed != "":
+		return fmt.Sprintf("failed on %s; waiting for the other targets (%d of %d done)", failed, done, n)
+	}
+	return fmt.Sprintf("deploying to %d targets (%d of %d done)", n, done, n)
+}
+
+// TargetWords says where one target of a wave stands, for the rows under
+// the stage's.
+func TargetWords(ex *Execution) string {
+	switch {
+	case ex.Phase == Finished && ex.Outcome == Succeeded && ex.Rollback:
+		return "rolled back to " + ex.Tag
+	case ex.Phase == Finished && ex.Outcome == Succeeded:
+		return "succeeded"
+	case ex.Outcome == Failed && ex.Reason != "":
+		return "failed: " + ex.Reason
+	case ex.Outcome == Failed:
+		return "failed"
+	case ex.Phase == Baking:
+		return "baking until " + ex.BakeUntil.UTC().Format("15:04:05 MST")
+	case ex.Phase == Triggering:
+		return "triggering"
+	case ex.Rollback:
+		return "rolling back to " + ex.Tag
+	}
+	return "deploying"
 }
 
 // Span is how long the stage has run: from its first execution to the end

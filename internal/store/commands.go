@@ -28,10 +28,16 @@ type Commands interface {
 	ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error
 	// ForceStage records who forced a pending stage past its blockers.
 	ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error
-	// Reenter starts execution e at a stage its rollout had passed (a
-	// rollback asked for by hand), and puts the rollout back into its
-	// pipeline.
-	Reenter(ctx context.Context, e Execution, from schedule.StageState) error
+	// Reenter starts executions (one, or one per wave target) at a stage
+	// its rollout had passed (a rollback asked for by hand), when the stage
+	// is still from, and puts the rollout back into its pipeline.
+	Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error
+	// ApproveStage records who approved the rollout into pending stage
+	// idx.
+	ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error
+	// RejectStage fails pending stage idx of the rollout on a person's
+	// word, with their reason.
+	RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error
 	// NewerEntered is the newest version of the pipeline, newer than
 	// order, that ever entered stage idx.
 	NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (tag string, found bool, err error)
@@ -98,7 +104,11 @@ func (s *SQLite) ForceStage(ctx context.Context, rolloutID string, idx int, forc
 }
 
 // Reenter implements Commands.
-func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageState) error {
+func (s *SQLite) Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error {
+	if len(execs) == 0 {
+		return errors.New("re-enter stage: no execution")
+	}
+	e := execs[0]
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = ?`,
 			ms(time.Now()), e.RunID, e.Stage, from.String())
@@ -111,10 +121,36 @@ func (s *SQLite) Reenter(ctx context.Context, e Execution, from schedule.StageSt
 		if _, err := t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
 			return err
 		}
-		return insertExecution(ctx, t, e)
+		return insertExecutions(ctx, t, execs)
 	})
 	if err != nil {
 		return fmt.Errorf("re-enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
+	}
+	return nil
+}
+
+// ApproveStage implements Commands.
+func (s *SQLite) ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET approved_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
+		actor, ms(time.Now()), rolloutID, idx)
+	if err != nil {
+		return fmt.Errorf("approve stage %d of rollout %s: %w", idx, rolloutID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("approve stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
+	}
+	return nil
+}
+
+// RejectStage implements Commands.
+func (s *SQLite) RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = 'failed', wait = '', rejected_by = ?, rejection = ?, updated_at = ?
+		WHERE rollout_id = ? AND idx = ? AND state = 'pending'`, actor, reason, ms(time.Now()), rolloutID, idx)
+	if err != nil {
+		return fmt.Errorf("reject stage %d of rollout %s: %w", idx, rolloutID, err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("reject stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
 	}
 	return nil
 }

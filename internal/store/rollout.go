@@ -117,8 +117,9 @@ type Rollouts interface {
 	SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
 	// SetWait records why the rollout waits at stage idx.
 	SetWait(ctx context.Context, rolloutID string, idx int, wait rollout.Wait) error
-	// EnterStage marks the stage active and records its new execution.
-	EnterStage(ctx context.Context, e Execution) error
+	// EnterStage marks the stage active and records its new executions:
+	// one, or one per target of a wave, all of the same stage and attempt.
+	EnterStage(ctx context.Context, execs ...Execution) error
 	// NextAttempt is one more than the stage's highest attempt so far.
 	NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error)
 	// UpdateExecution writes the engine's view of an execution. It never
@@ -127,11 +128,13 @@ type Rollouts interface {
 	// the trigger, and the engine's copy then has no outcome yet.
 	UpdateExecution(ctx context.Context, e Execution) error
 	// FinishExecution records the execution's outcome (and how it passed)
-	// and the stage's new state.
+	// and the stage's new state (Active while other targets of a wave are
+	// still at work).
 	FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error
-	// FinishAndEnter finishes one execution and starts the next of the same
-	// stage (a rollback) in one transaction; the stage stays active.
-	FinishAndEnter(ctx context.Context, finished, next Execution) error
+	// FinishAndEnter finishes one execution and starts the next ones of
+	// the same stage (a rollback: of every target of a wave) in one
+	// transaction; the stage stays active.
+	FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error
 	OpenExecutions(ctx context.Context) ([]Execution, error)
 	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
 	ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error
@@ -139,7 +142,8 @@ type Rollouts interface {
 	// intent or as one of its rollouts' releases.
 	RunByTag(ctx context.Context, repo, tag string) (Run, bool, error)
 	ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error)
-	// Executions lists a rollout's executions by stage, then attempt.
+	// Executions lists a rollout's executions by stage, then attempt, then
+	// in the order they were entered (a wave's targets in stage order).
 	Executions(ctx context.Context, rolloutID string) ([]Execution, error)
 	// LastDeployed is the newest version a non-rollback execution deployed
 	// successfully at stage idx for a rollout of the pipeline older than
@@ -308,7 +312,7 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT rollout_id, idx, stage, state, wait, updated_at, deploy_by, force_by FROM stage_states
+	rows, err := s.r.QueryContext(ctx, `SELECT rollout_id, idx, stage, state, wait, updated_at, deploy_by, force_by, approved_by, rejected_by, rejection FROM stage_states
 		WHERE rollout_id IN (?`+strings.Repeat(",?", len(ids)-1)+`) ORDER BY rollout_id, idx`, args...)
 	if err != nil {
 		return nil, err
@@ -318,14 +322,15 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 }
 
 // scanStages reads rows of (rollout_id, idx, stage, state, wait,
-// updated_at, deploy_by, force_by).
+// updated_at, deploy_by, force_by, approved_by, rejected_by, rejection).
 func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	for rows.Next() {
 		var id, state, wait string
 		var st StageRow
 		var updated int64
-		if err := rows.Scan(&id, &st.Index, &st.Name, &state, &wait, &updated, &st.DeployBy, &st.ForceBy); err != nil {
+		if err := rows.Scan(&id, &st.Index, &st.Name, &state, &wait, &updated, &st.DeployBy, &st.ForceBy,
+			&st.ApprovedBy, &st.RejectedBy, &st.Rejection); err != nil {
 			return nil, err
 		}
 		var err error
@@ -392,7 +397,8 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 
 // activeStages reads the stages of the pipeline's active rollouts.
 func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT st.rollout_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by
+	rows, err := s.r.QueryContext(ctx, `SELECT st.rollout_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by,
+		st.approved_by, st.rejected_by, st.rejection
 		FROM rollouts o JOIN stage_states st ON st.rollout_id = o.id
 		WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY st.rollout_id, st.idx`, pipelineKey)
 	if err != nil {
@@ -461,13 +467,17 @@ func (s *SQLite) SetWait(ctx context.Context, rolloutID string, idx int, w rollo
 }
 
 // EnterStage implements Rollouts.
-func (s *SQLite) EnterStage(ctx context.Context, e Execution) error {
+func (s *SQLite) EnterStage(ctx context.Context, execs ...Execution) error {
+	if len(execs) == 0 {
+		return errors.New("enter stage: no execution")
+	}
+	e := execs[0]
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 			ms(time.Now()), e.RunID, e.Stage); err != nil {
 			return err
 		}
-		return insertExecution(ctx, t, e)
+		return insertExecutions(ctx, t, execs)
 	})
 	if err != nil {
 		return fmt.Errorf("enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
@@ -533,13 +543,13 @@ var errAlreadyFinished = errors.New("already finished")
 // changes nothing.
 var ErrFinished = errors.New("execution already finished")
 
-const execCols = `id, rollout_id, idx, stage, attempt, rollback, version, tag, phase, outcome, pass, reason, token_hash,
+const execCols = `id, rollout_id, idx, stage, target, attempt, rollback, version, tag, phase, outcome, pass, reason, token_hash,
 	event_id, url, deadline, bake_until, next_check, created_at, finished_at`
 
 func scanExecution(sc interface{ Scan(...any) error }) (Execution, error) {
 	var e Execution
 	var deadline, bake, next, created, finished int64
-	err := sc.Scan(&e.ID, &e.RunID, &e.Stage, &e.StageName, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
+	err := sc.Scan(&e.ID, &e.RunID, &e.Stage, &e.StageName, &e.Target, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
 		&e.Outcome, &e.Pass, &e.Reason, &e.TokenHash, &e.EventID, &e.URL, &deadline, &bake, &next, &created, &finished)
 	e.Deadline, e.BakeUntil, e.NextCheck = fromMS(deadline), fromMS(bake), fromMS(next)
 	e.CreatedAt, e.FinishedAt = fromMS(created), fromMS(finished)
@@ -572,7 +582,7 @@ func (s *SQLite) queryExecutions(ctx context.Context, q string, args ...any) ([]
 
 // OpenExecutions implements Rollouts.
 func (s *SQLite) OpenExecutions(ctx context.Context) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' ORDER BY created_at`)
+	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' ORDER BY created_at, rowid`)
 	if err != nil {
 		return nil, fmt.Errorf("open executions: %w", err)
 	}
@@ -593,7 +603,7 @@ func (s *SQLite) ExecutionByToken(ctx context.Context, tokenHash string) (Execut
 
 // Executions implements Rollouts.
 func (s *SQLite) Executions(ctx context.Context, rolloutID string) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE rollout_id = ? ORDER BY idx, attempt`, rolloutID)
+	out, err := s.queryExecutions(ctx, `WHERE rollout_id = ? ORDER BY idx, attempt, rowid`, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("executions of rollout %s: %w", rolloutID, err)
 	}
@@ -661,7 +671,7 @@ func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Ex
 	// pipeline)" made SQLite scan every rollout the database ever had, on
 	// every engine pass.
 	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished'
-		AND (SELECT pipeline_key FROM rollouts WHERE rollouts.id = executions.rollout_id) = ? ORDER BY created_at, id`, pipelineKey)
+		AND (SELECT pipeline_key FROM rollouts WHERE rollouts.id = executions.rollout_id) = ? ORDER BY created_at, rowid`, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("open executions of %s: %w", pipelineKey, err)
 	}
@@ -700,7 +710,10 @@ func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, err
 }
 
 // FinishAndEnter implements Rollouts.
-func (s *SQLite) FinishAndEnter(ctx context.Context, finished, next Execution) error {
+func (s *SQLite) FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error {
+	if len(next) == 0 {
+		return errors.New("finish and enter: no next execution")
+	}
 	err := s.tx(ctx, func(t *sql.Tx) error {
 		now := ms(time.Now())
 		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ?, url = ?, finished_at = ?
@@ -712,23 +725,30 @@ func (s *SQLite) FinishAndEnter(ctx context.Context, finished, next Execution) e
 			return errAlreadyFinished
 		}
 		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-			now, next.RunID, next.Stage); err != nil {
+			now, next[0].RunID, next[0].Stage); err != nil {
 			return err
 		}
-		return insertExecution(ctx, t, next)
+		return insertExecutions(ctx, t, next)
 	})
 	if errors.Is(err, errAlreadyFinished) {
 		return fmt.Errorf("finish execution %s: %w", finished.ID, ErrFinished)
 	}
 	if err != nil {
-		return fmt.Errorf("roll back stage %s of rollout %s: %w", next.StageName, next.RunID, err)
+		return fmt.Errorf("roll back stage %s of rollout %s: %w", next[0].StageName, next[0].RunID, err)
 	}
 	return nil
 }
 
-func insertExecution(ctx context.Context, t *sql.Tx, e Execution) error {
-	_, err := t.ExecContext(ctx, `INSERT INTO executions (id, rollout_id, idx, stage, attempt, rollback, version, tag, phase,
-		token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		e.ID, e.RunID, e.Stage, e.StageName, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), ms(time.Now()))
-	return err
+// insertExecutions records new executions of one stage attempt, in their
+// targets' order (rowid keeps it for Executions).
+func insertExecutions(ctx context.Context, t *sql.Tx, execs []Execution) error {
+	now := ms(time.Now())
+	for _, e := range execs {
+		if _, err := t.ExecContext(ctx, `INSERT INTO executions (id, rollout_id, idx, stage, target, attempt, rollback, version, tag, phase,
+			token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.ID, e.RunID, e.Stage, e.StageName, e.Target, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), now); err != nil {
+			return err
+		}
+	}
+	return nil
 }

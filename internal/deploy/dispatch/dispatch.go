@@ -23,7 +23,6 @@ package dispatch
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -38,9 +37,10 @@ import (
 // Kind is the kind's name in the targets file.
 const Kind = "github-dispatch"
 
-// MaxInputs is GitHub's limit on workflow_dispatch inputs; a dispatch with
-// more is rejected with 422.
-const MaxInputs = 10
+// MaxInputs is GitHub's limit on workflow_dispatch inputs (10 until
+// December 2025, 25 since); a dispatch with more is rejected with 422.
+// shipbot sends at most 12.
+const MaxInputs = 25
 
 // Settings are a github-dispatch target's own keys.
 type Settings struct {
@@ -143,9 +143,11 @@ func (Driver) Trigger(ctx context.Context, env *deploy.Env, t config.Target, p d
 
 // Inputs are the workflow_dispatch inputs for p, all strings: repository,
 // sha, version, tag, stage, run_id, attempt, callback_url, rollback
-// ("true"/"false") and, when there is a PR, pull_request. The set is fixed
-// because GitHub rejects inputs the workflow does not declare, so the
-// deploy workflow declares these ten (pull_request not required).
+// ("true"/"false") and, when there is a PR, pull_request; in a wave stage
+// target, and in a repository of several pipelines pipeline. The set is
+// fixed because GitHub rejects inputs the workflow does not declare, so the
+// deploy workflow declares these ten (pull_request not required), plus
+// target and pipeline where it is used so.
 // Constraint secrets are never inputs: they belong to the target's own URL,
 // and GitHub shows inputs to anyone who can read the workflow run.
 func Inputs(p deploy.Payload) (map[string]any, error) {
@@ -166,9 +168,15 @@ func Inputs(p deploy.Payload) (map[string]any, error) {
 	if p.PullRequest != 0 {
 		in["pull_request"] = strconv.Itoa(p.PullRequest)
 	}
+	if p.Target != "" {
+		in["target"] = p.Target
+	}
+	if p.Pipeline != "" {
+		in["pipeline"] = p.Pipeline
+	}
 	if len(in) > MaxInputs {
-		// A guard for whoever adds the eleventh: GitHub would answer 422.
-		return nil, errors.New("dispatch: more than 10 inputs")
+		// A guard for whoever adds too many: GitHub would answer 422.
+		return nil, fmt.Errorf("dispatch: more than %d inputs", MaxInputs)
 	}
 	return in, nil
 }

@@ -726,7 +726,7 @@ func lastDeployed(e *env) {
 	// b's deploy at qa was then rolled back to 1.0.0 by hand: that
 	// rollback succeeded, but restores, it does not deploy b.
 	rb := rollbackOf(bx, "1.0.0")
-	e.must(e.s.Reenter(e.ctx, rb, passed))
+	e.must(e.s.Reenter(e.ctx, passed, rb))
 	e.finish(rb, succeeded, rolledBack)
 	e.deployed(c, 0)
 	dx := e.enter(d, 0, 1)

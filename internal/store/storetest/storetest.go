@@ -73,6 +73,7 @@ func groups() []group {
 		{"Pipelines", pipelinesCases},
 		{"Freeze", freezeCases},
 		{"Commands", commandsCases},
+		{"Waves", wavesCases},
 		{"Deployments", deploymentsCases},
 		{"Dashboards", dashboardsCases},
 		{"Retention", retentionCases},
