@@ -608,6 +608,14 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 					detail = strings.TrimSpace(detail + " " + markdown.Link("execution", s.Deployed.URL))
 				}
 				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(state), detail)
+				// A wave shows a row per target under its stage.
+				for _, x := range s.Targets {
+					detail := ""
+					if x.URL != "" {
+						detail = markdown.Link("execution", x.URL)
+					}
+					fmt.Fprintf(&b, "| ↳ %s | %s | %s |\n", markdown.Escape(x.Target), markdown.Escape(rollout.TargetWords(x)), detail)
+				}
 			}
 		}
 		if len(res.failed) > 0 || len(res.notRun) > 0 {

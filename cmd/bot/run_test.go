@@ -498,6 +498,33 @@ func TestRunHandsOffEveryStage(t *testing.T) {
 	}
 }
 
+// A wave stage triggers each target with its own key and shows a row per
+// target under the stage in the step summary.
+func TestRunWaveShowsEveryTarget(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
+		"    target: spinnaker-prod\n", "    targets: [spinnaker-qa, spinnaker-prod]\n", 1)})
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	trs := r.target.triggers()
+	if len(trs) != 3 {
+		t.Fatalf("%d triggers; want qa, then prod's two targets", len(trs))
+	}
+	var targets []string
+	for _, tr := range trs[1:] {
+		if tr.Payload["stage"] != "prod" {
+			t.Errorf("trigger %v; want prod", tr.Payload)
+		}
+		targets = append(targets, fmt.Sprint(tr.Payload["target"]))
+	}
+	slices.Sort(targets)
+	if want := []string{"spinnaker-prod", "spinnaker-qa"}; !slices.Equal(targets, want) {
+		t.Errorf("prod triggers' targets %v; want %v", targets, want)
+	}
+	wantSummary(t, res, "| prod | passed (handed off) |", "| ↳ spinnaker-qa | passed (handed off) |", "| ↳ spinnaker-prod | passed (handed off) |")
+}
+
 func TestRunFromPullRequestClosedEvent(t *testing.T) {
 	r := newActionRig(t, rigOptions{approved: true, adminRead: true})
 	r.prClosedEvent(t)

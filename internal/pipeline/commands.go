@@ -123,6 +123,10 @@ func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 			text, err = e.retryStage(ctx, r, s, idx, req)
 		case Rollback:
 			text, err = e.rollbackStage(ctx, r, s, idx, req)
+		case Approve:
+			text, err = e.approveStage(ctx, r, s, idx, req)
+		case Reject:
+			text, err = e.rejectStage(ctx, r, s, idx, req)
 		default:
 			return "", fmt.Errorf("unknown command %q", req.Verb)
 		}
@@ -140,6 +144,9 @@ func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 
 // stageOf finds the named stage in the run's configuration and rollout.
 func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {
+	if pl, st, ok := strings.Cut(name, "/"); ok && pl == r.Pipeline {
+		name = st // "<pipeline>/<stage>", as the pipelines: form names it
+	}
 	s, ok := r.pipe().Stage(name)
 	row, has := stageRow(r, name)
 	if !ok || !has {
@@ -185,9 +192,10 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 	if len(runs) == 0 {
 		return nil
 	}
-	stages := runs[len(runs)-1].pipe().Stages
+	sh := shapeOf(&runs[len(runs)-1])
+	stages := sh.Stages
 	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
-	mine := scheduleRun(r, stages)
+	mine := scheduleRun(r, sh)
 	for k, cs := range stages {
 		switch {
 		case cs.Name == s.Name:
@@ -199,7 +207,7 @@ func (e *Engine) inOrder(ctx context.Context, r *pipelineRun, s config.Stage, id
 	st.Runs = append(st.Runs, mine)
 	for i := range runs {
 		if runs[i].ID != r.ID {
-			st.Runs = append(st.Runs, scheduleRun(&runs[i], stages))
+			st.Runs = append(st.Runs, scheduleRun(&runs[i], sh))
 		}
 	}
 	if err := st.Validate(); err != nil {
@@ -282,14 +290,54 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	if !ok {
 		return "", &Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
 	}
-	ex, err := e.newExecution(ctx, r, idx, s, true, version, tag)
+	execs, err := e.newExecutions(ctx, r, idx, s, true, version, tag)
 	if err != nil {
 		return "", err
 	}
-	if err := e.Store.Reenter(ctx, schedule.Passed, ex); err != nil {
+	if err := e.Store.Reenter(ctx, schedule.Passed, execs...); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
+}
+
+// approveStage lets the run into a stage that waits for approval, in
+// version order (chatops checked who may).
+func (e *Engine) approveStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req Command) (string, error) {
+	row, err := e.decidable(r, s, req)
+	if err != nil {
+		return "", err
+	}
+	if row.ApprovedBy != "" {
+		return "", &Refusal{Reason: fmt.Sprintf("%s was already approved into %s by @%s.", r.Tag, s.Name, markdown.Escape(row.ApprovedBy))}
+	}
+	if err := e.Store.ApproveStage(ctx, r.ID, idx, req.Actor); err != nil {
+		return "", stateChanged(err, s.Name)
+	}
+	return fmt.Sprintf("Approved: %s goes to %s in version order.", r.Tag, s.Name), nil
+}
+
+// rejectStage fails a stage that waits for approval: the run stops there.
+func (e *Engine) rejectStage(ctx context.Context, r *pipelineRun, s config.Stage, idx int, req Command) (string, error) {
+	if _, err := e.decidable(r, s, req); err != nil {
+		return "", err
+	}
+	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason); err != nil {
+		return "", stateChanged(err, s.Name)
+	}
+	return fmt.Sprintf("Rejected: %s will not deploy to %s; its rollout stops there.", r.Tag, s.Name), nil
+}
+
+// decidable refuses an approval or a rejection of a stage that needs none
+// or that the run is no longer waiting for.
+func (e *Engine) decidable(r *pipelineRun, s config.Stage, req Command) (store.StageRow, error) {
+	row, _ := stageRow(r, s.Name)
+	if !s.Approval {
+		return row, &Refusal{Reason: fmt.Sprintf("%s needs no approval (its configuration does not set `approval: true`).", s.Name)}
+	}
+	if row.State != schedule.Pending {
+		return row, &Refusal{Reason: fmt.Sprintf("%s is %s in %s; only a version waiting for it can be approved or rejected.", r.Tag, row.State, s.Name)}
+	}
+	return row, nil
 }
 
 func stateChanged(err error, stage string) error {
@@ -322,6 +370,15 @@ func statusText(rr store.RolloutRun) string {
 		}
 		if s.ForceBy != "" {
 			state += ", forced by @" + s.ForceBy
+		}
+		if s.ApprovedBy != "" {
+			state += ", approved by @" + s.ApprovedBy
+		}
+		if s.RejectedBy != "" {
+			state += ", rejected by @" + s.RejectedBy
+			if s.Rejection != "" {
+				state += ": " + s.Rejection
+			}
 		}
 		fmt.Fprintf(&b, "- %s: %s\n", s.Name, markdown.Escape(state))
 	}

@@ -260,6 +260,25 @@ func (r *pipelineRun) pipe() config.Pipeline {
 	return r.cfg.Pipelines[0]
 }
 
+// shape is a pipeline as its newest run's configuration says it is now:
+// its stages, and how labels and commands name them.
+type shape struct {
+	cfg config.Repo
+	config.Pipeline
+}
+
+func shapeOf(r *pipelineRun) shape { return shape{cfg: r.cfg, Pipeline: r.pipe()} }
+
+// skipped reports whether labels skip stage s.
+func (sh shape) skipped(labels []string, s config.Stage) bool {
+	for _, l := range sh.cfg.SkipLabels(sh.Pipeline, s) {
+		if hasLabel(labels, l) {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) load(ctx context.Context, key string) ([]pipelineRun, error) {
 	rrs, err := e.Store.LoadRollout(ctx, key)
 	if err != nil {
@@ -320,9 +339,10 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	}
 	// The newest run's stages are the pipeline's: configuration rides with
 	// the code, and the newest code says what the pipeline is now.
-	stages := runs[len(runs)-1].pipe().Stages
+	sh := shapeOf(&runs[len(runs)-1])
+	stages := sh.Stages
 	st := schedule.State{Stages: make([]schedule.Stage, len(stages))}
-	if st.Mode, err = schedule.ParseMode(runs[len(runs)-1].pipe().Concurrency); err != nil {
+	if st.Mode, err = schedule.ParseMode(sh.Concurrency); err != nil {
 		return false, err
 	}
 	reason, frozen, err := e.Store.Frozen(ctx, key)
@@ -336,9 +356,10 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 		r := &runs[i]
 		byID[r.ID] = r
 		loaded[r.ID] = r
-		st.Runs = append(st.Runs, scheduleRun(r, stages))
+		st.Runs = append(st.Runs, scheduleRun(r, sh))
 	}
 	for k, s := range stages {
+		st.Stages[k].NeedsApproval = s.Approval
 		if s.Window != nil && !s.Window.Contains(now) {
 			st.Stages[k].WindowClosed, st.Stages[k].WindowOpens = true, s.Window.NextOpen(now)
 		}
@@ -386,7 +407,7 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	}
 	for _, w := range d.Waits {
 		r := byID[w.Run]
-		wait := waitOf(w, byID, stages, reason)
+		wait := waitOf(w, byID, sh, reason)
 		if cur, _ := stageRow(r, stages[w.Stage].Name); !cur.Wait.Equal(wait) {
 			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait); err != nil {
 				return changed, err
@@ -477,10 +498,10 @@ func (e *Engine) reportActive(ctx context.Context) {
 	}
 }
 
-// scheduleRun is how the scheduler sees r in a pipeline of stages.
-func scheduleRun(r *pipelineRun, stages []config.Stage) schedule.Run {
-	sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(stages))}
-	for k, s := range stages {
+// scheduleRun is how the scheduler sees r in the pipeline sh.
+func scheduleRun(r *pipelineRun, sh shape) schedule.Run {
+	sr := schedule.Run{ID: r.ID, Order: r.Order, Stages: make([]schedule.StageState, len(sh.Stages))}
+	for k, s := range sh.Stages {
 		state, has := stageState(r, s.Name)
 		if !has {
 			// A stage the run's own configuration does not have: nothing
@@ -490,11 +511,14 @@ func scheduleRun(r *pipelineRun, stages []config.Stage) schedule.Run {
 		sr.Stages[k] = state
 		row, _ := stageRow(r, s.Name)
 		// A person's /shipbot deploy outweighs the label.
-		if hasLabel(r.Labels, s.SkipLabelName()) && row.DeployBy == "" {
+		if sh.skipped(r.Labels, s) && row.DeployBy == "" {
 			sr.Skip = sr.Skip.With(k)
 		}
 		if row.ForceBy != "" {
 			sr.Force = sr.Force.With(k)
+		}
+		if row.ApprovedBy != "" {
+			sr.Approved = sr.Approved.With(k)
 		}
 	}
 	return sr
@@ -585,7 +609,7 @@ func hasLabel(labels []string, name string) bool {
 
 // waitOf is the wait the PR shows for w: its main reason, with run ids
 // resolved to versions.
-func waitOf(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage, freezeReason string) rollout.Wait {
+func waitOf(w schedule.Wait, byID map[string]*pipelineRun, sh shape, freezeReason string) rollout.Wait {
 	if len(w.Reasons) == 0 {
 		return rollout.Wait{}
 	}
@@ -598,10 +622,12 @@ func waitOf(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage
 			out.Tag = o.Tag
 		}
 		if r.Kind == schedule.Busy {
-			out.Stage = stages[w.Stage].Name
+			out.Stage = sh.Stages[w.Stage].Name
 		}
 	case schedule.Frozen:
 		out.Reason = freezeReason
+	case schedule.Approval:
+		out.Approve = sh.cfg.StageRef(sh.Pipeline, sh.Stages[w.Stage])
 	}
 	return out
 }
@@ -609,28 +635,37 @@ func waitOf(w schedule.Wait, byID map[string]*pipelineRun, stages []config.Stage
 // enter starts an execution of stage idx: the stage becomes active and the
 // trigger goes out on the next progress pass.
 func (e *Engine) enter(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) error {
-	ex, err := e.newExecution(ctx, r, idx, s, rollback, version, tag)
+	execs, err := e.newExecutions(ctx, r, idx, s, rollback, version, tag)
 	if err != nil {
 		return err
 	}
-	if err := e.Store.EnterStage(ctx, ex); err != nil {
+	if err := e.Store.EnterStage(ctx, execs...); err != nil {
 		return err
 	}
 	e.emit(r, s.Name, "entered", tag)
 	return nil
 }
 
-// newExecution is the next attempt of stage idx, not yet stored.
-func (e *Engine) newExecution(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) (store.Execution, error) {
+// newExecutions is the next attempt of stage idx, not yet stored: one
+// execution, or one per target of a wave, all triggered at once.
+func (e *Engine) newExecutions(ctx context.Context, r *pipelineRun, idx int, s config.Stage, rollback bool, version, tag string) ([]store.Execution, error) {
 	attempt, err := e.Store.NextAttempt(ctx, r.ID, idx)
 	if err != nil {
-		return store.Execution{}, err
+		return nil, err
 	}
-	id := store.NewID()
-	return store.Execution{
-		ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Attempt: attempt, Rollback: rollback,
-		Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
-	}, nil
+	targets := []string{""}
+	if s.Wave() {
+		targets = s.Targets
+	}
+	out := make([]store.Execution, len(targets))
+	for i, t := range targets {
+		id := store.NewID()
+		out[i] = store.Execution{
+			ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Target: t, Attempt: attempt, Rollback: rollback,
+			Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
+		}
+	}
+	return out, nil
 }
 
 // Token is the callback token of execution id: unguessable without

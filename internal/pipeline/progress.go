@@ -95,12 +95,8 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		}
 		if over {
 			ex.Outcome = Succeeded
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
-				return false, ignoreFinished(err)
-			}
-			e.emit(r, s.Name, "passed", "baked "+s.Bake.String())
 			e.reported(ctx, r.ID)
-			return true, nil
+			return true, e.settle(ctx, r, s, ex, "baked "+s.Bake.String())
 		}
 		ex.NextCheck = now.Add(e.AlarmEvery)
 		return false, e.Store.UpdateExecution(ctx, ex)
@@ -119,7 +115,7 @@ func (e *Engine) countCalls(ctx context.Context, runID string, t *github.Tally) 
 // timeoutReason says why an execution got no outcome in time, with what
 // the target's driver found out by polling, if it polls.
 func (e *Engine) timeoutReason(r *pipelineRun, s config.Stage, ex store.Execution) string {
-	t := e.target(s, r.Repo)
+	t := e.target(s, ex, r.Repo)
 	reason := fmt.Sprintf("no outcome reported within %s", s.EffectiveTimeout(t))
 	if e.Trigger != nil {
 		if why := e.Trigger.Overdue(t, e.check(r, s, t, ex), ex.Reason); why != "" {
@@ -132,7 +128,7 @@ func (e *Engine) timeoutReason(r *pipelineRun, s config.Stage, ex store.Executio
 // check is what the target's driver is told about ex when it polls.
 func (e *Engine) check(r *pipelineRun, s config.Stage, t config.Target, ex store.Execution) deploy.Check {
 	return deploy.Check{
-		Payload: deploy.Payload{Repository: r.Repo, RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt},
+		Payload: deploy.Payload{Repository: r.Repo, RunID: r.ID, Stage: s.Name, Attempt: ex.Attempt, Target: ex.Target, Pipeline: r.pipelineField()},
 		// EventID holds what the deploy is found by (a workflow run, once
 		// found), so that a restart asks about that one again.
 		Ref:       ex.EventID,
@@ -142,15 +138,33 @@ func (e *Engine) check(r *pipelineRun, s config.Stage, t config.Target, ex store
 	}
 }
 
-func (e *Engine) target(s config.Stage, repo string) config.Target {
-	t, _ := e.Targets.Lookup(s.Target, repo)
+// target is the server-side target ex deploys to: its wave target, or
+// the stage's one.
+func (e *Engine) target(s config.Stage, ex store.Execution, repo string) config.Target {
+	t, _ := e.Targets.Lookup(targetName(s, ex), repo)
 	return t
+}
+
+func targetName(s config.Stage, ex store.Execution) string {
+	if ex.Target != "" {
+		return ex.Target
+	}
+	return s.Target
+}
+
+// pipelineField is the payload's pipeline: the pipeline's name in a
+// repository of several, absent otherwise.
+func (r *pipelineRun) pipelineField() string {
+	if r.cfg.Multi {
+		return r.pipe().Name
+	}
+	return ""
 }
 
 // trigger sends the execution's trigger. A re-send after a crash is the
 // same attempt: same payload, same Idempotency-Key, same callback URL.
 func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) error {
-	t, err := e.Targets.Lookup(s.Target, r.Repo)
+	t, err := e.Targets.Lookup(targetName(s, ex), r.Repo)
 	if err != nil {
 		return e.conclude(ctx, r, s, ex, Failed, err.Error())
 	}
@@ -162,17 +176,14 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			e.Log.Warn("could not tell whether the stage was deployed before", "run", r.ID, "stage", s.Name, "err", err)
 		} else if deployed {
 			ex.Outcome, ex.Pass, ex.Reason = Succeeded, rollout.DeployedBefore, "deployed before: "+how
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
-				return ignoreFinished(err)
-			}
-			e.emit(r, s.Name, "passed", ex.Reason)
 			e.reported(ctx, r.ID)
-			return nil
+			return e.settle(ctx, r, s, ex, ex.Reason)
 		}
 	}
 	p := deploy.Payload{
 		Repository: r.Repo, SHA: r.SHA, Version: ex.Version, Tag: ex.Tag, Stage: s.Name,
 		PullRequest: r.PR, RunID: r.ID, Attempt: ex.Attempt, CallbackURL: e.CallbackURL(ex.ID), Rollback: ex.Rollback,
+		Target: ex.Target, Pipeline: r.pipelineField(),
 	}
 	if ex.Rollback {
 		// The rollback deploys the previous version; the payload's sha is
@@ -211,12 +222,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 				reason += "; bake " + s.Bake.String() + " not watched"
 			}
 			ex.Outcome, ex.Reason = Succeeded, reason
-			if err := e.Store.FinishExecution(ctx, ex, schedule.Passed); err != nil {
-				return ignoreFinished(err)
-			}
-			e.emit(r, s.Name, "passed", reason)
-			e.reported(ctx, r.ID)
-			return nil
+			return e.settle(ctx, r, s, ex, reason)
 		}
 		return nil
 	case deploy.IsPermanent(err):
@@ -240,7 +246,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 // Spinnaker execution, a dispatched workflow run). A callback may still
 // come first.
 func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) (bool, error) {
-	t := e.target(s, r.Repo)
+	t := e.target(s, ex, r.Repo)
 	now := e.Now()
 	if e.Trigger == nil || e.Trigger.Learns(t) != deploy.ByPolling || now.Before(ex.NextCheck) {
 		return false, nil
@@ -279,31 +285,72 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 	return changed, nil
 }
 
-// conclude applies an execution's outcome: bake or pass on success; roll
-// back or fail on failure.
+// conclude applies an execution's outcome: a success bakes, if the stage
+// bakes; everything else settles the execution (see settle).
 func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, outcome rollout.Outcome, reason string) error {
 	defer e.reported(ctx, r.ID)
 	ex.Outcome, ex.Reason = outcome, reason
-	if ex.Rollback {
-		state := schedule.RolledBack
-		what := "rolled-back"
-		if outcome != Succeeded {
-			state, what = schedule.Failed, "failed"
-			ex.Reason = "rollback failed: " + reason
-		}
-		e.emit(r, s.Name, what, ex.Tag)
-		return ignoreFinished(e.Store.FinishExecution(ctx, ex, state))
+	if outcome == Succeeded && !ex.Rollback && s.Bake > 0 {
+		ex.Phase, ex.BakeUntil, ex.NextCheck = store.PhaseBaking, e.Now().Add(s.Bake), e.Now()
+		e.emit(r, s.Name, "baking", withTarget(ex, s.Bake.String()))
+		return e.Store.UpdateExecution(ctx, ex)
 	}
-	if outcome == Succeeded {
-		if s.Bake > 0 {
-			ex.Phase, ex.BakeUntil, ex.NextCheck = store.PhaseBaking, e.Now().Add(s.Bake), e.Now()
-			e.emit(r, s.Name, "baking", s.Bake.String())
-			return e.Store.UpdateExecution(ctx, ex)
-		}
-		e.emit(r, s.Name, "passed", "")
-		return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Passed))
+	if outcome != Succeeded && ex.Rollback {
+		ex.Reason = "rollback failed: " + reason
 	}
-	if s.Rollback {
+	return e.settle(ctx, r, s, ex, "")
+}
+
+// settle finishes ex (its outcome set) and says what its stage comes to.
+// A stage of one target settles with it; a wave's stage settles when its
+// last target's execution of the attempt finishes (rollout.Settle): it
+// passes when every target passed, and when any failed it fails, or with
+// rollback: true every target gets the previous version back, the failed
+// one included. Until then the stage stays active. how says how a success
+// passed, for the narration.
+func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, how string) error {
+	attempt := []store.Execution{ex}
+	if ex.Target != "" {
+		all, err := e.Store.Executions(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		attempt = attempt[:0]
+		for _, o := range all {
+			if o.Stage == ex.Stage && o.Attempt == ex.Attempt {
+				if o.ID == ex.ID {
+					o = ex
+				}
+				attempt = append(attempt, o)
+			}
+		}
+	}
+	ex.Phase = store.PhaseFinished // as the store will have it
+	for i := range attempt {
+		if attempt[i].ID == ex.ID {
+			attempt[i] = ex
+		}
+	}
+	settled, failed := rollout.Settle(attempt)
+	var state schedule.StageState
+	switch {
+	case !settled:
+		state = schedule.Active
+		if ex.Outcome == Failed {
+			e.emit(r, s.Name, "failed", withTarget(ex, ex.Reason+"; waiting for the other targets"))
+		} else {
+			e.emit(r, s.Name, "target-done", withTarget(ex, how))
+		}
+	case ex.Rollback && failed:
+		state = schedule.Failed
+		e.emit(r, s.Name, "failed", withTarget(ex, ex.Reason))
+	case ex.Rollback:
+		state = schedule.RolledBack
+		e.emit(r, s.Name, "rolled-back", ex.Tag)
+	case !failed:
+		state = schedule.Passed
+		e.emit(r, s.Name, "passed", how)
+	case s.Rollback:
 		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.pipe().Name), ex.Stage, r.Order)
 		if err != nil {
 			return err
@@ -313,21 +360,49 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 			// ends, so no other version deploys over it. One transaction:
 			// a crash in between would leave an active stage with nothing
 			// moving it.
-			rb, err := e.newExecution(ctx, r, ex.Stage, s, true, version, tag)
+			rbs, err := e.newExecutions(ctx, r, ex.Stage, s, true, version, tag)
 			if err != nil {
 				return err
 			}
-			if err := e.Store.FinishAndEnter(ctx, ex, rb); err != nil {
+			if err := e.Store.FinishAndEnter(ctx, ex, rbs...); err != nil {
 				return ignoreFinished(err)
 			}
-			e.emit(r, s.Name, "failed", reason)
+			e.emit(r, s.Name, "failed", failure(attempt))
 			e.emit(r, s.Name, "rolling-back", tag)
 			return nil
 		}
-		ex.Reason = reason + "; nothing to roll back to (no earlier version deployed here)"
+		if ex.Outcome == Failed {
+			ex.Reason += "; nothing to roll back to (no earlier version deployed here)"
+		}
+		state = schedule.Failed
+		e.emit(r, s.Name, "failed", failure(attempt))
+	default:
+		state = schedule.Failed
+		e.emit(r, s.Name, "failed", failure(attempt))
 	}
-	e.emit(r, s.Name, "failed", ex.Reason)
-	return ignoreFinished(e.Store.FinishExecution(ctx, ex, schedule.Failed))
+	return ignoreFinished(e.Store.FinishExecution(ctx, ex, state))
+}
+
+// failure says why a stage attempt failed: its first failed execution's
+// reason, naming the target in a wave.
+func failure(attempt []store.Execution) string {
+	for _, ex := range attempt {
+		if ex.Outcome == Failed {
+			return withTarget(ex, ex.Reason)
+		}
+	}
+	return ""
+}
+
+// withTarget prefixes what is said of a wave target's execution with it.
+func withTarget(ex store.Execution, what string) string {
+	if ex.Target == "" {
+		return what
+	}
+	if what == "" {
+		return ex.Target
+	}
+	return ex.Target + ": " + what
 }
 
 // ignoreFinished treats "already finished" as done: another path (a

@@ -217,6 +217,10 @@ func TargetWords(ex *Execution) string {
 	switch {
 	case ex.Phase == Finished && ex.Outcome == Succeeded && ex.Rollback:
 		return "rolled back to " + ex.Tag
+	case ex.Phase == Finished && ex.Outcome == Succeeded && ex.Pass == HandedOff:
+		return "passed (handed off)"
+	case ex.Phase == Finished && ex.Outcome == Succeeded && ex.Pass == DeployedBefore:
+		return "passed (deployed before)"
 	case ex.Phase == Finished && ex.Outcome == Succeeded:
 		return "succeeded"
 	case ex.Outcome == Failed && ex.Reason != "":
