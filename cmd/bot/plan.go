@@ -21,7 +21,9 @@ import (
 const planUsage = `usage: bot plan (--repo OWNER/NAME --pr N | --event FILE) [--config FILE] [--api URL]
 
 Prints what merging the pull request would do now: the gate's decision, the
-version it would cut and the stages it would deploy or skip. Reads GitHub,
+version it would cut and the stages it would deploy or skip; with several
+pipelines (pipelines:), each pipeline the pull request's files touch, with
+its own version and stages. Reads GitHub,
 writes nothing. The token comes from GITHUB_TOKEN; the API from --api,
 SHIPBOT_GITHUB_API_URL or GITHUB_API_URL (default https://api.github.com/).
 --config evaluates a local .github/shipbot.yml instead of the pull request's;
@@ -142,6 +144,10 @@ func printPlan(w io.Writer, repo string, pr facts.PR, o plan.Outcome) {
 	for _, n := range o.Gate.Notes {
 		fmt.Fprintf(w, "          note: %s\n", n)
 	}
+	if o.Config.Multi {
+		printPipelines(w, o)
+		return
+	}
 	switch o.Kind {
 	case plan.Release:
 		prev := "first release"
@@ -162,7 +168,11 @@ func printPlan(w io.Writer, repo string, pr facts.PR, o plan.Outcome) {
 		fmt.Fprintln(w, "stages:   none configured: the release is the whole rollout")
 		return
 	}
-	for i, s := range o.Stages {
+	printPlanStages(w, o.Stages)
+}
+
+func printPlanStages(w io.Writer, stages []plan.Stage) {
+	for i, s := range stages {
 		head := "stages:  "
 		if i > 0 {
 			head = "         "
@@ -172,6 +182,60 @@ func printPlan(w io.Writer, repo string, pr facts.PR, o plan.Outcome) {
 			what = "skipped (label " + s.SkipLabel + ")"
 		}
 		fmt.Fprintf(w, "%s %-8s -> %-20s %s\n", head, s.Name, s.Target, what)
+	}
+}
+
+// printPipelines prints the `pipelines:` form's answer: which pipelines
+// the pull request's files touch and, for each, its version and stages.
+func printPipelines(w io.Writer, o plan.Outcome) {
+	names := make([]string, len(o.Pipelines))
+	for i, p := range o.Pipelines {
+		names[i] = p.Name
+	}
+	switch {
+	case o.Kind == plan.NoPipeline:
+		fmt.Fprintf(w, "files:    %s changed, none starts a pipeline: a merge releases nothing (no pipeline affected)\n", plural(o.Files, "file"))
+		for _, p := range o.Config.Pipelines {
+			paths := "every file"
+			if p.Paths != nil {
+				paths = strings.Join(p.Paths, ", ")
+			}
+			if len(p.Ignore) > 0 {
+				paths += " (ignoring " + strings.Join(p.Ignore, ", ") + ")"
+			}
+			fmt.Fprintf(w, "          %s: %s\n", p.Name, paths)
+		}
+	case len(o.Notes) > 0:
+		fmt.Fprintf(w, "files:    %s listed; every pipeline runs: %s\n", plural(o.Files, "file"), strings.Join(names, ", "))
+	default:
+		fmt.Fprintf(w, "files:    %s changed; pipelines touched: %s\n", plural(o.Files, "file"), strings.Join(names, ", "))
+	}
+	for _, n := range o.Notes {
+		fmt.Fprintf(w, "          note: %s\n", n)
+	}
+	for _, p := range o.Pipelines {
+		fmt.Fprintf(w, "pipeline: %s\n", p.Name)
+		switch o.Kind {
+		case plan.Release:
+			prev := "first release"
+			if p.PrevTag != "" {
+				prev = "previous " + p.PrevTag
+			}
+			why := p.Choice.Reason
+			if p.Reused {
+				why = "already tagged on this commit"
+			}
+			fmt.Fprintf(w, "version:  %s (%s; %s)\n", p.Tag, why, prev)
+		case plan.NoRelease:
+			fmt.Fprintln(w, "version:  none (semver:none): no release, no rollout")
+		case plan.Refused:
+			fmt.Fprintln(w, "version:  none while the gate refuses")
+		}
+		if len(p.Stages) == 0 {
+			fmt.Fprintln(w, "stages:   none configured: the release is the whole rollout")
+			continue
+		}
+		printPlanStages(w, p.Stages)
 	}
 }
 

@@ -103,3 +103,103 @@ func TestPlanUsage(t *testing.T) {
 		t.Errorf("no token: exit %d %q", code, stderr)
 	}
 }
+
+const planMultiConfig = `version: 1
+gate: {approvals: 1}
+pipelines:
+  - name: api
+    paths: ["services/api/**"]
+    ignore: ["**/*.md"]
+    stages:
+      - {name: qa, target: spinnaker-api-qa}
+      - {name: prod, target: spinnaker-api-prod}
+  - name: web
+    paths: ["services/web/**"]
+    stages:
+      - {name: prod, target: web-deploy}
+`
+
+// multiPlanFixture is a repository in the `pipelines:` form with an approved,
+// green pull request changing files.
+func multiPlanFixture(t *testing.T, files map[string]string, labels ...string) *githubtest.Server {
+	t.Helper()
+	gh := githubtest.New()
+	t.Cleanup(gh.Close)
+	gh.AddStaticToken("ghs_plan")
+	gh.AddRepo("acme/mono", githubtest.RepoSpec{Files: map[string]string{".github/shipbot.yml": planMultiConfig}})
+	gh.SetPermission("acme/mono", "bob", "write")
+	gh.SetBranchProtection("acme/mono", "main", githubtest.BranchProtection{RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"}})
+	gh.AddTag("acme/mono", "api/v1.4.2", gh.BranchSHA("acme/mono", "main"))
+	gh.AddTag("acme/mono", "v9.0.0", gh.BranchSHA("acme/mono", "main"))
+	pr := gh.OpenPullRequest("acme/mono", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: labels, Files: files})
+	head := gh.PullRequest("acme/mono", pr).HeadSHA
+	gh.SetStatus("acme/mono", head, "ci/test", "success")
+	gh.AddReview("acme/mono", pr, "bob", "APPROVED", head)
+	t.Setenv("GITHUB_TOKEN", "ghs_plan")
+	t.Setenv("SHIPBOT_GITHUB_API_URL", gh.URL())
+	return gh
+}
+
+func TestPlanPrintsEveryPipeline(t *testing.T) {
+	gh := multiPlanFixture(t, map[string]string{"services/api/search.go": "package api\n", "services/web/app.ts": "x\n"}, "no-deploy-to-api/prod")
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/mono", "--pr", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"gate:     allowed",
+		"files:    2 files changed; pipelines touched: api, web\n",
+		"pipeline: api\nversion:  api/v1.5.0 (title \"feat: search\" is a feature: minor; previous api/v1.4.2)\n",
+		"stages:   qa       -> spinnaker-api-qa     would deploy\n",
+		"          prod     -> spinnaker-api-prod   skipped (label no-deploy-to-api/prod)\n",
+		"pipeline: web\nversion:  web/v0.1.0 (title \"feat: search\" is a feature: minor; first release)\n",
+		"stages:   prod     -> web-deploy           would deploy\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	if n := gh.Count("GET /repos/{owner}/{repo}/pulls/{pull_number}/files"); n != 1 {
+		t.Errorf("read the pull request's files %d times, want 1", n)
+	}
+	for _, r := range gh.Requests() {
+		if r.Method != "GET" {
+			t.Errorf("plan wrote to GitHub: %s %s", r.Method, r.Path)
+		}
+	}
+}
+
+func TestPlanNoPipelineAffected(t *testing.T) {
+	multiPlanFixture(t, map[string]string{"services/api/README.md": "# api\n", "docs/x.md": "x\n"})
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/mono", "--pr", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"files:    2 files changed, none starts a pipeline: a merge releases nothing (no pipeline affected)",
+		"          api: services/api/** (ignoring **/*.md)\n",
+		"          web: services/web/**\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\npipeline: ") {
+		t.Errorf("plan lists a pipeline:\n%s", out)
+	}
+}
+
+// --config in the pipelines form reads the pull request's files through the
+// override too.
+func TestPlanLocalMultiConfig(t *testing.T) {
+	planFixture(t)
+	local := filepath.Join(t.TempDir(), "shipbot.yml")
+	os.WriteFile(local, []byte("version: 1\npipelines:\n  - name: docs\n    paths: [\"docs/**\"]\n  - name: all\n    stages:\n      - {name: canary, target: spinnaker-canary}\n"), 0o644)
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/api", "--pr", "1", "--config", local)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(out, "pipelines touched: all\n") || strings.Contains(out, "pipeline: docs") || !strings.Contains(out, "canary   -> spinnaker-canary") {
+		t.Errorf("plan did not evaluate the local pipelines:\n%s", out)
+	}
+}

@@ -47,13 +47,13 @@ func (t tokenClients) ForRepository(context.Context, string) (*gh.Client, error)
 // their skip label, so they are skipped exactly as a label would skip them.
 type stageFilter struct {
 	next interface {
-		Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error
+		Start(ctx context.Context, r store.Run, pipeline string, rel store.Release, cfg config.Repo, cfgYAML []byte, labels []string) error
 	}
 	only []string
 }
 
-func (f stageFilter) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error {
-	return f.next.Start(ctx, r, cfg, cfgYAML, withStageFilter(cfg, f.only, labels))
+func (f stageFilter) Start(ctx context.Context, r store.Run, pipeline string, rel store.Release, cfg config.Repo, cfgYAML []byte, labels []string) error {
+	return f.next.Start(ctx, r, pipeline, rel, cfg, cfgYAML, withStageFilter(cfg, f.only, labels))
 }
 
 // withStageFilter adds the skip label of every stage not in only.

@@ -309,7 +309,11 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 		if running {
 			dur += " so far"
 		}
-		v.Executions = append(v.Executions, execRow{ID: e.ID, Stage: e.StageName, Attempt: e.Attempt, Rollback: e.Rollback,
+		stage := e.StageName
+		if e.Target != "" {
+			stage += " → " + e.Target // one of a wave's targets
+		}
+		v.Executions = append(v.Executions, execRow{ID: e.ID, Stage: stage, Attempt: e.Attempt, Rollback: e.Rollback,
 			Version: e.Version, Tag: e.Tag, Phase: string(e.Phase), Outcome: string(e.Outcome), Reason: e.Reason,
 			Started: e.CreatedAt, Duration: dur, URL: httpURL(e.URL)})
 	}

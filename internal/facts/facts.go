@@ -8,10 +8,12 @@ package facts
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/gate"
 )
 
@@ -87,17 +89,46 @@ type Snapshot struct {
 	Protection  gate.Protection
 	Checks      []gate.Check
 	Tags        []Tag
+	// Files are the paths the pull request changed (Reader.Files), read
+	// only when the configuration uses the `pipelines:` form and there is
+	// a pull request: they decide which pipelines the merge runs.
+	// FilesComplete is false when GitHub listed fewer than the pull request
+	// changed (its cap is 3,000), and when they were not read.
+	Files         []string `json:",omitempty"`
+	FilesComplete bool     `json:",omitempty"`
 }
 
 // Gather reads the facts concurrently. With the pull request in hand it is
 // one round of parallel reads; a push delivery needs one more round, since
 // reviews and checks hang off the pull request it first has to find.
+//
+// When the configuration at SHA uses the `pipelines:` form, the pull
+// request's files are read too (which pipelines a merge runs depends on
+// them), as soon as both the configuration and the pull request are known:
+// right after the configuration when the pull request was given, after
+// whichever of the two comes last when it is looked up. The
+// single-pipeline form never reads them, so it costs no extra call.
 func Gather(ctx context.Context, r Reader, in Input) (Snapshot, error) {
 	var s Snapshot
 	g, gctx := errgroup.WithContext(ctx)
+	// multi is set before configRead is closed.
+	var multi bool
+	configRead := make(chan struct{})
+	files := func(pr PR) (err error) {
+		s.Files, s.FilesComplete, err = r.Files(gctx, pr.Number, pr.ChangedFiles)
+		return err
+	}
 	g.Go(func() (err error) {
 		s.Config, s.ConfigFound, err = r.Config(gctx, in.SHA)
-		return err
+		multi = err == nil && s.ConfigFound && multiForm(in.Repo, s.Config)
+		close(configRead)
+		if err != nil {
+			return err
+		}
+		if multi && in.PR != nil {
+			return files(*in.PR)
+		}
+		return nil
 	})
 	g.Go(func() (err error) {
 		s.Tags, err = r.Tags(gctx)
@@ -129,6 +160,10 @@ func Gather(ctx context.Context, r Reader, in Input) (Snapshot, error) {
 				return err
 			}
 			prFacts(g, gctx, s.PR)
+			<-configRead
+			if multi {
+				return files(s.PR)
+			}
 			return nil
 		})
 	}
@@ -136,6 +171,15 @@ func Gather(ctx context.Context, r Reader, in Input) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("gather facts for %s@%s: %w", in.Repo, short(in.SHA), err)
 	}
 	return s, nil
+}
+
+// multiForm reports whether data is a valid configuration in the
+// `pipelines:` form. An invalid one runs nothing, so its files would be
+// read in vain.
+func multiForm(repo string, data []byte) bool {
+	_, name, _ := strings.Cut(repo, "/")
+	cfg, err := config.ParseRepo(config.RepoFile, data, name)
+	return err == nil && cfg.Multi
 }
 
 // GateFacts shapes a snapshot for gate.Decide.

@@ -303,3 +303,111 @@ func TestGateFacts(t *testing.T) {
 		t.Errorf("GateFacts mismatch (-want +got):\n%s", diff)
 	}
 }
+
+const multiConfig = `version: 1
+pipelines:
+  - name: api
+    paths: ["services/api/**"]
+  - name: web
+    paths: ["services/web/**"]
+`
+
+// TestGatherFilesOnlyInThePipelinesForm: the files of the pull request
+// decide which pipelines run, so the `pipelines:` form reads them, by the
+// right number and count; the single-pipeline form (TestGather) and an
+// invalid file never do.
+func TestGatherFilesOnlyInThePipelinesForm(t *testing.T) {
+	pr7 := pr7
+	pr7.ChangedFiles = 2
+	files := map[int][]string{7: {"services/api/a.go", "README.md"}, 9: {"services/web/b.ts"}}
+	tests := []struct {
+		name          string
+		config        string
+		in            Input
+		wantFiles     []string
+		wantComplete  bool
+		wantFilesCall string // "" means no Files call
+	}{
+		{
+			name:   "PR given: files after the config",
+			config: multiConfig, in: Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", PR: &pr7},
+			wantFiles: files[7], wantComplete: true, wantFilesCall: "Files(7)",
+		},
+		{
+			name:   "LookupPR: files of the PR found",
+			config: multiConfig, in: Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", LookupPR: true},
+			wantFiles: files[9], wantComplete: true, wantFilesCall: "Files(9)",
+		},
+		{
+			name:   "no PR: no files",
+			config: multiConfig, in: Input{Repo: testRepo, SHA: mergeSHA, Branch: "main"},
+		},
+		{
+			name:   "invalid pipelines form: no files",
+			config: multiConfig + "stages: []\n", in: Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", PR: &pr7},
+		},
+		{
+			name:   "single-pipeline form: no files",
+			config: "version: 1\nstages:\n  - {name: qa, target: x}\n", in: Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", PR: &pr7},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeReader()
+			f.config[mergeSHA] = tt.config
+			f.files = files
+			got, err := Gather(context.Background(), f, tt.in)
+			if err != nil {
+				t.Fatalf("Gather: %v", err)
+			}
+			if !slices.Equal(got.Files, tt.wantFiles) || got.FilesComplete != tt.wantComplete {
+				t.Errorf("Files, FilesComplete = %q, %v; want %q, %v", got.Files, got.FilesComplete, tt.wantFiles, tt.wantComplete)
+			}
+			var filesCalls []string
+			for _, c := range f.Calls() {
+				if strings.HasPrefix(c, "Files(") {
+					filesCalls = append(filesCalls, c)
+				}
+			}
+			var want []string
+			if tt.wantFilesCall != "" {
+				want = []string{tt.wantFilesCall}
+			}
+			if !slices.Equal(filesCalls, want) {
+				t.Errorf("Files calls = %q, want %q (all: %q)", filesCalls, want, f.Calls())
+			}
+		})
+	}
+}
+
+// A list GitHub cut short reaches the snapshot as incomplete.
+func TestGatherFilesIncomplete(t *testing.T) {
+	f := newFakeReader()
+	f.config[mergeSHA] = multiConfig
+	f.files = map[int][]string{7: {"services/api/a.go"}}
+	pr := pr7
+	pr.ChangedFiles = 3500
+	got, err := Gather(context.Background(), f, Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", PR: &pr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.FilesComplete || len(got.Files) != 1 {
+		t.Errorf("Files, FilesComplete = %q, %v; want the one file, incomplete", got.Files, got.FilesComplete)
+	}
+}
+
+func TestGatherFilesError(t *testing.T) {
+	boom := errors.New("boom")
+	for _, lookup := range []bool{false, true} {
+		f := newFakeReader()
+		f.config[mergeSHA] = multiConfig
+		f.errs = map[string]error{"Files": boom}
+		in := Input{Repo: testRepo, SHA: mergeSHA, Branch: "main", PR: &pr7}
+		if lookup {
+			in.PR, in.LookupPR = nil, true
+		}
+		if s, err := Gather(context.Background(), f, in); !errors.Is(err, boom) || s.Files != nil {
+			t.Errorf("lookup=%v: Gather = %+v, %v; want the Files error", lookup, s.Files, err)
+		}
+	}
+}

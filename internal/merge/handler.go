@@ -118,10 +118,10 @@ func (c *Coordinator) waitsForPair(r store.Run) time.Duration {
 // RolloutStarter puts a released run into its pipeline's rollout. It must
 // be idempotent: a resumed evaluation calls it again.
 type RolloutStarter interface {
-	// Start puts the released run into its pipeline, with the
-	// configuration the merge parsed (cfg) and released with (cfgYAML,
-	// which the rollout keeps).
-	Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error
+	// Start puts the released run into the rollout of pipeline, deploying
+	// rel, with the configuration the merge parsed (cfg) and released with
+	// (cfgYAML, which the rollout keeps).
+	Start(ctx context.Context, r store.Run, pipeline string, rel store.Release, cfg config.Repo, cfgYAML []byte, labels []string) error
 }
 
 // Handles implements webhook.Handler.
@@ -451,14 +451,26 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		r.PR = snap.PR.Number
 	}
 	r.Pipeline = "" // no configuration, or an invalid one
-	if ps := out.Config.Pipelines; len(ps) > 0 {
+	if ps := out.Pipelines; len(ps) > 0 {
+		// The first pipeline the merge runs: in the pipelines: form each
+		// rollout names its own.
+		r.Pipeline = ps[0].Name
+	} else if ps := out.Config.Pipelines; len(ps) > 0 {
 		r.Pipeline = ps[0].Name
 	}
 	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
 
 	releaseURL := ""
+	var releases []started // the pipelines: form's, one per pipeline
 	switch out.Kind {
 	case plan.Release:
+		if out.Config.Multi {
+			if releases, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
+				return err
+			}
+			r.State = store.RunReleased
+			break
+		}
 		r.Version, r.Tag, r.PrevTag = out.Version.String(), out.Tag, out.PrevTag
 		if !out.Reused {
 			// Persist the version before creating anything, so a crash
@@ -492,14 +504,19 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		r.State = store.RunRefused
 	case plan.Invalid:
 		r.State = store.RunInvalid
-	case plan.NoConfig, plan.NoRelease:
+	case plan.NoConfig, plan.NoRelease, plan.NoPipeline:
 		r.State = store.RunSkipped
 	}
 	if out.Kind == plan.Release && c.Rollouts != nil {
 		// Before the run is marked released: a crash in between evaluates it
 		// again, which reuses its tag and starts the rollout (idempotently).
-		if err := c.Rollouts.Start(ctx, r, out.Config, snap.Config, snap.PR.Labels); err != nil {
-			return fmt.Errorf("start rollout: %w", err)
+		if !out.Config.Multi {
+			releases = []started{{pipeline: r.Pipeline, rel: r.Release()}}
+		}
+		for _, s := range releases {
+			if err := c.Rollouts.Start(ctx, r, s.pipeline, s.rel, out.Config, snap.Config, snap.PR.Labels); err != nil {
+				return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
+			}
 		}
 	}
 	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems, Notes: out.Gate.Notes}); err != nil {
@@ -507,13 +524,20 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	}
 	// A rollout shows itself (check run and comment) as its stages move;
 	// every other verdict is shown here, once.
-	if !(out.Kind == plan.Release && c.Rollouts != nil && len(out.Stages) > 0) {
-		if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.MergeOutcome(out, releaseURL)); err != nil {
+	if !(out.Kind == plan.Release && c.Rollouts != nil && anyStages(out)) {
+		urls := []string{releaseURL}
+		if out.Config.Multi {
+			urls = urls[:0]
+			for _, s := range releases {
+				urls = append(urls, s.rel.URL)
+			}
+		}
+		if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.MergeOutcome(out, urls...)); err != nil {
 			// The verdict stands; failing here would retry the whole run.
 			log.Error("report merge outcome", "err", err)
 		}
 		if snap.HasPR && c.Comments != nil {
-			if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.MergeComment(out, releaseURL),
+			if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.MergeComment(out, urls...),
 				snap.PR.Comments != nil && *snap.PR.Comments == 0); err != nil {
 				log.Error("comment merge outcome", "err", err)
 			}
@@ -527,6 +551,55 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		c.Observe(r, out)
 	}
 	return nil
+}
+
+// started is one pipeline's release of a merge, to roll out.
+type started struct {
+	pipeline string
+	rel      store.Release
+}
+
+// releasePipelines cuts the release of every pipeline the merge runs (the
+// pipelines: form), one after the other: each its own tag from its own
+// version line, and its own GitHub Release whose notes name the PR. A
+// crash part way leaves some tags on the merge commit; the evaluation
+// after it finds them (plan's Reused) and cuts only the missing ones.
+func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) ([]started, error) {
+	r.State, r.Version, r.Tag, r.PrevTag = store.RunReleasing, "", "", ""
+	if err := c.Store.UpdateRun(ctx, *r); err != nil {
+		return nil, err
+	}
+	var out2 []started
+	for _, p := range out.Pipelines {
+		rel := store.Release{Version: p.Version.String(), Tag: p.Tag, PrevTag: p.PrevTag}
+		if !p.Reused {
+			pub, err := release.Publish(ctx, client, r.Repo, p.Tag, r.SHA, p.Tag, release.Notes(release.NotesInput{
+				Repo: r.Repo, Tag: p.Tag, PrevTag: p.PrevTag, PRNumber: snap.PR.Number, Title: snap.PR.Title,
+				Author: snap.PR.Author, PRURL: snap.PR.URL, ServerURL: webURL(snap.PR.URL, r.Repo),
+				Bump: p.Choice.Bump, Reason: p.Choice.Reason,
+			}))
+			if err != nil {
+				// ErrTagElsewhere included: the next evaluation sees the
+				// tag taken and steps past it.
+				return nil, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err)
+			}
+			rel.URL = pub.URL
+			log.Info("released", "pipeline", p.Name, "tag", p.Tag, "existed", pub.Existed)
+		}
+		out2 = append(out2, started{pipeline: p.Name, rel: rel})
+	}
+	return out2, nil
+}
+
+// anyStages reports whether a release deploys anywhere: then its rollouts
+// show it on the PR.
+func anyStages(out plan.Outcome) bool {
+	for _, p := range out.Pipelines {
+		if len(p.Stages) > 0 {
+			return true
+		}
+	}
+	return len(out.Stages) > 0
 }
 
 // summary is what a run's Summary column holds.

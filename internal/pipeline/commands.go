@@ -69,16 +69,90 @@ func (r *Refusal) Error() string { return r.Reason }
 // deploy) is refused with the reason.
 func (e *Engine) Do(ctx context.Context, req Command) (string, error) {
 	e.init()
-	rr, err := e.Store.RolloutByPR(ctx, req.Repo, req.PR)
-	if errors.Is(err, store.ErrNotFound) {
-		return "", &Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
-	}
+	all, err := e.rollouts(ctx, req.Repo, req.PR)
 	if err != nil {
 		return "", err
 	}
 	if req.Verb == Status {
-		return statusText(rr), nil // reads only: no lock
+		var b strings.Builder
+		for _, rr := range all {
+			if len(all) > 1 {
+				fmt.Fprintf(&b, "**%s** ", markdown.Escape(rr.Pipeline))
+			}
+			b.WriteString(statusText(rr)) // reads only: no lock
+		}
+		return b.String(), nil
 	}
+	if (req.Verb == Freeze || req.Verb == Unfreeze) && len(all) > 1 {
+		// The merge runs several pipelines: the freeze holds them all.
+		var texts []string
+		for _, rr := range all {
+			text, err := e.do(ctx, rr, req)
+			if err != nil {
+				return "", err
+			}
+			texts = append(texts, text)
+		}
+		return strings.Join(texts, "\n"), nil
+	}
+	rr, err := pick(all, req.Stage)
+	if err != nil {
+		return "", err
+	}
+	return e.do(ctx, rr, req)
+}
+
+// rollouts are the rollouts of the pull request's merge: one, or one per
+// pipeline it runs in the pipelines: form.
+func (e *Engine) rollouts(ctx context.Context, repo string, pr int) ([]store.RolloutRun, error) {
+	rr, err := e.Store.RolloutByPR(ctx, repo, pr)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
+	}
+	if err != nil {
+		return nil, err
+	}
+	all, err := e.Store.RolloutsOf(ctx, rr.Run.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		all = []store.RolloutRun{rr}
+	}
+	return all, nil
+}
+
+// pick is the rollout a command's stage names: "<pipeline>/<stage>", or a
+// bare stage name only one of the merge's pipelines has.
+func pick(all []store.RolloutRun, stage string) (store.RolloutRun, error) {
+	if len(all) == 1 {
+		return all[0], nil
+	}
+	pl, st, qualified := strings.Cut(stage, "/")
+	var found []store.RolloutRun
+	var refs []string
+	for _, rr := range all {
+		for _, s := range rr.Stages {
+			refs = append(refs, rr.Pipeline+"/"+s.Name)
+			if qualified && rr.Pipeline == pl && s.Name == st || !qualified && s.Name == stage {
+				found = append(found, rr)
+			}
+		}
+	}
+	if len(found) == 1 {
+		return found[0], nil
+	}
+	what := "names no stage of"
+	if len(found) > 1 {
+		what = "is a stage of several of"
+	}
+	return store.RolloutRun{}, &Refusal{Reason: fmt.Sprintf("%q %s the pipelines this merge runs; name one of %s.",
+		markdown.Escape(stage), what, markdown.Escape(strings.Join(refs, ", ")))}
+}
+
+// do carries out req on one rollout, under its pipeline's lease.
+func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (string, error) {
+	var err error
 	key := rr.PipelineKey
 	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
 	if err != nil {
@@ -442,16 +516,15 @@ func (e *Engine) unfreeze(ctx context.Context, key string) (bool, error) {
 // up in the configuration the rollout runs with, so the rules are those
 // the merge released with. It reads only: no lock.
 //
-// It answers for the rollout store.Commands.RolloutByPR finds (of a merge
-// that ran several pipelines, the first): a "<pipeline>/<stage>" naming
-// another pipeline is refused with the reason rather than answered for
-// the wrong rollout.
+// Of a merge that runs several pipelines, the stage picks the rollout
+// (see pick): a bare name several of them have is refused, naming them.
 func (e *Engine) Approval(ctx context.Context, repo string, pr int, stage string) (Approval, error) {
 	e.init()
-	rr, err := e.Store.RolloutByPR(ctx, repo, pr)
-	if errors.Is(err, store.ErrNotFound) {
-		return Approval{}, &Refusal{Reason: "this pull request's merge has no rollout (it was not released, or its repository has no stages)."}
+	all, err := e.rollouts(ctx, repo, pr)
+	if err != nil {
+		return Approval{}, err
 	}
+	rr, err := pick(all, stage)
 	if err != nil {
 		return Approval{}, err
 	}
@@ -460,11 +533,7 @@ func (e *Engine) Approval(ctx context.Context, repo string, pr int, stage string
 		return Approval{}, fmt.Errorf("config of run %s: %w", rr.ID, err)
 	}
 	name := stage
-	if pl, st, ok := strings.Cut(stage, "/"); ok {
-		if pl != rr.Pipeline {
-			return Approval{}, &Refusal{Reason: fmt.Sprintf("%s is a rollout of pipeline %s, not %s; shipbot cannot approve or reject %s from this pull request.",
-				rr.Tag, markdown.Escape(rr.Pipeline), markdown.Escape(pl), markdown.Escape(stage))}
-		}
+	if pl, st, ok := strings.Cut(stage, "/"); ok && pl == rr.Pipeline {
 		name = st
 	}
 	p, _ := cfg.Pipeline(rr.Pipeline)

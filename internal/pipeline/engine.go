@@ -713,21 +713,26 @@ func repoName(full string) string {
 // two repositories that both call theirs "api" do not share stage locks.
 func PipelineKey(repo, pipeline string) string { return repo + ":" + pipeline }
 
-// Start puts a released run into its pipeline, behind every earlier
-// version, and wakes the engine. Starting a run twice keeps its place.
-func (e *Engine) Start(ctx context.Context, r store.Run, cfg config.Repo, cfgYAML []byte, labels []string) error {
+// Start puts a released run into the rollout of one of its pipelines,
+// deploying rel (the single-pipeline form's is the run's own release),
+// behind every earlier version, and wakes the engine. Starting a run in a
+// pipeline twice keeps its place.
+func (e *Engine) Start(ctx context.Context, r store.Run, pipeline string, rel store.Release, cfg config.Repo, cfgYAML []byte, labels []string) error {
 	e.init()
 	// The merge parsed the configuration it released with: keep that parse
 	// for the engine's passes over the run instead of parsing the bytes
 	// again.
 	e.remember(r.Repo, cfgYAML, cfg)
-	names := make([]string, len(cfg.Pipelines[0].Stages))
-	for i, s := range cfg.Pipelines[0].Stages {
+	p, ok := cfg.Pipeline(pipeline)
+	if !ok {
+		return fmt.Errorf("start run %s: its configuration has no pipeline %q", r.ID, pipeline)
+	}
+	names := make([]string, len(p.Stages))
+	for i, s := range p.Stages {
 		names[i] = s.Name
 	}
-	// The single-pipeline form rolls out the run's own release; the run's
-	// first rollout has the run's id.
-	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, cfg.Pipelines[0].Name), r.Release(), cfgYAML, labels, names)
+	// The run's first rollout has the run's id.
+	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, p.Name), rel, cfgYAML, labels, names)
 	if err != nil {
 		return err
 	}

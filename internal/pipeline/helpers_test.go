@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -160,6 +161,12 @@ type env struct {
 	obs   *observer
 	ids   servicetest.Deliveries
 	stop  func()
+
+	// What a restart needs: the options, the targets, the database file
+	// and the pipelines' spec.
+	opts    options
+	targets config.Targets
+	dbPath  string
 }
 
 // newEnv starts everything. Cleanups stop the service first (waiting for
@@ -194,13 +201,41 @@ func newEnv(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatalf("targets file: %v", err)
 	}
+	e.opts, e.targets, e.dbPath = o, targets, servicetest.DBPath(t)
+	if o.start != nil {
+		o.start(e.clock)
+	}
+	e.boot()
+	return e
+}
 
+// restart stops the service and starts a new one on the same database,
+// GitHub and target: everything the new process knows is in the database.
+func (e *env) restart() {
+	e.t.Helper()
+	e.stop()
+	e.boot()
+}
+
+// boot starts a service process on e's database.
+func (e *env) boot() {
+	t, o, targets := e.t, e.opts, e.targets
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	st := servicetest.OpenStore(t, servicetest.DBPath(t))
+	st := servicetest.OpenStore(t, e.dbPath)
 	e.st = st
 	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log})
-	ln := servicetest.Listen(t)
-	e.base = "http://" + ln.Addr().String()
+	var ln net.Listener
+	if e.base == "" {
+		ln = servicetest.Listen(t)
+		e.base = "http://" + ln.Addr().String()
+	} else {
+		// A restarted process answers where the last one did: callback
+		// URLs already sent point there.
+		var err error
+		if ln, err = net.Listen("tcp", strings.TrimPrefix(e.base, "http://")); err != nil {
+			t.Fatalf("listen again at %s: %v", e.base, err)
+		}
+	}
 	e.parts = service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
 		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
@@ -216,11 +251,8 @@ func newEnv(t *testing.T, o options) *env {
 	eng.PollEvery = 100 * time.Millisecond
 	eng.Trigger.Retry = deploy.RetryPolicy{MaxAttempts: 3, Budget: 5 * time.Second, AttemptTimeout: 2 * time.Second,
 		BaseDelay: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
-	if o.start != nil {
-		o.start(e.clock)
-	}
 	if o.prepare != nil {
-		o.prepare(e)
+		o.prepare(e) // on every boot: it sets up this process's parts
 	}
 	srv := servicetest.Start(t, ln, service.Options{
 		Store: st, WebhookSecret: []byte(webhookSecret), Handlers: e.parts.Handlers, Loops: e.parts.Loops,
@@ -239,7 +271,6 @@ func newEnv(t *testing.T, o options) *env {
 		})
 	}
 	t.Cleanup(e.stop)
-	return e
 }
 
 // clock is the engine's clock: real time shifted by an offset the test

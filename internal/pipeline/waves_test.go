@@ -304,6 +304,12 @@ func TestThreeSecondBakeRolledBackByAnAlarmOneSecondIn(t *testing.T) {
 	rr := e.released(m)
 	x := bakeOf(rr.ID)
 	start := x.BakeUntil.Add(-3 * time.Second)
+	// The reading at the bake's start is done once the next one is due
+	// 15 s later, past the bake's end.
+	eventually(t, "the alarm is read at the bake's start", func() bool {
+		xs := e.executionsAt(rr.ID, "prod")
+		return len(xs) == 1 && xs[0].NextCheck.After(x.BakeUntil)
+	})
 	reads := health.reads.Load()
 	health.firing.Store(true)
 	e.clock.set(start.Add(time.Second)) // 1 s in: no reading due before 15 s

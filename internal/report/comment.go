@@ -94,7 +94,14 @@ func (c *Comments) find(ctx context.Context, client *gh.Client, owner, name stri
 }
 
 // MergeComment renders the sticky comment for a merge's verdict.
-func MergeComment(o plan.Outcome, releaseURL string) string {
+// releaseURLs are as for MergeOutcome: releaseURLs[i] links o.Pipelines[i]'s
+// release. In the `pipelines:` form a released merge gets a section per
+// pipeline.
+func MergeComment(o plan.Outcome, releaseURLs ...string) string {
+	if o.Config.Multi {
+		return mergeCommentMulti(o, releaseURLs)
+	}
+	releaseURL := urlAt(releaseURLs, 0)
 	var b strings.Builder
 	b.WriteString("### shipbot\n\n")
 	switch o.Kind {
@@ -115,16 +122,60 @@ func MergeComment(o plan.Outcome, releaseURL string) string {
 			b.WriteString("No stages are configured: the release is the whole rollout.\n")
 		} else {
 			stageTable(&b, o.Stages, "queued")
-			var skipped []string
-			for _, s := range o.Stages {
-				if s.Skipped {
-					skipped = append(skipped, markdown.Escape(s.SkipLabel)+" skips "+markdown.Escape(s.Name))
-				}
-			}
-			if len(skipped) > 0 {
-				fmt.Fprintf(&b, "\nLabels: %s. Labels added before a stage starts still count.\n", strings.Join(skipped, ", "))
-			}
+			skips(&b, o.Stages)
 		}
 	}
+	return b.String()
+}
+
+// skips says which labels skip which stages, if any do.
+func skips(b *strings.Builder, stages []plan.Stage) {
+	var skipped []string
+	for _, s := range stages {
+		if s.Skipped {
+			skipped = append(skipped, markdown.Escape(s.SkipLabel)+" skips "+markdown.Escape(s.Name))
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(b, "\nLabels: %s. Labels added before a stage starts still count.\n", strings.Join(skipped, ", "))
+	}
+}
+
+// mergeCommentMulti is MergeComment in the `pipelines:` form.
+func mergeCommentMulti(o plan.Outcome, releaseURLs []string) string {
+	var b strings.Builder
+	switch o.Kind {
+	case plan.NoPipeline:
+		b.WriteString("### shipbot\n\n**Nothing released**: ")
+		noPipeline(&b, o)
+	case plan.NoRelease:
+		b.WriteString("### shipbot\n\nMerged without a release (`semver:none`)")
+		touched(&b, o.Pipelines)
+		notes(&b, o.Notes)
+	case plan.Release:
+		fmt.Fprintf(&b, "### shipbot\n\nReleased %s:\n", plural(len(o.Pipelines), "pipeline"))
+		for i, p := range o.Pipelines {
+			pipelineHeading(&b, p)
+			fmt.Fprintf(&b, "Released **%s**%s.\n\n", markdown.Link(p.Tag, urlAt(releaseURLs, i)), pipelineBecause(p))
+			if len(p.Stages) == 0 {
+				b.WriteString("No stages are configured: the release is the whole rollout.\n")
+				continue
+			}
+			stageTable(&b, p.Stages, "queued")
+			skips(&b, p.Stages)
+		}
+		notes(&b, o.Notes)
+	default: // Refused, Invalid, NoConfig: as in the single form
+		single := o
+		single.Config.Multi = false
+		return MergeComment(single, releaseURLs...) + notesText(o.Notes)
+	}
+	return b.String()
+}
+
+// notesText is notes as a string.
+func notesText(ns []string) string {
+	var b strings.Builder
+	notes(&b, ns)
 	return b.String()
 }

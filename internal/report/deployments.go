@@ -49,12 +49,13 @@ type deploymentPayload struct {
 
 // environment is the GitHub environment an execution deploys to: the
 // stage, or "<stage>/<target>" for a wave's target (each target is a
-// place of its own, with its own current deployment).
-func environment(ex store.Execution) string {
+// place of its own, with its own current deployment), after prefix
+// ("<pipeline>/" in the pipelines: form).
+func environment(prefix string, ex store.Execution) string {
 	if ex.Target != "" {
-		return ex.StageName + "/" + ex.Target
+		return prefix + ex.StageName + "/" + ex.Target
 	}
-	return ex.StageName
+	return prefix + ex.StageName
 }
 
 // deploymentState is the deployment status an execution is shown with;
@@ -105,16 +106,18 @@ func terminal(state string) bool {
 }
 
 // Sync brings the deployments of the run's executions up to date.
-func (d *Deployments) Sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, execs []store.Execution) error {
+// prefix starts every environment's name ("<pipeline>/" in the
+// pipelines: form).
+func (d *Deployments) Sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, execs []store.Execution, prefix string) error {
 	for _, ex := range execs {
-		if err := d.sync(ctx, client, rr, ex); err != nil {
+		if err := d.sync(ctx, client, rr, ex, environment(prefix, ex)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution) error {
+func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, env string) error {
 	want := deploymentState(ex)
 	if want == "" {
 		return nil
@@ -127,7 +130,7 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 	}
 	owner, name, _ := strings.Cut(rr.Repo, "/")
 	if !found || dep.ID == 0 {
-		if dep, err = d.create(ctx, client, rr, ex, dep, found); err != nil {
+		if dep, err = d.create(ctx, client, rr, ex, env, dep, found); err != nil {
 			return err
 		}
 	}
@@ -136,7 +139,7 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 		req.LogURL = gh.String(strings.TrimSuffix(d.PublicURL, "/") + "/runs/" + rr.ID)
 	}
 	if _, _, err := client.Repositories.CreateDeploymentStatus(ctx, owner, name, dep.ID, req); err != nil {
-		return fmt.Errorf("deployment status %s of %s in %s: %w", want, ex.Tag, environment(ex), err)
+		return fmt.Errorf("deployment status %s of %s in %s: %w", want, ex.Tag, env, err)
 	}
 	dep.State = want
 	if err := d.Store.SaveDeployment(ctx, dep); err != nil {
@@ -150,12 +153,11 @@ func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.Roll
 
 // create makes the execution's deployment, or adopts the one a crash left
 // behind unrecorded (an intent without an id).
-func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, dep store.Deployment, intended bool) (store.Deployment, error) {
+func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, env string, dep store.Deployment, intended bool) (store.Deployment, error) {
 	owner, name, _ := strings.Cut(rr.Repo, "/")
-	env := environment(ex)
 	dep = store.Deployment{ExecutionID: ex.ID, Repo: rr.Repo, Environment: env}
 	if intended {
-		id, ok, err := d.find(ctx, client, owner, name, ex)
+		id, ok, err := d.find(ctx, client, owner, name, ex, env)
 		if err != nil {
 			return dep, err
 		}
@@ -189,12 +191,12 @@ func (d *Deployments) create(ctx context.Context, client *gh.Client, rr store.Ro
 
 // find looks for the execution's deployment among the tag's deployments to
 // the stage.
-func (d *Deployments) find(ctx context.Context, client *gh.Client, owner, name string, ex store.Execution) (int64, bool, error) {
+func (d *Deployments) find(ctx context.Context, client *gh.Client, owner, name string, ex store.Execution, env string) (int64, bool, error) {
 	list, _, err := client.Repositories.ListDeployments(ctx, owner, name, &gh.DeploymentsListOptions{
-		Ref: ex.Tag, Environment: environment(ex), ListOptions: gh.ListOptions{PerPage: 100},
+		Ref: ex.Tag, Environment: env, ListOptions: gh.ListOptions{PerPage: 100},
 	})
 	if err != nil {
-		return 0, false, fmt.Errorf("look for deployment of %s to %s: %w", ex.Tag, environment(ex), err)
+		return 0, false, fmt.Errorf("look for deployment of %s to %s: %w", ex.Tag, env, err)
 	}
 	for _, dep := range list {
 		var p deploymentPayload

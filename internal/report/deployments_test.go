@@ -49,7 +49,7 @@ func execution(id, stage, tag string, phase rollout.Phase, outcome rollout.Outco
 
 func (d *deploymentRig) sync(t *testing.T, execs ...store.Execution) {
 	t.Helper()
-	if err := d.deps.Sync(context.Background(), d.client, d.run, execs); err != nil {
+	if err := d.deps.Sync(context.Background(), d.client, d.run, execs, ""); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/keyed"
@@ -31,6 +32,7 @@ type Clients interface {
 // merge has cost (its budget).
 type RolloutStore interface {
 	GetRollout(ctx context.Context, runID string) (store.RolloutRun, error)
+	RolloutsOf(ctx context.Context, runID string) ([]store.RolloutRun, error)
 	Executions(ctx context.Context, runID string) ([]store.Execution, error)
 	APICalls(ctx context.Context, runID string) (int, error)
 	AddAPICalls(ctx context.Context, runID string, n int) error
@@ -64,6 +66,7 @@ type Rollouts struct {
 	Every time.Duration
 
 	mu      sync.Mutex
+	forms   map[[32]byte]bool // configuration → the pipelines: form
 	pending map[string]bool
 	last    map[string][32]byte  // run → hash of what was last written
 	wrote   map[string]time.Time // run → when it was last written
@@ -166,10 +169,16 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	// The writes below go one after the other on purpose: GitHub asks
 	// integrations to send mutating requests serially (concurrent ones
 	// trip its secondary rate limit), and this is not a critical path.
+	multi := r.multi(rr)
 	if r.Deployments != nil {
 		// Deployments are the live signal: every stage start and finish,
-		// at once.
-		if err := r.Deployments.Sync(ctx, client, rr, execs); err != nil {
+		// at once. In the pipelines: form a stage's environment is
+		// <pipeline>/<stage>.
+		prefix := ""
+		if multi {
+			prefix = rr.Pipeline + "/"
+		}
+		if err := r.Deployments.Sync(ctx, client, rr, execs, prefix); err != nil {
 			return err
 		}
 	}
@@ -177,6 +186,14 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	views := rollout.Project(rr.Stages, execs)
 	check := progress(rr, views)
 	comment := stickyComment(rr, views)
+	if multi {
+		// One check run per pipeline; one comment for the merge, with a
+		// section per pipeline it runs.
+		check.Name = RolloutCheck + ": " + rr.Pipeline
+		if comment, err = r.sections(ctx, rr, views); err != nil {
+			return err
+		}
+	}
 	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary + "\x00" + comment))
 	r.mu.Lock()
 	same := r.last[runID] == sum
@@ -190,7 +207,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	r.mu.Lock()
 	r.wrote[runID] = time.Now()
 	r.mu.Unlock()
-	if err := r.adoptCheckRun(ctx, client, rr); err != nil {
+	if err := r.adoptCheckRun(ctx, client, rr, check.Name); err != nil {
 		return err
 	}
 	if _, err := r.Checks.Upsert(ctx, client, rr.Repo, rr.SHA, check); err != nil {
@@ -233,7 +250,7 @@ func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, views 
 	if check.Status == StatusCompleted || mustShow(views) {
 		return true, nil
 	}
-	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck); err != nil || !found {
+	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check.Name); err != nil || !found {
 		return true, err
 	}
 	spent, err := r.Store.APICalls(ctx, rr.ID)
@@ -273,10 +290,6 @@ func mustShow(views []rollout.StageView) bool {
 	return false
 }
 
-// creatingCheck names, in the store's check run table, the intent to
-// create a run's shipbot/rollout check run (its id is 0).
-const creatingCheck = RolloutCheck + " (creating)"
-
 // adoptCheckRun keeps a crash from giving a merge commit a second
 // shipbot/rollout check run. The id of the check run is saved only after
 // GitHub created it, so a process that died in between left a check run
@@ -284,10 +297,13 @@ const creatingCheck = RolloutCheck + " (creating)"
 // (a write, no API call); finding the intent without an id means such a
 // crash may have happened, and only then GitHub is asked for the check run
 // by name, which is adopted if it is there.
-func (r *Rollouts) adoptCheckRun(ctx context.Context, client *gh.Client, rr store.RolloutRun) error {
-	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck); err != nil || found {
+func (r *Rollouts) adoptCheckRun(ctx context.Context, client *gh.Client, rr store.RolloutRun, check string) error {
+	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check); err != nil || found {
 		return err
 	}
+	// The intent to create the check run, in the store's check run table
+	// (its id is 0).
+	creatingCheck := check + " (creating)"
 	_, intended, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, creatingCheck)
 	if err != nil {
 		return err
@@ -297,17 +313,65 @@ func (r *Rollouts) adoptCheckRun(ctx context.Context, client *gh.Client, rr stor
 	}
 	owner, name, _ := strings.Cut(rr.Repo, "/")
 	res, _, err := client.Checks.ListCheckRunsForRef(ctx, owner, name, rr.SHA, &gh.ListCheckRunsOptions{
-		CheckName: gh.String(RolloutCheck), Filter: gh.String("latest"), ListOptions: gh.ListOptions{PerPage: 100},
+		CheckName: gh.String(check), Filter: gh.String("latest"), ListOptions: gh.ListOptions{PerPage: 100},
 	})
 	if err != nil {
-		return fmt.Errorf("look for check run %s on %s: %w", RolloutCheck, short(rr.SHA), err)
+		return fmt.Errorf("look for check run %s on %s: %w", check, short(rr.SHA), err)
 	}
 	for _, cr := range res.CheckRuns {
-		if cr.GetName() == RolloutCheck {
-			return r.Store.SaveCheckRunID(ctx, rr.Repo, rr.SHA, RolloutCheck, cr.GetID())
+		if cr.GetName() == check {
+			return r.Store.SaveCheckRunID(ctx, rr.Repo, rr.SHA, check, cr.GetID())
 		}
 	}
 	return nil
+}
+
+// multi reports whether the rollout's configuration is the pipelines:
+// form, where GitHub shows each pipeline apart (a check run each, stages
+// named <pipeline>/<stage>). The configuration is the one the merge
+// released with; a parse is remembered by content.
+func (r *Rollouts) multi(rr store.RolloutRun) bool {
+	key := sha256.Sum256(rr.Config)
+	r.mu.Lock()
+	m, ok := r.forms[key]
+	r.mu.Unlock()
+	if ok {
+		return m
+	}
+	cfg, err := config.ParseRepo(config.RepoFile, rr.Config, rr.Pipeline)
+	m = err == nil && cfg.Multi
+	r.mu.Lock()
+	if r.forms == nil || len(r.forms) >= 256 {
+		r.forms = map[[32]byte]bool{} // bounded: configurations change rarely
+	}
+	r.forms[key] = m
+	r.mu.Unlock()
+	return m
+}
+
+// sections is the merge's sticky comment in the pipelines: form: a
+// section per pipeline the merge runs, this rollout's from views.
+func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []rollout.StageView) (string, error) {
+	all, err := r.Store.RolloutsOf(ctx, rr.Run.ID)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("### shipbot\n\n")
+	for _, o := range all {
+		v := views
+		if o.ID != rr.ID {
+			execs, err := r.Store.Executions(ctx, o.ID)
+			if err != nil {
+				return "", err
+			}
+			v = rollout.Project(o.Stages, execs)
+		}
+		fmt.Fprintf(&b, "#### %s\n\n", markdown.Escape(o.Pipeline))
+		b.WriteString(pipelineSection(o, v))
+		b.WriteString("\n")
+	}
+	return b.String(), nil
 }
 
 // stageLine is one stage as the PR shows it.
@@ -409,8 +473,13 @@ func RolloutComment(rr store.RolloutRun, execs []store.Execution) string {
 }
 
 func stickyComment(rr store.RolloutRun, views []rollout.StageView) string {
+	return "### shipbot\n\n" + pipelineSection(rr, views)
+}
+
+// pipelineSection is what the comment says of one rollout: its release
+// and stage table.
+func pipelineSection(rr store.RolloutRun, views []rollout.StageView) string {
 	var b strings.Builder
-	b.WriteString("### shipbot\n\n")
 	fmt.Fprintf(&b, "Released **%s**.\n\n", markdown.Link(rr.Tag, rr.ReleaseURL))
 	table(&b, lines(rr, views))
 	var skipped []string

@@ -112,6 +112,10 @@ type Rollouts interface {
 	// GetRollout reads a rollout by its id with its run and stages. An id
 	// of a run that has no rollout gives that run, without rollout.
 	GetRollout(ctx context.Context, rolloutID string) (RolloutRun, error)
+	// RolloutsOf reads every rollout of a run (one per pipeline it runs),
+	// with stages, in the order they started: the run's first rollout,
+	// which has the run's id, first. A run without rollouts has none.
+	RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error)
 	SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
 	// SetStageStates sets stages from idx on (a supersede).
 	SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
@@ -434,6 +438,38 @@ func (s *SQLite) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, 
 	}
 	rr.Stages = stages[rr.ID]
 	return rr, nil
+}
+
+// RolloutsOf implements Rollouts.
+func (s *SQLite) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
+		WHERE o.run_id = ? ORDER BY o.id <> o.run_id, o.created_at, o.rowid`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
+	}
+	var out []RolloutRun
+	var ids []string
+	for rows.Next() {
+		rr, err := scanRollout(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
+		}
+		out = append(out, rr)
+		ids = append(ids, rr.ID)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
+	}
+	stages, err := s.stagesOf(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("stages of run %s's rollouts: %w", runID, err)
+	}
+	for i := range out {
+		out[i].Stages = stages[out[i].ID]
+	}
+	return out, nil
 }
 
 // SetStageState implements Rollouts.

@@ -26,6 +26,7 @@ var pipelinesCases = []testCase{
 	{"LastDeployed_NewerEntered_per_pipeline", twoPipelinesHistory},
 	{"FinishRollout_leaves_the_other_pipeline", twoPipelinesFinish},
 	{"GetRollout_run_without_rollout", getRolloutRunOnly},
+	{"RolloutsOf_every_pipeline_of_the_run", rolloutsOf},
 	{"SetLabels_every_rollout_of_the_PR", twoPipelinesLabels},
 	{"RolloutByPR_first_rollout_of_the_newest_run", twoPipelinesByPR},
 	{"RunByTag_finds_a_rollout_release", twoPipelinesRunByTag},
@@ -424,5 +425,24 @@ func twoPipelinesDashboard(e *env) {
 	e.must(err)
 	if len(live) != 1 || live[0].ID != x.ID || live[0].PipelineKey != pkWeb || live[0].Repo != repo || live[0].PR != 3 || live[0].RunID != web.ID {
 		e.Errorf("LiveExecutions = %+v; want web's execution, in %s, of %s#3", live, pkWeb, repo)
+	}
+}
+
+func rolloutsOf(e *env) {
+	r, api, web := e.twoPipelines("a1", 7)
+	e.enter(api, 0, 1)
+	got, err := e.s.RolloutsOf(e.ctx, r.ID)
+	e.must(err)
+	if len(got) != 2 || got[0].ID != api.ID || got[1].ID != web.ID {
+		e.Fatalf("RolloutsOf = %d rollouts; want api's (the run's id) then web's", len(got))
+	}
+	if got[0].Tag != api.Tag || got[1].Tag != webRelease.Tag || got[1].PipelineKey != pkWeb {
+		e.Errorf("releases %s, %s (%s); want each pipeline's own", got[0].Tag, got[1].Tag, got[1].PipelineKey)
+	}
+	if fmt.Sprint(len(got[0].Stages), got[0].Stages[0].State, len(got[1].Stages)) != "2 active 1" {
+		e.Errorf("stages %+v / %+v; want api's two (qa active) and web's one", got[0].Stages, got[1].Stages)
+	}
+	if none, err := e.s.RolloutsOf(e.ctx, e.newRun(repo, "b2", 8).ID); err != nil || len(none) != 0 {
+		e.Errorf("RolloutsOf a run without rollouts = %d, %v; want none", len(none), err)
 	}
 }

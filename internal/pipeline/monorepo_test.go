@@ -1,0 +1,300 @@
+package pipeline_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// monoConfig is a repository of two services, api (qa → prod) and web
+// (qa → prod), each deployed by its own pipeline.
+const monoConfig = `version: 1
+gate:
+  approvals: 1
+pipelines:
+  - name: api
+    paths: ["services/api/**", "libs/**"]
+    ignore: ["**/*.md"]
+    stages:
+      - {name: qa, target: spinnaker-qa}
+      - {name: prod, target: spinnaker-prod}
+  - name: web
+    paths: ["services/web/**", "libs/**"]
+    ignore: ["**/*.md"]
+    stages:
+      - {name: qa, target: spinnaker-qa}
+      - {name: prod, target: spinnaker-prod}
+`
+
+// monoConstraints accept either pipeline's triggers at the shared sources.
+func monoConstraints() map[string]map[string]string {
+	c := defaultConstraints()
+	delete(c["api-qa"], "stage")
+	return c
+}
+
+// mergeFiles is merge for a pull request that changes files.
+func (e *env) mergeFiles(title string, files map[string]string, labels ...string) merged {
+	e.t.Helper()
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels, Files: files})
+	e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	before := e.gh.BranchSHA(repo, "main")
+	sha := e.gh.Merge(repo, n, "alice")
+	e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "closed"))
+	e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, sha))
+	return merged{pr: n, sha: sha}
+}
+
+// rolloutsOf waits until the merge is released and returns its rollouts
+// by pipeline.
+func (e *env) rolloutsOf(m merged, want ...string) map[string]store.RolloutRun {
+	e.t.Helper()
+	out := map[string]store.RolloutRun{}
+	eventually(e.t, "the merge "+m.sha[:7]+" is released into "+strings.Join(want, ", "), func() bool {
+		r, err := e.st.RunBySHA(context.Background(), repo, m.sha)
+		if err != nil || r.Open() {
+			return false
+		}
+		if r.State != store.RunReleased {
+			e.t.Fatalf("merge %s ended %s, not released: %s", m.sha[:7], r.State, r.Summary)
+		}
+		rrs, err := e.st.RolloutsOf(context.Background(), r.ID)
+		if err != nil || len(rrs) != len(want) {
+			return false
+		}
+		for _, rr := range rrs {
+			out[rr.Pipeline] = rr
+		}
+		return true
+	})
+	for _, p := range want {
+		if _, ok := out[p]; !ok {
+			e.t.Fatalf("rollouts %v; want %v", out, want)
+		}
+	}
+	return out
+}
+
+// checkNamed is the completed check run called name on sha.
+func (e *env) checkNamed(sha, name string) githubtest.CheckRun {
+	e.t.Helper()
+	var cr githubtest.CheckRun
+	eventually(e.t, name+" on "+sha[:7]+" completes", func() bool {
+		var ok bool
+		cr, ok = e.gh.CheckRun(repo, sha, name)
+		return ok && cr.Status == "completed"
+	})
+	return cr
+}
+
+func tagNames(gh *githubtest.Server) []string {
+	var out []string
+	for _, t := range gh.Tags(repo) {
+		out = append(out, t.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A pull request touching one service releases and deploys only its
+// pipeline, with its own tag, check run and environments.
+func TestMonorepoOneServiceOnlyItsPipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	m := e.mergeFiles("feat: search", map[string]string{"services/api/search.go": "package api\n"})
+	api := e.rolloutsOf(m, "api")["api"]
+	done := e.waitDone(api.ID)
+	if done.Tag != "api/v0.1.0" || stageOf(done, "prod").State != schedule.Passed {
+		t.Fatalf("api rollout %s prod %s; want api/v0.1.0 deployed", done.Tag, stageOf(done, "prod").State)
+	}
+	if got := tagNames(e.gh); !slices.Equal(got, []string{"api/v0.1.0"}) {
+		t.Errorf("tags %v; want api/v0.1.0 only", got)
+	}
+	for _, tr := range e.spin.received("") {
+		if tr.str("pipeline") != "api" || tr.str("tag") != "api/v0.1.0" {
+			t.Errorf("trigger %s pipeline %q tag %q; want api's", tr.Source, tr.str("pipeline"), tr.str("tag"))
+		}
+	}
+	if cr := e.checkNamed(m.sha, "shipbot/rollout: api"); cr.Conclusion != "success" {
+		t.Errorf("shipbot/rollout: api %s %q", cr.Conclusion, cr.Title)
+	}
+	if _, ok := e.gh.CheckRun(repo, m.sha, "shipbot/rollout: web"); ok {
+		t.Error("web has a rollout check run; the merge did not touch it")
+	}
+	var envs []string
+	for _, d := range e.gh.Deployments(repo) {
+		envs = append(envs, d.Environment)
+	}
+	slices.Sort(envs)
+	if want := []string{"api/prod", "api/qa"}; !slices.Equal(envs, want) {
+		t.Errorf("deployment environments %v; want %v", envs, want)
+	}
+}
+
+// A pull request touching both services releases both independently; a
+// failure in web's prod leaves api deploying; one comment with a section
+// per pipeline; the merge costs at most 20 + 12 GitHub calls.
+func TestMonorepoTwoPipelinesIndependent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: func(tr trigger) string {
+		if tr.str("pipeline") == "web" && tr.str("stage") == "prod" {
+			return "failed"
+		}
+		return "succeeded"
+	}})
+	m := e.mergeFiles("feat: shared lib", map[string]string{"libs/log.go": "package libs\n"})
+	rs := e.rolloutsOf(m, "api", "web")
+	api, web := e.waitDone(rs["api"].ID), e.waitDone(rs["web"].ID)
+	if api.Tag != "api/v0.1.0" || web.Tag != "web/v0.1.0" {
+		t.Errorf("tags %s, %s; want each pipeline's own first version", api.Tag, web.Tag)
+	}
+	if got := stageOf(api, "prod").State; got != schedule.Passed {
+		t.Errorf("api prod %s; want passed although web failed", got)
+	}
+	if got := stageOf(web, "prod").State; got != schedule.Failed {
+		t.Errorf("web prod %s; want failed", got)
+	}
+	if cr := e.checkNamed(m.sha, "shipbot/rollout: api"); cr.Conclusion != "success" {
+		t.Errorf("api check %s", cr.Conclusion)
+	}
+	if cr := e.checkNamed(m.sha, "shipbot/rollout: web"); cr.Conclusion != "failure" {
+		t.Errorf("web check %s", cr.Conclusion)
+	}
+	c := e.waitComment(m.pr, "#### web")
+	if !strings.Contains(c.Body, "#### api") || strings.Count(c.Body, "Released **") != 2 {
+		t.Errorf("sticky comment:\n%s\nwant a section per pipeline", c.Body)
+	}
+	if n := len(e.stickyComments(m.pr)); n != 1 {
+		t.Errorf("%d sticky comments; want one", n)
+	}
+	e.parts.Reporter.Wait()
+	if n, bar := len(e.gh.Requests()), 20+12; n > bar {
+		t.Errorf("the merge of two pipelines cost %d GitHub calls; the bar is %d", n, bar)
+	} else {
+		t.Logf("two pipelines, two stages each: %d GitHub calls (bar %d)", n, bar)
+	}
+}
+
+// Files the pipelines ignore release nothing; the merge says so.
+func TestMonorepoIgnoredFilesReleaseNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	m := e.mergeFiles("docs: explain", map[string]string{"services/api/README.md": "# api\n", "NOTES.txt": "x\n"})
+	cr := e.waitCheck(m.sha)
+	if cr.Conclusion != "neutral" || !strings.Contains(cr.Title, "no pipeline affected") {
+		t.Errorf("shipbot/rollout %s %q; want neutral, no pipeline affected", cr.Conclusion, cr.Title)
+	}
+	if got := tagNames(e.gh); len(got) != 0 {
+		t.Errorf("tags %v; want none", got)
+	}
+	if n := len(e.spin.received("")); n != 0 {
+		t.Errorf("%d triggers; want none", n)
+	}
+}
+
+// no-deploy-to-prod skips prod in every pipeline; no-deploy-to-web/prod
+// only in web.
+func TestMonorepoSkipLabels(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	both := map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"}
+	m := e.mergeFiles("fix: one", both, "no-deploy-to-web/prod")
+	rs := e.rolloutsOf(m, "api", "web")
+	api, web := e.waitDone(rs["api"].ID), e.waitDone(rs["web"].ID)
+	if stageOf(api, "prod").State != schedule.Passed || stageOf(web, "prod").State != schedule.Skipped {
+		t.Errorf("prod: api %s, web %s; want api passed, web skipped", stageOf(api, "prod").State, stageOf(web, "prod").State)
+	}
+	m2 := e.mergeFiles("fix: two", map[string]string{"services/api/b.go": "package api\n", "services/web/b.go": "package web\n"}, "no-deploy-to-prod")
+	rs = e.rolloutsOf(m2, "api", "web")
+	api, web = e.waitDone(rs["api"].ID), e.waitDone(rs["web"].ID)
+	if stageOf(api, "prod").State != schedule.Skipped || stageOf(web, "prod").State != schedule.Skipped {
+		t.Errorf("prod: api %s, web %s; want both skipped", stageOf(api, "prod").State, stageOf(web, "prod").State)
+	}
+	if api.Tag != "api/v0.1.1" || web.Tag != "web/v0.1.1" {
+		t.Errorf("second tags %s, %s; want each line's next", api.Tag, web.Tag)
+	}
+}
+
+// Both pipelines' rollouts survive a restart in the middle: the new
+// process, which knows only the database, finishes both from where they
+// stood, without triggering any stage again, and shows each once.
+func TestMonorepoRestartMidRolloutOfBoth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: func(tr trigger) string {
+		if tr.str("stage") == "prod" {
+			return "" // prod's outcome is reported by the test, after the restart
+		}
+		return "succeeded"
+	}})
+	m := e.mergeFiles("feat: both", map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"})
+	rs := e.rolloutsOf(m, "api", "web")
+	prods := e.spin.waitTriggers("api-prod", 2) // both pipelines deploying prod
+	e.restart()
+	e.idle(20)
+	for _, tr := range prods {
+		e.spin.report(tr, "succeeded")
+	}
+	for _, p := range []string{"api", "web"} {
+		done := e.waitDone(rs[p].ID)
+		if stageOf(done, "qa").State != schedule.Passed || stageOf(done, "prod").State != schedule.Passed {
+			t.Errorf("%s after the restart: %s", p, e.snapshot(rs[p].ID))
+		}
+		if cr := e.checkNamed(m.sha, "shipbot/rollout: "+p); cr.Conclusion != "success" {
+			t.Errorf("%s check %s", p, cr.Conclusion)
+		}
+		var names []string
+		for _, cr := range e.gh.CheckRuns(repo, m.sha) {
+			names = append(names, cr.Name)
+		}
+		if n := strings.Count(strings.Join(names, "\n"), "shipbot/rollout: "+p); n != 1 {
+			t.Errorf("%d check runs %q on the merge commit; want one", n, "shipbot/rollout: "+p)
+		}
+	}
+	if n := len(e.spin.received("api-prod")); n != 2 {
+		t.Errorf("prod triggered %d times; want once per pipeline, none again after the restart", n)
+	}
+	if n := len(e.stickyComments(m.pr)); n != 1 {
+		t.Errorf("%d sticky comments; want one", n)
+	}
+}
+
+// Commands on a merge of several pipelines name the pipeline; a bare
+// stage several of them have is refused with the choices.
+func TestMonorepoCommandsNameThePipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	e.gh.SetPermission(repo, "carol", "write")
+	both := func(n string) map[string]string {
+		return map[string]string{"services/api/" + n: "package api\n", "services/web/" + n: "package web\n"}
+	}
+	for _, rr := range e.rolloutsOf(e.mergeFiles("fix: one", both("a.go")), "api", "web") {
+		e.waitDone(rr.ID)
+	}
+	m := e.mergeFiles("fix: two", both("b.go"))
+	rs := e.rolloutsOf(m, "api", "web")
+	e.waitDone(rs["api"].ID)
+	e.waitDone(rs["web"].ID)
+
+	reply := e.command(m.pr, "carol", "/shipbot rollback prod")
+	if !strings.Contains(reply.Body, "api/prod") || !strings.Contains(reply.Body, "web/prod") {
+		t.Errorf("an ambiguous stage answered %q; want the choices named", reply.Body)
+	}
+	reply = e.command(m.pr, "carol", "/shipbot rollback web/prod")
+	if !strings.Contains(reply.Body, "Rolling prod back from web/v0.1.1 to web/v0.1.0") {
+		t.Errorf("rollback of web/prod answered %q", reply.Body)
+	}
+	e.waitStage(rs["web"].ID, "prod", "rolled-back")
+	if got := e.stage(rs["api"].ID, "prod").State; got != schedule.Passed {
+		t.Errorf("api prod %s after web's rollback; want untouched", got)
+	}
+	status := e.command(m.pr, "carol", "/shipbot status")
+	if !strings.Contains(status.Body, "api") || !strings.Contains(status.Body, "web/v0.1.1") {
+		t.Errorf("status answered %q; want both pipelines", status.Body)
+	}
+}
