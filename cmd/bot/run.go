@@ -56,18 +56,39 @@ func (f stageFilter) Start(ctx context.Context, r store.Run, pipeline string, re
 	return f.next.Start(ctx, r, pipeline, rel, cfg, cfgYAML, withStageFilter(cfg, f.only, labels))
 }
 
-// withStageFilter adds the skip label of every stage not in only.
+// withStageFilter adds the skip label of every stage not in only. In the
+// `pipelines:` form that is no-deploy-to-<pipeline>/<stage>, which skips
+// the stage in its own pipeline only, so the labels serve every pipeline.
 func withStageFilter(cfg config.Repo, only, labels []string) []string {
 	if len(only) == 0 {
 		return labels
 	}
 	out := slices.Clone(labels)
-	for _, s := range cfg.Pipelines[0].Stages {
-		if !slices.Contains(only, s.Name) {
-			out = append(out, s.SkipLabelName())
+	for _, p := range cfg.Pipelines {
+		for _, s := range p.Stages {
+			if !stageSelected(cfg, p.Name, s.Name, only) {
+				out = append(out, filterLabel(cfg, p, s))
+			}
 		}
 	}
 	return out
+}
+
+// stageSelected reports whether input stages (only; empty: every stage)
+// runs stage of pipeline: it names the stage, or in the `pipelines:` form
+// <pipeline>/<stage>. A bare name selects the stage in every pipeline that
+// has it.
+func stageSelected(cfg config.Repo, pipeline, stage string, only []string) bool {
+	return len(only) == 0 || slices.Contains(only, stage) || (cfg.Multi && slices.Contains(only, pipeline+"/"+stage))
+}
+
+// filterLabel is the label that the stages input puts on a stage it does
+// not run: one that skips that stage and no other.
+func filterLabel(cfg config.Repo, p config.Pipeline, s config.Stage) string {
+	if cfg.Multi {
+		return config.DefaultSkipLabel(p.Name + "/" + s.Name)
+	}
+	return s.SkipLabelName()
 }
 
 func repoShortName(full string) string {
@@ -135,20 +156,29 @@ var pollEvery = 10 * time.Second
 // runResult is what `bot run` reports.
 type runResult struct {
 	outcome plan.Outcome
-	run     store.RolloutRun
-	// stages is the run's rollout as every view sees it.
+	// pipelines are the pipelines the merge released, each with its
+	// rollout: the single-pipeline form's one, or in the `pipelines:` form
+	// one per pipeline the merge ran, in file order.
+	pipelines []pipelineResult
+	timedOut  bool
+}
+
+// pipelineResult is one pipeline's release and rollout.
+type pipelineResult struct {
+	plan plan.PipelinePlan
+	run  store.RolloutRun // zero when the pipeline has no stages
+	// stages is the rollout as every view sees it.
 	stages   []rollout.StageView
 	deployed []string
 	skipped  []string
 	failed   []string // failed or rolled back
 	notRun   []string // never reached (after a failure, or still waiting at the timeout)
-	timedOut bool
 }
 
 // handedOff reports the stages that passed by handing the deploy off.
-func (r runResult) handedOff() []string {
+func (p pipelineResult) handedOff() []string {
 	var out []string
-	for _, v := range r.stages {
+	for _, v := range p.stages {
 		if v.HowPassed() == rollout.HandedOff {
 			out = append(out, v.Name)
 		}
@@ -158,8 +188,8 @@ func (r runResult) handedOff() []string {
 
 // reason is why stage name failed, or how it passed when it did not
 // learn its outcome; "" otherwise.
-func (r runResult) reason(name string) string {
-	for _, v := range r.stages {
+func (p pipelineResult) reason(name string) string {
+	for _, v := range p.stages {
 		if v.Name != name || v.Deployed == nil {
 			continue
 		}
@@ -172,6 +202,69 @@ func (r runResult) reason(name string) string {
 		}
 	}
 	return ""
+}
+
+// skipLabel is the label that skips stage name, as the merge saw it.
+func (p pipelineResult) skipLabel(name string) string {
+	for _, s := range p.plan.Stages {
+		if s.Name == name {
+			return s.SkipLabel
+		}
+	}
+	return config.DefaultSkipLabel(name)
+}
+
+// runOutputs are the step's outputs.
+type runOutputs struct {
+	// version and tag are the single-pipeline form's release, or in the
+	// `pipelines:` form the one pipeline's when the merge ran exactly one.
+	version, tag string
+	// versions and tags are the `pipelines:` form's, by pipeline name.
+	versions, tags    map[string]string
+	deployed, skipped []string // stages; <pipeline>/<stage> in the `pipelines:` form
+}
+
+// releaseOutputs are the outputs that say what o released.
+func releaseOutputs(o plan.Outcome) runOutputs {
+	var out runOutputs
+	if o.Kind != plan.Release {
+		return out
+	}
+	if !o.Config.Multi {
+		out.version, out.tag = o.Version.String(), o.Tag
+		return out
+	}
+	out.versions, out.tags = map[string]string{}, map[string]string{}
+	for _, p := range o.Pipelines {
+		out.versions[p.Name], out.tags[p.Name] = p.Version.String(), p.Tag
+	}
+	if len(o.Pipelines) == 1 {
+		out.version, out.tag = o.Pipelines[0].Version.String(), o.Pipelines[0].Tag
+	}
+	return out
+}
+
+// stageRef names a stage in the outputs and annotations: <pipeline>/<stage>
+// in the `pipelines:` form.
+func stageRef(o plan.Outcome, pipeline, stage string) string {
+	if o.Config.Multi {
+		return pipeline + "/" + stage
+	}
+	return stage
+}
+
+// outputs are the outputs of the run.
+func (r runResult) outputs() runOutputs {
+	out := releaseOutputs(r.outcome)
+	for _, p := range r.pipelines {
+		for _, s := range p.deployed {
+			out.deployed = append(out.deployed, stageRef(r.outcome, p.plan.Name, s))
+		}
+		for _, s := range p.skipped {
+			out.skipped = append(out.skipped, stageRef(r.outcome, p.plan.Name, s))
+		}
+	}
+	return out
 }
 
 const runUsage = `usage: bot run
@@ -266,7 +359,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	}
 	if !m.ok {
 		cmds.Notice("shipbot", m.why+": nothing to do")
-		return writeOutputs(env, plan.Outcome{}, nil, nil)
+		return writeOutputs(env, runOutputs{})
 	}
 
 	client, err := ghclient.NewTokenClient(ghclient.Options{BaseURL: env.APIURL, Logger: log}, env.Token)
@@ -312,7 +405,11 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	// merge, finds the stages the first one deployed there and does not
 	// deploy them again.
 	parts.Engine.DeployedBefore = func(ctx context.Context, repo string, ex store.Execution) (string, bool, error) {
-		return deployedBefore(ctx, client, repo, ex)
+		environment, err := environmentOf(ctx, st, ex)
+		if err != nil {
+			return "", false, err
+		}
+		return deployedBefore(ctx, client, repo, environment, ex)
 	}
 	if callbacks {
 		// SHIPBOT_PUBLIC_URL promises that the downstream can reach this
@@ -336,26 +433,54 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	}
 	warnUnreadable(cmds, verdict.Gate.Notes)
 	res := runResult{outcome: *verdict}
-	if verdict.Kind == plan.Release && len(verdict.Stages) > 0 {
-		res, err = awaitRollout(ctx, cmds, env, parts.Engine, st, verdictRun.ID, res)
+	if verdict.Kind == plan.Release {
+		// Every pipeline the merge released rolls out on its own; the job
+		// waits for all of them.
+		res, err = awaitRollouts(ctx, cmds, env, parts.Engine, st, verdictRun.ID, res)
 		if err != nil {
 			return err
 		}
-		parts.Reporter.RolloutChanged(ctx, verdictRun.ID)
-		parts.Reporter.Wait()
+		reported := false
+		for _, p := range res.pipelines {
+			if p.run.ID != "" {
+				parts.Reporter.RolloutChanged(ctx, p.run.ID)
+				reported = true
+			}
+		}
+		if reported {
+			parts.Reporter.Wait()
+		}
 	}
 	return report(cmds, env, res, redact)
 }
 
+// environmentOf is the GitHub Deployments environment that ex deploys to,
+// as the reporter names it: the stage, "<stage>/<target>" for a wave's
+// target, after "<pipeline>/" in the `pipelines:` form.
+func environmentOf(ctx context.Context, st store.Store, ex store.Execution) (string, error) {
+	environment := ex.StageName
+	if ex.Target != "" {
+		environment += "/" + ex.Target
+	}
+	rr, err := st.GetRollout(ctx, ex.RunID)
+	if err != nil {
+		return "", err
+	}
+	if cfg, err := config.ParseRepo(config.RepoFile, rr.Config, repoShortName(rr.Repo)); err == nil && cfg.Multi {
+		environment = rr.Pipeline + "/" + environment
+	}
+	return environment, nil
+}
+
 // deployedBefore reports whether a successful deployment of the
-// execution's tag to its stage exists that another execution made.
-func deployedBefore(ctx context.Context, client *gh.Client, repo string, ex store.Execution) (string, bool, error) {
+// execution's tag to its environment exists that another execution made.
+func deployedBefore(ctx context.Context, client *gh.Client, repo, environment string, ex store.Execution) (string, bool, error) {
 	owner, name, _ := strings.Cut(repo, "/")
 	deps, _, err := client.Repositories.ListDeployments(ctx, owner, name, &gh.DeploymentsListOptions{
-		Ref: ex.Tag, Environment: ex.StageName, ListOptions: gh.ListOptions{PerPage: 20},
+		Ref: ex.Tag, Environment: environment, ListOptions: gh.ListOptions{PerPage: 20},
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("deployments of %s to %s: %w", ex.Tag, ex.StageName, err)
+		return "", false, fmt.Errorf("deployments of %s to %s: %w", ex.Tag, environment, err)
 	}
 	for _, d := range deps {
 		var p struct {
@@ -371,7 +496,7 @@ func deployedBefore(ctx context.Context, client *gh.Client, repo string, ex stor
 		// Newest first. In progress is not enough: a cancelled job leaves
 		// its deployment in progress for ever.
 		if len(sts) > 0 && (sts[0].GetState() == "success" || sts[0].GetState() == "inactive") {
-			return fmt.Sprintf("deployment %d of %s to %s", d.GetID(), ex.Tag, ex.StageName), true, nil
+			return fmt.Sprintf("deployment %d of %s to %s", d.GetID(), ex.Tag, environment), true, nil
 		}
 	}
 	return "", false, nil
@@ -396,13 +521,21 @@ func checkStages(ctx context.Context, cmds action.Commands, env action.Env, clie
 	if !found || perr != nil {
 		return nil // the merge's own verdict says so
 	}
-	var names, unknown []string
-	for _, s := range cfg.Pipelines[0].Stages {
-		names = append(names, s.Name)
+	var names, unknown []string // names: every stage as the input may name it
+	for _, p := range cfg.Pipelines {
+		for _, s := range p.Stages {
+			names = append(names, cfg.StageRef(p, s))
+		}
 	}
-	for _, s := range env.Stages {
-		if !slices.Contains(names, s) {
-			unknown = append(unknown, s)
+	for _, want := range env.Stages {
+		known := false
+		for _, p := range cfg.Pipelines {
+			for _, s := range p.Stages {
+				known = known || stageSelected(cfg, p.Name, s.Name, []string{want})
+			}
+		}
+		if !known {
+			unknown = append(unknown, want)
 		}
 	}
 	if len(unknown) == 0 {
@@ -453,28 +586,42 @@ func serveCallbacks(addr string, st store.Store, engine api.Callbacks, log *slog
 	}, nil
 }
 
-// awaitRollout steps the engine until the run's rollout is done, or the
-// timeout.
-func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, engine interface{ Step(context.Context) },
+// awaitRollouts steps the engine until the rollout of every pipeline the
+// run released is done, or the timeout, and reads how each went.
+func awaitRollouts(ctx context.Context, cmds action.Commands, env action.Env, engine interface{ Step(context.Context) },
 	st store.Store, runID string, res runResult) (runResult, error) {
+	o := res.outcome
+	res.pipelines = make([]pipelineResult, len(o.Pipelines))
+	waits := false
+	for i, p := range o.Pipelines {
+		res.pipelines[i].plan = p
+		waits = waits || len(p.Stages) > 0
+	}
+	if !waits {
+		return res, nil // released only: nothing rolls out
+	}
+	// The job's context may be cancelled meanwhile; what it reads must
+	// still be read.
+	rctx := context.WithoutCancel(ctx)
 	deadline := time.Now().Add(env.Timeout)
+	var rollouts []store.RolloutRun
 	for {
 		engine.Step(ctx)
-		rr, err := st.GetRollout(ctx, runID)
-		if err != nil {
+		var err error
+		if rollouts, err = st.RolloutsOf(rctx, runID); err != nil {
 			return res, err
 		}
-		res.run = rr
-		if rr.Rollout == store.RolloutDone {
+		unfinished := unfinishedTags(res.pipelines, rollouts)
+		if len(unfinished) == 0 {
 			break
 		}
 		if ctx.Err() != nil {
-			cmds.Error("shipbot: cancelled", fmt.Sprintf("the job was cancelled while %s was rolling out", rr.Tag))
+			cmds.Error("shipbot: cancelled", fmt.Sprintf("the job was cancelled while %s was rolling out", strings.Join(unfinished, ", ")))
 			res.timedOut = true
 			break
 		}
 		if time.Now().After(deadline) {
-			cmds.Error("shipbot: timeout", fmt.Sprintf("the rollout of %s did not finish within %s (input timeout)", rr.Tag, env.Timeout))
+			cmds.Error("shipbot: timeout", fmt.Sprintf("the rollout of %s did not finish within %s (input timeout)", strings.Join(unfinished, ", "), env.Timeout))
 			res.timedOut = true
 			break
 		}
@@ -483,23 +630,64 @@ func awaitRollout(ctx context.Context, cmds action.Commands, env action.Env, eng
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	// The job's context may be cancelled by now; what it reads last must
-	// still be read.
-	execs, _ := st.Executions(context.WithoutCancel(ctx), runID)
-	res.stages = rollout.Project(res.run.Stages, execs)
-	for _, v := range res.stages {
-		switch {
-		case v.State == schedule.Passed:
-			res.deployed = append(res.deployed, v.Name)
-		case v.State == schedule.Skipped:
-			res.skipped = append(res.skipped, v.Name)
-		case v.State == schedule.Failed || v.State == schedule.RolledBack:
-			res.failed = append(res.failed, v.Name)
-		default:
-			res.notRun = append(res.notRun, v.Name)
+	for i := range res.pipelines {
+		p := &res.pipelines[i]
+		if len(p.plan.Stages) == 0 {
+			continue
+		}
+		rr, ok := rolloutOf(rollouts, p.plan.Name)
+		if !ok {
+			// Its rollout never started: none of its stages ran.
+			for _, s := range p.plan.Stages {
+				p.notRun = append(p.notRun, s.Name)
+			}
+			continue
+		}
+		p.run = rr
+		execs, err := st.Executions(rctx, rr.ID)
+		if err != nil {
+			return res, err
+		}
+		p.stages = rollout.Project(rr.Stages, execs)
+		for _, v := range p.stages {
+			switch {
+			case v.State == schedule.Passed:
+				p.deployed = append(p.deployed, v.Name)
+			case v.State == schedule.Skipped:
+				p.skipped = append(p.skipped, v.Name)
+			case v.State == schedule.Failed || v.State == schedule.RolledBack:
+				p.failed = append(p.failed, v.Name)
+			default:
+				p.notRun = append(p.notRun, v.Name)
+			}
 		}
 	}
 	return res, nil
+}
+
+// rolloutOf finds pipeline's rollout among a run's.
+func rolloutOf(rollouts []store.RolloutRun, pipeline string) (store.RolloutRun, bool) {
+	for _, rr := range rollouts {
+		if rr.Pipeline == pipeline {
+			return rr, true
+		}
+	}
+	return store.RolloutRun{}, false
+}
+
+// unfinishedTags are the tags of the pipelines with stages whose rollout
+// is not done yet.
+func unfinishedTags(pipelines []pipelineResult, rollouts []store.RolloutRun) []string {
+	var out []string
+	for _, p := range pipelines {
+		if len(p.plan.Stages) == 0 {
+			continue
+		}
+		if rr, ok := rolloutOf(rollouts, p.plan.Name); !ok || rr.Rollout != store.RolloutDone {
+			out = append(out, p.plan.Tag)
+		}
+	}
+	return out
 }
 
 // handledBefore reports a merge whose run this job's state already holds.
@@ -507,12 +695,27 @@ func handledBefore(ctx context.Context, cmds action.Commands, env action.Env, st
 	r, err := st.RunBySHA(ctx, env.Repository, sha)
 	if err != nil {
 		cmds.Notice("shipbot", "this merge was handled already: nothing to do")
-		return writeOutputs(env, plan.Outcome{}, nil, nil)
+		return writeOutputs(env, runOutputs{})
 	}
-	cmds.Notice("shipbot", fmt.Sprintf("merge %s was handled already (%s%s): nothing more to do", short(sha), r.State, prefixed(" ", r.Tag)))
-	return action.WriteOutputs(env.Output, [][2]string{
-		{"version", r.Version}, {"tag", r.Tag}, {"deployed", ""}, {"skipped", ""}, {"run-url", env.RunURL()},
-	})
+	out := runOutputs{version: r.Version, tag: r.Tag}
+	released := r.Tag
+	// In the `pipelines:` form each pipeline's release is its rollout's.
+	if rollouts, err := st.RolloutsOf(ctx, r.ID); err == nil && len(rollouts) > 0 {
+		if cfg, err := config.ParseRepo(config.RepoFile, rollouts[0].Config, repoShortName(r.Repo)); err == nil && cfg.Multi {
+			out = runOutputs{versions: map[string]string{}, tags: map[string]string{}}
+			var tags []string
+			for _, rr := range rollouts {
+				out.versions[rr.Pipeline], out.tags[rr.Pipeline] = rr.Version, rr.Tag
+				tags = append(tags, rr.Tag)
+			}
+			if len(rollouts) == 1 {
+				out.version, out.tag = rollouts[0].Version, rollouts[0].Tag
+			}
+			released = strings.Join(tags, ", ")
+		}
+	}
+	cmds.Notice("shipbot", fmt.Sprintf("merge %s was handled already (%s%s): nothing more to do", short(sha), r.State, prefixed(" ", released)))
+	return writeOutputs(env, out)
 }
 
 func prefixed(p, s string) string {
@@ -540,26 +743,47 @@ func warnUnreadable(cmds action.Commands, notes []string) {
 	}
 }
 
-func writeOutputs(env action.Env, o plan.Outcome, deployed, skipped []string) error {
-	version, tag := "", ""
-	if o.Kind == plan.Release {
-		version, tag = o.Version.String(), o.Tag
+// writeOutputs writes every output the action declares (action/action.yml),
+// each one always, so a workflow can read any of them.
+func writeOutputs(env action.Env, o runOutputs) error {
+	versions, err := jsonObject(o.versions)
+	if err != nil {
+		return err
+	}
+	tags, err := jsonObject(o.tags)
+	if err != nil {
+		return err
 	}
 	return action.WriteOutputs(env.Output, [][2]string{
-		{"version", version}, {"tag", tag},
-		{"deployed", strings.Join(deployed, ",")}, {"skipped", strings.Join(skipped, ",")},
+		{"version", o.version}, {"tag", o.tag},
+		{"versions", versions}, {"tags", tags},
+		{"deployed", strings.Join(o.deployed, ",")}, {"skipped", strings.Join(o.skipped, ",")},
 		{"run-url", env.RunURL()},
 	})
 }
 
+// jsonObject is m as a one-line JSON object, keys sorted; {} when empty.
+func jsonObject(m map[string]string) (string, error) {
+	if m == nil {
+		m = map[string]string{}
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
 // report writes outputs, the step summary and annotations, and decides the
-// exit code: 0 only when every stage that ran succeeded (or was handed off).
+// exit code: 0 only when every stage that ran succeeded (or was handed off),
+// in every pipeline the merge released.
 func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.Redactor) error {
 	o := res.outcome
-	if err := writeOutputs(env, o, res.deployed, res.skipped); err != nil {
+	if err := writeOutputs(env, res.outputs()); err != nil {
 		return err
 	}
-	tag := o.Tag
 	var b strings.Builder
 	b.WriteString("## shipbot\n\n")
 	var failure error
@@ -580,66 +804,35 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 	case plan.NoRelease:
 		b.WriteString("`semver:none`: merged without a release.\n")
 		cmds.Notice("shipbot", "semver:none: no release")
+	case plan.NoPipeline:
+		fmt.Fprintf(&b, "No pipeline affected: nothing released (the pull request changed %s, none of which starts a pipeline).\n", files(o.Files))
+		cmds.Notice("shipbot", "no pipeline affected: nothing released")
 	case plan.Release:
-		fmt.Fprintf(&b, "Released **%s**.\n\n", tag)
-		if len(res.run.Stages) > 0 {
-			b.WriteString("| stage | state | detail |\n|---|---|---|\n")
-			for _, s := range res.stages {
-				state, detail := s.State.String(), s.Wait.Text()
-				switch {
-				case s.HowPassed() == rollout.HandedOff:
-					state, detail = "passed (handed off)", s.Deployed.Reason+": the deploy system owns the outcome"
-				case s.State == schedule.Skipped:
-					detail = "label " + skipLabel(o, s.Name)
-					if len(env.Stages) > 0 && !slices.Contains(env.Stages, s.Name) {
-						detail = "not in input stages"
-					}
-				case res.reason(s.Name) != "":
-					detail = res.reason(s.Name)
-				case slices.Contains(res.notRun, s.Name) && !res.timedOut:
-					state = "not reached"
-				case s.State == schedule.Active && detail == "":
-					detail = "triggered; no outcome reported yet"
-				}
-				// The step summary is GitHub Markdown: the detail quotes
-				// a target's error and the link is the downstream's.
-				detail = markdown.Escape(detail)
-				if s.Deployed != nil && s.Deployed.URL != "" {
-					detail = strings.TrimSpace(detail + " " + markdown.Link("execution", s.Deployed.URL))
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(state), detail)
-				// A wave shows a row per target under its stage.
-				for _, x := range s.Targets {
-					detail := ""
-					if x.URL != "" {
-						detail = markdown.Link("execution", x.URL)
-					}
-					fmt.Fprintf(&b, "| ↳ %s | %s | %s |\n", markdown.Escape(x.Target), markdown.Escape(rollout.TargetWords(x)), detail)
-				}
+		if !o.Config.Multi && len(res.pipelines) == 1 {
+			if err := reportPipeline(&b, cmds, env, res, res.pipelines[0], redact); err != nil {
+				failure = exitError{1, err}
 			}
+			break
 		}
-		if len(res.failed) > 0 || len(res.notRun) > 0 {
-			var parts []string
-			for _, name := range res.failed {
-				parts = append(parts, fmt.Sprintf("stage %s failed%s", name, prefixed(": ", res.reason(name))))
+		tags := make([]string, len(res.pipelines))
+		for i, p := range res.pipelines {
+			tags[i] = "**" + p.plan.Tag + "**"
+		}
+		fmt.Fprintf(&b, "Released %s.\n\n", strings.Join(tags, ", "))
+		bullets(&b, o.Notes)
+		if len(o.Notes) > 0 {
+			b.WriteString("\n")
+		}
+		var failed []string
+		for _, p := range res.pipelines {
+			fmt.Fprintf(&b, "### %s\n\n", markdown.Escape(p.plan.Name))
+			if err := reportPipeline(&b, cmds, env, res, p, redact); err != nil {
+				failed = append(failed, err.Error())
 			}
-			if len(res.notRun) > 0 {
-				what := "not reached"
-				if res.timedOut {
-					what = "unfinished"
-				}
-				parts = append(parts, what+": "+strings.Join(res.notRun, ", "))
-			}
-			msg := tag + ": " + strings.Join(parts, "; ")
-			cmds.Error("shipbot: rollout failed", redact.Redact(msg))
-			failure = exitError{1, errors.New(msg)}
-		} else {
-			handed := res.handedOff()
-			deployed := orNone(res.deployed)
-			if len(handed) > 0 {
-				deployed += " (handed off: " + strings.Join(handed, ",") + ")"
-			}
-			cmds.Notice("shipbot", fmt.Sprintf("released %s; deployed: %s; skipped: %s", tag, deployed, orNone(res.skipped)))
+			b.WriteString("\n")
+		}
+		if len(failed) > 0 {
+			failure = exitError{1, errors.New(strings.Join(failed, "; "))}
 		}
 	}
 	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {
@@ -648,13 +841,89 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 	return failure
 }
 
-func skipLabel(o plan.Outcome, stage string) string {
-	for _, s := range o.Stages {
-		if s.Name == stage {
-			return s.SkipLabel
+func files(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
+}
+
+// reportPipeline writes one pipeline's release and stage table to the
+// step summary and annotates its outcome; it returns an error when a stage
+// failed or did not finish.
+func reportPipeline(b *strings.Builder, cmds action.Commands, env action.Env, res runResult, p pipelineResult, redact *deploy.Redactor) error {
+	multi := res.outcome.Config.Multi
+	tag := p.plan.Tag
+	fmt.Fprintf(b, "Released **%s**.\n\n", tag)
+	if len(p.run.Stages) > 0 {
+		b.WriteString("| stage | state | detail |\n|---|---|---|\n")
+		for _, s := range p.stages {
+			state, detail := s.State.String(), s.Wait.Text()
+			switch {
+			case s.HowPassed() == rollout.HandedOff:
+				state, detail = "passed (handed off)", s.Deployed.Reason+": the deploy system owns the outcome"
+			case s.State == schedule.Skipped:
+				detail = "label " + p.skipLabel(s.Name)
+				if !stageSelected(res.outcome.Config, p.plan.Name, s.Name, env.Stages) {
+					detail = "not in input stages"
+				}
+			case p.reason(s.Name) != "":
+				detail = p.reason(s.Name)
+			case slices.Contains(p.notRun, s.Name) && !res.timedOut:
+				state = "not reached"
+			case s.State == schedule.Active && detail == "":
+				detail = "triggered; no outcome reported yet"
+			}
+			// The step summary is GitHub Markdown: the detail quotes
+			// a target's error and the link is the downstream's.
+			detail = markdown.Escape(detail)
+			if s.Deployed != nil && s.Deployed.URL != "" {
+				detail = strings.TrimSpace(detail + " " + markdown.Link("execution", s.Deployed.URL))
+			}
+			fmt.Fprintf(b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(state), detail)
+			// A wave shows a row per target under its stage.
+			for _, x := range s.Targets {
+				detail := ""
+				if x.URL != "" {
+					detail = markdown.Link("execution", x.URL)
+				}
+				fmt.Fprintf(b, "| ↳ %s | %s | %s |\n", markdown.Escape(x.Target), markdown.Escape(rollout.TargetWords(x)), detail)
+			}
 		}
 	}
-	return config.DefaultSkipLabel(stage)
+	// In the `pipelines:` form every annotation names its pipeline: the
+	// tag alone need not (tag_prefix is the file's).
+	what := tag
+	if multi {
+		what = fmt.Sprintf("pipeline %s (%s)", p.plan.Name, tag)
+	}
+	if len(p.failed) > 0 || len(p.notRun) > 0 {
+		var parts []string
+		for _, name := range p.failed {
+			parts = append(parts, fmt.Sprintf("stage %s failed%s", name, prefixed(": ", p.reason(name))))
+		}
+		if len(p.notRun) > 0 {
+			state := "not reached"
+			if res.timedOut {
+				state = "unfinished"
+			}
+			parts = append(parts, state+": "+strings.Join(p.notRun, ", "))
+		}
+		msg := what + ": " + strings.Join(parts, "; ")
+		cmds.Error("shipbot: rollout failed", redact.Redact(msg))
+		return errors.New(msg)
+	}
+	handed := p.handedOff()
+	deployed := orNone(p.deployed)
+	if len(handed) > 0 {
+		deployed += " (handed off: " + strings.Join(handed, ",") + ")"
+	}
+	released := "released " + tag
+	if multi {
+		released = "pipeline " + p.plan.Name + ": " + released
+	}
+	cmds.Notice("shipbot", fmt.Sprintf("%s; deployed: %s; skipped: %s", released, deployed, orNone(p.skipped)))
+	return nil
 }
 
 // bullets writes items, plain text that may quote outside text (a
@@ -699,24 +968,42 @@ func dryRun(ctx context.Context, w io.Writer, cmds action.Commands, env action.E
 	warnUnreadable(cmds, out.Gate.Notes)
 	printPlan(w, env.Repository, snap.PR, out)
 
-	var skipped []string
+	outputs := releaseOutputs(out)
 	var b strings.Builder
 	b.WriteString("## shipbot (dry run)\n\nNothing was released or deployed.\n\n")
 	switch out.Kind {
 	case plan.Release:
-		fmt.Fprintf(&b, "A run would release **%s**.\n\n", out.Tag)
-		if len(out.Stages) > 0 {
-			b.WriteString("| stage | target | would |\n|---|---|---|\n")
-			for _, s := range out.Stages {
-				what := "deploy"
-				if s.Skipped {
-					what = "skip (label " + s.SkipLabel + ")"
-					skipped = append(skipped, s.Name)
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(what))
+		tags := make([]string, len(out.Pipelines))
+		for i, p := range out.Pipelines {
+			tags[i] = p.Tag
+		}
+		fmt.Fprintf(&b, "A run would release **%s**.\n\n", strings.Join(tags, "**, **"))
+		if out.Config.Multi {
+			bullets(&b, out.Notes)
+			if len(out.Notes) > 0 {
+				b.WriteString("\n")
 			}
 		}
-		cmds.Notice("shipbot (dry run)", fmt.Sprintf("a run would release %s", out.Tag))
+		for _, p := range out.Pipelines {
+			if out.Config.Multi {
+				fmt.Fprintf(&b, "### %s\n\nA run would release **%s**.\n\n", markdown.Escape(p.Name), p.Tag)
+			}
+			if len(p.Stages) > 0 {
+				b.WriteString("| stage | target | would |\n|---|---|---|\n")
+				for _, s := range p.Stages {
+					what := "deploy"
+					if s.Skipped {
+						what = "skip (label " + s.SkipLabel + ")"
+						outputs.skipped = append(outputs.skipped, stageRef(out, p.Name, s.Name))
+					}
+					fmt.Fprintf(&b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(what))
+				}
+				if out.Config.Multi {
+					b.WriteString("\n")
+				}
+			}
+		}
+		cmds.Notice("shipbot (dry run)", fmt.Sprintf("a run would release %s", strings.Join(tags, ", ")))
 	case plan.Refused:
 		b.WriteString("The merge gate would refuse it:\n\n")
 		bullets(&b, out.Gate.Reasons)
@@ -729,10 +1016,13 @@ func dryRun(ctx context.Context, w io.Writer, cmds action.Commands, env action.E
 		fmt.Fprintf(&b, "No `%s`: a run would do nothing.\n", config.RepoFile)
 	case plan.NoRelease:
 		b.WriteString("`semver:none`: a run would release nothing.\n")
+	case plan.NoPipeline:
+		b.WriteString("No pipeline affected: a run would release nothing.\n")
+		cmds.Notice("shipbot (dry run)", "no pipeline affected: a run would release nothing")
 	}
 	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {
 		return err
 	}
 	// deployed stays empty: nothing was; skipped lists what would be.
-	return writeOutputs(env, out, nil, skipped)
+	return writeOutputs(env, outputs)
 }

@@ -163,6 +163,10 @@ type rigOptions struct {
 	// false: GITHUB_TOKEN's view, 403 on classic protection, a ruleset
 	// protects the branch.
 	adminRead bool
+	// files are what the pull request changes (default: a placeholder).
+	files map[string]string
+	// tags are on main before the merge; default v1.4.2.
+	tags []string
 }
 
 func newActionRig(t *testing.T, o rigOptions) *actionRig {
@@ -184,8 +188,13 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 		gh.AddRuleset("acme/api", githubtest.Ruleset{Name: "main", Branches: []string{"~DEFAULT_BRANCH"},
 			PullRequest: &githubtest.PullRequestRule{RequiredApprovingReviewCount: 1}})
 	}
-	gh.AddTag("acme/api", "v1.4.2", gh.BranchSHA("acme/api", "main"))
-	r.pr = gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: o.labels})
+	if o.tags == nil {
+		o.tags = []string{"v1.4.2"}
+	}
+	for _, tag := range o.tags {
+		gh.AddTag("acme/api", tag, gh.BranchSHA("acme/api", "main"))
+	}
+	r.pr = gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: o.labels, Files: o.files})
 	if o.approved {
 		gh.AddReview("acme/api", r.pr, "bob", "APPROVED", gh.PullRequest("acme/api", r.pr).HeadSHA)
 	}
@@ -1264,4 +1273,319 @@ func TestRunTwiceDeploysOnce(t *testing.T) {
 	if n := len(r.gh.Releases("acme/api")); n != 1 {
 		t.Errorf("%d releases; want 1", n)
 	}
+}
+
+// monorepoConfig is the `pipelines:` form: api (qa, prod) and web (prod),
+// each started by its own directory; Markdown starts neither.
+const monorepoConfig = `version: 1
+gate:
+  approvals: 1
+pipelines:
+  - name: api
+    paths: ["services/api/**"]
+    ignore: ["**/*.md"]
+    stages:
+      - name: qa
+        target: spinnaker-qa
+      - name: prod
+        target: spinnaker-prod
+  - name: web
+    paths: ["services/web/**"]
+    ignore: ["**/*.md"]
+    stages:
+      - name: prod
+        target: spinnaker-prod
+`
+
+// newMonorepoRig is a monorepo whose api pipeline released api/v1.3.0 and
+// whose web pipeline never released, merging a feat: PR that changes files.
+func newMonorepoRig(t *testing.T, files ...string) *actionRig {
+	t.Helper()
+	fs := map[string]string{}
+	for _, f := range files {
+		fs[f] = "change\n"
+	}
+	return newActionRig(t, rigOptions{approved: true, config: monorepoConfig, files: fs, tags: []string{"api/v1.3.0"}})
+}
+
+// triggered lists the stages the fake target was triggered for, as
+// <pipeline>/<stage>.
+func (r *actionRig) triggered() []string {
+	var out []string
+	for _, tr := range r.target.triggers() {
+		out = append(out, fmt.Sprint(tr.Payload["pipeline"])+"/"+fmt.Sprint(tr.Payload["stage"]))
+	}
+	return out
+}
+
+func (r *actionRig) tagNames() []string {
+	var out []string
+	for _, tg := range r.gh.Tags("acme/api") {
+		out = append(out, tg.Name)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A merge that touches one pipeline of a monorepo releases and rolls out
+// that one only; version and tag are its own.
+func TestRunMonorepoOnePipeline(t *testing.T) {
+	r := newMonorepoRig(t, "services/web/index.html")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{
+		"version": "0.1.0", "tag": "web/v0.1.0",
+		"versions": `{"web":"0.1.0"}`, "tags": `{"web":"web/v0.1.0"}`,
+		"deployed": "web/prod", "skipped": "",
+		"run-url": "https://github.example/acme/api/actions/runs/4242",
+	})
+	if got := r.tagNames(); !slices.Equal(got, []string{"api/v1.3.0", "web/v0.1.0"}) {
+		t.Errorf("tags %v; want web/v0.1.0 added only", got)
+	}
+	if got := r.triggered(); !slices.Equal(got, []string{"web/prod"}) {
+		t.Errorf("triggered %v; want [web/prod]", got)
+	}
+	wantSummary(t, res, "### web", "Released **web/v0.1.0**.", "| prod | passed (handed off) |")
+	if strings.Contains(res.summary, "### api") {
+		t.Errorf("the summary shows a pipeline the merge did not run:\n%s", res.summary)
+	}
+	if !hasAnnotation(res.stdout, "notice", "pipeline web: released web/v0.1.0; deployed: prod") {
+		t.Errorf("no notice for web's release:\n%s", res.stdout)
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout: web"); !ok || cr.Conclusion != "success" {
+		t.Errorf("shipbot/rollout: web: %+v (found %v)", cr, ok)
+	}
+}
+
+// A merge that touches both pipelines waits for both rollouts and reports
+// each: versions and tags by pipeline, a summary section per pipeline.
+func TestRunMonorepoTwoPipelines(t *testing.T) {
+	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	t.Logf("outputs:\n%s", readFile(t, r.output))
+	t.Logf("step summary:\n%s", res.summary)
+	wantOutputs(t, res, map[string]string{
+		"version": "", "tag": "",
+		"versions": `{"api":"1.4.0","web":"0.1.0"}`, "tags": `{"api":"api/v1.4.0","web":"web/v0.1.0"}`,
+		"deployed": "api/qa,api/prod,web/prod", "skipped": "",
+	})
+	var versions map[string]string
+	if err := json.Unmarshal([]byte(res.outputs["versions"]), &versions); err != nil || len(versions) != 2 {
+		t.Errorf("versions is not a JSON object of two: %q (%v)", res.outputs["versions"], err)
+	}
+	if got := r.tagNames(); !slices.Equal(got, []string{"api/v1.3.0", "api/v1.4.0", "web/v0.1.0"}) {
+		t.Errorf("tags %v", got)
+	}
+	got := r.triggered()
+	slices.Sort(got)
+	if want := []string{"api/prod", "api/qa", "web/prod"}; !slices.Equal(got, want) {
+		t.Errorf("triggered %v; want %v", got, want)
+	}
+	wantSummary(t, res, "Released **api/v1.4.0**, **web/v0.1.0**.",
+		"### api\n\nReleased **api/v1.4.0**.\n\n| stage | state | detail |\n|---|---|---|\n| qa | passed (handed off) |",
+		"| prod | passed (handed off) | handed off to spinnaker-prod",
+		"### web\n\nReleased **web/v0.1.0**.\n\n| stage | state | detail |\n|---|---|---|\n| prod | passed (handed off) |")
+	if strings.Index(res.summary, "### api") > strings.Index(res.summary, "### web") {
+		t.Errorf("sections out of file order:\n%s", res.summary)
+	}
+	for _, p := range []string{"api", "web"} {
+		if !hasAnnotation(res.stdout, "notice", "pipeline "+p+": released "+p+"/v") {
+			t.Errorf("no notice for %s:\n%s", p, res.stdout)
+		}
+		if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout: "+p); !ok || cr.Conclusion != "success" {
+			t.Errorf("shipbot/rollout: %s: %+v (found %v)", p, cr, ok)
+		}
+	}
+	if errs := annotations(res.stdout, "error"); len(errs) > 0 {
+		t.Errorf("errors annotated on success: %v", errs)
+	}
+}
+
+// One pipeline's failing stage fails the step, naming the pipeline; the
+// other pipeline rolls out all the same.
+func TestRunMonorepoOnePipelineFails(t *testing.T) {
+	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
+	r.target.status["qa"] = http.StatusBadRequest // only api has qa
+	res := r.runJob(t)
+	if res.code != 1 {
+		t.Fatalf("exit %d; want 1\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{
+		"versions": `{"api":"1.4.0","web":"0.1.0"}`, "deployed": "web/prod", "skipped": "",
+	})
+	if !hasAnnotation(res.stdout, "error", "pipeline api (api/v1.4.0): stage qa failed: trigger stage qa via spinnaker-qa: 400 Bad Request") ||
+		!hasAnnotation(res.stdout, "error", "not reached: prod") {
+		t.Errorf("no ::error:: naming the pipeline and the stage:\n%s", res.stdout)
+	}
+	if hasAnnotation(res.stdout, "error", "pipeline web") {
+		t.Errorf("web is annotated as failed:\n%s", res.stdout)
+	}
+	if !hasAnnotation(res.stdout, "notice", "pipeline web: released web/v0.1.0; deployed: prod") {
+		t.Errorf("no notice for web:\n%s", res.stdout)
+	}
+	got := r.triggered()
+	slices.Sort(got)
+	if want := []string{"api/qa", "web/prod"}; !slices.Equal(got, want) {
+		t.Errorf("triggered %v; want %v (api/prod must not follow a failed api/qa)", got, want)
+	}
+	wantSummary(t, res, "### api", "| qa | failed | trigger stage qa via spinnaker-qa: 400 Bad Request", "| prod | not reached |",
+		"### web", "| prod | passed (handed off) |")
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout: api"); !ok || cr.Conclusion != "failure" {
+		t.Errorf("shipbot/rollout: api: %+v (found %v)", cr, ok)
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout: web"); !ok || cr.Conclusion != "success" {
+		t.Errorf("shipbot/rollout: web: %+v (found %v)", cr, ok)
+	}
+}
+
+// A merge whose files start no pipeline releases nothing: a notice, exit 0.
+func TestRunMonorepoNoPipelineAffected(t *testing.T) {
+	r := newMonorepoRig(t, "services/api/README.md", "docs/guide.md")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{
+		"version": "", "tag": "", "versions": "{}", "tags": "{}", "deployed": "", "skipped": "",
+	})
+	if !hasAnnotation(res.stdout, "notice", "no pipeline affected: nothing released") {
+		t.Errorf("no notice:\n%s", res.stdout)
+	}
+	if errs := annotations(res.stdout, "error"); len(errs) > 0 {
+		t.Errorf("errors: %v", errs)
+	}
+	wantSummary(t, res, "No pipeline affected: nothing released")
+	if got := r.tagNames(); !slices.Equal(got, []string{"api/v1.3.0"}) {
+		t.Errorf("tags %v; nothing may be released", got)
+	}
+	if n := len(r.gh.Releases("acme/api")); n != 0 {
+		t.Errorf("%d releases", n)
+	}
+	if n := len(r.target.triggers()); n != 0 {
+		t.Errorf("%d triggers", n)
+	}
+}
+
+// The stages input names <pipeline>/<stage>, or a bare stage of every
+// pipeline that has it; a name no pipeline has fails before anything.
+func TestRunMonorepoStagesInput(t *testing.T) {
+	for _, tc := range []struct {
+		stages            string
+		deployed, skipped string
+	}{
+		{"api/qa", "api/qa", "api/prod,web/prod"},
+		{"prod", "api/prod,web/prod", "api/qa"},
+		{"api/qa, web/prod", "api/qa,web/prod", "api/prod"},
+	} {
+		t.Run(tc.stages, func(t *testing.T) {
+			r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
+			t.Setenv("INPUT_STAGES", tc.stages)
+			res := r.runJob(t)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.log)
+			}
+			wantOutputs(t, res, map[string]string{"deployed": tc.deployed, "skipped": tc.skipped})
+			got := r.triggered()
+			slices.Sort(got)
+			want := strings.Split(tc.deployed, ",")
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("triggered %v; want %v", got, want)
+			}
+			if !strings.Contains(res.summary, "| skipped | not in input stages |") {
+				t.Errorf("the summary does not say why a stage was skipped:\n%s", res.summary)
+			}
+		})
+	}
+	t.Run("unknown", func(t *testing.T) {
+		r := newMonorepoRig(t, "services/api/main.go")
+		t.Setenv("INPUT_STAGES", "web/qa,prod")
+		res := r.runJob(t)
+		if res.code != 2 {
+			t.Fatalf("exit %d; want 2\n%s", res.code, res.log)
+		}
+		if !hasAnnotation(res.stdout, "error", "input stages names web/qa, which") ||
+			!hasAnnotation(res.stdout, "error", "(its stages: api/qa,api/prod,web/prod)") {
+			t.Errorf("no ::error:: naming the unknown stage:\n%s", res.stdout)
+		}
+		if w := r.writes(); len(w) > 0 {
+			t.Errorf("wrote to GitHub: %v", w)
+		}
+	})
+}
+
+// A re-run job (a fresh runner) finds each pipeline's deployments, in its
+// <pipeline>/<stage> environments, and deploys nothing twice.
+func TestRunMonorepoTwiceDeploysOnce(t *testing.T) {
+	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
+	if first := r.runJob(t); first.code != 0 {
+		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
+	}
+	before := len(r.target.triggers())
+	r.newJob(t, "4243")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s", res.code, res.log)
+	}
+	if n := len(r.target.triggers()) - before; n != 0 {
+		t.Errorf("the re-run triggered %d stages again: %v", n, r.triggered())
+	}
+	wantOutputs(t, res, map[string]string{"tags": `{"api":"api/v1.4.0","web":"web/v0.1.0"}`, "deployed": "api/qa,api/prod,web/prod"})
+	wantSummary(t, res, "deployed before: deployment", "to api/qa", "to web/prod")
+	if n := len(r.gh.Releases("acme/api")); n != 2 {
+		t.Errorf("%d releases; want 2", n)
+	}
+}
+
+// A dry run of a monorepo merge forecasts each pipeline.
+func TestRunMonorepoDryRun(t *testing.T) {
+	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
+	t.Setenv("INPUT_DRY-RUN", "true")
+	t.Setenv("INPUT_STAGES", "qa")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{
+		"version": "", "tag": "", "versions": `{"api":"1.4.0","web":"0.1.0"}`,
+		"deployed": "", "skipped": "api/prod,web/prod",
+	})
+	wantSummary(t, res, "### api", "### web", "| qa | spinnaker-qa | deploy |", "| prod | spinnaker-prod | skip (label no-deploy-to-web/prod) |")
+	if w := r.writes(); len(w) > 0 {
+		t.Errorf("a dry run wrote to GitHub: %v", w)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// A re-run finds a wave's deployments in each target's own environment
+// (<stage>/<target>) and triggers none of them again.
+func TestRunWaveTwiceDeploysOnce(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
+		"    target: spinnaker-prod\n", "    targets: [spinnaker-qa, spinnaker-prod]\n", 1)})
+	if first := r.runJob(t); first.code != 0 {
+		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
+	}
+	before := len(r.target.triggers())
+	r.newJob(t, "4243")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("re-run: exit %d\n%s", res.code, res.log)
+	}
+	if n := len(r.target.triggers()) - before; n != 0 {
+		t.Errorf("the re-run triggered %d targets again", n)
+	}
+	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod"})
 }

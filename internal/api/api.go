@@ -115,8 +115,20 @@ type runView struct {
 	ReleaseURL string      `json:"release_url,omitempty"`
 	Rollout    string      `json:"rollout,omitempty"`
 	Stages     []stageView `json:"stages,omitempty"`
-	CreatedAt  time.Time   `json:"created_at"`
-	UpdatedAt  time.Time   `json:"updated_at"`
+	// Pipelines lists the run's rollouts, one per pipeline it runs, each
+	// with its own release (the pipelines: form releases one per pipeline).
+	Pipelines []pipelineRelease `json:"pipelines,omitempty"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+type pipelineRelease struct {
+	Rollout    string `json:"rollout_id"`
+	Pipeline   string `json:"pipeline"`
+	Version    string `json:"version,omitempty"`
+	Tag        string `json:"tag,omitempty"`
+	ReleaseURL string `json:"release_url,omitempty"`
+	State      string `json:"state"` // active or done
 }
 
 type stageView struct {
@@ -127,6 +139,7 @@ type stageView struct {
 }
 
 type executionView struct {
+	Target     string     `json:"target,omitempty"` // a wave's target
 	Attempt    int        `json:"attempt"`
 	Rollback   bool       `json:"rollback,omitempty"`
 	Version    string     `json:"version"`
@@ -159,6 +172,9 @@ func (a *API) listRuns(c echo.Context) error {
 	out := make([]runView, len(runs))
 	for i, r := range runs {
 		out[i] = view(r)
+		if out[i].Pipelines, err = a.pipelines(c.Request().Context(), r.ID); err != nil {
+			return fail(c, http.StatusInternalServerError, "could not list runs")
+		}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"runs": out})
 }
@@ -181,13 +197,16 @@ func (a *API) getRun(c echo.Context) error {
 	// has the run's id and, in the single-pipeline form, its release.
 	v.ID, v.Pipeline, v.Version, v.Tag, v.ReleaseURL = rr.ID, rr.Pipeline, rr.Version, rr.Tag, rr.ReleaseURL
 	v.Rollout = rr.Rollout
+	if v.Pipelines, err = a.pipelines(ctx, rr.Run.ID); err != nil {
+		return fail(c, http.StatusInternalServerError, "could not read the run's pipelines")
+	}
 	for _, s := range rr.Stages {
 		sv := stageView{Name: s.Name, State: s.State.String(), Wait: s.Wait.Text()}
 		for _, ex := range execs {
 			if ex.Stage != s.Index {
 				continue
 			}
-			ev := executionView{Attempt: ex.Attempt, Rollback: ex.Rollback, Version: ex.Version, Phase: string(ex.Phase),
+			ev := executionView{Target: ex.Target, Attempt: ex.Attempt, Rollback: ex.Rollback, Version: ex.Version, Phase: string(ex.Phase),
 				Outcome: string(ex.Outcome), Reason: ex.Reason, URL: ex.URL, StartedAt: ex.CreatedAt}
 			if !ex.FinishedAt.IsZero() {
 				f := ex.FinishedAt
@@ -198,6 +217,20 @@ func (a *API) getRun(c echo.Context) error {
 		v.Stages = append(v.Stages, sv)
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// pipelines lists a run's rollouts with their releases.
+func (a *API) pipelines(ctx context.Context, runID string) ([]pipelineRelease, error) {
+	rrs, err := a.Store.RolloutsOf(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	var out []pipelineRelease
+	for _, rr := range rrs {
+		out = append(out, pipelineRelease{Rollout: rr.ID, Pipeline: rr.Pipeline, Version: rr.Version, Tag: rr.Tag,
+			ReleaseURL: rr.ReleaseURL, State: rr.Rollout})
+	}
+	return out, nil
 }
 
 // authorized checks the bearer token of a write request. When it is not

@@ -173,6 +173,12 @@ func TestMonorepoTwoPipelinesIndependent(t *testing.T) {
 	if n := len(e.stickyComments(m.pr)); n != 1 {
 		t.Errorf("%d sticky comments; want one", n)
 	}
+	// The API lists the merge's pipelines apart, each with its release.
+	code, body := e.post("GET", "/api/v1/runs", "", "")
+	if code != 200 || !strings.Contains(body, `"pipeline":"api"`) || !strings.Contains(body, `"pipeline":"web"`) ||
+		!strings.Contains(body, `"tag":"web/v0.1.0"`) {
+		t.Errorf("GET /api/v1/runs = %d %s; want both pipelines' rollouts", code, body)
+	}
 	e.parts.Reporter.Wait()
 	if n, bar := len(e.gh.Requests()), 20+12; n > bar {
 		t.Errorf("the merge of two pipelines cost %d GitHub calls; the bar is %d", n, bar)
