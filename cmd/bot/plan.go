@@ -177,11 +177,7 @@ func printPlanStages(w io.Writer, stages []plan.Stage) {
 		if i > 0 {
 			head = "         "
 		}
-		what := "would deploy"
-		if s.Skipped {
-			what = "skipped (label " + s.SkipLabel + ")"
-		}
-		fmt.Fprintf(w, "%s %-8s -> %-20s %s\n", head, s.Name, s.Target, what)
+		fmt.Fprintf(w, "%s %-8s -> %-20s %s\n", head, s.Name, s.Target, s.State("would deploy"))
 	}
 }
 

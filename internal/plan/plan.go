@@ -54,6 +54,21 @@ type Stage struct {
 	Target    string // a wave's targets are listed comma-separated
 	SkipLabel string
 	Skipped   bool // its skip label is on the PR (now; the label counts again when the stage is reached)
+	// Approve is the stage as /shipbot approve names it when the stage
+	// needs a person's approval ("prod", "api/prod"); "" when it does not.
+	Approve string
+}
+
+// State says what the merge would do at the stage: deploying is the verb
+// ("would deploy"), said of a stage that is not skipped.
+func (s Stage) State(deploying string) string {
+	switch {
+	case s.Skipped:
+		return "skipped (label " + s.SkipLabel + ")"
+	case s.Approve != "":
+		return deploying + " once approved (/shipbot approve " + s.Approve + ")"
+	}
+	return deploying
 }
 
 // PipelinePlan is one pipeline as the merge would run it.
@@ -301,6 +316,9 @@ func stages(cfg config.Repo, pl config.Pipeline, labels []string) []Stage {
 			}
 		}
 		out[i] = Stage{Name: st.Name, Target: strings.Join(st.TargetNames(), ", "), SkipLabel: label, Skipped: skipped}
+		if st.Approval {
+			out[i].Approve = cfg.StageRef(pl, st)
+		}
 	}
 	return out
 }

@@ -641,3 +641,21 @@ func TestSkipLabelsIgnoreCase(t *testing.T) {
 		t.Fatalf("stages = %+v; GitHub label names are case-insensitive, so prod is skipped", out.Stages)
 	}
 }
+
+// A stage that needs approval says so, with the command that gives it,
+// in the preview, the merge verdict and bot plan alike.
+func TestEvaluateStageNeedingApproval(t *testing.T) {
+	cfg := "version: 1\nstages:\n  - {name: qa, target: spinnaker-qa}\n  - {name: prod, target: spinnaker-prod, approval: true}\n"
+	got := Evaluate(Input{Repo: repo, Branch: branch, SHA: mergeSHA, Snapshot: snapshot(withConfig(cfg))})
+	if len(got.Stages) != 2 || got.Stages[0].Approve != "" || got.Stages[1].Approve != "prod" {
+		t.Fatalf("Stages = %+v; want prod to need approval", got.Stages)
+	}
+	if s := got.Stages[1].State("would deploy"); s != "would deploy once approved (/shipbot approve prod)" {
+		t.Errorf("State = %q", s)
+	}
+	skipped := got.Stages[1]
+	skipped.Skipped = true
+	if s := skipped.State("would deploy"); s != "skipped (label no-deploy-to-prod)" {
+		t.Errorf("a skipped stage that needs approval reads %q; the skip wins", s)
+	}
+}

@@ -108,11 +108,7 @@ func PreviewOutcome(o plan.Outcome) CheckOutput {
 func stageTable(b *strings.Builder, stages []plan.Stage, deploying string) {
 	b.WriteString("| stage | target | state |\n|---|---|---|\n")
 	for _, s := range stages {
-		state := deploying
-		if s.Skipped {
-			state = "skipped (label " + s.SkipLabel + ")"
-		}
-		fmt.Fprintf(b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(state))
+		fmt.Fprintf(b, "| %s | %s | %s |\n", markdown.Escape(s.Name), markdown.Escape(s.Target), markdown.Escape(s.State(deploying)))
 	}
 }
 
