@@ -115,7 +115,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bot := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid()),
 		Targets: targets, Drivers: kinds, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken,
-		DashboardToken: cfg.DashboardToken, Version: version,
+		DashboardToken: cfg.DashboardToken, Version: version, AppID: cfg.AppID,
 	}.Build()
 	svc, err := service.New(service.Options{
 		Store:         st,

@@ -19,14 +19,16 @@ import (
 
 // PR is what the bot needs of a pull request.
 type PR struct {
-	Number   int
-	Title    string
-	Body     string
-	Author   string
-	URL      string
-	HeadSHA  string
-	BaseRef  string
-	Labels   []string
+	Number  int
+	Title   string
+	Body    string
+	Author  string
+	URL     string
+	HeadSHA string
+	BaseRef string
+	Labels  []string
+	// Open: the pull request is open (not closed, not merged).
+	Open     bool `json:",omitempty"`
 	Merged   bool
 	MergeSHA string
 	MergedAt time.Time

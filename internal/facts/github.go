@@ -120,6 +120,7 @@ func prFrom(p *gh.PullRequest) PR {
 		HeadSHA:  p.GetHead().GetSHA(),
 		BaseRef:  p.GetBase().GetRef(),
 		Labels:   labels,
+		Open:     p.GetState() == "open",
 		Merged:   p.GetMerged() || !p.GetMergedAt().IsZero(),
 		MergeSHA: p.GetMergeCommitSHA(),
 		MergedAt: p.GetMergedAt().Time,

@@ -227,7 +227,7 @@ func (s *Server) appJSON() map[string]any {
 			"deployments": "write", "issues": "write", "metadata": "read",
 			"pull_requests": "write", "statuses": "write", "actions": "write",
 		},
-		"events":              []string{"pull_request", "pull_request_review", "push", "issue_comment", "check_run"},
+		"events":              []string{"pull_request", "pull_request_review", "push", "issue_comment", "check_run", "check_suite", "status", "merge_group"},
 		"installations_count": len(s.installations),
 	}
 }

@@ -298,21 +298,6 @@ func getCombinedStatus(c *call) (int, any) {
 
 func (s *Server) checkRunJSON(c *call, r *repository, cr *checkRun) map[string]any {
 	api := c.apiURL("/repos/%s/check-runs/%d", r.fullName(), cr.id)
-	prs := []map[string]any{}
-	for _, p := range sortedPulls(r) {
-		if p.state != "open" || p.headSHA(r) != cr.sha {
-			continue
-		}
-		side := func(branch, sha string) map[string]any {
-			return map[string]any{"ref": branch, "sha": sha, "repo": map[string]any{
-				"id": r.id, "url": c.apiURL("/repos/%s", r.fullName()), "name": r.name,
-			}}
-		}
-		prs = append(prs, map[string]any{
-			"id": p.id, "number": p.number, "url": c.apiURL("/repos/%s/pulls/%d", r.fullName(), p.number),
-			"head": side(p.head, p.headSHA(r)), "base": side(p.base, p.baseSHA(r)),
-		})
-	}
 	return map[string]any{
 		"id":           cr.id,
 		"node_id":      nodeID("CR", cr.id),
@@ -335,7 +320,7 @@ func (s *Server) checkRunJSON(c *call, r *repository, cr *checkRun) map[string]a
 		"name":          cr.name,
 		"check_suite":   map[string]any{"id": cr.suite},
 		"app":           s.integrationJSON(cr.app),
-		"pull_requests": prs,
+		"pull_requests": s.checkPullsJSON(c, r, cr.sha),
 	}
 }
 

@@ -37,6 +37,14 @@
 // "GET /repos/{owner}/{repo}/pulls/{pull_number}"; Routes lists them all.
 // FailNext injects faults and SetLatency adds a delay to every request.
 //
+// Webhook bodies come from the builders (PullRequestEvent, PushEvent,
+// MergeGroupEvent, CheckSuiteEvent, …), which start from GitHub's published
+// examples and say what the fake's state says. A merge queue is
+// EnqueueMergeGroup (the group's gh-readonly-queue branch of merge
+// commits), then LandMergeGroup (one fast-forward push of the base branch,
+// each pull request merged by MergeQueueBot with its own merge commit) or
+// DequeueMergeGroup.
+//
 // Setup and reader methods name a repository by its full name "owner/name".
 // They panic when given a repository, pull request or commit that does not
 // exist: that is a mistake in the calling test or demo script, not a

@@ -274,16 +274,7 @@ func (s *Server) merge(repo string, number int, mergedBy string, squash bool) st
 	}
 	baseHead := r.refs["refs/heads/"+p.base]
 	head := p.headSHA(r)
-	changed := map[string]string{}
-	var removed []string
-	for _, d := range p.diff(r) {
-		if d.status == "removed" || d.status == "renamed" {
-			removed = append(removed, cmp.Or(d.previous, d.path))
-		}
-		if d.status != "removed" {
-			changed[d.path] = d.content
-		}
-	}
+	changed, removed := p.changes(r)
 	var sha string
 	if squash {
 		msg := fmt.Sprintf("%s (#%d)", p.title, p.number)
@@ -292,16 +283,40 @@ func (s *Server) merge(repo string, number int, mergedBy string, squash bool) st
 		}
 		sha = s.addCommitLocked(r, p.base, msg, p.author, []string{baseHead}, changed, removed)
 	} else {
-		msg := fmt.Sprintf("Merge pull request #%d from %s/%s\n\n%s", p.number, r.owner, p.head, p.title)
-		sha = s.addCommitLocked(r, p.base, msg, mergedBy, []string{baseHead, head}, changed, removed)
+		sha = s.addCommitLocked(r, p.base, p.mergeMessage(r), mergedBy, []string{baseHead, head}, changed, removed)
 	}
-	now := s.now()
-	p.frozenHead, p.frozenBase = head, baseHead
+	p.markMerged(r, s.now(), baseHead, sha, mergedBy)
+	return sha
+}
+
+// changes is what merging the pull request writes over its base: the
+// files it adds or changes, and the paths it removes (renamed files'
+// old paths among them).
+func (p *pull) changes(r *repository) (changed map[string]string, removed []string) {
+	changed = map[string]string{}
+	for _, d := range p.diff(r) {
+		if d.status == "removed" || d.status == "renamed" {
+			removed = append(removed, cmp.Or(d.previous, d.path))
+		}
+		if d.status != "removed" {
+			changed[d.path] = d.content
+		}
+	}
+	return changed, removed
+}
+
+// mergeMessage is the message of the merge commit GitHub makes for p.
+func (p *pull) mergeMessage(r *repository) string {
+	return fmt.Sprintf("Merge pull request #%d from %s/%s\n\n%s", p.number, r.owner, p.head, p.title)
+}
+
+// markMerged closes p as merged by mergedBy into sha, made on baseSHA.
+func (p *pull) markMerged(r *repository, now time.Time, baseSHA, sha, mergedBy string) {
+	p.frozenHead, p.frozenBase = p.headSHA(r), baseSHA
 	p.state = "closed"
 	p.closed, p.merged, p.updated = now, now, now
 	p.mergedBy = mergedBy
 	p.mergeSHA = sha
-	return sha
 }
 
 // ClosePullRequest closes a pull request without merging it.

@@ -40,6 +40,7 @@ type repository struct {
 	dispatches    []Dispatch
 	runs          []*workflowRun
 	workflowIDs   map[string]int64
+	mergeGroups   map[string]*mergeGroup // by head SHA
 }
 
 func (r *repository) fullName() string { return r.owner + "/" + r.name }
@@ -51,6 +52,9 @@ type commit struct {
 	author  string
 	files   map[string]string // the whole tree: path → content
 	time    time.Time
+	// branch is the branch the commit was made on: a later push of it to
+	// another branch (a merge queue's fast-forward) is not distinct.
+	branch string
 }
 
 // RepoSpec describes a repository for AddRepo. The zero value is a public
@@ -110,6 +114,7 @@ func (s *Server) AddRepo(fullName string, spec RepoSpec) string {
 		suites:         map[string]int64{},
 		permissions:    map[string]string{strings.ToLower(owner): "admin"},
 		workflowIDs:    map[string]int64{},
+		mergeGroups:    map[string]*mergeGroup{},
 		denyAdminRead:  s.denyAdminRead,
 	}
 	s.repos[repoKey(owner, name)] = r
@@ -216,7 +221,7 @@ func (s *Server) addCommitLocked(r *repository, branch, message, author string, 
 	h := sha1.New()
 	fmt.Fprintf(h, "%s\x00%v\x00%s\x00%s\x00%d\x00%d", r.fullName(), parents, message, author, now.UnixNano(), s.newID())
 	sha := hex.EncodeToString(h.Sum(nil))
-	r.commits[sha] = &commit{sha: sha, parents: parents, message: message, author: author, files: tree, time: now}
+	r.commits[sha] = &commit{sha: sha, parents: parents, message: message, author: author, files: tree, time: now, branch: branch}
 	r.refs[ref] = sha
 	r.pushed = now
 	return sha

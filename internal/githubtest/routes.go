@@ -46,6 +46,7 @@ var routes = buildRoutes([]struct {
 	{"GET /repos/{owner}/{repo}/branches/{branch...}/protection", authToken, getBranchProtection},
 	{"GET /repos/{owner}/{repo}/rules/branches/{branch...}", authToken, getBranchRules},
 	{"GET /repos/{owner}/{repo}/commits/{ref...}", authToken, getCommit},
+	{"GET /repos/{owner}/{repo}/compare/{basehead...}", authToken, compareCommits},
 	{"GET /repos/{owner}/{repo}/contents/{path...}", authToken, getContents},
 	{"GET /repos/{owner}/{repo}/collaborators/{username}/permission", authToken, getPermission},
 

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 )
 
@@ -219,12 +218,19 @@ func (s *Server) IssueCommentEvent(owner, repo string, number int, commentID int
 	return s.payload(ev, c, r, cm.user)
 }
 
+// maxPushCommits is how many commits GitHub lists in a push payload.
+const maxPushCommits = 2048
+
 // PushEvent is the body of a push webhook for ref ("refs/heads/main",
 // "refs/tags/v1.0.0") moving from before to after (zeroSHA-style
-// "0000…" for a created or deleted ref), with the commits in between
-// (first-parent history, oldest first, at most 20), head_commit and
-// pusher. The pusher is the head commit's author: for a merge commit,
-// whoever merged.
+// "0000…" for a created or deleted ref), with head_commit, pusher and,
+// for a branch, every commit of the compare before...after, oldest first
+// (at most 2048): a merged pull request's own commits as well as its
+// merge commit, several merges for a push that lands several (a merge
+// queue's group). For a created branch they are the commits no other ref
+// has. A commit made on another branch first (a pull request's, a merge
+// queue's temporary branch) is not distinct. The pusher is the head
+// commit's author: for a merge commit, whoever merged.
 func (s *Server) PushEvent(owner, repo, ref, before, after string) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,13 +258,28 @@ func (s *Server) PushEvent(owner, repo, ref, before, after string) []byte {
 		}
 		head = r.commits[sha]
 		pusher = head.author
-		if strings.HasPrefix(ref, "refs/heads/") {
-			log := r.firstParentLog(sha, before, 20)
+		if branch, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+			var old map[string]bool
 			if before == zeroSHA {
-				log = log[:1] // a new branch: GitHub lists only what is new; the fake keeps the head
+				var others []string
+				for name, obj := range r.refs {
+					if name != ref {
+						if sha, ok := r.peel(obj); ok {
+							others = append(others, sha)
+						}
+					}
+				}
+				old = r.ancestors(others...)
+			} else {
+				if r.commits[before] == nil {
+					panic(fmt.Sprintf("githubtest: PushEvent: no commit %s in %s", before, r.fullName()))
+				}
+				old = r.ancestors(before)
+				ev["forced"] = !r.isAncestor(before, sha)
 			}
-			for _, cm := range slices.Backward(log) {
-				commits = append(commits, s.pushCommitJSON(r, cm))
+			list := r.rangeCommits(old, sha)
+			for _, cm := range list[max(len(list)-maxPushCommits, 0):] {
+				commits = append(commits, s.pushCommitJSON(r, cm, cm.branch == branch))
 			}
 		}
 	}
@@ -267,7 +288,8 @@ func (s *Server) PushEvent(owner, repo, ref, before, after string) []byte {
 	}
 	ev["commits"] = commits
 	if head != nil {
-		ev["head_commit"] = s.pushCommitJSON(r, head)
+		branch, isBranch := strings.CutPrefix(ref, "refs/heads/")
+		ev["head_commit"] = s.pushCommitJSON(r, head, isBranch && head.branch == branch)
 	} else {
 		ev["head_commit"] = nil
 	}
@@ -295,7 +317,7 @@ func (s *Server) PushEvent(owner, repo, ref, before, after string) []byte {
 	return b
 }
 
-func (s *Server) pushCommitJSON(r *repository, cm *commit) map[string]any {
+func (s *Server) pushCommitJSON(r *repository, cm *commit, distinct bool) map[string]any {
 	var parent map[string]string
 	if len(cm.parents) > 0 {
 		parent = r.commits[cm.parents[0]].files
@@ -321,7 +343,7 @@ func (s *Server) pushCommitJSON(r *repository, cm *commit) map[string]any {
 	return map[string]any{
 		"id":        cm.sha,
 		"tree_id":   treeSHA(cm.files),
-		"distinct":  true,
+		"distinct":  distinct,
 		"message":   cm.message,
 		"timestamp": timestamp(cm.time),
 		"url":       s.WebURL() + r.fullName() + "/commit/" + cm.sha,
@@ -344,7 +366,7 @@ func (s *Server) PingEvent() []byte {
 	hook["type"] = "App"
 	hook["id"] = hookID
 	hook["app_id"] = s.appID
-	hook["events"] = []string{"pull_request", "pull_request_review", "push", "issue_comment", "check_run"}
+	hook["events"] = []string{"pull_request", "pull_request_review", "push", "issue_comment", "check_run", "check_suite", "status", "merge_group"}
 	hook["config"] = map[string]any{"content_type": "json", "url": "https://shipbot.example/webhooks/github", "insecure_ssl": "0"}
 	hook["deliveries_url"] = fmt.Sprintf("%s/app/hook/deliveries", s.ts.URL)
 	for _, k := range []string{"url", "test_url", "ping_url", "last_response"} {

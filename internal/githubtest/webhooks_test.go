@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-github/v60/github"
+
+	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 )
 
 // TestSignGitHubVector is GitHub's published example for validating
@@ -117,15 +119,33 @@ func TestPushEvent(t *testing.T) {
 	s := newServer(t)
 	pr, merge := seed(t, s)
 	base := s.PullRequest(testRepo, pr).BaseSHA
+	prHead := s.PullRequest(testRepo, pr).HeadSHA
 	ev := parse(t, "push", s.PushEvent("acme", "api", "refs/heads/main", base, merge)).(*github.PushEvent)
+	// Every commit of the compare: the pull request's own (pushed to its
+	// branch before, so not distinct), then its merge.
 	if ev.GetRef() != "refs/heads/main" || ev.GetBefore() != base || ev.GetAfter() != merge ||
-		ev.GetHeadCommit().GetID() != merge || len(ev.Commits) != 1 || ev.Commits[0].GetID() != merge ||
+		ev.GetHeadCommit().GetID() != merge || len(ev.Commits) != 2 || ev.Commits[0].GetID() != prHead ||
+		ev.Commits[1].GetID() != merge || ev.Commits[0].GetDistinct() || !ev.Commits[1].GetDistinct() ||
 		ev.GetPusher().GetName() != "alice" || ev.GetInstallation().GetID() != s.InstallationID() ||
-		ev.GetRepo().GetFullName() != testRepo || ev.GetCreated() || ev.GetDeleted() {
+		ev.GetRepo().GetFullName() != testRepo || ev.GetCreated() || ev.GetDeleted() || ev.GetForced() {
 		t.Errorf("push event ref=%s head=%s commits=%d pusher=%s", ev.GetRef(), ev.GetHeadCommit().GetID(), len(ev.Commits), ev.GetPusher().GetName())
 	}
 	if got := ev.Commits[0].Added; len(got) != 1 || got[0] != "health.go" {
 		t.Errorf("added files %v", got)
+	}
+	// A push that moved a branch to a commit that does not descend from
+	// before is forced.
+	s.AddBranch(testRepo, "side", base)
+	side := s.AddCommit(testRepo, "side", "side", map[string]string{"side.txt": "s\n"})
+	if forced := parse(t, "push", s.PushEvent("acme", "api", "refs/heads/side", merge, side)).(*github.PushEvent); !forced.GetForced() {
+		t.Errorf("push from %s to %s not forced", merge, side)
+	}
+	// A created branch lists what no other ref has.
+	s.AddBranch(testRepo, "fresh", merge)
+	fresh := s.AddCommit(testRepo, "fresh", "fresh", map[string]string{"fresh.txt": "f\n"})
+	if created := parse(t, "push", s.PushEvent("acme", "api", "refs/heads/fresh", zeroSHA, fresh)).(*github.PushEvent); !created.GetCreated() ||
+		len(created.Commits) != 1 || created.Commits[0].GetID() != fresh {
+		t.Errorf("created branch push: %d commits", len(created.Commits))
 	}
 	// GitHub's push payload has unix-time repository timestamps.
 	var raw map[string]any
@@ -174,5 +194,59 @@ func TestPingEventAndDeliver(t *testing.T) {
 	}
 	if err := github.ValidateSignature(h.Get("X-Hub-Signature-256"), gotBody, secret); err != nil {
 		t.Errorf("go-github rejects the signature: %v", err)
+	}
+}
+
+// TestWebhookPayloadsMatchSchemas checks every payload builder against the
+// schema GitHub's OpenAPI description gives that webhook.
+func TestWebhookPayloadsMatchSchemas(t *testing.T) {
+	s := newServer(t)
+	pr, merge := seed(t, s)
+	base := s.PullRequest(testRepo, pr).BaseSHA
+	open := s.OpenPullRequest(testRepo, PullRequestSpec{Title: "fix: typo", Author: "carol", Labels: []string{"x"}})
+	s.PushToPullRequest(testRepo, open, "more", map[string]string{"more.txt": "more\n"})
+	head := s.PullRequest(testRepo, open).HeadSHA
+	run := s.AddCheckRun(testRepo, head, "test", "ci", "", "")
+	s.SetStatus(testRepo, head, "ci/build", "success")
+	queued := s.OpenPullRequest(testRepo, PullRequestSpec{Title: "feat: q", Author: "dan"})
+	g := s.EnqueueMergeGroup(testRepo, "main", queued)
+	bodies := []struct {
+		event string
+		body  []byte
+	}{
+		{"pull_request", s.PullRequestEvent("acme", "api", pr, "closed")},
+		{"pull_request", s.PullRequestEvent("acme", "api", open, "opened")},
+		{"pull_request", s.PullRequestEvent("acme", "api", open, "reopened")},
+		{"pull_request", s.PullRequestEvent("acme", "api", open, "labeled")},
+		{"pull_request", s.PullRequestEvent("acme", "api", open, "synchronize")},
+		{"pull_request_review", s.ReviewEvent("acme", "api", pr, s.AddReview(testRepo, pr, "dan", "APPROVED", ""), "submitted")},
+		{"issue_comment", s.IssueCommentEvent("acme", "api", pr, s.AddComment(testRepo, pr, "dan", "hi"), "created")},
+		{"push", s.PushEvent("acme", "api", "refs/heads/main", base, merge)},
+		{"push", s.PushEvent("acme", "api", "refs/tags/v1.0.0", zeroSHA, merge)},
+		{"ping", s.PingEvent()},
+		{"check_run", s.CheckRunEvent("acme", "api", run, "created")},
+		{"check_suite", s.CheckSuiteEvent("acme", "api", head, "ci", "", "requested")},
+		{"status", s.StatusEvent("acme", "api", head, "ci/build", "success")},
+		{"merge_group", s.MergeGroupEvent("acme", "api", g, "checks_requested")},
+	}
+	s.CompleteCheckRun(testRepo, run, "success")
+	s.RemoveLabel(testRepo, open, "x")
+	s.LandMergeGroup(testRepo, g, "")
+	bodies = append(bodies, []struct {
+		event string
+		body  []byte
+	}{
+		{"check_run", s.CheckRunEvent("acme", "api", run, "completed")},
+		{"check_suite", s.CheckSuiteEvent("acme", "api", head, "ci", "", "completed")},
+		{"check_suite", s.CheckSuiteEvent("acme", "api", head, "ci", "", "rerequested")},
+		{"pull_request", s.PullRequestEvent("acme", "api", open, "unlabeled")},
+		{"pull_request", s.PullRequestEvent("acme", "api", queued, "closed")},
+		{"push", s.PushEvent("acme", "api", "refs/heads/main", g.BaseSHA, g.HeadSHA)},
+		{"merge_group", s.MergeGroupEvent("acme", "api", g, "destroyed")},
+	}...)
+	for _, b := range bodies {
+		if err := schemacheck.ValidateWebhook(b.event, b.body); err != nil {
+			t.Errorf("%v", err)
+		}
 	}
 }

@@ -133,6 +133,9 @@ type merge struct {
 	pr                *facts.PR
 	mergedAt          time.Time
 	parent            string // the branch head before the merge, when a push said
+	// several: a push that may have landed several merges at once (a
+	// merge queue's group, a batch), see landsSeveral.
+	several bool
 }
 
 // Handle implements webhook.Handler: it records the merge, then processes
@@ -152,6 +155,15 @@ func (c *Coordinator) Handle(ctx context.Context, d store.Delivery) error {
 	}
 	if !ok {
 		return nil
+	}
+	if m.parent != "" && m.several {
+		// The push may land several merges: each first-parent commit
+		// between before and after is a merge of its own, recorded now,
+		// in branch order, each placed after the one before it.
+		if err := c.recordLanded(ctx, d, m); err != nil {
+			return err
+		}
+		return c.Process(ctx, m.repo)
 	}
 	r := store.Run{Repo: m.repo, SHA: m.sha, Installation: d.Installation, Branch: m.branch, Source: d.Event,
 		MergedAt: m.mergedAt, Parent: m.parent}
@@ -221,7 +233,7 @@ func fromPush(payload []byte) (merge, bool, error) {
 	if !isBranch || ev.GetDeleted() || branch != ev.GetRepo().GetDefaultBranch() || ev.GetAfter() == "" {
 		return merge{}, false, nil
 	}
-	m := merge{repo: ev.GetRepo().GetFullName(), sha: ev.GetAfter(), branch: branch}
+	m := merge{repo: ev.GetRepo().GetFullName(), sha: ev.GetAfter(), branch: branch, several: landsSeveral(&ev)}
 	if before := ev.GetBefore(); !ev.GetCreated() && !ev.GetForced() && before != "" && strings.Trim(before, "0") != "" {
 		// A push that moved the branch forward: "before" is the head the
 		// merge was made on.
@@ -231,6 +243,23 @@ func fromPush(payload []byte) (merge, bool, error) {
 		m.mergedAt = ts.Time
 	}
 	return m, true, nil
+}
+
+// landsSeveral reports whether a push may have landed more than one merge,
+// which only the commits' parents can tell (a push lists its commits
+// without them). A push whose one new commit is its head landed exactly
+// one: a squash merge, or a merge commit with the pull request's commits
+// (pushed to its branch before, so not "distinct") behind it. Anything
+// else, a merge queue's group (its commits were made on the queue's
+// branch first) or a batch of several, is worth a compare.
+func landsSeveral(ev *gh.PushEvent) bool {
+	distinct := 0
+	for _, c := range ev.Commits {
+		if c.GetDistinct() {
+			distinct++
+		}
+	}
+	return len(ev.Commits) > 1 && !(distinct == 1 && ev.GetHeadCommit().GetDistinct())
 }
 
 func (c *Coordinator) ttl() time.Duration {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,4 +100,92 @@ func firstParent(ctx context.Context, client *gh.Client, repo, sha string) (stri
 		return "", nil
 	}
 	return commit.Parents[0].GetSHA(), nil
+}
+
+// maxLanded bounds the merges one push records: a push of more first-parent
+// commits than this is history being imported, not merges to deploy one by
+// one; its newest maxLanded are recorded, the older are left as history.
+const maxLanded = 50
+
+// recordLanded records a run for every first-parent commit a push landed,
+// oldest first, each with the one before it as its parent (the first's is
+// the push's before), so that evaluation takes them in branch order; a run
+// that exists already (its pull_request delivery came first) gets the
+// parent it lacked. The commits come from one compare of before...after
+// (GitHub lists a push's commits without their parents).
+func (c *Coordinator) recordLanded(ctx context.Context, d store.Delivery, m merge) error {
+	client, err := c.Clients.Installation(d.Installation)
+	if err != nil {
+		return fmt.Errorf("installation %d: %w", d.Installation, err)
+	}
+	chain, whole, err := firstParentChain(ctx, client, m.repo, m.parent, m.sha)
+	if err != nil {
+		return err
+	}
+	parent := m.parent
+	if !whole {
+		parent = "" // the oldest one's parent is found out when it is evaluated
+	}
+	for _, cm := range chain {
+		r := store.Run{Repo: m.repo, SHA: cm.sha, Installation: d.Installation, Branch: m.branch, Source: d.Event,
+			MergedAt: cm.at, Parent: parent}
+		stored, created, err := c.Store.CreateRun(ctx, r)
+		if err != nil {
+			return err
+		}
+		if created {
+			c.Log.Info("merge recorded", "repo", m.repo, "sha", cm.sha, "run", stored.ID, "source", d.Event, "landed_with", short(m.sha))
+		} else if stored.Open() && stored.Parent == "" {
+			r.ID = stored.ID
+			if err := c.Store.FillRun(ctx, r); err != nil {
+				return err
+			}
+		}
+		parent = cm.sha
+	}
+	return nil
+}
+
+// landed is one commit of a push's first-parent chain.
+type landed struct {
+	sha string
+	at  time.Time
+}
+
+// firstParentChain lists the first-parent commits from before (exclusive)
+// to after (inclusive), oldest first, at most maxLanded of them, from the
+// compare of the two (its pages of 100 commits); whole reports whether the
+// oldest one's first parent is before.
+func firstParentChain(ctx context.Context, client *gh.Client, repo, before, after string) (chain []landed, whole bool, err error) {
+	owner, name, _ := strings.Cut(repo, "/")
+	first := map[string]string{}
+	times := map[string]time.Time{}
+	opts := &gh.ListOptions{PerPage: 100}
+	for {
+		cmp, resp, err := client.Repositories.CompareCommits(ctx, owner, name, before, after, opts)
+		if err != nil {
+			return nil, false, fmt.Errorf("compare %s...%s: %w", short(before), short(after), err)
+		}
+		for _, cm := range cmp.Commits {
+			if len(cm.Parents) > 0 {
+				first[cm.GetSHA()] = cm.Parents[0].GetSHA()
+			}
+			times[cm.GetSHA()] = cm.GetCommit().GetCommitter().GetDate().Time
+		}
+		if resp.NextPage == 0 || len(first) >= 10*maxLanded {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	sha := after
+	for sha != before && len(chain) < maxLanded {
+		chain = append(chain, landed{sha: sha, at: times[sha]})
+		p, ok := first[sha]
+		if !ok {
+			break // past what the compare listed: the rest is history
+		}
+		sha = p
+	}
+	slices.Reverse(chain)
+	return chain, sha == before, nil
 }

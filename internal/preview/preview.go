@@ -28,6 +28,12 @@ type Handler struct {
 	// MergedLabels, when set, receives the labels of a merged pull request
 	// whenever they change.
 	MergedLabels func(ctx context.Context, repo string, pr int, labels []string) error
+	// AppID is the App's id: its own check runs and suites finishing are
+	// no reason to look again (0: only check runs named shipbot/… are
+	// known as its own).
+	AppID int64
+
+	refreshed refreshes
 }
 
 // Handles implements webhook.Handler.
@@ -36,6 +42,10 @@ func (h *Handler) Handles() []string {
 		"pull_request.opened", "pull_request.reopened", "pull_request.synchronize", "pull_request.edited",
 		"pull_request.labeled", "pull_request.unlabeled", "pull_request.ready_for_review",
 		"pull_request_review.submitted", "pull_request_review.dismissed",
+		// A merge queue asks each group for the required checks.
+		"merge_group.checks_requested",
+		// Required checks turning green (or red) change the forecast.
+		"check_suite.completed", "check_run.completed", "status",
 	}
 }
 
@@ -47,6 +57,12 @@ type event struct {
 
 // Handle implements webhook.Handler.
 func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
+	switch d.Event {
+	case "merge_group":
+		return h.mergeGroup(ctx, d)
+	case "check_suite", "check_run", "status":
+		return h.checksMoved(ctx, d)
+	}
 	var ev event
 	if err := json.Unmarshal(d.Payload, &ev); err != nil {
 		return webhook.Permanent(fmt.Errorf("decode %s delivery: %w", d.Event, err))

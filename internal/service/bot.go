@@ -58,6 +58,9 @@ type Bot struct {
 	// PairWait is how long a merge waits for its other delivery; zero
 	// takes merge.DefaultPairWait.
 	PairWait time.Duration
+	// AppID is the GitHub App's id: its own check runs finishing do not
+	// refresh previews.
+	AppID int64
 }
 
 // Parts is the assembled bot.
@@ -99,7 +102,7 @@ func (b Bot) Build() Parts {
 		Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments, Rollouts: engine,
 		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe, PairWait: b.PairWait,
 	}
-	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview"),
+	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview"), AppID: b.AppID,
 		MergedLabels: func(ctx context.Context, repo string, pr int, labels []string) error {
 			if err := b.Store.SetLabels(ctx, repo, pr, labels); err != nil {
 				return err

@@ -406,6 +406,7 @@ var knownEvents = map[string]bool{
 	"issue_comment": true, "check_suite": true, "check_run": true, "status": true,
 	"installation": true, "installation_repositories": true, "deployment": true,
 	"deployment_status": true, "workflow_run": true, "release": true, "create": true, "delete": true,
+	"merge_group": true,
 }
 
 func metricEvent(event string) string {

@@ -93,8 +93,11 @@ type Lane struct {
 // their own: 150 commands in the inbox once held a merge's release up for
 // 70 s, one after the other in a single queue. Within a lane deliveries
 // still go one at a time in arrival order; merges and pushes share the main
-// lane, which keeps their relative order.
-var DefaultLanes = []Lane{{Name: "main"}, {Name: "commands", Events: []string{"issue_comment"}}}
+// lane, which keeps their relative order. Check results (a busy CI sends
+// one per check, per commit) refresh previews in a lane of their own too:
+// they must never hold a merge up.
+var DefaultLanes = []Lane{{Name: "main"}, {Name: "commands", Events: []string{"issue_comment"}},
+	{Name: "checks", Events: []string{"check_suite", "check_run", "status"}}}
 
 // Worker drains the inbox. Deliveries are claimed with a lease, so a worker
 // that dies mid-delivery only delays it until the lease runs out, and

@@ -8,7 +8,9 @@
 //
 //	srv := githubtest.New(githubtest.WithSchemaCheck(schemacheck.ValidateResponse))
 //
-// and read the mismatches with srv.SchemaViolations.
+// and read the mismatches with srv.SchemaViolations. ValidateWebhook checks
+// a webhook payload (githubtest's PushEvent, MergeGroupEvent, …) against
+// the description's webhook-* schemas.
 package schemacheck
 
 import (
@@ -117,4 +119,33 @@ func flatten(err error) error {
 		return fmt.Errorf("at /%s: %s", strings.Join(se.JSONPointer(), "/"), se.Reason)
 	}
 	return err
+}
+
+// ValidateWebhook checks a webhook payload against the schema GitHub's
+// description gives for event ("push", "pull_request", …) and the
+// payload's action: component "webhook-<event>-<action>", or
+// "webhook-<event>" for an event without actions (push, status, ping).
+func ValidateWebhook(event string, body []byte) error {
+	doc, err := loadSchemas()
+	if err != nil {
+		return err
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return fmt.Errorf("%s payload: %w", event, err)
+	}
+	name := "webhook-" + strings.ReplaceAll(event, "_", "-")
+	if m, ok := v.(map[string]any); ok {
+		if action, ok := m["action"].(string); ok {
+			name += "-" + strings.ReplaceAll(action, "_", "-")
+		}
+	}
+	ref := doc.Components.Schemas[name]
+	if ref == nil || ref.Value == nil {
+		return fmt.Errorf("%s: schema %s not in the OpenAPI subset", event, name)
+	}
+	if err := ref.Value.VisitJSON(v, openapi3.MultiErrors(), openapi3.VisitAsResponse()); err != nil {
+		return fmt.Errorf("%s payload (%s): %w", event, name, flatten(err))
+	}
+	return nil
 }

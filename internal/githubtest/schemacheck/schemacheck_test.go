@@ -58,3 +58,24 @@ func TestSubsetMatchesRoutes(t *testing.T) {
 		t.Errorf("subset.json has %s, which the fake does not serve", op)
 	}
 }
+
+// TestValidateWebhookRejectsWrongShapes makes sure the webhook check is not
+// vacuous either.
+func TestValidateWebhookRejectsWrongShapes(t *testing.T) {
+	cases := []struct {
+		event, body, want string
+	}{
+		{"merge_group", `{"action":"checks_requested"}`, "merge_group"},
+		{"merge_group", `{"action":"destroyed","reason":"landed","merge_group":{}}`, "reason"},
+		{"merge_group", `{"action":"exploded"}`, "webhook-merge-group-exploded not in the OpenAPI subset"},
+		{"status", `{"state":"green"}`, "state"},
+		{"check_suite", `{"action":"completed","check_suite":{"id":"one"}}`, "check_suite"},
+		{"push", `not json`, "push payload"},
+	}
+	for _, tc := range cases {
+		err := ValidateWebhook(tc.event, []byte(tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ValidateWebhook(%s, %s) = %v, want an error mentioning %q", tc.event, tc.body, err, tc.want)
+		}
+	}
+}

@@ -71,6 +71,14 @@ func run(path string) error {
 	// Errors GitHub sends but does not document are checked against the
 	// basic-error shape, so it must be there whatever the routes use.
 	x.schema(object{"$ref": "#/components/schemas/basic-error"})
+	// The webhook payloads the fake builds, which schemacheck's
+	// ValidateWebhook checks against these component schemas.
+	for _, name := range webhookSchemas {
+		if src, _ := components["schemas"].(object); src[name] == nil {
+			return fmt.Errorf("webhook schema %s not in the description", name)
+		}
+		x.schema(object{"$ref": "#/components/schemas/" + name})
+	}
 
 	info, _ := spec["info"].(object)
 	doc := object{
@@ -92,6 +100,30 @@ func run(path string) error {
 		return fmt.Errorf("writing the subset: %w", err)
 	}
 	return nil
+}
+
+// webhookSchemas are the payload schemas of the webhooks githubtest
+// builds ("webhook-<event>-<action>", or "webhook-<event>" for events
+// without actions).
+var webhookSchemas = []string{
+	"webhook-check-run-completed",
+	"webhook-check-run-created",
+	"webhook-check-suite-completed",
+	"webhook-check-suite-requested",
+	"webhook-check-suite-rerequested",
+	"webhook-issue-comment-created",
+	"webhook-merge-group-checks-requested",
+	"webhook-merge-group-destroyed",
+	"webhook-ping",
+	"webhook-pull-request-closed",
+	"webhook-pull-request-labeled",
+	"webhook-pull-request-opened",
+	"webhook-pull-request-reopened",
+	"webhook-pull-request-synchronize",
+	"webhook-pull-request-unlabeled",
+	"webhook-pull-request-review-submitted",
+	"webhook-push",
+	"webhook-status",
 }
 
 type extractor struct {

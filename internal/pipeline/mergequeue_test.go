@@ -1,0 +1,117 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/store"
+)
+
+// openApproved opens a pull request by alice with green CI, approved by bob.
+func (e *env) openApproved(title string) int {
+	e.t.Helper()
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice",
+		Files: map[string]string{fmt.Sprintf("src/%s.go", title[len(title)-3:]): "package src\n"}})
+	e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	return n
+}
+
+// A merge queue lands three pull requests with one push. Whichever of the
+// push and the three pull_request deliveries comes first, each merge is
+// its own run, versioned and deployed in branch order.
+func TestMergeQueueGroupReleasesEveryPullRequestInOrder(t *testing.T) {
+	t.Parallel()
+	for _, pushAt := range []int{0, 1, 3} { // first, in the middle, last
+		t.Run(fmt.Sprintf("push delivered after %d pull requests", pushAt), func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, options{decide: always("succeeded")})
+			prs := []int{e.openApproved("fix: one"), e.openApproved("fix: two"), e.openApproved("feat: six")}
+			g := e.gh.EnqueueMergeGroup(repo, "main", prs...)
+			// The queue asks for the required checks on the group's head:
+			// shipbot/preview completes there.
+			e.waitDelivery(e.deliver("merge_group", e.gh.MergeGroupEvent(owner, name, g, "checks_requested")))
+			if cr, ok := e.gh.CheckRun(repo, g.HeadSHA, "shipbot/preview"); !ok || cr.Status != "completed" || cr.Conclusion != "success" {
+				t.Fatalf("shipbot/preview on the group's head: %+v (found %v); want completed, success", cr, ok)
+			}
+			before, after, merges := e.gh.LandMergeGroup(repo, g, "")
+			push := e.gh.PushEvent(owner, name, "refs/heads/main", before, after)
+			for i, pr := range prs {
+				if i == pushAt {
+					e.deliver("push", push)
+				}
+				e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, pr, "closed"))
+			}
+			if pushAt == len(prs) {
+				e.deliver("push", push)
+			}
+			want := []string{"v0.1.0", "v0.1.1", "v0.2.0"}
+			var ids []string
+			for i, sha := range merges {
+				rr := e.released(merged{pr: prs[i], sha: sha})
+				if rr.Tag != want[i] || rr.PR != prs[i] {
+					t.Errorf("merge %d (#%d): %s of #%d; want %s", i, prs[i], rr.Tag, rr.PR, want[i])
+				}
+				ids = append(ids, rr.ID)
+			}
+			for _, id := range ids {
+				e.waitDone(id)
+			}
+			var order []string
+			for _, tr := range e.spin.received("api-prod") {
+				order = append(order, tr.str("tag"))
+			}
+			if !slices.Equal(order, want) {
+				t.Errorf("prod deployed %v; want %v, in branch order", order, want)
+			}
+			runs, err := e.st.ListRuns(context.Background(), repo, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			released := 0
+			for _, r := range runs {
+				if r.State == store.RunReleased {
+					released++
+				}
+			}
+			if released != 3 {
+				t.Errorf("%d runs released; want 3", released)
+			}
+		})
+	}
+}
+
+// shipbot/preview follows the PR's required checks: waiting while ci/test
+// is pending, ready once a status (or a check run) turns it green; the
+// bot's own check runs finishing change nothing.
+func TestPreviewFollowsChecksTurningGreen(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: soon green", Author: "alice"})
+	head := e.gh.PullRequest(repo, n).HeadSHA
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	e.gh.SetStatus(repo, head, "ci/test", "pending")
+	e.waitDelivery(e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "opened")))
+	preview := func() githubtest.CheckRun {
+		cr, _ := e.gh.CheckRun(repo, head, "shipbot/preview")
+		return cr
+	}
+	if cr := preview(); cr.Conclusion == "success" {
+		t.Fatalf("preview with ci/test pending: %s %q; want it not ready", cr.Conclusion, cr.Title)
+	}
+	e.gh.SetStatus(repo, head, "ci/test", "success")
+	e.waitDelivery(e.deliver("status", e.gh.StatusEvent(owner, name, head, "ci/test", "success")))
+	if cr := preview(); cr.Conclusion != "success" {
+		t.Errorf("preview after ci/test turned green: %s %q; want success", cr.Conclusion, cr.Title)
+	}
+	// The bot's own check run completing is no news: no read, no write.
+	calls := len(e.gh.Requests())
+	own, _ := e.gh.CheckRun(repo, head, "shipbot/preview")
+	e.waitDelivery(e.deliver("check_run", e.gh.CheckRunEvent(owner, name, own.ID, "completed")))
+	if got := len(e.gh.Requests()); got != calls {
+		t.Errorf("shipbot's own check run completing cost %d GitHub calls; want none", got-calls)
+	}
+}
