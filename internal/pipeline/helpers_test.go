@@ -362,7 +362,13 @@ type merged struct {
 // merges it and delivers both of GitHub's deliveries for the merge.
 func (e *env) merge(title string, labels ...string) merged {
 	e.t.Helper()
-	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels})
+	return e.mergeFiles(title, nil, labels...)
+}
+
+// mergeFiles is merge for a pull request that changes files.
+func (e *env) mergeFiles(title string, files map[string]string, labels ...string) merged {
+	e.t.Helper()
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels, Files: files})
 	e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
 	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
 	before := e.gh.BranchSHA(repo, "main")

@@ -38,19 +38,6 @@ func monoConstraints() map[string]map[string]string {
 	return c
 }
 
-// mergeFiles is merge for a pull request that changes files.
-func (e *env) mergeFiles(title string, files map[string]string, labels ...string) merged {
-	e.t.Helper()
-	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels, Files: files})
-	e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
-	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
-	before := e.gh.BranchSHA(repo, "main")
-	sha := e.gh.Merge(repo, n, "alice")
-	e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "closed"))
-	e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, sha))
-	return merged{pr: n, sha: sha}
-}
-
 // rolloutsOf waits until the merge is released and returns its rollouts
 // by pipeline.
 func (e *env) rolloutsOf(m merged, want ...string) map[string]store.RolloutRun {

@@ -352,24 +352,8 @@ func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
 
 // LoadRollout implements Rollouts.
 func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
-		WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY o.rollout_order`, pipelineKey)
+	out, ids, err := s.queryRollouts(ctx, `WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY o.rollout_order`, pipelineKey)
 	if err != nil {
-		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
-	}
-	var out []RolloutRun
-	var ids []string
-	for rows.Next() {
-		rr, err := scanRollout(rows)
-		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
-		}
-		out = append(out, rr)
-		ids = append(ids, rr.ID)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
 	}
 	// The stages of the pipeline's active rollouts, by one query whose
@@ -440,26 +424,31 @@ func (s *SQLite) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, 
 	return rr, nil
 }
 
-// RolloutsOf implements Rollouts.
-func (s *SQLite) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
-		WHERE o.run_id = ? ORDER BY o.id <> o.run_id, o.created_at, o.rowid`, runID)
+// queryRollouts reads the rollouts (with their runs, without stages) that
+// where selects, and their ids.
+func (s *SQLite) queryRollouts(ctx context.Context, where string, args ...any) ([]RolloutRun, []string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
+		return nil, nil, err
 	}
+	defer rows.Close()
 	var out []RolloutRun
 	var ids []string
 	for rows.Next() {
 		rr, err := scanRollout(rows)
 		if err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
+			return nil, nil, err
 		}
 		out = append(out, rr)
 		ids = append(ids, rr.ID)
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	return out, ids, rows.Err()
+}
+
+// RolloutsOf implements Rollouts.
+func (s *SQLite) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error) {
+	out, ids, err := s.queryRollouts(ctx, `WHERE o.run_id = ? ORDER BY o.id <> o.run_id, o.created_at, o.rowid`, runID)
+	if err != nil {
 		return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
 	}
 	stages, err := s.stagesOf(ctx, ids)
