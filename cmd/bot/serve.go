@@ -44,21 +44,44 @@ func readableDurations(_ []string, a slog.Attr) slog.Attr {
 	return slog.String(a.Key, d.String())
 }
 
-// openStore opens the configured database and brings its schema up to date.
+// openDB opens SHIPBOT_DB, a SQLite file or a postgres:// URL, and brings
+// its schema up to date.
+func openDB(ctx context.Context, dsn string, log *slog.Logger) (store.Database, error) {
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx, st, dsn, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// openStore opens the SQLite file at path (Action mode's state) and brings
+// its schema up to date.
 func openStore(ctx context.Context, path string, log *slog.Logger) (*store.SQLite, error) {
 	st, err := store.OpenSQLite(path)
 	if err != nil {
 		return nil, err
 	}
-	applied, err := st.Migrate(ctx)
-	if err != nil {
+	if err := migrate(ctx, st, path, log); err != nil {
 		st.Close()
 		return nil, err
 	}
-	if len(applied) > 0 {
-		log.Info("migrations applied", "db", path, "versions", applied)
-	}
 	return st, nil
+}
+
+// migrate applies st's pending migrations and logs what it applied.
+func migrate(ctx context.Context, st store.Database, dsn string, log *slog.Logger) error {
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("migrations applied", "db", store.DisplayName(dsn), "versions", applied)
+	}
+	return nil
 }
 
 const serveUsage = `usage: bot serve
@@ -89,7 +112,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Errors are redacted where they are made; the log is scrubbed of every
 	// target secret once more, so a message built elsewhere cannot leak one.
-	log := slog.New(deploy.RedactHandler(newLogger(stderr, cfg.LogLevel).Handler(), deploy.NewRedactor(targets.Secrets()...)))
+	// So is the database URL's password.
+	log := slog.New(deploy.RedactHandler(newLogger(stderr, cfg.LogLevel).Handler(), deploy.NewRedactor(append(targets.Secrets(), store.DSNPassword(cfg.DB))...)))
 	log.Info("starting shipbot", "version", version, "config", cfg)
 	// Once, at start: the file does not change while the process runs.
 	for _, w := range targets.Warnings {
@@ -105,7 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DB, log)
+	st, err := openDB(ctx, cfg.DB, log)
 	if err != nil {
 		return err
 	}
@@ -155,9 +179,11 @@ func loadTargets(path string, kinds *deploy.Registry) (config.Targets, error) {
 
 const migrateUsage = `usage: bot migrate
 
-Applies the database migrations to SHIPBOT_DB (default shipbot.db) and
-exits. bot serve applies them at start too; run this to migrate ahead of a
-deploy. It takes no arguments.`
+Applies the database migrations to SHIPBOT_DB (a SQLite file, default
+shipbot.db, or a postgres:// URL) and exits. bot serve applies them at
+start too; run this to migrate ahead of a deploy. Replicas sharing one
+PostgreSQL database may all start at once: one migrates, the others wait
+for it. It takes no arguments.`
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(newFlags("migrate"), args, 0, migrateUsage, stdout); err != nil {
@@ -167,7 +193,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	st, err := store.OpenSQLite(cfg.DB)
+	st, err := store.Open(ctx, cfg.DB)
 	if err != nil {
 		return err
 	}
@@ -176,11 +202,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	name := store.DisplayName(cfg.DB) // a URL's password is never printed
 	if len(applied) == 0 {
-		fmt.Fprintf(stdout, "%s: schema up to date\n", cfg.DB)
+		fmt.Fprintf(stdout, "%s: schema up to date\n", name)
 		return nil
 	}
-	fmt.Fprintf(stdout, "%s: applied migrations %v\n", cfg.DB, applied)
+	fmt.Fprintf(stdout, "%s: applied migrations %v\n", name, applied)
 	return nil
 }
 

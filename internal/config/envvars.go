@@ -21,7 +21,7 @@ type EnvVar struct {
 // an Env constant, add its row here.
 var EnvVars = []EnvVar{
 	{EnvListen, "`" + DefaultListen + "`", "listen address"},
-	{EnvDB, "`" + DefaultDB + "`", "SQLite database file"},
+	{EnvDB, "`" + DefaultDB + "`", "SQLite database file, or a `postgres://` (`postgresql://`) URL: the PostgreSQL database to use instead (see \"PostgreSQL\")"},
 	{EnvGitHubAPIURL, "`" + DefaultGitHubAPIURL + "`", "GitHub REST base URL; for GitHub Enterprise Server include `/api/v3/` (the App's token requests use it too)"},
 	{EnvAppID, "required for `serve`", "GitHub App id"},
 	{EnvPrivateKeyFile, "required for `serve`, or `" + EnvPrivateKey + "`", "file holding the App's PEM private key"},

@@ -48,7 +48,7 @@ const (
 // Server is the service's settings, read from the environment.
 type Server struct {
 	Listen         string
-	DB             string // SQLite path, or a database URL
+	DB             string // SQLite path, or a postgres:// URL
 	GitHubAPIURL   string // absolute, always ends in "/"
 	AppID          int64  // 0 when unset
 	PrivateKey     []byte // PEM; secret
@@ -99,6 +99,9 @@ func ServerFromEnv(getenv func(string) string, readFile func(string) ([]byte, er
 		s.WebhookSecret = nil
 	}
 	if err := checkListen(s.Listen); err != nil {
+		return Server{}, err
+	}
+	if err := checkDB(s.DB); err != nil {
 		return Server{}, err
 	}
 	u, err := parseBaseURL(EnvGitHubAPIURL, orDefault(getenv(EnvGitHubAPIURL), DefaultGitHubAPIURL))
@@ -247,6 +250,21 @@ func checkListen(addr string) error {
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
 		return envErr(EnvListen, "port must be a number from 0 to 65535, got %q", addr)
+	}
+	return nil
+}
+
+// checkDB checks a postgres:// or postgresql:// SHIPBOT_DB: the store
+// needs a URL it can parse. The message never shows the value, which may
+// hold a password. Any other value is a SQLite file's path, which the
+// store checks when it opens it.
+func checkDB(db string) error {
+	scheme, _, ok := strings.Cut(db, "://")
+	if !ok || !strings.EqualFold(scheme, "postgres") && !strings.EqualFold(scheme, "postgresql") {
+		return nil
+	}
+	if _, err := url.Parse(db); err != nil {
+		return envErr(EnvDB, "is not a valid %s:// URL (percent-encode special characters in the user name and password)", strings.ToLower(scheme))
 	}
 	return nil
 }
