@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
@@ -105,8 +106,11 @@ func repoShortName(full string) string {
 type mergeEvent struct {
 	sha, branch string
 	pr          *gh.PullRequest // pull_request events
-	ok          bool
-	why         string // when !ok: why there is nothing to do
+	// parent is the merge commit's first parent when the event says (a
+	// push of one commit that moved the branch forward: its before).
+	parent string
+	ok     bool
+	why    string // when !ok: why there is nothing to do
 }
 
 func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
@@ -128,7 +132,11 @@ func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
 		case ev.GetAfter() == "":
 			return mergeEvent{}, errors.New("push event without after")
 		}
-		return mergeEvent{sha: ev.GetAfter(), branch: branch, ok: true}, nil
+		m := mergeEvent{sha: ev.GetAfter(), branch: branch, ok: true}
+		if before := ev.GetBefore(); len(ev.Commits) == 1 && !ev.GetCreated() && !ev.GetForced() && strings.Trim(before, "0") != "" {
+			m.parent = before
+		}
+		return m, nil
 	case "pull_request":
 		var ev gh.PullRequestEvent
 		if err := json.Unmarshal(payload, &ev); err != nil {
@@ -379,13 +387,12 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	}
 	defer st.Close()
 
-	var verdict *plan.Outcome
-	var verdictRun store.Run
+	var seen observedMerges
 	parts := service.Bot{
 		Store: st, Clients: tokenClients{client}, Log: log, Owner: "action-" + env.RunID, Targets: targets,
 		Drivers: kinds, PublicURL: env.PublicURL, TokenKey: []byte(env.Token), Version: version,
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
-		Observe: func(r store.Run, o plan.Outcome) { verdict, verdictRun = &o, r },
+		Observe: seen.add,
 	}.Build()
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
@@ -421,37 +428,125 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		}
 		defer stop()
 	}
+	// Merges on the branch whose own job never ran (GitHub's concurrency
+	// group cancelled it) are this job's too: recorded first, they are
+	// taken before its own merge, oldest first (catchup.go).
+	cu, err := findCatchUp(ctx, client, st, env.Repository, m.branch, m.sha, m.parent)
+	if err != nil {
+		return err
+	}
+	if err := cu.record(ctx, st, env.Repository, m.branch); err != nil {
+		return err
+	}
+	cu.announce(cmds, m.branch)
 	d := store.Delivery{ID: "actions-" + env.RunID + "-" + env.RunAttempt, Event: event, Action: envelope.Action,
 		Repo: env.Repository, Payload: payload}
 	if err := parts.Coordinator.Handle(ctx, d); err != nil {
 		return err
 	}
-	if verdict == nil {
-		// The merge was handled already: by an earlier job whose state
-		// this one kept (the same runner, the same state file).
-		return handledBefore(ctx, cmds, env, st, m.sha)
-	}
-	warnUnreadable(cmds, verdict.Gate.Notes)
-	res := runResult{outcome: *verdict}
-	if verdict.Kind == plan.Release {
-		// Every pipeline the merge released rolls out on its own; the job
-		// waits for all of them.
-		res, err = awaitRollouts(ctx, cmds, env, parts.Engine, st, verdictRun.ID, res)
+	own, earlier := seen.split(m.sha)
+	// One deadline for every rollout the job waits for: input timeout
+	// bounds the whole job's waiting.
+	deadline := time.Now().Add(env.Timeout)
+	var earlierRes []earlierResult
+	for _, o := range earlier {
+		name := mergeName(o.run)
+		res, err := settle(ctx, aboutMerge{cmds, name}, env, parts.Engine, parts.Reporter, st, o, deadline)
 		if err != nil {
 			return err
 		}
-		reported := false
-		for _, p := range res.pipelines {
-			if p.run.ID != "" {
-				parts.Reporter.RolloutChanged(ctx, p.run.ID)
-				reported = true
-			}
+		earlierRes = append(earlierRes, earlierResult{name: name, res: res})
+	}
+	if own == nil {
+		// The merge was handled already: by an earlier job whose state
+		// this one kept (the same runner, the same state file).
+		parts.Reporter.Wait()
+		if err := reportEarlier(cmds, env, earlierRes, redact); err != nil {
+			return err
 		}
-		if reported {
-			parts.Reporter.Wait()
+		return handledBefore(ctx, cmds, env, st, m.sha)
+	}
+	warnUnreadable(cmds, own.outcome.Gate.Notes)
+	res, err := settle(ctx, cmds, env, parts.Engine, parts.Reporter, st, *own, deadline)
+	if err != nil {
+		return err
+	}
+	parts.Reporter.Wait()
+	return report(cmds, env, res, earlierRes, redact)
+}
+
+// observed is a merge the job took to its verdict.
+type observed struct {
+	run     store.Run
+	outcome plan.Outcome
+}
+
+// observedMerges are the merges the job took to their verdicts, in the
+// order it did: the earlier merges it caught up with, then its own.
+type observedMerges struct {
+	mu  sync.Mutex
+	all []observed
+}
+
+func (s *observedMerges) add(r store.Run, o plan.Outcome) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.all = append(s.all, observed{r, o})
+}
+
+// split returns the job's own merge (nil when it was not evaluated: it was
+// handled before) and the others, in order.
+func (s *observedMerges) split(sha string) (own *observed, earlier []observed) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.all {
+		if s.all[i].run.SHA == sha {
+			own = &s.all[i]
+		} else {
+			earlier = append(earlier, s.all[i])
 		}
 	}
-	return report(cmds, env, res, redact)
+	return own, earlier
+}
+
+// reporter is the part of the rollout reporter settle uses.
+type reporter interface {
+	RolloutChanged(ctx context.Context, runID string)
+}
+
+// settle waits for the rollouts of a merge the job released (every
+// pipeline it released rolls out on its own; the job waits for all of
+// them) and has the pull request shown how they ended.
+func settle(ctx context.Context, cmds annotator, env action.Env, engine interface{ Step(context.Context) },
+	rep reporter, st store.Store, o observed, deadline time.Time) (runResult, error) {
+	res := runResult{outcome: o.outcome}
+	if o.outcome.Kind != plan.Release {
+		return res, nil
+	}
+	res, err := awaitRollouts(ctx, cmds, env, engine, st, o.run.ID, res, deadline)
+	if err != nil {
+		return res, err
+	}
+	for _, p := range res.pipelines {
+		if p.run.ID != "" {
+			rep.RolloutChanged(ctx, p.run.ID)
+		}
+	}
+	return res, nil
+}
+
+// earlierResult is how an earlier merge the job caught up with went.
+type earlierResult struct {
+	name string // "merge #12 (abc1234)"
+	res  runResult
+}
+
+// mergeName names a merge in annotations and the step summary.
+func mergeName(r store.Run) string {
+	if r.PR != 0 {
+		return fmt.Sprintf("merge #%d (%s)", r.PR, short(r.SHA))
+	}
+	return "merge " + short(r.SHA)
 }
 
 // environmentOf is the GitHub Deployments environment that ex deploys to,
@@ -588,8 +683,8 @@ func serveCallbacks(addr string, st store.Store, engine api.Callbacks, log *slog
 
 // awaitRollouts steps the engine until the rollout of every pipeline the
 // run released is done, or the timeout, and reads how each went.
-func awaitRollouts(ctx context.Context, cmds action.Commands, env action.Env, engine interface{ Step(context.Context) },
-	st store.Store, runID string, res runResult) (runResult, error) {
+func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine interface{ Step(context.Context) },
+	st store.Store, runID string, res runResult, deadline time.Time) (runResult, error) {
 	o := res.outcome
 	res.pipelines = make([]pipelineResult, len(o.Pipelines))
 	waits := false
@@ -603,7 +698,6 @@ func awaitRollouts(ctx context.Context, cmds action.Commands, env action.Env, en
 	// The job's context may be cancelled meanwhile; what it reads must
 	// still be read.
 	rctx := context.WithoutCancel(ctx)
-	deadline := time.Now().Add(env.Timeout)
 	var rollouts []store.RolloutRun
 	for {
 		engine.Step(ctx)
@@ -778,38 +872,106 @@ func jsonObject(m map[string]string) (string, error) {
 
 // report writes outputs, the step summary and annotations, and decides the
 // exit code: 0 only when every stage that ran succeeded (or was handed off),
-// in every pipeline the merge released.
-func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.Redactor) error {
-	o := res.outcome
+// in every pipeline the merge released, and in every earlier merge the job
+// caught up with. The outputs are the job's own merge's.
+func report(cmds action.Commands, env action.Env, res runResult, earlier []earlierResult, redact *deploy.Redactor) error {
 	if err := writeOutputs(env, res.outputs()); err != nil {
 		return err
 	}
 	var b strings.Builder
 	b.WriteString("## shipbot\n\n")
+	if len(earlier) > 0 {
+		fmt.Fprintf(&b, "This job also handled %s whose own jobs never ran, before this one (sections below).\n\n",
+			plural(len(earlier), "earlier merge"))
+	}
+	failure := summarize(&b, cmds, env, res, redact)
+	if err := summarizeEarlier(&b, cmds, env, earlier, redact); err != nil && failure == nil {
+		failure = err
+	}
+	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {
+		return err
+	}
+	return failure
+}
+
+// reportEarlier writes the step summary and annotations of the earlier
+// merges alone (the job's own merge was handled before).
+func reportEarlier(cmds action.Commands, env action.Env, earlier []earlierResult, redact *deploy.Redactor) error {
+	if len(earlier) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	failure := summarizeEarlier(&b, cmds, env, earlier, redact)
+	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {
+		return err
+	}
+	return failure
+}
+
+// summarizeEarlier writes a section per earlier merge, oldest first; each
+// annotation names its merge. It returns the first failure.
+func summarizeEarlier(b *strings.Builder, cmds action.Commands, env action.Env, earlier []earlierResult, redact *deploy.Redactor) error {
+	var failure error
+	for _, e := range earlier {
+		fmt.Fprintf(b, "\n## shipbot: earlier %s\n\nIts own job never ran; this one handled it.\n\n", e.name)
+		if err := summarize(b, aboutMerge{cmds, e.name}, env, e.res, redact); err != nil && failure == nil {
+			var ee exitError
+			if errors.As(err, &ee) {
+				err = exitError{ee.code, fmt.Errorf("earlier %s: %w", e.name, ee.err)}
+			}
+			failure = err
+		}
+	}
+	return failure
+}
+
+// annotator writes annotations: action.Commands, or aboutMerge.
+type annotator interface {
+	Notice(title, msg string)
+	Warning(title, msg string)
+	Error(title, msg string)
+}
+
+// aboutMerge annotates for an earlier merge the job caught up with: each
+// message names it.
+type aboutMerge struct {
+	cmds annotator
+	name string
+}
+
+func (a aboutMerge) Notice(title, msg string)  { a.cmds.Notice(title, a.name+": "+msg) }
+func (a aboutMerge) Warning(title, msg string) { a.cmds.Warning(title, a.name+": "+msg) }
+func (a aboutMerge) Error(title, msg string)   { a.cmds.Error(title, a.name+": "+msg) }
+
+// summarize writes what res's merge did to the step summary and annotates
+// it; it returns the exit error when the merge was refused or invalid or a
+// stage failed or did not finish.
+func summarize(b *strings.Builder, cmds annotator, env action.Env, res runResult, redact *deploy.Redactor) error {
+	o := res.outcome
 	var failure error
 	switch o.Kind {
 	case plan.Refused:
 		b.WriteString("**Refused by the merge gate: nothing released.**\n\n")
-		bullets(&b, o.Gate.Reasons)
+		bullets(b, o.Gate.Reasons)
 		cmds.Error("shipbot: merge refused", strings.Join(o.Gate.Reasons, "; "))
 		failure = exitError{1, errors.New("the merge gate refused this merge")}
 	case plan.Invalid:
 		b.WriteString("**Invalid configuration: nothing released.**\n\n")
-		bullets(&b, o.Problems)
+		bullets(b, o.Problems)
 		cmds.Error("shipbot: invalid configuration", strings.Join(o.Problems, "; "))
 		failure = exitError{1, errors.New("invalid configuration")}
 	case plan.NoConfig:
-		fmt.Fprintf(&b, "No `%s`: nothing to do.\n", config.RepoFile)
+		fmt.Fprintf(b, "No `%s`: nothing to do.\n", config.RepoFile)
 		cmds.Notice("shipbot", "no "+config.RepoFile+": nothing to do")
 	case plan.NoRelease:
 		b.WriteString("`semver:none`: merged without a release.\n")
 		cmds.Notice("shipbot", "semver:none: no release")
 	case plan.NoPipeline:
-		fmt.Fprintf(&b, "No pipeline affected: nothing released (the pull request changed %s, none of which starts a pipeline).\n", files(o.Files))
+		fmt.Fprintf(b, "No pipeline affected: nothing released (the pull request changed %s, none of which starts a pipeline).\n", files(o.Files))
 		cmds.Notice("shipbot", "no pipeline affected: nothing released")
 	case plan.Release:
 		if !o.Config.Multi && len(res.pipelines) == 1 {
-			if err := reportPipeline(&b, cmds, env, res, res.pipelines[0], redact); err != nil {
+			if err := reportPipeline(b, cmds, env, res, res.pipelines[0], redact); err != nil {
 				failure = exitError{1, err}
 			}
 			break
@@ -818,15 +980,15 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 		for i, p := range res.pipelines {
 			tags[i] = "**" + p.plan.Tag + "**"
 		}
-		fmt.Fprintf(&b, "Released %s.\n\n", strings.Join(tags, ", "))
-		bullets(&b, o.Notes)
+		fmt.Fprintf(b, "Released %s.\n\n", strings.Join(tags, ", "))
+		bullets(b, o.Notes)
 		if len(o.Notes) > 0 {
 			b.WriteString("\n")
 		}
 		var failed []string
 		for _, p := range res.pipelines {
-			fmt.Fprintf(&b, "### %s\n\n", markdown.Escape(p.plan.Name))
-			if err := reportPipeline(&b, cmds, env, res, p, redact); err != nil {
+			fmt.Fprintf(b, "### %s\n\n", markdown.Escape(p.plan.Name))
+			if err := reportPipeline(b, cmds, env, res, p, redact); err != nil {
 				failed = append(failed, err.Error())
 			}
 			b.WriteString("\n")
@@ -834,9 +996,6 @@ func report(cmds action.Commands, env action.Env, res runResult, redact *deploy.
 		if len(failed) > 0 {
 			failure = exitError{1, errors.New(strings.Join(failed, "; "))}
 		}
-	}
-	if err := action.AppendSummary(env.Summary, redact.Redact(b.String())); err != nil {
-		return err
 	}
 	return failure
 }
@@ -851,7 +1010,7 @@ func files(n int) string {
 // reportPipeline writes one pipeline's release and stage table to the
 // step summary and annotates its outcome; it returns an error when a stage
 // failed or did not finish.
-func reportPipeline(b *strings.Builder, cmds action.Commands, env action.Env, res runResult, p pipelineResult, redact *deploy.Redactor) error {
+func reportPipeline(b *strings.Builder, cmds annotator, env action.Env, res runResult, p pipelineResult, redact *deploy.Redactor) error {
 	multi := res.outcome.Config.Multi
 	tag := p.plan.Tag
 	fmt.Fprintf(b, "Released **%s**.\n\n", tag)

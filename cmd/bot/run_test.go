@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -167,12 +168,21 @@ type rigOptions struct {
 	files map[string]string
 	// tags are on main before the merge; default v1.4.2.
 	tags []string
+	// title is the pull request's; default "feat: search".
+	title string
+	// now is the fake GitHub's clock (merge times, check runs); default
+	// the wall clock.
+	now func() time.Time
 }
 
 func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	t.Helper()
 	clearEnv(t)
-	r := &actionRig{gh: githubtest.New(), target: newFakeTarget(t), dir: t.TempDir()}
+	var ghOpts []githubtest.Option
+	if o.now != nil {
+		ghOpts = append(ghOpts, githubtest.WithClock(o.now))
+	}
+	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir()}
 	t.Cleanup(r.gh.Close)
 	gh := r.gh
 	gh.AddStaticToken(actionToken)
@@ -194,7 +204,10 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	for _, tag := range o.tags {
 		gh.AddTag("acme/api", tag, gh.BranchSHA("acme/api", "main"))
 	}
-	r.pr = gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: "feat: search", Author: "alice", Labels: o.labels, Files: o.files})
+	if o.title == "" {
+		o.title = "feat: search"
+	}
+	r.pr = gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: o.title, Author: "alice", Labels: o.labels, Files: o.files})
 	if o.approved {
 		gh.AddReview("acme/api", r.pr, "bob", "APPROVED", gh.PullRequest("acme/api", r.pr).HeadSHA)
 	}
@@ -211,9 +224,9 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	if err := os.Mkdir(runnerTemp, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// Everything the runner sets for a Docker action's container, and the
-	// inputs as it passes them (INPUT_ + the name upper-cased, hyphens
-	// kept).
+	// Everything the runner sets for the action's steps, and the inputs as
+	// the action's run step passes them (INPUT_ + the name upper-cased,
+	// hyphens kept, as the runner names them for a Docker action).
 	for k, v := range map[string]string{
 		"GITHUB_ACTIONS":      "true",
 		"GITHUB_EVENT_NAME":   "push",
@@ -307,7 +320,7 @@ type result struct {
 	summary        string
 }
 
-// runJob runs `bot run` exactly as the container's entrypoint does.
+// runJob runs `bot run` exactly as the action's run step does.
 func (r *actionRig) runJob(t *testing.T) result {
 	t.Helper()
 	l := &jobLog{}
@@ -923,18 +936,26 @@ type actionMetadata struct {
 	} `yaml:"inputs"`
 	Outputs map[string]struct {
 		Description string `yaml:"description"`
+		Value       string `yaml:"value"`
 	} `yaml:"outputs"`
 	Runs struct {
-		Using string   `yaml:"using"`
-		Image string   `yaml:"image"`
-		Args  []string `yaml:"args"`
+		Using string `yaml:"using"`
+		Steps []struct {
+			ID    string            `yaml:"id"`
+			Uses  string            `yaml:"uses"`
+			Run   string            `yaml:"run"`
+			Shell string            `yaml:"shell"`
+			Env   map[string]string `yaml:"env"`
+		} `yaml:"steps"`
 	} `yaml:"runs"`
 	Branding map[string]string `yaml:"branding"`
 }
 
 // The action's metadata and `bot run` agree: every input declared is one
-// bot run reads (as the runner passes it to a Docker action), the defaults
-// parse, and the outputs declared are exactly those bot run writes.
+// bot run reads, and the composite action's run step hands each one over
+// as INPUT_<NAME> (a Docker action's names, which bot run reads); the
+// defaults parse; the outputs declared are exactly those bot run writes,
+// each the run step's.
 func TestActionMetadataMatchesBotRun(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join("..", "..", "action", "action.yml"))
 	if err != nil {
@@ -944,14 +965,42 @@ func TestActionMetadataMatchesBotRun(t *testing.T) {
 	if err := yaml.Unmarshal(data, &md); err != nil {
 		t.Fatal(err)
 	}
-	if md.Runs.Using != "docker" || md.Runs.Image != "Dockerfile" || !slices.Equal(md.Runs.Args, []string{"run"}) {
-		t.Errorf("runs: %+v", md.Runs)
+	if md.Runs.Using != "composite" {
+		t.Fatalf("runs.using %q; want composite (README: why)", md.Runs.Using)
 	}
-	// The image the action builds runs bot as root: a Docker action cannot
-	// pick its user, and the runner's output files need root to be written.
-	df, err := os.ReadFile(filepath.Join("..", "..", "action", "Dockerfile"))
-	if err != nil || !strings.Contains(string(df), "USER 0:0") || !strings.Contains(string(df), `ENTRYPOINT ["/bot"]`) {
-		t.Errorf("action/Dockerfile must run /bot as root: %v\n%s", err, df)
+	// Every step that runs a script names its shell (a composite action
+	// must), and every action it uses is pinned by commit.
+	runStep := -1
+	for i, st := range md.Runs.Steps {
+		if st.Run != "" && st.Shell != "bash" {
+			t.Errorf("step %d (%s): shell %q; want bash", i, st.ID, st.Shell)
+		}
+		if st.Uses != "" && !regexp.MustCompile(`@[0-9a-f]{40}$`).MatchString(st.Uses) {
+			t.Errorf("step %d uses %s: not pinned by commit SHA", i, st.Uses)
+		}
+		if st.ID == "run" {
+			runStep = i
+		}
+	}
+	if runStep < 0 || !strings.Contains(md.Runs.Steps[runStep].Run, `"$BOT" run`) {
+		t.Fatalf("no step with id run that runs bot run: %+v", md.Runs.Steps)
+	}
+	run := md.Runs.Steps[runStep]
+	for name := range md.Inputs {
+		// "INPUT_DRY-RUN=$SHIPBOT_IN_DRY_RUN", the variable set from the input.
+		m := regexp.MustCompile(`"INPUT_` + regexp.QuoteMeta(strings.ToUpper(name)) + `=\$(\w+)"`).FindStringSubmatch(run.Run)
+		if m == nil {
+			t.Errorf("the run step does not pass input %s as INPUT_%s", name, strings.ToUpper(name))
+			continue
+		}
+		if got, want := run.Env[m[1]], "${{ inputs."+name+" }}"; got != want {
+			t.Errorf("the run step's %s is %q; want %q", m[1], got, want)
+		}
+	}
+	for name, out := range md.Outputs {
+		if want := "${{ steps.run.outputs." + name + " }}"; out.Value != want {
+			t.Errorf("output %s: value %q; want %q", name, out.Value, want)
+		}
 	}
 	if md.Branding["icon"] == "" || md.Branding["color"] == "" {
 		t.Errorf("branding: %v", md.Branding)
@@ -1588,4 +1637,213 @@ func TestRunWaveTwiceDeploysOnce(t *testing.T) {
 		t.Errorf("the re-run triggered %d targets again", n)
 	}
 	wantOutputs(t, res, map[string]string{"tag": "v1.5.0", "deployed": "qa,prod"})
+}
+
+// landedMerge is a merged pull request and its merge commit.
+type landedMerge struct {
+	pr  int
+	sha string
+}
+
+// mergeMore merges one approved pull request per title after the rig's,
+// each with its own merge commit on main, and makes the job the one for
+// the push of the last: the jobs of the others never ran (GitHub's
+// concurrency group cancelled them). It returns every merge, the rig's
+// first.
+func (r *actionRig) mergeMore(t *testing.T, titles ...string) []landedMerge {
+	t.Helper()
+	out := []landedMerge{{r.pr, r.sha}}
+	for _, title := range titles {
+		n := r.gh.OpenPullRequest("acme/api", githubtest.PullRequestSpec{Title: title, Author: "alice"})
+		r.gh.AddReview("acme/api", n, "bob", "APPROVED", r.gh.PullRequest("acme/api", n).HeadSHA)
+		r.before = r.gh.BranchSHA("acme/api", "main")
+		r.pr, r.sha = n, r.gh.Merge("acme/api", n, "alice")
+		out = append(out, landedMerge{n, r.sha})
+	}
+	t.Setenv("GITHUB_SHA", r.sha)
+	r.pushEvent(t)
+	return out
+}
+
+// tagsAt maps each tag to the commit it points at.
+func (r *actionRig) tagsAt() map[string]string {
+	out := map[string]string{}
+	for _, tg := range r.gh.Tags("acme/api") {
+		out[tg.Name] = tg.SHA
+	}
+	return out
+}
+
+// rolledOutInOrder checks that every stage took the versions oldest first
+// (want), and that each version reached a stage only after the stages
+// before it (stages, in pipeline order).
+func (r *actionRig) rolledOutInOrder(t *testing.T, stages, want []string) {
+	t.Helper()
+	byStage := map[string][]string{}
+	for _, tr := range r.target.triggers() {
+		stage, tag := fmt.Sprint(tr.Payload["stage"]), fmt.Sprint(tr.Payload["tag"])
+		if i := slices.Index(stages, stage); i > 0 && !slices.Contains(byStage[stages[i-1]], tag) {
+			t.Errorf("%s reached %s before %s", tag, stage, stages[i-1])
+		}
+		byStage[stage] = append(byStage[stage], tag)
+	}
+	for _, stage := range stages {
+		if !slices.Equal(byStage[stage], want) {
+			t.Errorf("stage %s deployed %v; want %v, in that order", stage, byStage[stage], want)
+		}
+	}
+}
+
+// GitHub's concurrency group keeps one job running and one pending, and
+// cancels the older pending job when a newer merge queues: of three
+// merges, only the third's job runs. It releases and rolls out all three,
+// in branch order, each with its own version and its own report on its
+// pull request, however long ago they merged; the outputs are its own
+// merge's.
+func TestRunCatchesUpMergesWhoseJobsNeverRan(t *testing.T) {
+	for _, event := range []string{"push", "pull_request"} {
+		t.Run(event, func(t *testing.T) {
+			r := newActionRig(t, rigOptions{approved: true, title: "fix: one", tags: []string{"v1.2.3"},
+				now: func() time.Time { return time.Now().Add(-time.Hour) }})
+			merges := r.mergeMore(t, "fix: two", "feat: three")
+			if event == "pull_request" {
+				r.prClosedEvent(t)
+			}
+			res := r.runJob(t)
+			if res.code != 0 {
+				t.Fatalf("exit %d\n%s", res.code, res.log)
+			}
+			want := []string{"v1.2.4", "v1.2.5", "v1.3.0"}
+			tags := r.tagsAt()
+			for i, m := range merges {
+				if tags[want[i]] != m.sha {
+					t.Errorf("%s is on %s; want merge #%d's commit %s", want[i], tags[want[i]], m.pr, m.sha)
+				}
+				if cr, ok := r.gh.CheckRun("acme/api", m.sha, "shipbot/rollout"); !ok || cr.Conclusion != "success" {
+					t.Errorf("merge #%d: shipbot/rollout %+v (found %v)", m.pr, cr, ok)
+				}
+				if n := len(r.gh.Comments("acme/api", m.pr)); n != 1 {
+					t.Errorf("merge #%d: %d comments; want its sticky comment", m.pr, n)
+				}
+			}
+			r.rolledOutInOrder(t, []string{"qa", "prod"}, want)
+			wantOutputs(t, res, map[string]string{"version": "1.3.0", "tag": "v1.3.0", "deployed": "qa,prod"})
+			names := fmt.Sprintf("#%d (%s), #%d (%s)", merges[0].pr, short(merges[0].sha), merges[1].pr, short(merges[1].sha))
+			if !hasAnnotation(res.stdout, "notice", names) {
+				t.Errorf("no notice naming the earlier merges %s:\n%s", names, res.stdout)
+			}
+			if !hasAnnotation(res.stdout, "notice", fmt.Sprintf("merge #%d (%s): released v1.2.4", merges[0].pr, short(merges[0].sha))) {
+				t.Errorf("no notice of the first merge's release:\n%s", res.stdout)
+			}
+			wantSummary(t, res, "Released **v1.3.0**", "also handled 2 earlier merges",
+				fmt.Sprintf("## shipbot: earlier merge #%d (%s)", merges[0].pr, short(merges[0].sha)), "Released **v1.2.4**",
+				fmt.Sprintf("## shipbot: earlier merge #%d (%s)", merges[1].pr, short(merges[1].sha)), "Released **v1.2.5**")
+			if errs := annotations(res.stdout, "error"); len(errs) > 0 {
+				t.Errorf("errors annotated on success: %v", errs)
+			}
+		})
+	}
+}
+
+// A merge whose own job ran is the newest one handled: the next job looks
+// back no further (its shipbot/rollout check run says so) and neither
+// releases nor deploys it again.
+func TestRunLeavesAMergeItsOwnJobHandled(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, title: "fix: one", tags: []string{"v1.2.3"}})
+	if first := r.runJob(t); first.code != 0 {
+		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
+	}
+	r.newJob(t, "4243")
+	r.mergeMore(t, "feat: two")
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	var got []string
+	for _, tr := range r.target.triggers() {
+		got = append(got, fmt.Sprint(tr.Payload["stage"], " ", tr.Payload["tag"]))
+	}
+	if want := []string{"qa v1.2.4", "prod v1.2.4", "qa v1.3.0", "prod v1.3.0"}; !slices.Equal(got, want) {
+		t.Errorf("triggered %v; want %v", got, want)
+	}
+	if n := len(r.gh.Releases("acme/api")); n != 2 {
+		t.Errorf("%d releases; want 2", n)
+	}
+	if strings.Contains(res.summary, "earlier merge") || hasAnnotation(res.stdout, "notice", "earlier merge") {
+		t.Errorf("the second job handled the first merge again:\n%s\n%s", res.summary, res.stdout)
+	}
+}
+
+// Past the cap (maxCatchUp commits, the job's own included) the job
+// handles the newest merges, in order, and says in a warning which commit
+// and those before it it left.
+func TestRunCatchUpStopsAtTheCap(t *testing.T) {
+	if maxCatchUp != 50 {
+		t.Fatalf("maxCatchUp = %d; the documented cap is 50", maxCatchUp)
+	}
+	const oneStage = `version: 1
+release:
+  tag_prefix: v
+gate:
+  approvals: 1
+stages:
+  - name: prod
+    target: spinnaker-prod
+`
+	r := newActionRig(t, rigOptions{approved: true, title: "fix: 1", tags: []string{"v1.0.0"}, config: oneStage})
+	titles := make([]string, maxCatchUp) // 51 merges in all, no job ran for any but the last
+	for i := range titles {
+		titles[i] = fmt.Sprintf("fix: %d", i+2)
+	}
+	merges := r.mergeMore(t, titles...)
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	oldest := merges[0]
+	if _, ok := r.gh.CheckRun("acme/api", oldest.sha, "shipbot/rollout"); ok {
+		t.Errorf("the merge past the cap (#%d) was handled", oldest.pr)
+	}
+	tags := r.tagsAt()
+	var want []string
+	for i, m := range merges[1:] {
+		tag := fmt.Sprintf("v1.0.%d", i+1)
+		want = append(want, tag)
+		if tags[tag] != m.sha {
+			t.Errorf("%s is on %s; want merge #%d's commit %s", tag, tags[tag], m.pr, m.sha)
+		}
+	}
+	if len(tags) != 1+maxCatchUp {
+		t.Errorf("%d tags; want v1.0.0 and the %d releases this job cut", len(tags), maxCatchUp)
+	}
+	r.rolledOutInOrder(t, []string{"prod"}, want)
+	if !hasAnnotation(res.stdout, "warning", "more than 50 commits") || !hasAnnotation(res.stdout, "warning", short(oldest.sha)) {
+		t.Errorf("no warning about the cap naming %s:\n%s", short(oldest.sha), strings.Join(annotations(res.stdout, "warning"), "\n"))
+	}
+	wantOutputs(t, res, map[string]string{"version": "1.0.50", "tag": "v1.0.50"})
+}
+
+// An earlier merge the job catches up with is judged on its own: refused,
+// it releases nothing, its refusal is an error naming it, and the step
+// fails; the job's own merge still releases and rolls out.
+func TestRunCatchUpReportsAnEarlierRefusal(t *testing.T) {
+	r := newActionRig(t, rigOptions{title: "fix: unreviewed", tags: []string{"v1.2.3"}}) // not approved
+	merges := r.mergeMore(t, "feat: two")
+	res := r.runJob(t)
+	if res.code != 1 {
+		t.Fatalf("exit %d; want 1 for the refused earlier merge\n%s", res.code, res.log)
+	}
+	name := fmt.Sprintf("merge #%d (%s)", merges[0].pr, short(merges[0].sha))
+	if !hasAnnotation(res.stdout, "error", name+": ") {
+		t.Errorf("no error naming %s:\n%s", name, strings.Join(annotations(res.stdout, "error"), "\n"))
+	}
+	if cr, ok := r.gh.CheckRun("acme/api", merges[0].sha, "shipbot/rollout"); !ok || cr.Conclusion != "action_required" {
+		t.Errorf("the refused merge's shipbot/rollout: %+v (found %v)", cr, ok)
+	}
+	if got := r.tagNames(); !slices.Equal(got, []string{"v1.2.3", "v1.3.0"}) {
+		t.Errorf("tags %v; want only the second merge's release", got)
+	}
+	r.rolledOutInOrder(t, []string{"qa", "prod"}, []string{"v1.3.0"})
+	wantOutputs(t, res, map[string]string{"version": "1.3.0", "tag": "v1.3.0", "deployed": "qa,prod"})
+	wantSummary(t, res, "## shipbot: earlier "+name, "Refused by the merge gate")
 }
