@@ -68,8 +68,11 @@ type Rollouts struct {
 	mu      sync.Mutex
 	forms   map[[32]byte]bool // configuration → the pipelines: form
 	pending map[string]bool
-	last    map[string][32]byte  // run → hash of what was last written
-	wrote   map[string]time.Time // run → when it was last written
+	last    map[string][32]byte // run → hash of its check run as last written
+	// lastComment is the hash of each pull request's comment as last
+	// written (repo#pr).
+	lastComment map[string][32]byte
+	wrote       map[string]time.Time // run → when it was last written
 	// scheduled counts writes scheduled and not done; idle signals it
 	// reaching 0. (A WaitGroup would forbid scheduling while Wait waits.)
 	scheduled int
@@ -81,6 +84,7 @@ type Rollouts struct {
 func (r *Rollouts) initLocked() {
 	if r.pending == nil {
 		r.pending, r.last, r.wrote = map[string]bool{}, map[string][32]byte{}, map[string]time.Time{}
+		r.lastComment = map[string][32]byte{}
 		r.idle = sync.NewCond(&r.mu)
 	}
 }
@@ -194,11 +198,23 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 			return err
 		}
 	}
-	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary + "\x00" + comment))
+	// The check run is the rollout's; the comment is the pull request's,
+	// shared by the rollouts of a merge of several pipelines: each is
+	// written only when it changed, whichever rollout's write finds it so.
+	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary))
+	commentKey := fmt.Sprintf("%s#%d", rr.Repo, rr.PR)
+	commentSum := sha256.Sum256([]byte(comment))
 	r.mu.Lock()
-	same := r.last[runID] == sum
+	if len(r.last) > 4096 || len(r.lastComment) > 4096 {
+		// Bounded: forgetting costs at most one write that repeats what
+		// GitHub shows already.
+		clear(r.last)
+		clear(r.lastComment)
+		clear(r.wrote)
+	}
+	sameCheck, sameComment := r.last[runID] == sum, r.lastComment[commentKey] == commentSum
 	r.mu.Unlock()
-	if same {
+	if sameCheck && sameComment {
 		return nil
 	}
 	if ok, err := r.worthWriting(ctx, rr, views, check, tally.N()); err != nil || !ok {
@@ -207,20 +223,34 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	r.mu.Lock()
 	r.wrote[runID] = time.Now()
 	r.mu.Unlock()
-	if err := r.adoptCheckRun(ctx, client, rr, check.Name); err != nil {
-		return err
-	}
-	if _, err := r.Checks.Upsert(ctx, client, rr.Repo, rr.SHA, check); err != nil {
-		return err
-	}
-	if rr.PR > 0 && r.Comments != nil {
-		if err := r.Comments.Upsert(ctx, client, rr.Repo, rr.PR, comment, noComments(rr.Run)); err != nil {
+	if !sameCheck {
+		if err := r.adoptCheckRun(ctx, client, rr, check.Name); err != nil {
 			return err
 		}
+		if _, err := r.Checks.Upsert(ctx, client, rr.Repo, rr.SHA, check); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.last[runID] = sum
+		r.mu.Unlock()
 	}
-	r.mu.Lock()
-	r.last[runID] = sum
-	r.mu.Unlock()
+	if !sameComment && rr.PR > 0 && r.Comments != nil {
+		// One writer of a pull request's comment at a time: two rollouts
+		// creating it at once would post it twice.
+		unlock := r.writing.Lock("comment:" + commentKey)
+		defer unlock()
+		r.mu.Lock()
+		sameComment = r.lastComment[commentKey] == commentSum
+		r.mu.Unlock()
+		if !sameComment {
+			if err := r.Comments.Upsert(ctx, client, rr.Repo, rr.PR, comment, noComments(rr.Run)); err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.lastComment[commentKey] = commentSum
+			r.mu.Unlock()
+		}
+	}
 	return nil
 }
 

@@ -88,14 +88,6 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// URL returns the admin URL of the test server, starting the throwaway
-// cluster on first use; it skips tb (fails it under CI=true) when there
-// is no server to test against.
-func URL(tb testing.TB) string {
-	tb.Helper()
-	return get(tb).url
-}
-
 func get(tb testing.TB) *server {
 	tb.Helper()
 	var s *server
