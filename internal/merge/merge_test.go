@@ -1173,7 +1173,7 @@ func TestMergeWaitsForItsOtherDelivery(t *testing.T) {
 			b.sendAll(first)
 			b.waitProcessed(first)
 			time.Sleep(200 * time.Millisecond) // the other delivery is a moment late
-			if r, err := w.storeRun(m.sha); err != nil || r.State != store.RunPending {
+			if r, err := b.st.RunBySHA(context.Background(), repo, m.sha); err != nil || r.State != store.RunPending {
 				t.Fatalf("run before its other delivery: %+v, %v; want it pending", r, err)
 			}
 			b.sendAll(second)

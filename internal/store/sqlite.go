@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ import (
 type SQLite struct {
 	w, r *sql.DB
 	path string
+	// lock is the file's one-process lock (see lockFile), released by
+	// Close; nil where locks do not exist.
+	lock *os.File
 
 	stop chan struct{}
 
@@ -53,13 +57,31 @@ type SQLite struct {
 
 var _ Store = (*SQLite)(nil)
 
+// errInUse means another process holds a database file's lock.
+var errInUse = errors.New("in use by another process")
+
 // OpenSQLite opens (creating if needed) the database file at path and
 // checks its integrity (see checkIntegrity). It does not migrate; call
 // Migrate.
-func OpenSQLite(path string) (*SQLite, error) {
+func OpenSQLite(path string) (s *SQLite, err error) {
 	if strings.TrimSpace(path) == "" {
 		return nil, errors.New("open sqlite: empty path")
 	}
+	// One process per file: a second one would drive the same pipelines
+	// beside the first.
+	lock, err := lockFile(path + ".lock")
+	if errors.Is(err, errInUse) {
+		return nil, fmt.Errorf("open sqlite %s: the database is in use by another shipbot process (%s is locked); "+
+			"run one process per SQLite file, or use PostgreSQL for several", path, path+".lock")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil && lock != nil {
+			lock.Close()
+		}
+	}()
 	// synchronous(FULL): a delivery is acknowledged only once it would
 	// survive a power cut, not just a process crash; the intake benchmark
 	// measures this mode.
@@ -89,7 +111,7 @@ func OpenSQLite(path string) (*SQLite, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &SQLite{w: w, r: r, path: path, stop: make(chan struct{}),
+	s = &SQLite{w: w, r: r, path: path, lock: lock, stop: make(chan struct{}),
 		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
@@ -117,7 +139,25 @@ func (s *SQLite) Migrate(ctx context.Context) ([]int64, error) {
 	for _, r := range res {
 		applied = append(applied, r.Source.Version)
 	}
-	return applied, nil
+	return applied, s.takeOver(ctx)
+}
+
+// takeOver ends every lease and delivery claim at once: this process holds
+// the file's lock, so whoever took them before is gone (a crash, a kill)
+// and waiting for them to expire would only hold rollouts and merges up
+// for their TTL.
+func (s *SQLite) takeOver(ctx context.Context) error {
+	if s.lock == nil {
+		return nil
+	}
+	now := ms(time.Now())
+	if _, err := s.w.ExecContext(ctx, `UPDATE leases SET until = 0 WHERE until > ?`, now); err != nil {
+		return fmt.Errorf("take over the leases of %s: %w", s.path, err)
+	}
+	if _, err := s.w.ExecContext(ctx, `UPDATE deliveries SET claimed_by = '', claimed_until = 0 WHERE claimed_until > ?`, now); err != nil {
+		return fmt.Errorf("take over the claimed deliveries of %s: %w", s.path, err)
+	}
+	return nil
 }
 
 // Ready implements Store: the database answers, its schema is current and
@@ -158,7 +198,12 @@ func (s *SQLite) Close() error {
 	// decision it made on what it could not read (say, end a rollout whose
 	// final state it could not show).
 	werr := s.w.Close()
-	return errors.Join(serr, cerr, werr, s.r.Close())
+	rerr := s.r.Close()
+	var lerr error
+	if s.lock != nil {
+		lerr = s.lock.Close() // the next process may take the file now
+	}
+	return errors.Join(serr, cerr, werr, rerr, lerr)
 }
 
 func ms(t time.Time) int64 {

@@ -240,3 +240,53 @@ func BenchmarkRawInsert(b *testing.B) {
 		}
 	}
 }
+
+// One process per SQLite file: a second open fails naming the file; once
+// the first is gone, the next takes every lease and claimed delivery over
+// at once instead of waiting out their TTLs.
+func TestSQLiteOneProcessPerFileAndTakeover(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "shipbot.db")
+	first, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := first.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if second, err := store.OpenSQLite(path); err == nil {
+		second.Close()
+		t.Fatal("a second open of a file in use succeeded")
+	} else if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "in use by another shipbot process") {
+		t.Errorf("second open: %v; want it to name the file and say it is in use", err)
+	}
+	// The first process holds a pipeline for an hour and has a delivery
+	// claimed for an hour, then dies (its handle closed without giving
+	// either back).
+	if ok, err := first.AcquireLease(ctx, "pipeline:acme/api:api", "dead", time.Hour); err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	if _, err := first.SaveDelivery(ctx, store.Delivery{ID: "d1", Event: "push", Repo: "acme/api", Payload: []byte(`{}`), ReceivedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := first.ClaimDeliveries(ctx, "dead", time.Hour, 10, store.EventFilter{}); err != nil || len(got) != 1 {
+		t.Fatalf("claim: %d %v", len(got), err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := store.OpenSQLite(path)
+	if err != nil {
+		t.Fatalf("open after the first process is gone: %v", err)
+	}
+	defer next.Close()
+	if _, err := next.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := next.AcquireLease(ctx, "pipeline:acme/api:api", "next", time.Minute); err != nil || !ok {
+		t.Errorf("the dead process's lease was not taken over at once: %v %v", ok, err)
+	}
+	if got, err := next.ClaimDeliveries(ctx, "next", time.Minute, 10, store.EventFilter{}); err != nil || len(got) != 1 {
+		t.Errorf("the dead process's claimed delivery was not taken over at once: %d %v", len(got), err)
+	}
+}
