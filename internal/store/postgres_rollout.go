@@ -169,26 +169,7 @@ func (s *Postgres) queryStages(ctx context.Context, query string, args ...any) (
 		return nil, err
 	}
 	defer rows.Close()
-	out := map[string][]StageRow{}
-	for rows.Next() {
-		var id, state, wait string
-		var st StageRow
-		var updated int64
-		if err := rows.Scan(&id, &st.Index, &st.Name, &state, &wait, &updated, &st.DeployBy, &st.ForceBy,
-			&st.ApprovedBy, &st.RejectedBy, &st.Rejection); err != nil {
-			return nil, err
-		}
-		var err error
-		if st.State, err = rollout.ParseStageState(state); err != nil {
-			return nil, fmt.Errorf("rollout %s stage %d: %w", id, st.Index, err)
-		}
-		if st.Wait, err = rollout.UnmarshalWait(wait); err != nil {
-			return nil, fmt.Errorf("rollout %s stage %d: %w", id, st.Index, err)
-		}
-		st.UpdatedAt = time.UnixMilli(updated)
-		out[id] = append(out[id], st)
-	}
-	return out, rows.Err()
+	return scanStages(rows)
 }
 
 // LoadRollout implements Rollouts.

@@ -325,9 +325,17 @@ func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]Stage
 	return scanStages(rows)
 }
 
+// rowSource is what both stores' query results are to scanStages:
+// database/sql's *sql.Rows and pgx's Rows.
+type rowSource interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
 // scanStages reads rows of (rollout_id, idx, stage, state, wait,
 // updated_at, deploy_by, force_by, approved_by, rejected_by, rejection).
-func scanStages(rows *sql.Rows) (map[string][]StageRow, error) {
+func scanStages(rows rowSource) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	for rows.Next() {
 		var id, state, wait string
