@@ -68,6 +68,11 @@ type pgListener struct {
 	mu     sync.Mutex
 	subs   map[string]map[chan string]struct{} // by channel
 	closed bool
+	// listened are the channels the connection has LISTENed to; ready
+	// closes when a channel a subscriber waits for is. Listen returns only
+	// then, so "from now on" holds: a Notify after Listen returns is heard.
+	listened map[string]bool
+	ready    map[string]chan struct{}
 	// poke interrupts the wait for a notification: the set of channels
 	// changed, or the listener is closing.
 	poke chan struct{}
@@ -78,6 +83,7 @@ type pgListener struct {
 
 func newPGListener(s *Postgres) *pgListener {
 	l := &pgListener{s: s, subs: map[string]map[chan string]struct{}{},
+		listened: map[string]bool{}, ready: map[string]chan struct{}{},
 		poke: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.run()
 	return l
@@ -94,6 +100,13 @@ func (l *pgListener) subscribe(ctx context.Context, channel string) (<-chan stri
 		l.subs[channel] = map[chan string]struct{}{}
 	}
 	l.subs[channel][ch] = struct{}{}
+	var ready chan struct{}
+	if !l.listened[channel] {
+		if ready = l.ready[channel]; ready == nil {
+			ready = make(chan struct{})
+			l.ready[channel] = ready
+		}
+	}
 	l.mu.Unlock()
 	l.wake()
 	go func() {
@@ -112,6 +125,15 @@ func (l *pgListener) subscribe(ctx context.Context, channel string) (<-chan stri
 		l.mu.Unlock()
 		l.wake()
 	}()
+	if ready != nil {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("listen %s: %w", channel, ctx.Err())
+		case <-l.stop:
+			return nil, fmt.Errorf("listen %s: %w", channel, errClosed)
+		}
+	}
 	return ch, nil
 }
 
@@ -143,15 +165,44 @@ func (l *pgListener) close() {
 	l.mu.Unlock()
 }
 
-// channels are the channels that have subscribers now.
-func (l *pgListener) channels() map[string]bool {
+// diff says which channels the connection must LISTEN to and UNLISTEN
+// from to match the subscribers now. Channels to leave stop counting as
+// listened at once, so a subscriber arriving meanwhile waits for its
+// LISTEN rather than trusting one about to be undone.
+func (l *pgListener) diff(listening map[string]bool) (listen, unlisten []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]bool, len(l.subs))
 	for c := range l.subs {
-		out[c] = true
+		if !listening[c] {
+			listen = append(listen, c)
+		}
 	}
-	return out
+	for c := range listening {
+		if l.subs[c] == nil {
+			unlisten = append(unlisten, c)
+			delete(l.listened, c)
+		}
+	}
+	return listen, unlisten
+}
+
+// listenedTo records that the connection LISTENs to c and releases the
+// subscribers waiting for it.
+func (l *pgListener) listenedTo(c string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.listened[c] = true
+	if r := l.ready[c]; r != nil {
+		close(r)
+		delete(l.ready, c)
+	}
+}
+
+// disconnected forgets what the broken connection listened to.
+func (l *pgListener) disconnected() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	clear(l.listened)
 }
 
 // deliver hands payload to channel's subscribers, dropping it for those
@@ -215,6 +266,7 @@ func (l *pgListener) session(gap bool) error {
 		return err
 	}
 	defer func() {
+		l.disconnected()
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
 		defer ccancel()
 		_ = conn.Close(cctx)
@@ -222,22 +274,19 @@ func (l *pgListener) session(gap bool) error {
 	listening := map[string]bool{}
 	for first := true; ; first = false {
 		// LISTEN to new channels, UNLISTEN from abandoned ones.
-		want := l.channels()
-		for c := range want {
-			if !listening[c] {
-				if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{c}.Sanitize()); err != nil {
-					return err
-				}
-				listening[c] = true
+		listen, unlisten := l.diff(listening)
+		for _, c := range unlisten {
+			if _, err := conn.Exec(ctx, `UNLISTEN `+pgx.Identifier{c}.Sanitize()); err != nil {
+				return err
 			}
+			delete(listening, c)
 		}
-		for c := range listening {
-			if !want[c] {
-				if _, err := conn.Exec(ctx, `UNLISTEN `+pgx.Identifier{c}.Sanitize()); err != nil {
-					return err
-				}
-				delete(listening, c)
+		for _, c := range listen {
+			if _, err := conn.Exec(ctx, `LISTEN `+pgx.Identifier{c}.Sanitize()); err != nil {
+				return err
 			}
+			listening[c] = true
+			l.listenedTo(c)
 		}
 		if first && gap {
 			l.deliver("", "")
