@@ -97,39 +97,129 @@ func TestKeptLeasesOutliveEachHold(t *testing.T) {
 	rb()
 }
 
-// A lease whose holder stops renewing it expires and is taken over; a
-// holder renewing it keeps it.
-func TestRenewKeepsALongHold(t *testing.T) {
+// A lease held for longer than its TTL stays its holder's (the keeper
+// renews it in the background); once given up another owner takes it.
+// A lease whose holder died (nobody renews it) is taken over once its TTL
+// has passed.
+func TestHeldLeaseIsRenewedDeadOneExpires(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
-	ttl := 150 * time.Millisecond
+	ttl := 300 * time.Millisecond
 	a := &lease.Keeper{Store: st, Owner: "a", TTL: ttl}
 	b := &lease.Keeper{Store: st, Owner: "b", TTL: ttl}
 	release, held, err := a.Hold(ctx, "release:acme/api")
 	if err != nil || !held {
 		t.Fatal(held, err)
 	}
-	defer release()
-	since := time.Now()
-	deadline := since.Add(3 * ttl)
+	deadline := time.Now().Add(4 * ttl)
 	for time.Now().Before(deadline) {
-		var ok bool
-		if since, ok, err = a.Renew(ctx, "release:acme/api", since); err != nil || !ok {
-			t.Fatalf("renew: %v %v", ok, err)
-		}
 		if _, held, _ := b.Hold(ctx, "release:acme/api"); held {
-			t.Fatal("another owner took a lease its holder renews")
+			t.Fatal("another owner took a lease while its holder held it")
+		}
+		if !a.Held("release:acme/api") {
+			t.Fatal("the holder's lease was reported lost")
 		}
 		time.Sleep(ttl / 10)
 	}
-	// Not renewed past its TTL: the other owner takes it over.
-	time.Sleep(ttl + ttl/2)
+	release()
 	rb, held, err := b.Hold(ctx, "release:acme/api")
+	if err != nil || !held {
+		t.Fatalf("a released lease was not taken: %v %v", held, err)
+	}
+	rb()
+
+	// A dead holder: its lease is in the database, nobody renews it.
+	if ok, err := st.AcquireLease(ctx, "pipeline:x", "dead", ttl); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, held, _ := b.Hold(ctx, "pipeline:x"); held {
+		t.Fatal("a dead owner's lease was taken before it expired")
+	}
+	time.Sleep(ttl + ttl/3)
+	rb, held, err = b.Hold(ctx, "pipeline:x")
 	if err != nil || !held {
 		t.Fatalf("an expired lease was not taken over: %v %v", held, err)
 	}
-	defer rb()
-	if _, ok, err := a.Renew(ctx, "release:acme/api", time.Time{}); err != nil || ok {
-		t.Errorf("renewing a lease taken over: %v %v; want lost", ok, err)
+	rb()
+}
+
+// stealing is a lease store that, once told to, answers every renewal as
+// if another owner had taken the lease.
+type stealing struct {
+	lease.Store
+	stolen atomic.Bool
+}
+
+func (s *stealing) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if s.stolen.Load() {
+		return false, nil
 	}
+	return s.Store.AcquireLease(ctx, name, owner, ttl)
+}
+
+// A holder whose renewal finds the lease taken is told so by Held, and
+// its next Hold asks the database rather than trusting the kept lease.
+func TestLostLeaseIsReported(t *testing.T) {
+	ctx := context.Background()
+	st := &stealing{Store: openStore(t)}
+	ttl := 150 * time.Millisecond
+	a := &lease.Keeper{Store: st, Owner: "a", TTL: ttl}
+	a.Keep()
+	release, held, err := a.Hold(ctx, "pipeline:x")
+	if err != nil || !held {
+		t.Fatal(held, err)
+	}
+	st.stolen.Store(true)
+	deadline := time.Now().Add(10 * ttl)
+	for a.Held("pipeline:x") {
+		if time.Now().After(deadline) {
+			t.Fatal("a lost lease was still reported held after 10 TTLs")
+		}
+		time.Sleep(ttl / 10)
+	}
+	release()
+	if _, held, _ := a.Hold(ctx, "pipeline:x"); held {
+		t.Error("after losing its lease the keeper held the name on the strength of its kept lease")
+	}
+}
+
+// A keeper asked to yield a kept lease gives it up at once when no hold
+// is under way, or when the current hold ends, and leaves it to the
+// replica that asked long enough for that one to take it.
+func TestYieldHandsAKeptLeaseOver(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	a := &lease.Keeper{Store: st, Owner: "a", TTL: time.Minute}
+	b := &lease.Keeper{Store: st, Owner: "b", TTL: time.Minute}
+	a.Keep()
+	release, held, err := a.Hold(ctx, "pipeline:x")
+	if err != nil || !held {
+		t.Fatal(held, err)
+	}
+	release()
+	a.Yield(ctx, "pipeline:x") // idle: given up now
+	if _, held, _ := a.Hold(ctx, "pipeline:x"); held {
+		t.Fatal("the keeper took back at once a lease it yielded")
+	}
+	rb, held, err := b.Hold(ctx, "pipeline:x")
+	if err != nil || !held {
+		t.Fatalf("the replica that asked could not take a yielded lease: %v %v", held, err)
+	}
+	rb()
+
+	// Under way: given up when the hold ends.
+	release, held, err = a.Hold(ctx, "pipeline:y")
+	if err != nil || !held {
+		t.Fatal(held, err)
+	}
+	a.Yield(ctx, "pipeline:y")
+	if _, held, _ := b.Hold(ctx, "pipeline:y"); held {
+		t.Fatal("a lease was handed over in the middle of a hold")
+	}
+	release()
+	rb, held, err = b.Hold(ctx, "pipeline:y")
+	if err != nil || !held {
+		t.Fatalf("a lease yielded during a hold was not free once it ended: %v %v", held, err)
+	}
+	rb()
 }

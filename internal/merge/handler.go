@@ -67,7 +67,8 @@ type Coordinator struct {
 	// Observe, when set, is told of every run that reaches a verdict (the
 	// demo narrates with it).
 	Observe func(store.Run, plan.Outcome)
-	// LeaseTTL bounds how long a dead process blocks a repository; default 1m.
+	// LeaseTTL bounds how long a dead process blocks a repository's
+	// releases; zero means lease.DefaultTTL.
 	LeaseTTL time.Duration
 	// SweepEvery is how often open runs are looked for (crash recovery and
 	// runs whose processing failed); default 5s.
@@ -262,13 +263,6 @@ func landsSeveral(ev *gh.PushEvent) bool {
 	return len(ev.Commits) > 1 && !(distinct == 1 && ev.GetHeadCommit().GetDistinct())
 }
 
-func (c *Coordinator) ttl() time.Duration {
-	if c.LeaseTTL == 0 {
-		return time.Minute
-	}
-	return c.LeaseTTL
-}
-
 // Process takes the open runs of repo, oldest merge first, until none is
 // left. Another process holding the repository's lease is doing the same
 // work; then Process returns at once, and that holder, which looks for
@@ -278,7 +272,7 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 	// The holder is this call, not just this process: the worker and the
 	// sweeper of one process call Process concurrently, and under one owner
 	// name each would take the other's lease for its own.
-	k := &lease.Keeper{Store: c.Store, Owner: c.Owner + "/" + store.NewID()[:12], TTL: c.ttl(), Log: c.Log}
+	k := &lease.Keeper{Store: c.Store, Owner: c.Owner + "/" + store.NewID()[:12], TTL: c.LeaseTTL, Log: c.Log}
 	for {
 		release, held, err := k.Hold(ctx, name)
 		if err != nil || !held {
@@ -303,7 +297,6 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 
 // drain evaluates the open runs of repo in merge order until none is left.
 func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, name string) error {
-	renewed := time.Now() // Process has just taken the lease
 	// Runs that let an earlier merge go first since a run last finished:
 	// meeting one again would mean history loops, which it cannot.
 	deferred := map[string]bool{}
@@ -356,11 +349,11 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 		default:
 			clear(deferred)
 		}
-		// Renew the lease once a third of its TTL has passed (not after
-		// every run: each renewal is a write, and a burst has many runs).
-		var ok bool
-		if renewed, ok, err = k.Renew(ctx, name, renewed); err != nil || !ok {
-			return fmt.Errorf("lost lease %s: %w", name, err)
+		// The keeper renews the lease while it is held; a renewal that
+		// found another owner holding it (the database was out of reach
+		// past its TTL) ends the drain before another release is cut.
+		if !k.Held(name) {
+			return fmt.Errorf("lost lease %s", name)
 		}
 	}
 }

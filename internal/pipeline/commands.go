@@ -2,11 +2,14 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/lease"
 	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
@@ -154,12 +157,9 @@ func pick(all []store.RolloutRun, stage string) (store.RolloutRun, error) {
 func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (string, error) {
 	var err error
 	key := rr.PipelineKey
-	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
+	release, err := e.holdForCommand(ctx, pipelineLease(key))
 	if err != nil {
 		return "", err
-	}
-	if !held {
-		return "", &Refusal{Reason: "another shipbot replica is working on this pipeline right now; try again in a minute."}
 	}
 	defer release()
 	// Read the run again under the lock: what a command checks is what
@@ -215,6 +215,44 @@ func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (stri
 	e.Wake()
 	return text, nil
 }
+
+// holdForCommand holds a pipeline's lease for a command, however busy the
+// pipeline: the replica driving it is asked to hand it over (it does
+// between two steps), and a dead one's lease is waited out, so a command
+// works on every replica instead of answering "try again".
+func (e *Engine) holdForCommand(ctx context.Context, name string) (func(), error) {
+	deadline := time.Now().Add(commandLeaseWait)
+	var asked time.Time
+	for {
+		release, held, err := e.leases.Hold(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if held {
+			return release, nil
+		}
+		if e.Peers != nil && time.Since(asked) >= time.Second {
+			// Asked again every second: a notification may be lost.
+			req, _ := json.Marshal(yieldRequest{Lease: name, By: e.Owner})
+			if err := e.Peers.Notify(ctx, yieldChannel, string(req)); err != nil {
+				e.Log.Warn("ask the replica driving the pipeline to hand it over", "lease", name, "err", err)
+			}
+			asked = time.Now()
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%s is held by another replica that neither handed it over nor let it expire within %s", name, commandLeaseWait)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// commandLeaseWait bounds how long a command waits for a pipeline's lease:
+// past the lease's TTL, so a dead holder's lease has run out.
+const commandLeaseWait = lease.DefaultTTL + 5*time.Second
 
 // stageOf finds the named stage in the run's configuration and rollout.
 func stageOf(r *pipelineRun, name string) (config.Stage, int, error) {

@@ -15,6 +15,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -86,9 +87,17 @@ type Engine struct {
 	// process (Action mode: an earlier job or a re-run, whose state this
 	// job's fresh database does not have). It says how it knows.
 	DeployedBefore func(ctx context.Context, repo string, ex store.Execution) (how string, deployed bool, err error)
+	// Peers, when set, carries wake-ups and lease hand-overs between the
+	// replicas that share the database (PostgreSQL's LISTEN/NOTIFY): a
+	// callback or a command that lands on one replica reaches the replica
+	// driving that pipeline at once, not at its next tick. A store with one
+	// process per database (SQLite) needs none.
+	Peers store.Notifier
 
-	once    sync.Once
-	wake    chan struct{}
+	once sync.Once
+	wake chan struct{}
+	// publish asks Run's publisher to tell the other replicas to look.
+	publish chan struct{}
 	mu      sync.Mutex
 	alarmAt map[string]alarmReading  // alarm name → last reading
 	configs map[[32]byte]config.Repo // parsed configurations by content
@@ -136,9 +145,10 @@ type alarmReading struct {
 func (e *Engine) init() {
 	e.once.Do(func() {
 		e.wake = make(chan struct{}, 1)
+		e.publish = make(chan struct{}, 1)
 		e.alarmAt = map[string]alarmReading{}
 		e.configs = map[[32]byte]config.Repo{}
-		e.leases = &lease.Keeper{Store: e.Store, Owner: e.Owner, TTL: leaseTTL, Log: e.Log}
+		e.leases = &lease.Keeper{Store: e.Store, Owner: e.Owner, Log: e.Log}
 		e.finishing = map[string]bool{}
 		if e.Now == nil {
 			e.Now = time.Now
@@ -155,24 +165,55 @@ func (e *Engine) init() {
 	})
 }
 
-// Wake makes the engine look now; it never blocks.
+// Wake makes the engine look now, and the other replicas' engines too
+// when there are Peers; it never blocks.
 func (e *Engine) Wake() {
 	e.init()
+	e.wakeLocal()
+	if e.Peers != nil {
+		select {
+		case e.publish <- struct{}{}:
+		default: // a notification is on its way already
+		}
+	}
+}
+
+func (e *Engine) wakeLocal() {
 	select {
 	case e.wake <- struct{}{}:
 	default:
 	}
 }
 
+// Channels the replicas' engines talk on.
+const (
+	wakeChannel  = "shipbot_wake"  // payload unused: look at everything
+	yieldChannel = "shipbot_yield" // payload: a yieldRequest
+)
+
+// yieldRequest asks the replica that keeps a lease to hand it over.
+type yieldRequest struct {
+	Lease string `json:"lease"`
+	By    string `json:"by"` // the asking replica's owner name
+}
+
 // Run steps the engine until ctx ends. While it runs, the engine keeps the
 // pipeline leases it takes (renewing them as they age) instead of taking
 // and giving each up on every step, two writes each, which a busy pipeline
-// paid for every callback; it gives them up when it returns.
+// paid for every callback; it gives them up when it returns, so a replica
+// stopped with SIGTERM hands its pipelines over at once.
 func (e *Engine) Run(ctx context.Context) {
 	e.init()
 	e.leases.Keep()
 	defer e.leases.ReleaseAll(context.WithoutCancel(ctx))
 	defer e.bg.Wait()
+	if e.Peers != nil {
+		var peers sync.WaitGroup
+		defer peers.Wait()
+		pctx, stop := context.WithCancel(ctx)
+		defer stop()
+		e.listen(pctx, &peers)
+	}
 	// The process before this one may have died before it showed its last
 	// changes on GitHub: show every run still in a rollout once.
 	e.reportActive(ctx)
@@ -187,6 +228,56 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// listen wires the engine to its peers until ctx ends: their wake-ups wake
+// it, their requests for a lease it keeps make it yield the lease, and its
+// own wake-ups are published to them (coalesced: Wakes while a
+// notification is being sent make one more).
+func (e *Engine) listen(ctx context.Context, wg *sync.WaitGroup) {
+	wakes, err := e.Peers.Listen(ctx, wakeChannel)
+	if err != nil {
+		e.Log.Error("listen for other replicas' wake-ups; relying on the tick", "err", err)
+	}
+	yields, err := e.Peers.Listen(ctx, yieldChannel)
+	if err != nil {
+		e.Log.Error("listen for other replicas' lease requests; their commands wait for lease expiry", "err", err)
+	}
+	wg.Go(func() {
+		for wakes != nil || yields != nil {
+			select {
+			case _, ok := <-wakes:
+				if !ok {
+					wakes = nil
+					continue
+				}
+				e.wakeLocal()
+			case payload, ok := <-yields:
+				if !ok {
+					yields = nil
+					continue
+				}
+				// "" after a lost connection: nothing to hand over. Its own
+				// requests reach the asker too: it must not yield to itself.
+				var req yieldRequest
+				if payload != "" && json.Unmarshal([]byte(payload), &req) == nil && req.By != e.Owner {
+					e.leases.Yield(ctx, req.Lease)
+				}
+			}
+		}
+	})
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-e.publish:
+			}
+			if err := e.Peers.Notify(ctx, wakeChannel, ""); err != nil && ctx.Err() == nil {
+				e.Log.Warn("wake the other replicas; they look at their next tick", "err", err)
+			}
+		}
+	})
 }
 
 // Step does everything that can be done now, pipeline by pipeline.
@@ -213,9 +304,6 @@ func (e *Engine) Step(ctx context.Context) {
 	}
 	wg.Wait()
 }
-
-// leaseTTL bounds how long a dead replica holds a pipeline.
-const leaseTTL = time.Minute
 
 // pipelineLease names the lease of a pipeline's rollout.
 func pipelineLease(key string) string { return "pipeline:" + key }

@@ -30,7 +30,7 @@ func TestAPICallsPerMerge(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{schema: true, minDelay: time.Second, maxDelay: time.Second})
 	p := r.start()
-	db := openDB(t, r.dbPath)
+	db := r.openDB()
 	defer db.Close()
 	for i, label := range []string{"first merge (token fetch included)", "a later merge"} {
 		m := r.approvedMerge(fmt.Sprintf("fix: change %d", i))

@@ -98,6 +98,9 @@ func (b Bot) Build() Parts {
 		Tick:      b.EngineTick,
 		Observe:   b.ObserveRollout,
 	}
+	if peers, ok := b.Store.(store.Notifier); ok {
+		engine.Peers = peers // several replicas may share this database
+	}
 	coord := &merge.Coordinator{
 		Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments, Rollouts: engine,
 		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe, PairWait: b.PairWait,

@@ -45,7 +45,7 @@ func TestCrashSafety(t *testing.T) {
 	r := newRig(t, rigOptions{minDelay: 20 * time.Millisecond, maxDelay: 150 * time.Millisecond})
 	const total, restarts = 18, 15
 	p := r.start()
-	db := openDB(t, r.dbPath)
+	db := r.openDB()
 	defer db.Close()
 
 	var merges []merged

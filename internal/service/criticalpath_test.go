@@ -81,7 +81,7 @@ func (r *rig) settle(p *proc, m merged, n int, rest ...delivery) {
 	for _, d := range rest {
 		r.send(d)
 	}
-	db := openDB(r.tb, r.dbPath)
+	db := r.openDB()
 	defer db.Close()
 	r.waitRolloutsDone(db, n+1, waitLimit)
 	r.waitShown(m, "| prod | "+tagFor(n)+" | succeeded |")

@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the tests' own reads of a PostgreSQL rig
 	"github.com/labstack/echo/v4"
 
 	"github.com/shipbot/shipbot/internal/config"
@@ -39,6 +40,7 @@ import (
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/store/pgtest"
 )
 
 const (
@@ -102,13 +104,18 @@ type rigOptions struct {
 	// sameSecond stops the fake's clock: every merge happens in the same
 	// second, as in a burst, and GitHub's whole-second merge times all tie.
 	sameSecond bool
+	// postgres runs the processes on a fresh PostgreSQL database (pgtest)
+	// instead of a SQLite file; then several may run at once, replicas
+	// behind the front, which spreads requests over them in turn.
+	postgres bool
 }
 
 type rig struct {
 	tb      testing.TB
 	opts    rigOptions
 	gh      *githubtest.Server
-	dbPath  string
+	dbPath  string // the SQLite file; "" on PostgreSQL
+	dbURL   string // the PostgreSQL database; "" on SQLite
 	secret  []byte
 	target  *target
 	front   *front
@@ -143,8 +150,20 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		opts:   o,
 		logs:   servicetest.NewLogBuffer(tb, 64<<10),
 		gh:     servicetest.NewGitHub(tb, ghOpts...),
-		dbPath: servicetest.DBPath(tb),
 		secret: []byte("webhook-secret-and-token-key"),
+	}
+	if o.postgres {
+		r.dbURL = pgtest.NewDatabase(tb, "").URL
+		st, err := store.OpenPostgres(context.Background(), r.dbURL)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := st.Migrate(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		st.Close()
+	} else {
+		r.dbPath = servicetest.DBPath(tb)
 	}
 	if f := os.Getenv("SHIPBOT_TEST_LOG"); f != "" {
 		if fh, err := os.Create(f + "." + strings.ReplaceAll(tb.Name(), "/", "_")); err == nil {
@@ -180,7 +199,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 type proc struct {
 	r     *rig
 	owner string
-	st    *store.SQLite
+	st    store.Store
 	parts service.Parts
 	srv   *servicetest.Server
 	kill  *killSwitch
@@ -199,7 +218,16 @@ func (r *rig) start() *proc {
 		logw = io.MultiWriter(r.logs, r.logFile)
 	}
 	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: r.opts.logLevel})).With("proc", owner)
-	st := servicetest.OpenStore(tb, r.dbPath)
+	var st store.Store
+	if r.dbURL != "" {
+		pg, err := store.OpenPostgres(context.Background(), r.dbURL)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		st = pg
+	} else {
+		st = servicetest.OpenStore(tb, r.dbPath)
+	}
 	ln := servicetest.Listen(tb)
 	public := r.front.srv.URL
 	if r.opts.direct {
@@ -260,7 +288,12 @@ func (p *proc) crash() {
 		p.r.front.detach(p.back, true)
 		p.srv.Kill() // an error from a dying process means nothing
 		p.parts.Reporter.Wait()
-		expireLeases(p.r.tb, p.r.dbPath)
+		if p.r.dbPath != "" {
+			// On SQLite the next process takes leases over at start; on
+			// PostgreSQL the other replicas wait for them to expire, which
+			// is what a test of replicas measures.
+			expireLeases(p.r.tb, p.r.dbPath)
+		}
 	})
 }
 
@@ -280,15 +313,61 @@ func expireLeases(tb testing.TB, path string) {
 	}
 }
 
-// openDB opens the rig's database directly, for the tests' own reads of
-// what the service persisted.
-func openDB(tb testing.TB, path string) *sql.DB {
+// testDB is the rig's database opened directly, for the tests' own reads
+// of what the service persisted. Queries are written for SQLite (? for
+// parameters); on PostgreSQL they are rebound ($1, $2…).
+type testDB struct {
+	*sql.DB
+	pg bool
+}
+
+// openDB opens a SQLite rig's database.
+func openDB(tb testing.TB, path string) *testDB {
 	tb.Helper()
 	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return db
+	return &testDB{DB: db}
+}
+
+// openDB opens the rig's database, SQLite or PostgreSQL.
+func (r *rig) openDB() *testDB {
+	r.tb.Helper()
+	if r.dbURL == "" {
+		return openDB(r.tb, r.dbPath)
+	}
+	db, err := sql.Open("pgx", r.dbURL)
+	if err != nil {
+		r.tb.Fatal(err)
+	}
+	return &testDB{DB: db, pg: true}
+}
+
+func (d *testDB) rebind(q string) string {
+	if !d.pg {
+		return q
+	}
+	q = strings.ReplaceAll(q, "INDEXED BY rollouts_active ", "")
+	var b strings.Builder
+	n := 0
+	for _, c := range q {
+		if c == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func (d *testDB) Query(q string, args ...any) (*sql.Rows, error) {
+	return d.DB.Query(d.rebind(q), args...)
+}
+func (d *testDB) QueryRow(q string, args ...any) *sql.Row { return d.DB.QueryRow(d.rebind(q), args...) }
+func (d *testDB) Exec(q string, args ...any) (sql.Result, error) {
+	return d.DB.Exec(d.rebind(q), args...)
 }
 
 // killSwitch cuts a process's outbound HTTP at once.
@@ -329,13 +408,15 @@ type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// front is the service's stable public URL: it forwards to whichever
-// process runs, and answers 503 while none does.
+// front is the service's stable public URL, as a load balancer would be:
+// it forwards each request to the next of the processes attached, in turn,
+// and answers 503 while none is.
 type front struct {
 	srv *httptest.Server
 
-	mu      sync.Mutex
-	current *backend
+	mu       sync.Mutex
+	backends []*backend
+	next     int
 }
 
 type backend struct {
@@ -344,15 +425,13 @@ type backend struct {
 	cancel context.CancelFunc
 }
 
-// errNoBackend marks the front's own answer: the request reached no process.
+// noBackend marks the front's own answer: the request reached no process.
 const noBackend = "no shipbot process is running"
 
 func newFront() *front {
 	f := &front{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f.mu.Lock()
-		b := f.current
-		f.mu.Unlock()
+		b := f.pick()
 		if b == nil {
 			http.Error(w, noBackend, http.StatusServiceUnavailable)
 			return
@@ -366,6 +445,17 @@ func newFront() *front {
 	return f
 }
 
+// pick is the backend the next request goes to, round robin.
+func (f *front) pick() *backend {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.backends) == 0 {
+		return nil
+	}
+	f.next = (f.next + 1) % len(f.backends)
+	return f.backends[f.next]
+}
+
 func (f *front) attach(target string) *backend {
 	u, _ := url.Parse(target)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -375,7 +465,7 @@ func (f *front) attach(target string) *backend {
 		http.Error(w, "backend: "+err.Error(), http.StatusBadGateway)
 	}
 	f.mu.Lock()
-	f.current = b
+	f.backends = append(f.backends, b)
 	f.mu.Unlock()
 	return b
 }
@@ -384,9 +474,7 @@ func (f *front) attach(target string) *backend {
 // flight (a crash), whose clients then see 502.
 func (f *front) detach(b *backend, cut bool) {
 	f.mu.Lock()
-	if f.current == b {
-		f.current = nil
-	}
+	f.backends = slices.DeleteFunc(f.backends, func(x *backend) bool { return x == b })
 	f.mu.Unlock()
 	if cut {
 		b.cancel()
@@ -473,7 +561,7 @@ type dbRun struct {
 }
 
 // runs reads every run of the repository with its stage states.
-func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
+func runsIn(tb testing.TB, db *testDB) map[string]*dbRun {
 	tb.Helper()
 	// A run's rollout (one pipeline per repository here) has the run's id.
 	rows, err := db.Query(`SELECT r.id, r.sha, r.state, r.tag, coalesce(o.state, ''), coalesce(o.rollout_order, 0)
@@ -514,7 +602,7 @@ func runsIn(tb testing.TB, db *sql.DB) map[string]*dbRun {
 }
 
 // rolloutsDone counts the runs whose rollout ended.
-func rolloutsDone(tb testing.TB, db *sql.DB) int {
+func rolloutsDone(tb testing.TB, db *testDB) int {
 	tb.Helper()
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM rollouts o JOIN runs r ON r.id = o.run_id WHERE r.repo = ? AND o.state = 'done'`, repo).Scan(&n); err != nil {
@@ -524,7 +612,7 @@ func rolloutsDone(tb testing.TB, db *sql.DB) int {
 }
 
 // waitRolloutsDone waits until n rollouts ended.
-func (r *rig) waitRolloutsDone(db *sql.DB, n int, limit time.Duration) {
+func (r *rig) waitRolloutsDone(db *testDB, n int, limit time.Duration) {
 	r.tb.Helper()
 	// Queries of the service's database compete with it for the CPU: look
 	// at the active rollouts (a small index) first, and count the finished
@@ -546,7 +634,7 @@ type dbExecution struct {
 	created, finished                         int64 // unix ms
 }
 
-func executionsIn(tb testing.TB, db *sql.DB) []dbExecution {
+func executionsIn(tb testing.TB, db *testDB) []dbExecution {
 	tb.Helper()
 	rows, err := db.Query(`SELECT id, rollout_id, stage, version, phase, outcome, idx, attempt, rollback, created_at, finished_at
 		FROM executions ORDER BY created_at, id`)

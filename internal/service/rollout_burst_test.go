@@ -55,7 +55,7 @@ func burst(t *testing.T, mode string, n int) {
 	shuffle(ds)
 	start := time.Now()
 	ackTook := r.sendAll(ds)
-	db := openDB(t, r.dbPath)
+	db := r.openDB()
 	defer db.Close()
 	r.waitRolloutsDone(db, n, 3*waitLimit)
 	took := time.Since(start)

@@ -248,6 +248,21 @@ func (s *Postgres) ClaimDeliveries(ctx context.Context, owner string, lease time
 	return out, nil
 }
 
+// RenewClaims implements Inbox.
+func (s *Postgres) RenewClaims(ctx context.Context, owner string, ids []string, lease time.Duration) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE deliveries SET claimed_until = $1
+		WHERE claimed_by = $2 AND status = 'pending' AND id = ANY($3)
+		RETURNING id`, ms(time.Now().Add(lease)), owner, ids)
+	if err != nil {
+		return nil, fmt.Errorf("renew delivery claims: %w", err)
+	}
+	defer rows.Close()
+	return lostClaims(rows, ids)
+}
+
 // FinishDelivery implements Inbox.
 func (s *Postgres) FinishDelivery(ctx context.Context, id, status, lastError string, retryAt time.Time) error {
 	var tag pgconn.CommandTag

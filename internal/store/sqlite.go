@@ -268,6 +268,52 @@ func (s *SQLite) ClaimDeliveries(ctx context.Context, owner string, lease time.D
 	return out, nil
 }
 
+// RenewClaims implements Inbox.
+func (s *SQLite) RenewClaims(ctx context.Context, owner string, ids []string, lease time.Duration) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := []any{ms(time.Now().Add(lease)), owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	rows, err := s.w.QueryContext(ctx, `UPDATE deliveries SET claimed_until = ?
+		WHERE claimed_by = ? AND status = 'pending' AND id IN (?`+strings.Repeat(",?", len(ids)-1)+`)
+		RETURNING id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("renew delivery claims: %w", err)
+	}
+	defer rows.Close()
+	return lostClaims(rows, ids)
+}
+
+// lostClaims reads the ids a renewal returned and gives those of ids it
+// did not.
+func lostClaims(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+}, ids []string) ([]string, error) {
+	held := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("renew delivery claims: %w", err)
+		}
+		held[id] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("renew delivery claims: %w", err)
+	}
+	var lost []string
+	for _, id := range ids {
+		if !held[id] {
+			lost = append(lost, id)
+		}
+	}
+	return lost, nil
+}
+
 // FinishDelivery implements Inbox.
 func (s *SQLite) FinishDelivery(ctx context.Context, id, status, lastError string, retryAt time.Time) error {
 	var res sql.Result

@@ -64,6 +64,12 @@ type Inbox interface {
 	// filter takes, oldest first, to owner until now+lease. Deliveries whose
 	// lease expired (their worker died) are claimable again.
 	ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int, filter EventFilter) ([]Delivery, error)
+	// RenewClaims extends owner's claims on the deliveries ids, still
+	// pending, to now+lease; a worker renews what it holds while it works,
+	// so the claim can be short and a dead worker's deliveries soon
+	// claimable again. It returns the ids owner no longer holds (another
+	// claimed them after the claim expired, or they were finished).
+	RenewClaims(ctx context.Context, owner string, ids []string, lease time.Duration) (lost []string, err error)
 	// FinishDelivery records the outcome of a claimed delivery: status is
 	// StatusDone or StatusFailed. With StatusPending it releases the claim and
 	// schedules another attempt no earlier than retryAt.

@@ -99,9 +99,10 @@ type Lane struct {
 var DefaultLanes = []Lane{{Name: "main"}, {Name: "commands", Events: []string{"issue_comment"}},
 	{Name: "checks", Events: []string{"check_suite", "check_run", "status"}}}
 
-// Worker drains the inbox. Deliveries are claimed with a lease, so a worker
-// that dies mid-delivery only delays it until the lease runs out, and
-// several replicas can share one database.
+// Worker drains the inbox. Deliveries are claimed with a short lease that
+// the worker renews while it holds them, so a worker that dies
+// mid-delivery delays it only until the lease runs out (seconds), however
+// long a delivery may take, and several replicas can share one database.
 type Worker struct {
 	Inbox    store.Inbox
 	Dispatch func(context.Context, store.Delivery) error
@@ -111,7 +112,7 @@ type Worker struct {
 	// Lanes split the inbox between goroutines; nil means DefaultLanes.
 	Lanes []Lane
 
-	Lease       time.Duration // default 2m
+	Lease       time.Duration // default DefaultClaim; renewed every third of it
 	Poll        time.Duration // how often to look without a wake-up; default 1s
 	Batch       int           // default 16
 	MaxAttempts int           // default 5
@@ -126,6 +127,11 @@ type Worker struct {
 	laneErr error
 }
 
+// DefaultClaim is how long a claim on a delivery lasts unless renewed:
+// another replica takes a dead worker's deliveries over this long after
+// its last renewal.
+const DefaultClaim = 10 * time.Second
+
 // lane is a Lane as the worker runs it.
 type lane struct {
 	name   string
@@ -136,7 +142,7 @@ type lane struct {
 func (w *Worker) init() {
 	w.once.Do(func() {
 		if w.Lease == 0 {
-			w.Lease = 2 * time.Minute
+			w.Lease = DefaultClaim
 		}
 		if w.Poll == 0 {
 			w.Poll = time.Second
@@ -265,19 +271,7 @@ func (w *Worker) drain(ctx context.Context, l *lane) error {
 		if err != nil {
 			return err
 		}
-		for i, d := range ds {
-			if ctx.Err() != nil {
-				// Give back what we hold but have not started, so a
-				// restart (or another replica) need not wait for the lease.
-				for _, rest := range ds[i:] {
-					if err := w.Inbox.FinishDelivery(context.WithoutCancel(ctx), rest.ID, store.StatusPending, rest.LastError, time.Time{}); err != nil {
-						w.Log.Warn("release delivery", "delivery", rest.ID, "err", err)
-					}
-				}
-				return nil
-			}
-			w.process(ctx, l, d)
-		}
+		w.batch(ctx, l, ds)
 		if n, err := w.Inbox.InboxDepth(context.WithoutCancel(ctx)); err == nil {
 			metrics.InboxDepth.Set(float64(n))
 		}
@@ -286,6 +280,99 @@ func (w *Worker) drain(ctx context.Context, l *lane) error {
 		}
 	}
 	return nil
+}
+
+// batch processes claimed deliveries in order, renewing the claims on
+// those not yet finished while it works.
+func (w *Worker) batch(ctx context.Context, l *lane, ds []store.Delivery) {
+	if len(ds) == 0 {
+		return
+	}
+	held := &claims{ids: map[string]bool{}}
+	for _, d := range ds {
+		held.ids[d.ID] = true
+	}
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		w.renew(ctx, held, stop)
+	}()
+	defer func() {
+		close(stop)
+		<-renewed
+	}()
+	for i, d := range ds {
+		if ctx.Err() != nil {
+			// Give back what we hold but have not started, so a
+			// restart (or another replica) need not wait for the claim.
+			for _, rest := range ds[i:] {
+				if err := w.Inbox.FinishDelivery(context.WithoutCancel(ctx), rest.ID, store.StatusPending, rest.LastError, time.Time{}); err != nil {
+					w.Log.Warn("release delivery", "delivery", rest.ID, "err", err)
+				}
+			}
+			return
+		}
+		if !held.has(d.ID) {
+			// The claim lapsed (the database was out of reach for longer
+			// than it lasts) and another worker may have the delivery now.
+			w.Log.Warn("claim on delivery lost before it was processed; leaving it to its new holder", "delivery", d.ID)
+			continue
+		}
+		w.process(ctx, l, d)
+		held.drop(d.ID)
+	}
+}
+
+// claims are the deliveries of a batch still held.
+type claims struct {
+	mu  sync.Mutex
+	ids map[string]bool
+}
+
+func (c *claims) has(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ids[id]
+}
+
+func (c *claims) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.ids, id)
+}
+
+func (c *claims) list() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.ids))
+	for id := range c.ids {
+		out = append(out, id)
+	}
+	return out
+}
+
+// renew extends the claims held every third of the claim's length until
+// stop closes.
+func (w *Worker) renew(ctx context.Context, held *claims, stop <-chan struct{}) {
+	t := time.NewTicker(w.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ids := held.list()
+		lost, err := w.Inbox.RenewClaims(context.WithoutCancel(ctx), w.Owner, ids, w.Lease)
+		if err != nil {
+			w.Log.Warn("renew delivery claims", "deliveries", len(ids), "err", err)
+			continue
+		}
+		for _, id := range lost {
+			held.drop(id)
+		}
+	}
 }
 
 // process runs one delivery and records the outcome. A failure that will

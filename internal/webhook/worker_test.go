@@ -320,3 +320,76 @@ func TestWakeForWakesTheEventsLaneOnly(t *testing.T) {
 }
 
 var eventually = servicetest.Wait{Limit: 10 * time.Second, Interval: 5 * time.Millisecond}.Eventually
+
+// A delivery that takes longer than the claim lasts stays with the worker
+// that holds it, and so do the deliveries of its batch still waiting: the
+// worker renews their claims, so a second worker (another replica) never
+// processes them too.
+func TestClaimsRenewedWhileABatchIsWorkedOn(t *testing.T) {
+	s := openInbox(t)
+	for i := range 4 {
+		save(t, s, fmt.Sprint("d", i), "push", "")
+	}
+	const claim = 600 * time.Millisecond
+	var mu sync.Mutex
+	by := map[string][]string{}
+	handler := func(owner string) funcHandler {
+		return funcHandler{keys: []string{"push"}, fn: func(ctx context.Context, d store.Delivery) error {
+			mu.Lock()
+			by[d.ID] = append(by[d.ID], owner)
+			mu.Unlock()
+			if d.ID == "d0" {
+				time.Sleep(3 * claim) // its claim renewed nine times meanwhile
+			}
+			return nil
+		}}
+	}
+	worker := func(owner string) *webhook.Worker {
+		disp, err := webhook.NewDispatcher(handler(owner))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &webhook.Worker{Inbox: s, Dispatch: disp.Dispatch, Owner: owner, Lease: claim,
+			Poll: 10 * time.Millisecond, Log: slog.New(slog.DiscardHandler)}
+	}
+	stopA := run(t, worker("a"))
+	defer stopA()
+	// b starts once a has claimed the batch.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		started := len(by["d0"]) > 0
+		mu.Unlock()
+		if started {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a never started d0")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stopB := run(t, worker("b"))
+	defer stopB()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if n, err := s.InboxDepth(t.Context()); err != nil {
+			t.Fatal(err)
+		} else if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the inbox was not drained within 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopA()
+	stopB()
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range 4 {
+		id := fmt.Sprint("d", i)
+		if got := by[id]; len(got) != 1 || got[0] != "a" {
+			t.Errorf("%s was processed by %v; want once, by a (its claim's holder)", id, got)
+		}
+	}
+}

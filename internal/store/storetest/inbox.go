@@ -20,6 +20,7 @@ var inboxCases = []testCase{
 	{"ClaimDeliveries_lease_held", claimLeaseHeld},
 	{"ClaimDeliveries_lease_expiry_takeover", claimLeaseExpiry},
 	{"ClaimDeliveries_event_filter", claimEventFilter},
+	{"RenewClaims_keeps_claims_and_names_lost_ones", renewClaims},
 	{"ClaimDeliveries_concurrent_never_shared", claimConcurrent},
 	{"FinishDelivery_done_and_failed_are_final", finishDeliveryFinal},
 	{"FinishDelivery_pending_retries_no_earlier_than_retryAt", finishDeliveryRetry},
@@ -211,6 +212,35 @@ func claimLeaseExpiry(e *env) {
 	}
 	if got := e.claim("a", longTTL, 10, store.EventFilter{}); len(got) != 0 {
 		e.Errorf("a claimed %s back while b's lease holds", deliveryIDs(got))
+	}
+}
+
+// A worker that renews its claims keeps them past their first expiry; a
+// claim it let lapse, and one it finished, come back as lost; another
+// owner cannot renew what it does not hold.
+func renewClaims(e *env) {
+	e.pendingDeliveries("d0", "d1", "d2", "d3")
+	if got := deliveryIDs(e.claim("a", shortTTL, 3, store.EventFilter{})); got != "[d0 d1 d2]" {
+		e.Fatalf("claimed %s; want [d0 d1 d2]", got)
+	}
+	e.must(e.s.FinishDelivery(e.ctx, "d2", store.StatusDone, "", time.Time{}))
+	lost, err := e.s.RenewClaims(e.ctx, "a", []string{"d0", "d2"}, longTTL)
+	e.must(err)
+	if fmt.Sprint(lost) != "[d2]" {
+		e.Errorf("renewing d0 and the finished d2 lost %v; want [d2]", lost)
+	}
+	if lost, err := e.s.RenewClaims(e.ctx, "b", []string{"d1"}, longTTL); err != nil || fmt.Sprint(lost) != "[d1]" {
+		e.Errorf("b renewing a's claim on d1: lost %v, err %v; want [d1]", lost, err)
+	}
+	expire() // d0 renewed for long; d1 not renewed by a
+	if got := deliveryIDs(e.claim("b", longTTL, 10, store.EventFilter{})); got != "[d1 d3]" {
+		e.Errorf("after the short claims expired b claimed %s; want [d1 d3] (d0's renewed claim holds)", got)
+	}
+	if lost, err := e.s.RenewClaims(e.ctx, "a", []string{"d0", "d1"}, longTTL); err != nil || fmt.Sprint(lost) != "[d1]" {
+		e.Errorf("a renewing d0 and d1 (taken by b): lost %v, err %v; want [d1]", lost, err)
+	}
+	if lost, err := e.s.RenewClaims(e.ctx, "a", nil, longTTL); err != nil || len(lost) != 0 {
+		e.Errorf("renewing nothing: lost %v, err %v", lost, err)
 	}
 }
 

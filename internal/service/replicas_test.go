@@ -1,0 +1,200 @@
+package service_test
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shipbot/shipbot/internal/servicetest"
+	"github.com/shipbot/shipbot/internal/store/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestReplicasSurviveAKillMidBurst: three replicas on one PostgreSQL
+// database behind a round-robin front. 200 merges (50 with -short) land at
+// once; their deliveries, some sent twice (each copy to another replica,
+// as GitHub's redelivery would), and the target's callbacks are spread
+// over the replicas. Half-way through, the replica driving the pipeline is
+// killed (no graceful shutdown: its leases stay behind until they expire).
+// Then:
+//   - another replica carries the rollout on within 15 s of the kill;
+//   - every merge is released once, with consecutive versions;
+//   - every version reaches both stages, in order, one execution per
+//     stage, attempt 1, never two at once (database and target);
+//   - a trigger re-sent by the replica that took over carries the same
+//     idempotency key and callback URL.
+func TestReplicasSurviveAKillMidBurst(t *testing.T) {
+	t.Parallel()
+	n := burstSize()
+	r := newRig(t, rigOptions{postgres: true, minDelay: time.Millisecond, maxDelay: 25 * time.Millisecond,
+		logLevel: slog.LevelWarn, sameSecond: true})
+	procs := []*proc{r.start(), r.start(), r.start()}
+	// Polls of the database compete with the replicas for it: not too often.
+	waitFor := servicetest.Wait{Limit: waitLimit, Interval: 50 * time.Millisecond}.Eventually
+	db := r.openDB()
+	defer db.Close()
+
+	merges := make([]merged, n)
+	var ds []delivery
+	for i := range merges {
+		merges[i] = r.approvedMerge(fmt.Sprintf("fix: change %d", i))
+		ds = append(ds, merges[i].closed, merges[i].push)
+		if i%10 == 0 {
+			ds = append(ds, merges[i].closed) // redelivered: reaches another replica
+		}
+	}
+	shuffle(ds)
+	start := time.Now()
+	r.sendAll(ds[:len(ds)/2])
+	// Mid-burst: some rollouts are done, the pipeline is being driven.
+	waitFor(t, "a tenth of the rollouts are done", func() bool { return rolloutsDone(t, db) >= n/10 })
+	var holder string
+	if err := db.QueryRow(`SELECT owner FROM leases WHERE name = ?`, "pipeline:"+pipeKey).Scan(&holder); err != nil {
+		t.Fatalf("no replica holds the pipeline's lease: %v", err)
+	}
+	var victim *proc
+	for _, p := range procs {
+		if p.owner == holder {
+			victim = p
+		}
+	}
+	if victim == nil {
+		t.Fatalf("the pipeline's lease is held by %q, none of the replicas", holder)
+	}
+	before := len(triggersOf(r))
+	victim.crash()
+	killed := time.Now()
+	r.sendAll(ds[len(ds)/2:])
+	waitFor(t, "a trigger after the kill", func() bool { return len(triggersOf(r)) > before })
+	trigs := triggersOf(r)
+	resumed := trigs[before].At.Sub(killed)
+	if resumed > 15*time.Second {
+		t.Errorf("the rollout went on %s after the driving replica was killed; want within 15 s", resumed.Round(time.Millisecond))
+	}
+	r.waitRolloutsDone(db, n, 3*waitLimit)
+	took := time.Since(start)
+	eventually(t, "the target has every outcome reported", r.target.allReported)
+	for _, p := range procs {
+		p.stop()
+	}
+	trigs = triggersOf(r)
+	dups := 0
+	for _, tr := range trigs {
+		if tr.Dup {
+			dups++
+		}
+	}
+	t.Logf("%d merges on 3 replicas, %d deliveries (%d sent twice); replica %s killed holding the pipeline, which went on %s later; every rollout done %s after the first delivery; %d triggers, %d re-sent with their key",
+		n, len(ds), len(ds)-2*n, holder, resumed.Round(time.Millisecond), took.Round(time.Millisecond), len(trigs), dups)
+
+	runs := runsIn(t, db)
+	r.checkReleases(merges, runs)
+	execs := executionsIn(t, db)
+	checkExecutionsDB(t, execs)
+	entered := checkTarget(t, r.target)
+	perRunStage := map[string]int{}
+	for _, e := range execs {
+		perRunStage[e.runID+"/"+e.stage]++
+		if e.attempt != 1 || e.rollback || e.outcome != "succeeded" {
+			t.Errorf("execution %s of %s at %s: attempt %d rollback %v outcome %q; want attempt 1, succeeded", e.id, e.version, e.stage, e.attempt, e.rollback, e.outcome)
+		}
+	}
+	for i, m := range merges {
+		run := runs[m.sha]
+		if run == nil {
+			continue // reported by checkReleases
+		}
+		if run.rollout != "done" || strings.Join(run.stages, ",") != "passed,passed" {
+			t.Errorf("run of %s: rollout %q, stages %v; want done, both passed", tagFor(i), run.rollout, run.stages)
+		}
+		for _, stage := range []string{"qa", "prod"} {
+			if c := perRunStage[run.id+"/"+stage]; c != 1 {
+				t.Errorf("run of %s has %d %s executions; want 1", tagFor(i), c, stage)
+			}
+		}
+	}
+	for _, stage := range []string{"qa", "prod"} {
+		if len(entered[stage]) != n {
+			t.Errorf("%d %s executions at the target; want %d", len(entered[stage]), stage, n)
+		}
+		for i, tr := range entered[stage] {
+			if tr.Tag != tagFor(i) {
+				t.Errorf("%s execution %d deployed %s; want %s", stage, i, tr.Tag, tagFor(i))
+				break
+			}
+		}
+	}
+}
+
+func triggersOf(r *rig) []trig {
+	trigs, _ := r.target.snapshot()
+	return trigs
+}
+
+// TestCommandOnAnyReplica: a /shipbot command that reaches a replica
+// other than the one driving the pipeline is carried out there, at once,
+// not refused with "try again": the driver hands the pipeline's lease over
+// on request. Here a maintainer's approval of prod lands on the other
+// replica of two; prod then deploys.
+func TestCommandOnAnyReplica(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{postgres: true, minDelay: time.Millisecond, maxDelay: 10 * time.Millisecond, logLevel: slog.LevelWarn})
+	r.gh.AddCommit(repo, "main", "prod needs an approval", map[string]string{
+		".github/shipbot.yml": strings.Replace(repoConfig("queue"), "    target: sim-prod\n", "    target: sim-prod\n    approval: true\n", 1),
+	})
+	r.gh.SetPermission(repo, "dave", "maintain")
+	procs := []*proc{r.start(), r.start()}
+	db := r.openDB()
+	defer db.Close()
+	waitFor := servicetest.Wait{Limit: waitLimit, Interval: 20 * time.Millisecond}.Eventually
+
+	m := r.approvedMerge("fix: gated")
+	r.sendAll([]delivery{m.closed, m.push})
+	waitFor(t, "the rollout check says prod waits for an approval", func() bool {
+		for _, cr := range r.gh.CheckRuns(repo, m.sha) {
+			if cr.Name == "shipbot/rollout" && cr.Title == "v0.1.0: waiting for approval of prod" {
+				return true
+			}
+		}
+		return false
+	})
+	var holder string
+	if err := db.QueryRow(`SELECT owner FROM leases WHERE name = ?`, "pipeline:"+pipeKey).Scan(&holder); err != nil {
+		t.Fatalf("no replica holds the pipeline's lease: %v", err)
+	}
+	var other *proc
+	for _, p := range procs {
+		if p.owner != holder {
+			other = p
+		}
+	}
+	comment := r.gh.AddComment(repo, m.pr, "dave", "/shipbot approve prod")
+	sent := time.Now()
+	d := r.ids.New("issue_comment", r.gh.IssueCommentEvent(owner, name, m.pr, comment, "created"))
+	code, err := servicetest.Hook{URL: other.srv.URL + servicetest.WebhookPath, Secret: r.secret}.Post(t.Context(), d)
+	if err != nil || code != 202 {
+		t.Fatalf("the command's delivery to %s: %d %v", other.owner, code, err)
+	}
+	var reply string
+	waitFor(t, "a reply to the command", func() bool {
+		for _, c := range r.gh.Comments(repo, m.pr) {
+			if c.User == "shipbot[bot]" && strings.Contains(c.Body, "@dave") {
+				reply = c.Body
+				return true
+			}
+		}
+		return false
+	})
+	answered := time.Since(sent)
+	if !strings.Contains(reply, "Approved: v0.1.0 goes to prod") {
+		t.Errorf("the approval sent to the replica not driving the pipeline (%s; %s drives it) answered %q", other.owner, holder, reply)
+	}
+	r.waitRolloutsDone(db, 1, waitLimit)
+	if run := runsIn(t, db)[m.sha]; strings.Join(run.stages, ",") != "passed,passed" {
+		t.Errorf("after the approval the stages are %v; want both passed", run.stages)
+	}
+	t.Logf("the approval sent to %s (the pipeline driven by %s) was answered in %s", other.owner, holder, answered.Round(time.Millisecond))
+}
