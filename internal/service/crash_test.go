@@ -147,3 +147,42 @@ func TestCrashSafety(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteRestartContinuesAtOnce: the process dies (no graceful
+// shutdown) while qa deploys, holding the pipeline's lease and nothing
+// else to show for it; a new process starts on the same file. It holds the
+// file's lock, which proves the old one gone, so it takes the dead
+// process's leases over at start: qa's outcome, reported to it, sends the
+// version on to prod within 2 s of the restart, not after the lease's TTL.
+func TestSQLiteRestartContinuesAtOnce(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, rigOptions{minDelay: 300 * time.Millisecond, maxDelay: 300 * time.Millisecond})
+	p := r.start()
+	m := r.approvedMerge("fix: crash mid-qa")
+	r.sendAll([]delivery{m.closed, m.push})
+	eventually(t, "qa is triggered", func() bool {
+		_, ok := r.target.firstTrigger(tagFor(0))
+		return ok
+	})
+	p.crash()
+	restarted := time.Now()
+	p = r.start()
+	var prod time.Time
+	eventually(t, "prod is triggered", func() bool {
+		for _, tr := range triggersOf(r) {
+			if tr.Stage == "prod" {
+				prod = tr.At
+				return true
+			}
+		}
+		return false
+	})
+	took := prod.Sub(restarted)
+	t.Logf("prod triggered %s after the restart (qa's deploy took 300 ms)", took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("prod was triggered %s after the restart; want within 2 s", took.Round(time.Millisecond))
+	}
+	db := r.openDB()
+	defer db.Close()
+	r.waitRolloutsDone(db, 1, waitLimit)
+}

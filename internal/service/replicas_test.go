@@ -18,9 +18,10 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // once; their deliveries, some sent twice (each copy to another replica,
 // as GitHub's redelivery would), and the target's callbacks are spread
 // over the replicas. Half-way through, the replica driving the pipeline is
-// killed (no graceful shutdown: its leases stay behind until they expire).
-// Then:
-//   - another replica carries the rollout on within 15 s of the kill;
+// killed (no graceful shutdown: its leases stay behind until they expire);
+// later the next driver is stopped gracefully (SIGTERM). Then:
+//   - another replica carries the rollout on within 15 s of the kill, and
+//     within 2 s of the graceful stop (its leases are handed back);
 //   - every merge is released once, with consecutive versions;
 //   - every version reaches both stages, in order, one execution per
 //     stage, attempt 1, never two at once (database and target);
@@ -51,28 +52,22 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	r.sendAll(ds[:len(ds)/2])
 	// Mid-burst: some rollouts are done, the pipeline is being driven.
 	waitFor(t, "a tenth of the rollouts are done", func() bool { return rolloutsDone(t, db) >= n/10 })
-	var holder string
-	if err := db.QueryRow(`SELECT owner FROM leases WHERE name = ?`, "pipeline:"+pipeKey).Scan(&holder); err != nil {
-		t.Fatalf("no replica holds the pipeline's lease: %v", err)
-	}
-	var victim *proc
-	for _, p := range procs {
-		if p.owner == holder {
-			victim = p
-		}
-	}
-	if victim == nil {
-		t.Fatalf("the pipeline's lease is held by %q, none of the replicas", holder)
-	}
-	before := len(triggersOf(r))
+	holder, victim := driver(t, db, procs)
 	victim.crash()
 	killed := time.Now()
 	r.sendAll(ds[len(ds)/2:])
-	waitFor(t, "a trigger after the kill", func() bool { return len(triggersOf(r)) > before })
-	trigs := triggersOf(r)
-	resumed := trigs[before].At.Sub(killed)
+	resumed := resumedAfter(t, r, killed)
 	if resumed > 15*time.Second {
 		t.Errorf("the rollout went on %s after the driving replica was killed; want within 15 s", resumed.Round(time.Millisecond))
+	}
+	waitFor(t, "six tenths of the rollouts are done", func() bool { return rolloutsDone(t, db) >= 6*n/10 })
+	stopped, leaving := driver(t, db, procs)
+	stopping := time.Now()
+	leaving.stop()
+	stoppedAt := time.Now()
+	handedOver := resumedAfter(t, r, stoppedAt)
+	if handedOver > 2*time.Second {
+		t.Errorf("the rollout went on %s after the driving replica stopped gracefully; want within 2 s", handedOver.Round(time.Millisecond))
 	}
 	r.waitRolloutsDone(db, n, 3*waitLimit)
 	took := time.Since(start)
@@ -80,15 +75,15 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	for _, p := range procs {
 		p.stop()
 	}
-	trigs = triggersOf(r)
+	trigs := triggersOf(r)
 	dups := 0
 	for _, tr := range trigs {
 		if tr.Dup {
 			dups++
 		}
 	}
-	t.Logf("%d merges on 3 replicas, %d deliveries (%d sent twice); replica %s killed holding the pipeline, which went on %s later; every rollout done %s after the first delivery; %d triggers, %d re-sent with their key",
-		n, len(ds), len(ds)-2*n, holder, resumed.Round(time.Millisecond), took.Round(time.Millisecond), len(trigs), dups)
+	t.Logf("%d merges on 3 replicas, %d deliveries (%d sent twice); replica %s killed holding the pipeline, which went on %s later; replica %s stopped gracefully holding it (the stop took %s), and the rollout went on %s after; every rollout done %s after the first delivery; %d triggers, %d re-sent with their key",
+		n, len(ds), len(ds)-2*n, holder, resumed.Round(time.Millisecond), stopped, stoppedAt.Sub(stopping).Round(time.Millisecond), handedOver.Round(time.Millisecond), took.Round(time.Millisecond), len(trigs), dups)
 
 	runs := runsIn(t, db)
 	r.checkReleases(merges, runs)
@@ -127,6 +122,39 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 			}
 		}
 	}
+}
+
+// driver is the replica holding the pipeline's lease.
+func driver(t *testing.T, db *testDB, procs []*proc) (string, *proc) {
+	t.Helper()
+	var holder string
+	if err := db.QueryRow(`SELECT owner FROM leases WHERE name = ?`, "pipeline:"+pipeKey).Scan(&holder); err != nil {
+		t.Fatalf("no replica holds the pipeline's lease: %v", err)
+	}
+	for _, p := range procs {
+		if p.owner == holder {
+			return holder, p
+		}
+	}
+	t.Fatalf("the pipeline's lease is held by %q, none of the replicas", holder)
+	return "", nil
+}
+
+// resumedAfter waits for the first trigger after since and says how long
+// after since it came.
+func resumedAfter(t *testing.T, r *rig, since time.Time) time.Duration {
+	t.Helper()
+	var at time.Time
+	eventually(t, "a trigger", func() bool {
+		for _, tr := range triggersOf(r) {
+			if tr.At.After(since) {
+				at = tr.At
+				return true
+			}
+		}
+		return false
+	})
+	return at.Sub(since)
 }
 
 func triggersOf(r *rig) []trig {

@@ -275,10 +275,7 @@ func (p *proc) stop() {
 // under it, so whatever it was about to write is lost; then no answer
 // reaches it from GitHub or a target any more (requests in flight are cut,
 // new ones fail), and no request reaches it from outside (in-flight ones
-// are cut too). Its goroutines are then reaped. Leases and inbox claims it
-// held are left behind as a dead process leaves them; expireLeases
-// fast-forwards past their expiry, as a restart after the TTL would find
-// them.
+// are cut too). Its goroutines are then reaped.
 func (p *proc) crash() {
 	p.once.Do(func() {
 		// The database first: a process that learns its requests failed
@@ -288,29 +285,11 @@ func (p *proc) crash() {
 		p.r.front.detach(p.back, true)
 		p.srv.Kill() // an error from a dying process means nothing
 		p.parts.Reporter.Wait()
-		if p.r.dbPath != "" {
-			// On SQLite the next process takes leases over at start; on
-			// PostgreSQL the other replicas wait for them to expire, which
-			// is what a test of replicas measures.
-			expireLeases(p.r.tb, p.r.dbPath)
-		}
+		// Its leases and inbox claims stay behind, as a dead process
+		// leaves them: on SQLite the next process takes them over at
+		// start (its file lock proves this one gone), on PostgreSQL the
+		// other replicas wait for them to expire.
 	})
-}
-
-// expireLeases makes every lease and inbox claim expired, as if the
-// leases' TTL had passed while no process ran.
-func expireLeases(tb testing.TB, path string) {
-	tb.Helper()
-	db := openDB(tb, path)
-	defer db.Close()
-	for _, q := range []string{
-		`UPDATE leases SET until = 0`,
-		`UPDATE deliveries SET claimed_until = 0, claimed_by = '' WHERE status = 'pending'`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			tb.Fatalf("expire leases: %v", err)
-		}
-	}
 }
 
 // testDB is the rig's database opened directly, for the tests' own reads
