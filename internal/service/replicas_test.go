@@ -162,14 +162,19 @@ func triggersOf(r *rig) []trig {
 	return trigs
 }
 
-// TestCommandOnAnyReplica: a /shipbot command that reaches a replica
-// other than the one driving the pipeline is carried out there, at once,
-// not refused with "try again": the driver hands the pipeline's lease over
-// on request. Here a maintainer's approval of prod lands on the other
-// replica of two; prod then deploys.
-func TestCommandOnAnyReplica(t *testing.T) {
+// TestCallbackAndCommandOnAnyReplica: two replicas whose engines tick
+// only once a minute, so that only wake-ups move a rollout. A callback
+// that lands on the replica not driving the pipeline advances the rollout
+// on the driver within 1 s (a notification wakes it); a /shipbot command
+// that lands there is carried out there, at once, not refused with "try
+// again" (the driver hands the pipeline's lease over on request). Here:
+// qa's outcome reaches the other replica, then a maintainer's approval of
+// prod does; prod deploys and its outcome reaches the replica that no
+// longer drives.
+func TestCallbackAndCommandOnAnyReplica(t *testing.T) {
 	t.Parallel()
-	r := newRig(t, rigOptions{postgres: true, minDelay: time.Millisecond, maxDelay: 10 * time.Millisecond, logLevel: slog.LevelWarn})
+	r := newRig(t, rigOptions{postgres: true, minDelay: 400 * time.Millisecond, maxDelay: 400 * time.Millisecond,
+		logLevel: slog.LevelWarn, engineTick: time.Minute})
 	r.gh.AddCommit(repo, "main", "prod needs an approval", map[string]string{
 		".github/shipbot.yml": strings.Replace(repoConfig("queue"), "    target: sim-prod\n", "    target: sim-prod\n    approval: true\n", 1),
 	})
@@ -177,10 +182,31 @@ func TestCommandOnAnyReplica(t *testing.T) {
 	procs := []*proc{r.start(), r.start()}
 	db := r.openDB()
 	defer db.Close()
-	waitFor := servicetest.Wait{Limit: waitLimit, Interval: 20 * time.Millisecond}.Eventually
+	waitFor := servicetest.Wait{Limit: waitLimit, Interval: 10 * time.Millisecond}.Eventually
+	otherThan := func(owner string) *proc {
+		for _, p := range procs {
+			if p.owner != owner {
+				return p
+			}
+		}
+		return nil
+	}
 
 	m := r.approvedMerge("fix: gated")
 	r.sendAll([]delivery{m.closed, m.push})
+	waitFor(t, "qa is triggered", func() bool {
+		_, ok := r.target.firstTrigger(tagFor(0))
+		return ok
+	})
+	holder, _ := driver(t, db, procs)
+	other := otherThan(holder)
+	r.front.pin("/api/v1/callbacks/", other.back)
+	var passed time.Time
+	waitFor(t, "qa passed", func() bool {
+		run := runsIn(t, db)[m.sha]
+		passed = time.Now()
+		return run != nil && len(run.stages) == 2 && run.stages[0] == "passed"
+	})
 	waitFor(t, "the rollout check says prod waits for an approval", func() bool {
 		for _, cr := range r.gh.CheckRuns(repo, m.sha) {
 			if cr.Name == "shipbot/rollout" && cr.Title == "v0.1.0: waiting for approval of prod" {
@@ -189,16 +215,12 @@ func TestCommandOnAnyReplica(t *testing.T) {
 		}
 		return false
 	})
-	var holder string
-	if err := db.QueryRow(`SELECT owner FROM leases WHERE name = ?`, "pipeline:"+pipeKey).Scan(&holder); err != nil {
-		t.Fatalf("no replica holds the pipeline's lease: %v", err)
+	taken, _ := r.target.taken("qa", tagFor(0))
+	callback := passed.Sub(taken)
+	if callback > time.Second {
+		t.Errorf("qa's outcome, taken by %s, passed qa on %s %s later; want within 1 s", other.owner, holder, callback.Round(time.Millisecond))
 	}
-	var other *proc
-	for _, p := range procs {
-		if p.owner != holder {
-			other = p
-		}
-	}
+
 	comment := r.gh.AddComment(repo, m.pr, "dave", "/shipbot approve prod")
 	sent := time.Now()
 	d := r.ids.New("issue_comment", r.gh.IssueCommentEvent(owner, name, m.pr, comment, "created"))
@@ -220,9 +242,13 @@ func TestCommandOnAnyReplica(t *testing.T) {
 	if !strings.Contains(reply, "Approved: v0.1.0 goes to prod") {
 		t.Errorf("the approval sent to the replica not driving the pipeline (%s; %s drives it) answered %q", other.owner, holder, reply)
 	}
+	// The approval moved the pipeline to the other replica: prod's
+	// outcome now goes to the one that drove it before.
+	r.front.pin("/api/v1/callbacks/", otherThan(other.owner).back)
 	r.waitRolloutsDone(db, 1, waitLimit)
 	if run := runsIn(t, db)[m.sha]; strings.Join(run.stages, ",") != "passed,passed" {
 		t.Errorf("after the approval the stages are %v; want both passed", run.stages)
 	}
-	t.Logf("the approval sent to %s (the pipeline driven by %s) was answered in %s", other.owner, holder, answered.Round(time.Millisecond))
+	t.Logf("qa's outcome taken by %s passed qa on %s in %s; the approval sent to %s was answered in %s",
+		other.owner, holder, callback.Round(time.Millisecond), other.owner, answered.Round(time.Millisecond))
 }

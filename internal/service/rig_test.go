@@ -104,6 +104,9 @@ type rigOptions struct {
 	// sameSecond stops the fake's clock: every merge happens in the same
 	// second, as in a burst, and GitHub's whole-second merge times all tie.
 	sameSecond bool
+	// engineTick is the engines' tick; 0 takes the default (1 s). A long
+	// tick leaves the engines to wake-ups alone.
+	engineTick time.Duration
 	// postgres runs the processes on a fresh PostgreSQL database (pgtest)
 	// instead of a SQLite file; then several may run at once, replicas
 	// behind the front, which spreads requests over them in turn.
@@ -243,7 +246,7 @@ func (r *rig) start() *proc {
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
 		PublicURL: public, TokenKey: r.secret, Version: "test",
 		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
-		ReportDelay: r.opts.reportDelay,
+		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick,
 	}.Build()
 	srv := servicetest.Start(tb, ln, service.Options{
 		Store: st, WebhookSecret: r.secret, Handlers: parts.Handlers, Loops: parts.Loops,
@@ -396,6 +399,10 @@ type front struct {
 	mu       sync.Mutex
 	backends []*backend
 	next     int
+	// pinned, when set, takes every request whose path starts with
+	// pinPrefix instead of the next in turn.
+	pinned    *backend
+	pinPrefix string
 }
 
 type backend struct {
@@ -410,7 +417,7 @@ const noBackend = "no shipbot process is running"
 func newFront() *front {
 	f := &front{}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b := f.pick()
+		b := f.pick(r.URL.Path)
 		if b == nil {
 			http.Error(w, noBackend, http.StatusServiceUnavailable)
 			return
@@ -424,15 +431,26 @@ func newFront() *front {
 	return f
 }
 
-// pick is the backend the next request goes to, round robin.
-func (f *front) pick() *backend {
+// pick is the backend a request for path goes to: the pinned one, or the
+// next in turn.
+func (f *front) pick(path string) *backend {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.pinned != nil && strings.HasPrefix(path, f.pinPrefix) {
+		return f.pinned
+	}
 	if len(f.backends) == 0 {
 		return nil
 	}
 	f.next = (f.next + 1) % len(f.backends)
 	return f.backends[f.next]
+}
+
+// pin sends every request whose path starts with prefix to b.
+func (f *front) pin(prefix string, b *backend) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pinned, f.pinPrefix = b, prefix
 }
 
 func (f *front) attach(target string) *backend {

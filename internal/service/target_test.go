@@ -71,6 +71,8 @@ type texec struct {
 	trig
 	eventID string
 	state   int
+	// taken is when the service took the outcome (202).
+	taken time.Time
 	// Triggers of the same stage that arrived while this execution's
 	// report was in flight (inflight) or after a report that ended without
 	// an answer (pending): fine if the service had taken the outcome by
@@ -259,7 +261,7 @@ func (t *target) deploy(e *texec, delay time.Duration) {
 				t.problem("stage %s: %v triggered before the outcome of %s (%s) was taken",
 					e.Stage, e.pending, e.Version, e.Key)
 			}
-			e.state, e.pending = reported, nil
+			e.state, e.pending, e.taken = reported, nil, time.Now()
 			t.mu.Unlock()
 			return
 		case code == http.StatusOK:
@@ -351,6 +353,18 @@ func (t *target) firstTrigger(tag string) (time.Time, bool) {
 	for _, tr := range t.triggers {
 		if tr.Tag == tag {
 			return tr.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// taken is when the service took the outcome of tag's execution at stage.
+func (t *target) taken(stage, tag string) (time.Time, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range t.execs {
+		if e.Stage == stage && e.Tag == tag && !e.taken.IsZero() {
+			return e.taken, true
 		}
 	}
 	return time.Time{}, false
