@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/store/pgtest"
 )
 
 // benchPayload is a delivery of realistic size (GitHub's merged-PR payloads
@@ -59,10 +60,44 @@ func BenchmarkIntake(b *testing.B) {
 	}
 }
 
+// TestMain keeps a PostgreSQL cluster the benchmarks start durable, so
+// that they compare like with like: SQLite fsyncs every commit, and so
+// does PostgreSQL by default.
+func TestMain(m *testing.M) {
+	pgtest.Durable = true
+	pgtest.Main(m)
+}
+
+// databases are the stores the intake benchmarks run on: the embedded
+// SQLite file, and PostgreSQL (pgtest's server: SHIPBOT_TEST_POSTGRES_URL,
+// or a throwaway durable cluster on this machine's disk).
+var databases = []struct {
+	name string
+	rig  func(testing.TB) *rig
+}{
+	{"sqlite", func(tb testing.TB) *rig { return newRig(tb) }},
+	{"postgres", func(tb testing.TB) *rig {
+		db := pgtest.NewDatabase(tb, "")
+		s, err := store.OpenPostgres(context.Background(), db.URL)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if _, err := s.Migrate(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+		return serveIntake(tb, s)
+	}},
+}
+
 // BenchmarkIntakeRawInsert is BenchmarkIntake's floor: the inbox insert
 // alone.
 func BenchmarkIntakeRawInsert(b *testing.B) {
-	r := newRig(b)
+	for _, db := range databases {
+		b.Run(db.name, func(b *testing.B) { benchRawInsert(b, db.rig(b)) })
+	}
+}
+
+func benchRawInsert(b *testing.B, r *rig) {
 	ctx := context.Background()
 	b.SetBytes(int64(len(benchPayload)))
 	for i := 0; b.Loop(); i++ {
@@ -77,7 +112,12 @@ func BenchmarkIntakeRawInsert(b *testing.B) {
 // previous one was answered) and reports the acknowledgement latency
 // percentiles. The bar is p99 <= 5 ms.
 func BenchmarkIntakeAt200PerSecond(b *testing.B) {
-	r := newRig(b)
+	for _, db := range databases {
+		b.Run(db.name, func(b *testing.B) { benchAt200(b, db.rig(b)) })
+	}
+}
+
+func benchAt200(b *testing.B, r *rig) {
 	client := r.srv.Client()
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	const rate = 200

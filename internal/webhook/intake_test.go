@@ -57,7 +57,7 @@ func TestSignatureGitHubVector(t *testing.T) {
 
 type rig struct {
 	srv   *httptest.Server
-	store *store.SQLite
+	store store.Inbox
 }
 
 // newRig serves an Intake over a fresh database; tune, if given, adjusts
@@ -71,6 +71,14 @@ func newRig(t testing.TB, tune ...func(*webhook.Intake)) *rig {
 	if _, err := s.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return serveIntake(t, s, tune...)
+}
+
+// serveIntake serves an Intake over s, closed with the server.
+func serveIntake(t testing.TB, s interface {
+	store.Inbox
+	Close() error
+}, tune ...func(*webhook.Intake)) *rig {
 	in := &webhook.Intake{
 		Secret: secret,
 		Inbox:  s,

@@ -65,6 +65,24 @@ var (
 
 var errNoServer = errors.New(enable)
 
+// Durable, set before the first test asks for a server, keeps the
+// throwaway cluster's commits durable (PostgreSQL's defaults: fsync,
+// synchronous_commit), for benchmarks that compare durable writes with
+// SQLite's. Tests leave it off.
+var Durable bool
+
+func durability() string {
+	if Durable {
+		return "# Durable: PostgreSQL's defaults, as a production server runs.\n"
+	}
+	return `# Durability is not wanted from a test cluster: nothing in it must survive
+# a crash or power cut, and fsyncs would dominate the tests' time.
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+`
+}
+
 // server is the PostgreSQL server the tests share.
 type server struct {
 	url     string        // admin URL: a database the user may connect to
@@ -426,12 +444,7 @@ port = %d
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '%s'
 max_connections = 300
-# Durability is not wanted from a test cluster: nothing in it must survive
-# a crash or power cut, and fsyncs would dominate the tests' time.
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-`, port, strings.ReplaceAll(dir, "'", "''"))
+%s`, port, strings.ReplaceAll(dir, "'", "''"), durability())
 		if err := os.WriteFile(filepath.Join(data, "pgtest.conf"), []byte(conf), 0o644); err != nil {
 			return fail(err)
 		}
