@@ -203,14 +203,20 @@ func (s *Postgres) SaveDelivery(ctx context.Context, d Delivery) (bool, error) {
 	return tag.RowsAffected() == 1, nil
 }
 
+// pgNowMS is the database server's clock in unix milliseconds. Lease and
+// claim expiries are set and compared on it, never on a replica's own
+// clock: replicas whose clocks disagree by seconds would otherwise take
+// each other's leases early (a 10 s lease leaves no room for skew).
+// clock_timestamp, not now(): now() is the transaction's start.
+const pgNowMS = `(extract(epoch FROM clock_timestamp()) * 1000)::bigint`
+
 // ClaimDeliveries implements Inbox. FOR UPDATE SKIP LOCKED lets replicas
 // claim at once without waiting for one another or taking the same
 // delivery: a row another claimer has locked is passed over, and a row it
 // claimed and committed meanwhile is re-checked against the WHERE (its
 // lease now holds) and left out.
 func (s *Postgres) ClaimDeliveries(ctx context.Context, owner string, lease time.Duration, limit int, filter EventFilter) ([]Delivery, error) {
-	now := time.Now()
-	args := []any{owner, ms(now.Add(lease)), ms(now), limit}
+	args := []any{owner, lease.Milliseconds(), ms(time.Now()), limit}
 	var events string
 	if len(filter.Only) > 0 {
 		args = append(args, filter.Only)
@@ -221,10 +227,10 @@ func (s *Postgres) ClaimDeliveries(ctx context.Context, owner string, lease time
 		events += fmt.Sprintf(` AND event <> ALL($%d)`, len(args))
 	}
 	rows, err := s.pool.Query(ctx, `UPDATE deliveries
-		SET claimed_by = $1, claimed_until = $2, attempts = attempts + 1
+		SET claimed_by = $1, claimed_until = `+pgNowMS+` + $2, attempts = attempts + 1
 		WHERE seq IN (
 			SELECT seq FROM deliveries
-			WHERE status = 'pending' AND claimed_until < $3 AND not_before <= $3`+events+`
+			WHERE status = 'pending' AND claimed_until < `+pgNowMS+` AND not_before <= $3`+events+`
 			ORDER BY seq LIMIT $4
 			FOR UPDATE SKIP LOCKED)
 		RETURNING `+deliveryCols, args...)
@@ -253,9 +259,9 @@ func (s *Postgres) RenewClaims(ctx context.Context, owner string, ids []string, 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `UPDATE deliveries SET claimed_until = $1
+	rows, err := s.pool.Query(ctx, `UPDATE deliveries SET claimed_until = `+pgNowMS+` + $1
 		WHERE claimed_by = $2 AND status = 'pending' AND id = ANY($3)
-		RETURNING id`, ms(time.Now().Add(lease)), owner, ids)
+		RETURNING id`, lease.Milliseconds(), owner, ids)
 	if err != nil {
 		return nil, fmt.Errorf("renew delivery claims: %w", err)
 	}

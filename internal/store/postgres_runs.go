@@ -172,11 +172,10 @@ func (s *Postgres) RepoPipelines(ctx context.Context, repo string) ([]string, er
 // INSERT meets the first's row, waits for its commit, and re-checks the
 // DO UPDATE condition against it.
 func (s *Postgres) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
-	now := time.Now()
-	tag, err := s.pool.Exec(ctx, `INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3)
+	tag, err := s.pool.Exec(ctx, `INSERT INTO leases (name, owner, until) VALUES ($1, $2, `+pgNowMS+` + $3)
 		ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
-		WHERE leases.owner = excluded.owner OR leases.until < $4`,
-		name, owner, ms(now.Add(ttl)), ms(now))
+		WHERE leases.owner = excluded.owner OR leases.until < `+pgNowMS,
+		name, owner, ttl.Milliseconds())
 	if err != nil {
 		return false, fmt.Errorf("acquire lease %s: %w", name, err)
 	}
