@@ -739,6 +739,42 @@ func (r *rig) checkReleases(merges []merged, runs map[string]*dbRun) {
 	}
 }
 
+// checkEveryMergeDeployedOnce checks what a queue-mode test without
+// failures ends with: every merge released once, in order
+// (checkReleases); its run done with both stages passed, each by one
+// execution, attempt 1, succeeded; no stage ever held two executions, and
+// versions entered each in order (database and target). It returns the
+// runs by merge commit and the target's new executions by stage.
+func (r *rig) checkEveryMergeDeployedOnce(db *testDB, merges []merged) (map[string]*dbRun, map[string][]trig) {
+	tb := r.tb
+	tb.Helper()
+	runs := runsIn(tb, db)
+	r.checkReleases(merges, runs)
+	execs := executionsIn(tb, db)
+	checkExecutionsDB(tb, execs)
+	entered := checkTarget(tb, r.target)
+	perRunStage := map[string][]dbExecution{}
+	for _, e := range execs {
+		perRunStage[e.runID+"/"+e.stage] = append(perRunStage[e.runID+"/"+e.stage], e)
+	}
+	for i, m := range merges {
+		run := runs[m.sha]
+		if run == nil {
+			continue // reported by checkReleases
+		}
+		if run.rollout != "done" || strings.Join(run.stages, ",") != "passed,passed" {
+			tb.Errorf("run of %s: rollout %q, stages %v; want done, both passed", tagFor(i), run.rollout, run.stages)
+		}
+		for _, stage := range []string{"qa", "prod"} {
+			es := perRunStage[run.id+"/"+stage]
+			if len(es) != 1 || es[0].attempt != 1 || es[0].rollback || es[0].outcome != "succeeded" {
+				tb.Errorf("run of %s at %s: executions %+v; want one, attempt 1, succeeded", tagFor(i), stage, es)
+			}
+		}
+	}
+	return runs, entered
+}
+
 // callsByPattern summarizes requests per endpoint, most frequent first.
 func callsByPattern(reqs []githubtest.Request) string {
 	counts := map[string]int{}

@@ -9,9 +9,9 @@
 // free loopback port, with its unix socket in that directory, as a
 // non-root user when the tests run as root (PostgreSQL refuses root), and
 // with fsync and synchronous_commit off (a test cluster need not survive a
-// power cut; Durable keeps them on, for benchmarks). Where neither exists the tests skip with one line saying how
-// to enable them; under CI=true they fail instead, since .ci/run installs
-// the server.
+// power cut; Durable keeps them on, for benchmarks). Where neither exists
+// the tests skip with one line saying how to enable them; under CI=true
+// they fail instead, since .ci/run installs the server.
 //
 // A package whose tests use it calls Main from its TestMain: its tests then
 // share one cluster, stopped when they end. Without Main, each test that
