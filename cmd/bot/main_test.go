@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/shipbot/shipbot/internal/store"
 )
 
 func runBot(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -157,5 +159,33 @@ func TestMigrateAppliesOnceAndVersionPrints(t *testing.T) {
 	}
 	if code, out, _ = runBot(t, "version"); code != 0 || !strings.HasPrefix(out, "shipbot ") {
 		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
+
+// A second bot serve on a SQLite file another process uses exits non-zero
+// at start, with one line naming the file; it does not run beside the
+// first. (The first process is stood for by an open store: the lock is the
+// OS's, per open file, so it excludes this process's second open too.)
+func TestServeRefusesASQLiteFileInUse(t *testing.T) {
+	clearEnv(t)
+	db := filepath.Join(t.TempDir(), "shipbot.db")
+	first, err := store.OpenSQLite(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	t.Setenv("SHIPBOT_APP_ID", "1")
+	t.Setenv("SHIPBOT_WEBHOOK_SECRET", "s")
+	t.Setenv("SHIPBOT_PRIVATE_KEY", testKeyPEM(t))
+	t.Setenv("SHIPBOT_DB", db)
+	t.Setenv("SHIPBOT_LISTEN", "127.0.0.1:0")
+	code, _, stderr := runBot(t, "serve")
+	if code == 0 {
+		t.Fatal("a second serve on a file in use started")
+	}
+	// After the start-up log line, the error: one line.
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "bot serve: ") || !strings.Contains(last, db) || !strings.Contains(last, "in use") {
+		t.Errorf("stderr = %q; want it to end with one line naming %s as in use", stderr, db)
 	}
 }

@@ -2,7 +2,9 @@ package service_test
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -223,6 +225,20 @@ func TestCallbackAndCommandOnAnyReplica(t *testing.T) {
 	r.waitRolloutsDone(db, 1, waitLimit)
 	if run := runsIn(t, db)[m.sha]; strings.Join(run.stages, ",") != "passed,passed" {
 		t.Errorf("after the approval the stages are %v; want both passed", run.stages)
+	}
+	// The API and the dashboard answer the same on every replica.
+	for _, p := range procs {
+		for _, path := range []string{"/api/v1/runs", "/"} {
+			resp, err := http.Get(p.srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "v0.1.0") {
+				t.Errorf("GET %s on %s: %d, v0.1.0 shown: %v", path, p.owner, resp.StatusCode, strings.Contains(string(body), "v0.1.0"))
+			}
+		}
 	}
 	t.Logf("qa's outcome taken by %s passed qa on %s in %s; the approval sent to %s was answered in %s",
 		other.owner, holder, callback.Round(time.Millisecond), other.owner, answered.Round(time.Millisecond))
