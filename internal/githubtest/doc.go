@@ -37,6 +37,38 @@
 // "GET /repos/{owner}/{repo}/pulls/{pull_number}"; Routes lists them all.
 // FailNext injects faults and SetLatency adds a delay to every request.
 //
+// # Rate limits
+//
+// Every response carries GitHub's primary rate-limit headers
+// (X-RateLimit-*), but the fake does not refuse requests over the primary
+// limit. WithSecondaryLimits makes it enforce GitHub's secondary rate
+// limits per App installation (GitHubSecondaryLimits, also what a zero
+// SecondaryLimits means): at most 80 content-generating requests (POST,
+// PATCH, PUT, DELETE) in any rolling minute and 500 in any rolling hour,
+// and at most 100 requests of any method in flight at once. Only requests
+// made with an installation token count: not the App-JWT routes (the token
+// exchange POST /app/installations/{installation_id}/access_tokens among
+// them), not static tokens, and the fake serves no GraphQL. A request over
+// a limit is answered as GitHub does, 403 with the body
+//
+//	{"message": "You have exceeded a secondary rate limit. Please wait a few
+//	minutes before you try again. If you reach out to GitHub Support for
+//	help, please include the request ID <id>.", "documentation_url":
+//	"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+//	"status": "403"}
+//
+// and headers Retry-After (whole seconds until the window admits one more
+// request, at least 1; 1 for the concurrency limit) and
+// X-GitHub-Request-Id, which go-github returns as
+// *github.AbuseRateLimitError with RetryAfter set. A refused request has
+// no effect and does not count toward the limits; it is still recorded in
+// Requests. Any other write counts, whatever it answers (a 404 or 422
+// too). The windows roll by the fake's clock (WithClock), so a test moves
+// time instead of sleeping. Without the option nothing is refused.
+// Either way the fake measures: SecondaryLimitRefusals,
+// MaxWritesInAnyMinute, MaxWritesInAnyHour and MaxConcurrentRequests let a
+// test assert that a client stays within GitHub's limits.
+//
 // Webhook bodies come from the builders (PullRequestEvent, PushEvent,
 // MergeGroupEvent, CheckSuiteEvent, …), which start from GitHub's published
 // examples and say what the fake's state says. A merge queue is

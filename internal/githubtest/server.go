@@ -53,13 +53,25 @@ type Server struct {
 	latency       time.Duration
 	rateUsed      int
 	violations    []SchemaViolation
+
+	// Secondary rate limits (secondary.go): nil secondaryLimits enforces
+	// none, but loads are tracked either way.
+	secondaryLimits   *SecondaryLimits
+	loads             map[int64]*installationLoad
+	secondaryRefusals int
+	// inFlightHook, when set (only by tests, see export_test.go), runs
+	// while a request counted toward an installation's concurrency limit
+	// is in flight, so a test can hold requests there.
+	inFlightHook func(installation int64)
 }
 
 // Option configures a Server in New.
 type Option func(*Server)
 
-// WithClock replaces the wall clock used for timestamps, token expiry and
-// JWT validation, so tests can move time forward.
+// WithClock replaces the wall clock used for timestamps, token expiry, JWT
+// validation and the secondary rate limit windows, so tests can move time
+// forward. A test that moves the clock while requests are in flight
+// must make now safe for concurrent use.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
 // WithAdministrationReadDenied makes classic branch protection reads answer
@@ -89,6 +101,7 @@ func New(opts ...Option) *Server {
 		teams:         map[string]*team{},
 		lastID:        1000,
 		faults:        map[string][]*fault{},
+		loads:         map[int64]*installationLoad{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -317,7 +330,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	latency := s.latency
+	// The concurrency limit counts a request from here, before any
+	// latency, until the handler returns; net/http completes the response
+	// only after that, so a client going one request at a time is never
+	// seen with two in flight.
+	inst, busy := s.enterLocked(r.Header.Get("Authorization"))
+	hook := s.inFlightHook
 	s.mu.Unlock()
+	defer s.leave(inst)
+	if hook != nil && inst != 0 {
+		hook(inst)
+	}
 	if latency > 0 {
 		t := time.NewTimer(latency)
 		select {
@@ -352,6 +375,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	} else if len(body) > maxBody {
 		st, v := fail(http.StatusRequestEntityTooLarge, "Payload Too Large")
+		s.encode(out, st, v)
+	} else if busy {
+		// Too many requests in flight: no window to wait for, so GitHub's
+		// minimum Retry-After.
+		st, v := s.refuseSecondary(out.header, 0)
 		s.encode(out, st, v)
 	} else if rt == nil {
 		st, v := notFound()
@@ -426,6 +454,14 @@ func (s *Server) dispatch(c *call) (status int, body any) {
 			return fail(http.StatusUnauthorized, "Bad credentials")
 		}
 		c.actor, c.app, c.installation = actor, app, instID
+		// Content-generating requests of an installation count toward
+		// the secondary rate limits, whatever they then answer. The JWT
+		// routes above (the token exchange among them) do not.
+		if instID != 0 && isWrite(c.r.Method) {
+			if wait := s.admitWriteLocked(instID); wait > 0 {
+				return s.refuseSecondary(c.header, wait)
+			}
+		}
 		if rt.repoScoped {
 			repo := s.repos[repoKey(c.param("owner"), c.param("repo"))]
 			// GitHub hides repositories a credential cannot see behind 404.
@@ -496,8 +532,11 @@ func (s *Server) rateHeaders(out *capture) {
 	set("X-RateLimit-Reset", strconv.FormatInt(s.now().Add(time.Hour).Unix(), 10))
 	set("X-RateLimit-Resource", "core")
 	set("X-GitHub-Media-Type", "github.v3; format=json")
-	set("X-GitHub-Request-Id", fmt.Sprintf("FAKE:%d", len(s.requests)+1))
+	set("X-GitHub-Request-Id", s.requestIDLocked())
 }
+
+// requestIDLocked is the X-GitHub-Request-Id of the request being served.
+func (s *Server) requestIDLocked() string { return fmt.Sprintf("FAKE:%d", len(s.requests)+1) }
 
 // paginate slices items by the request's per_page and page, GitHub's
 // defaults and cap included, and sets the Link header GitHub would send.
