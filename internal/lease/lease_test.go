@@ -52,18 +52,12 @@ func TestHoldExcludesGoroutinesAndOtherOwners(t *testing.T) {
 		t.Errorf("%d goroutines held the name at once", most.Load())
 	}
 
-	release, held, err := a.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release := mustHold(t, a, "pipeline:x", "")
 	if _, held, err := b.Hold(ctx, "pipeline:x"); err != nil || held {
 		t.Fatalf("another owner held a held name: %v %v", held, err)
 	}
 	release()
-	rb, held, err := b.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatalf("another owner could not take a released name: %v %v", held, err)
-	}
+	rb := mustHold(t, b, "pipeline:x", "another owner could not take a released name")
 	rb()
 }
 
@@ -75,10 +69,7 @@ func TestKeptLeasesOutliveEachHold(t *testing.T) {
 	a := &lease.Keeper{Store: st, Owner: "a", TTL: time.Minute}
 	b := &lease.Keeper{Store: st, Owner: "b", TTL: time.Minute}
 	a.Keep()
-	release, held, err := a.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release := mustHold(t, a, "pipeline:x", "")
 	release()
 	if _, held, _ := b.Hold(ctx, "pipeline:x"); held {
 		t.Fatal("a kept lease was taken by another owner")
@@ -90,10 +81,7 @@ func TestKeptLeasesOutliveEachHold(t *testing.T) {
 		release()
 	}
 	a.ReleaseAll(ctx)
-	rb, held, err := b.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatalf("after ReleaseAll another owner could not take it: %v %v", held, err)
-	}
+	rb := mustHold(t, b, "pipeline:x", "after ReleaseAll another owner could not take it")
 	rb()
 }
 
@@ -107,10 +95,7 @@ func TestHeldLeaseIsRenewedDeadOneExpires(t *testing.T) {
 	ttl := 300 * time.Millisecond
 	a := &lease.Keeper{Store: st, Owner: "a", TTL: ttl}
 	b := &lease.Keeper{Store: st, Owner: "b", TTL: ttl}
-	release, held, err := a.Hold(ctx, "release:acme/api")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release := mustHold(t, a, "release:acme/api", "")
 	deadline := time.Now().Add(4 * ttl)
 	for time.Now().Before(deadline) {
 		if _, held, _ := b.Hold(ctx, "release:acme/api"); held {
@@ -122,10 +107,7 @@ func TestHeldLeaseIsRenewedDeadOneExpires(t *testing.T) {
 		time.Sleep(ttl / 10)
 	}
 	release()
-	rb, held, err := b.Hold(ctx, "release:acme/api")
-	if err != nil || !held {
-		t.Fatalf("a released lease was not taken: %v %v", held, err)
-	}
+	rb := mustHold(t, b, "release:acme/api", "a released lease was not taken")
 	rb()
 
 	// A dead holder: its lease is in the database, nobody renews it.
@@ -136,10 +118,7 @@ func TestHeldLeaseIsRenewedDeadOneExpires(t *testing.T) {
 		t.Fatal("a dead owner's lease was taken before it expired")
 	}
 	time.Sleep(ttl + ttl/3)
-	rb, held, err = b.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatalf("an expired lease was not taken over: %v %v", held, err)
-	}
+	rb = mustHold(t, b, "pipeline:x", "an expired lease was not taken over")
 	rb()
 }
 
@@ -165,10 +144,7 @@ func TestLostLeaseIsReported(t *testing.T) {
 	ttl := 150 * time.Millisecond
 	a := &lease.Keeper{Store: st, Owner: "a", TTL: ttl}
 	a.Keep()
-	release, held, err := a.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release := mustHold(t, a, "pipeline:x", "")
 	st.stolen.Store(true)
 	deadline := time.Now().Add(10 * ttl)
 	for a.Held("pipeline:x") {
@@ -192,34 +168,36 @@ func TestYieldHandsAKeptLeaseOver(t *testing.T) {
 	a := &lease.Keeper{Store: st, Owner: "a", TTL: time.Minute}
 	b := &lease.Keeper{Store: st, Owner: "b", TTL: time.Minute}
 	a.Keep()
-	release, held, err := a.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release := mustHold(t, a, "pipeline:x", "")
 	release()
 	a.Yield(ctx, "pipeline:x") // idle: given up now
 	if _, held, _ := a.Hold(ctx, "pipeline:x"); held {
 		t.Fatal("the keeper took back at once a lease it yielded")
 	}
-	rb, held, err := b.Hold(ctx, "pipeline:x")
-	if err != nil || !held {
-		t.Fatalf("the replica that asked could not take a yielded lease: %v %v", held, err)
-	}
+	rb := mustHold(t, b, "pipeline:x", "the replica that asked could not take a yielded lease")
 	rb()
 
 	// Under way: given up when the hold ends.
-	release, held, err = a.Hold(ctx, "pipeline:y")
-	if err != nil || !held {
-		t.Fatal(held, err)
-	}
+	release = mustHold(t, a, "pipeline:y", "")
 	a.Yield(ctx, "pipeline:y")
 	if _, held, _ := b.Hold(ctx, "pipeline:y"); held {
 		t.Fatal("a lease was handed over in the middle of a hold")
 	}
 	release()
-	rb, held, err = b.Hold(ctx, "pipeline:y")
-	if err != nil || !held {
-		t.Fatalf("a lease yielded during a hold was not free once it ended: %v %v", held, err)
-	}
+	rb = mustHold(t, b, "pipeline:y", "a lease yielded during a hold was not free once it ended")
 	rb()
+}
+
+// mustHold holds name with k, failing the test (saying why, if given)
+// when it cannot.
+func mustHold(t *testing.T, k *lease.Keeper, name, why string) (release func()) {
+	t.Helper()
+	release, held, err := k.Hold(context.Background(), name)
+	if err != nil || !held {
+		if why == "" {
+			why = "could not hold " + name
+		}
+		t.Fatalf("%s: held %v, err %v", why, held, err)
+	}
+	return release
 }

@@ -348,9 +348,6 @@ func (d *testDB) Query(q string, args ...any) (*sql.Rows, error) {
 	return d.DB.Query(d.rebind(q), args...)
 }
 func (d *testDB) QueryRow(q string, args ...any) *sql.Row { return d.DB.QueryRow(d.rebind(q), args...) }
-func (d *testDB) Exec(q string, args ...any) (sql.Result, error) {
-	return d.DB.Exec(d.rebind(q), args...)
-}
 
 // killSwitch cuts a process's outbound HTTP at once.
 type killSwitch struct {
