@@ -47,7 +47,7 @@ type Commands interface {
 }
 
 // RolloutByPR implements Commands.
-func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error) {
+func (s *queries) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutRun, error) {
 	var id string
 	err := s.r.QueryRowContext(ctx, `SELECT o.id FROM runs r JOIN rollouts o ON o.run_id = r.id
 		WHERE r.repo = ? AND r.pr = ? ORDER BY r.created_at DESC, o.id = r.id DESC, o.created_at, o.id LIMIT 1`, repo, pr).Scan(&id)
@@ -61,15 +61,15 @@ func (s *SQLite) RolloutByPR(ctx context.Context, repo string, pr int) (RolloutR
 }
 
 // ReopenStage implements Commands.
-func (s *SQLite) ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
+func (s *queries) ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
 	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, rolloutID, idx}
 	for _, f := range from {
 		args = append(args, f.String())
 	}
-	err := s.tx(ctx, func(t *sql.Tx) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'pending', wait = '', updated_at = ?,
-			deploy_by = CASE WHEN ? <> '' THEN ? ELSE deploy_by END,
-			force_by = CASE WHEN ? <> '' THEN ? ELSE force_by END
+			deploy_by = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE deploy_by END,
+			force_by = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE force_by END
 			WHERE rollout_id = ? AND idx = ? AND state IN (?`+strings.Repeat(",?", len(from)-1)+`)`, args...)
 		if err != nil {
 			return err
@@ -91,7 +91,7 @@ func (s *SQLite) ReopenStage(ctx context.Context, rolloutID string, idx int, fro
 }
 
 // ForceStage implements Commands.
-func (s *SQLite) ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error {
+func (s *queries) ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
 		forceBy, ms(time.Now()), rolloutID, idx)
 	if err != nil {
@@ -104,12 +104,12 @@ func (s *SQLite) ForceStage(ctx context.Context, rolloutID string, idx int, forc
 }
 
 // Reenter implements Commands.
-func (s *SQLite) Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error {
+func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error {
 	if len(execs) == 0 {
 		return errors.New("re-enter stage: no execution")
 	}
 	e := execs[0]
-	err := s.tx(ctx, func(t *sql.Tx) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = ?`,
 			ms(time.Now()), e.RunID, e.Stage, from.String())
 		if err != nil {
@@ -130,7 +130,7 @@ func (s *SQLite) Reenter(ctx context.Context, from schedule.StageState, execs ..
 }
 
 // ApproveStage implements Commands.
-func (s *SQLite) ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error {
+func (s *queries) ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET approved_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
 		actor, ms(time.Now()), rolloutID, idx)
 	if err != nil {
@@ -143,7 +143,7 @@ func (s *SQLite) ApproveStage(ctx context.Context, rolloutID string, idx int, ac
 }
 
 // RejectStage implements Commands.
-func (s *SQLite) RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error {
+func (s *queries) RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = 'failed', wait = '', rejected_by = ?, rejection = ?, updated_at = ?
 		WHERE rollout_id = ? AND idx = ? AND state = 'pending'`, actor, reason, ms(time.Now()), rolloutID, idx)
 	if err != nil {
@@ -156,10 +156,10 @@ func (s *SQLite) RejectStage(ctx context.Context, rolloutID string, idx int, act
 }
 
 // NewerEntered implements Commands.
-func (s *SQLite) NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (string, bool, error) {
+func (s *queries) NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (string, bool, error) {
 	var tag string
 	err := s.r.QueryRowContext(ctx, `SELECT o.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
-		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order > ? AND e.rollback = 0
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order > ? AND NOT e.rollback
 		ORDER BY o.rollout_order DESC LIMIT 1`, pipelineKey, idx, order).Scan(&tag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -171,7 +171,7 @@ func (s *SQLite) NewerEntered(ctx context.Context, pipelineKey string, idx int, 
 }
 
 // ActiveAt implements Commands.
-func (s *SQLite) ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error) {
+func (s *queries) ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error) {
 	execs, err := s.OpenExecutionsOf(ctx, pipelineKey)
 	if err != nil {
 		return Execution{}, false, err

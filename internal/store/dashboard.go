@@ -54,7 +54,7 @@ type Dashboards interface {
 var _ Dashboards = (*SQLite)(nil)
 
 // ListPipelines implements Dashboards.
-func (s *SQLite) ListPipelines(ctx context.Context) ([]Pipeline, error) {
+func (s *queries) ListPipelines(ctx context.Context) ([]Pipeline, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT o.pipeline_key, o.id, r.created_at FROM rollouts o JOIN runs r ON r.id = o.run_id
 		WHERE o.rollout_order = (SELECT max(rollout_order) FROM rollouts WHERE pipeline_key = o.pipeline_key)
 		ORDER BY o.pipeline_key`)
@@ -126,11 +126,11 @@ type withExtra struct {
 func (w withExtra) Scan(dest ...any) error { return w.sc.Scan(append(dest, w.extra...)...) }
 
 // LiveExecutions implements Dashboards.
-func (s *SQLite) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
+func (s *queries) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+execCols+`, pipeline_key_, repo_, pr_ FROM
 		(SELECT e.*, o.pipeline_key AS pipeline_key_, r.repo AS repo_, r.pr AS pr_
 			FROM executions e JOIN rollouts o ON o.id = e.rollout_id JOIN runs r ON r.id = o.run_id
-			WHERE e.phase <> 'finished')
+			WHERE e.phase <> 'finished') live
 		ORDER BY created_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("live executions: %w", err)
@@ -153,7 +153,7 @@ func (s *SQLite) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
 }
 
 // RecentRollouts implements Dashboards.
-func (s *SQLite) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error) {
+func (s *queries) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM (SELECT * FROM runs ORDER BY seq DESC LIMIT ?) r
 		LEFT JOIN rollouts o ON o.run_id = r.id ORDER BY r.seq DESC, o.pipeline_key`, limit)
 	if err != nil {

@@ -47,7 +47,7 @@ func scanDeployment(sc interface{ Scan(...any) error }) (Deployment, error) {
 }
 
 // Deployment implements Deployments.
-func (s *SQLite) Deployment(ctx context.Context, executionID string) (Deployment, bool, error) {
+func (s *queries) Deployment(ctx context.Context, executionID string) (Deployment, bool, error) {
 	d, err := scanDeployment(s.r.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments WHERE execution_id = ?`, executionID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Deployment{}, false, nil
@@ -59,7 +59,7 @@ func (s *SQLite) Deployment(ctx context.Context, executionID string) (Deployment
 }
 
 // SaveDeployment implements Deployments.
-func (s *SQLite) SaveDeployment(ctx context.Context, d Deployment) error {
+func (s *queries) SaveDeployment(ctx context.Context, d Deployment) error {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO deployments (`+deploymentColumns+`, updated_at) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (execution_id) DO UPDATE SET deployment_id = excluded.deployment_id, state = excluded.state, updated_at = excluded.updated_at`,
 		d.ExecutionID, d.Repo, d.Environment, d.ID, d.State, time.Now().UnixMilli()); err != nil {
@@ -69,7 +69,7 @@ func (s *SQLite) SaveDeployment(ctx context.Context, d Deployment) error {
 }
 
 // ActiveDeployment implements Deployments.
-func (s *SQLite) ActiveDeployment(ctx context.Context, repo, environment, exceptExecution string) (Deployment, bool, error) {
+func (s *queries) ActiveDeployment(ctx context.Context, repo, environment, exceptExecution string) (Deployment, bool, error) {
 	d, err := scanDeployment(s.r.QueryRowContext(ctx, `SELECT `+deploymentColumns+` FROM deployments
 		WHERE repo = ? AND environment = ? AND state = 'success' AND execution_id <> ? AND deployment_id <> 0
 		ORDER BY updated_at DESC LIMIT 1`, repo, environment, exceptExecution))
@@ -83,7 +83,7 @@ func (s *SQLite) ActiveDeployment(ctx context.Context, repo, environment, except
 }
 
 // AddAPICalls implements Deployments.
-func (s *SQLite) AddAPICalls(ctx context.Context, id string, n int) error {
+func (s *queries) AddAPICalls(ctx context.Context, id string, n int) error {
 	if n == 0 {
 		return nil
 	}
@@ -98,7 +98,7 @@ func (s *SQLite) AddAPICalls(ctx context.Context, id string, n int) error {
 const runOf = `coalesce((SELECT run_id FROM rollouts WHERE rollouts.id = ?), ?)`
 
 // APICalls implements Deployments.
-func (s *SQLite) APICalls(ctx context.Context, id string) (int, error) {
+func (s *queries) APICalls(ctx context.Context, id string) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT api_calls FROM runs WHERE id = `+runOf, id, id).Scan(&n); err != nil {
 		return 0, fmt.Errorf("API calls of run %s: %w", id, err)

@@ -21,7 +21,7 @@ type FailedDelivery struct {
 }
 
 // FailedDeliveries implements Dashboards.
-func (s *SQLite) FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error) {
+func (s *queries) FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, event, action, repo, attempts, last_error, received_at, finished_at
 		FROM deliveries WHERE status = 'failed' ORDER BY finished_at DESC, seq DESC LIMIT ?`, limit)
 	if err != nil {

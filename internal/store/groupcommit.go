@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -154,7 +153,7 @@ func (s *SQLite) insertBatch(batch []saveReq) ([]bool, error) {
 		}
 		s.insert = stmt
 	}
-	err := s.tx(ctx, func(t *sql.Tx) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		stmt := t.StmtContext(ctx, s.insert)
 		for i, r := range batch {
 			d := r.d

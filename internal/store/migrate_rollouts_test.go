@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -272,7 +271,7 @@ func checkSchema(t testing.TB, s *SQLite) {
 		}
 		t.Errorf("foreign key of %s row %v to %s does not hold", table, rowid, parent)
 	}
-	if err := checkIntegrity(s.w, s.path); err != nil {
+	if err := checkIntegrity(s.w.DB, s.path); err != nil {
 		t.Error(err)
 	}
 }
@@ -301,7 +300,7 @@ func BenchmarkMigrationRollouts(b *testing.B) {
 	if _, err := p.UpTo(ctx, 10); err != nil {
 		b.Fatal(err)
 	}
-	err = s.tx(ctx, func(t *sql.Tx) error {
+	err = s.tx(ctx, func(t sqlTx) error {
 		for i := range n {
 			id := fmt.Sprintf("%032x", i)
 			key := fmt.Sprintf("acme/r%d:api", i%10)

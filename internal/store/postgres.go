@@ -3,8 +3,6 @@ package store
 import (
 	"cmp"
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
@@ -26,13 +23,17 @@ import (
 // database, reached through a pgx connection pool.
 //
 // It behaves as the SQLite store does, method for method (the conformance
-// suite in storetest holds both to it), and its SQL is the SQLite store's,
-// translated: times are unix milliseconds, as there. What SQLite gets from
-// its one writer, that transactions never overlap, PostgreSQL transactions
-// do not give at READ COMMITTED; each method that relied on it says how it
-// gets the same result here (row locks and the re-check of an UPDATE's
-// WHERE on the row as committed, SKIP LOCKED for the inbox, advisory locks
-// where rows do not exist yet).
+// suite in storetest holds both to it), and most of its methods are the
+// SQLite store's own: the shared queries (sqldb.go), the same SQL text run
+// through database/sql. Those are single statements, or transactions whose
+// UPDATEs re-check their WHERE on the row as committed, which PostgreSQL
+// does at READ COMMITTED: a second writer waits for the first's row lock
+// and then finds what it wrote. The methods here are those where SQLite's
+// one writer gave more than that and PostgreSQL needs another way: SKIP
+// LOCKED claims for the inbox, an advisory lock where rows do not exist
+// yet (StartRollout), an identity column for run order (CreateRun), lease
+// and claim expiries on the server's clock, ON CONFLICT for idempotent
+// inserts.
 //
 // What SQLite needed and PostgreSQL does not:
 //   - Group commit of deliveries: PostgreSQL already flushes the WAL of
@@ -44,8 +45,9 @@ import (
 //     checks that the database answers.
 type Postgres struct {
 	pool *pgxpool.Pool
-	// db is the pool as database/sql sees it, for goose alone.
-	db *sql.DB
+	// queries run the SQL shared with SQLite on the pool as database/sql
+	// sees it (goose uses it too); the methods below use pgx directly.
+	queries
 	// versions reads the schema version for Ready (without the migration
 	// lock that Migrate takes).
 	versions *goose.Provider
@@ -111,7 +113,7 @@ func OpenPostgres(ctx context.Context, dsn string) (*Postgres, error) {
 		pool.Close()
 		return nil, fail(fmt.Errorf("load migrations: %w", err))
 	}
-	return &Postgres{pool: pool, db: db, versions: versions, name: name, secret: secret}, nil
+	return &Postgres{pool: pool, queries: queries{r: sqlDB{DB: db, dollar: true}, w: sqlDB{DB: db, dollar: true}, seq: "seq"}, versions: versions, name: name, secret: secret}, nil
 }
 
 // Migrate applies every pending migration and returns the versions applied.
@@ -123,7 +125,7 @@ func (s *Postgres) Migrate(ctx context.Context) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := goose.NewProvider(goose.DialectPostgres, s.db, migrations.Postgres(), goose.WithSessionLocker(locker))
+	p, err := goose.NewProvider(goose.DialectPostgres, s.w.DB, migrations.Postgres(), goose.WithSessionLocker(locker))
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -169,7 +171,7 @@ func (s *Postgres) Close() error {
 	if s.listener != nil {
 		s.listener.close()
 	}
-	err := s.db.Close() // the goose provider's too: it closes only this
+	err := s.w.Close() // the goose provider's too: it closes only this
 	s.pool.Close()
 	return err
 }
@@ -267,52 +269,6 @@ func (s *Postgres) RenewClaims(ctx context.Context, owner string, ids []string, 
 	}
 	defer rows.Close()
 	return lostClaims(rows, ids)
-}
-
-// FinishDelivery implements Inbox.
-func (s *Postgres) FinishDelivery(ctx context.Context, id, status, lastError string, retryAt time.Time) error {
-	var tag pgconn.CommandTag
-	var err error
-	switch status {
-	case StatusDone, StatusFailed:
-		tag, err = s.pool.Exec(ctx, `UPDATE deliveries
-			SET status = $1, last_error = $2, claimed_by = '', claimed_until = 0, finished_at = $3
-			WHERE id = $4`, status, lastError, ms(time.Now()), id)
-	case StatusPending:
-		tag, err = s.pool.Exec(ctx, `UPDATE deliveries
-			SET last_error = $1, claimed_by = '', claimed_until = 0, not_before = $2
-			WHERE id = $3`, lastError, ms(retryAt), id)
-	default:
-		return fmt.Errorf("finish delivery %s: invalid status %q", id, status)
-	}
-	if err != nil {
-		return fmt.Errorf("finish delivery %s: %w", id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("finish delivery %s: %w", id, ErrNotFound)
-	}
-	return nil
-}
-
-// GetDelivery implements Inbox.
-func (s *Postgres) GetDelivery(ctx context.Context, id string) (Delivery, error) {
-	d, err := scanDelivery(s.pool.QueryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
-	}
-	return d, nil
-}
-
-// InboxDepth implements Inbox.
-func (s *Postgres) InboxDepth(ctx context.Context) (int, error) {
-	var n int
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE status = 'pending'`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count inbox: %w", err)
-	}
-	return n, nil
 }
 
 // PruneDeliveryPayloads implements PayloadPruner. SKIP LOCKED keeps two

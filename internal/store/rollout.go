@@ -159,18 +159,6 @@ type Rollouts interface {
 	Frozen(ctx context.Context, pipelineKey string) (reason string, frozen bool, err error)
 }
 
-// tx runs f in one write transaction.
-func (s *SQLite) tx(ctx context.Context, f func(*sql.Tx) error) error {
-	t, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := f(t); err != nil {
-		return errors.Join(err, t.Rollback())
-	}
-	return t.Commit()
-}
-
 // StartRollout implements Rollouts.
 func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (string, int64, error) {
 	lj, err := json.Marshal(nonNilStrings(labels))
@@ -179,7 +167,7 @@ func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, re
 	}
 	var id string
 	var order int64
-	err = s.tx(ctx, func(t *sql.Tx) error {
+	err = s.tx(ctx, func(t sqlTx) error {
 		now := ms(time.Now())
 		err := t.QueryRowContext(ctx, `SELECT id, rollout_order FROM rollouts WHERE run_id = ? AND pipeline_key = ?`, runID, pipelineKey).Scan(&id, &order)
 		if err == nil {
@@ -253,7 +241,7 @@ func nonNilStrings(ss []string) []string {
 }
 
 // SetLabels implements Rollouts.
-func (s *SQLite) SetLabels(ctx context.Context, repo string, pr int, labels []string) error {
+func (s *queries) SetLabels(ctx context.Context, repo string, pr int, labels []string) error {
 	lj, err := json.Marshal(nonNilStrings(labels))
 	if err != nil {
 		return err
@@ -266,21 +254,12 @@ func (s *SQLite) SetLabels(ctx context.Context, repo string, pr int, labels []st
 }
 
 // PipelinesWithRollouts implements Rollouts.
-func (s *SQLite) PipelinesWithRollouts(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline_key FROM rollouts WHERE state = 'active' ORDER BY pipeline_key`)
+func (s *queries) PipelinesWithRollouts(ctx context.Context) ([]string, error) {
+	out, err := s.queryStrings(ctx, `SELECT DISTINCT pipeline_key FROM rollouts WHERE state = 'active' ORDER BY pipeline_key`)
 	if err != nil {
 		return nil, fmt.Errorf("pipelines with rollouts: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // rolloutCols are a rollout's columns with its run's, from runs r joined
@@ -290,7 +269,7 @@ const rolloutCols = `r.id, r.repo, r.sha, r.installation, r.branch, r.pr, r.pr_f
 	r.state, r.pipeline, r.version, r.tag, r.prev_tag, r.release_url, r.summary, r.created_at, r.updated_at,
 	coalesce(o.id, r.id), coalesce(o.pipeline, r.pipeline), coalesce(o.pipeline_key, ''), coalesce(o.rollout_order, 0),
 	coalesce(o.state, ''), coalesce(o.version, r.version), coalesce(o.tag, r.tag), coalesce(o.prev_tag, r.prev_tag),
-	coalesce(o.release_url, r.release_url), coalesce(o.config, x''), coalesce(o.labels, '[]')`
+	coalesce(o.release_url, r.release_url), o.config, coalesce(o.labels, '[]')`
 
 func scanRollout(sc interface{ Scan(...any) error }) (RolloutRun, error) {
 	var rr RolloutRun
@@ -307,7 +286,7 @@ func scanRollout(sc interface{ Scan(...any) error }) (RolloutRun, error) {
 	return rr, nil
 }
 
-func (s *SQLite) stagesOf(ctx context.Context, ids []string) (map[string][]StageRow, error) {
+func (s *queries) stagesOf(ctx context.Context, ids []string) (map[string][]StageRow, error) {
 	out := map[string][]StageRow{}
 	if len(ids) == 0 {
 		return out, nil
@@ -359,7 +338,7 @@ func scanStages(rows rowSource) (map[string][]StageRow, error) {
 }
 
 // LoadRollout implements Rollouts.
-func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error) {
+func (s *queries) LoadRollout(ctx context.Context, pipelineKey string) ([]RolloutRun, error) {
 	out, ids, err := s.queryRollouts(ctx, `WHERE o.pipeline_key = ? AND o.state = 'active' ORDER BY o.rollout_order`, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("load rollout %s: %w", pipelineKey, err)
@@ -392,7 +371,7 @@ func (s *SQLite) LoadRollout(ctx context.Context, pipelineKey string) ([]Rollout
 }
 
 // activeStages reads the stages of the pipeline's active rollouts.
-func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
+func (s *queries) activeStages(ctx context.Context, pipelineKey string) (map[string][]StageRow, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT st.rollout_id, st.idx, st.stage, st.state, st.wait, st.updated_at, st.deploy_by, st.force_by,
 		st.approved_by, st.rejected_by, st.rejection
 		FROM rollouts o JOIN stage_states st ON st.rollout_id = o.id
@@ -405,14 +384,14 @@ func (s *SQLite) activeStages(ctx context.Context, pipelineKey string) (map[stri
 }
 
 // GetRollout implements Rollouts.
-func (s *SQLite) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, error) {
+func (s *queries) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, error) {
 	// A run's first rollout has the run's id, so an id of a run that has
 	// rollouts finds one by the first query; only a run without any falls
 	// through to the second.
 	rr, err := scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id
 		WHERE o.id = ?`, rolloutID))
 	if errors.Is(err, sql.ErrNoRows) {
-		rr, err = scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM runs r LEFT JOIN rollouts o ON 0 -- the run alone
+		rr, err = scanRollout(s.r.QueryRowContext(ctx, `SELECT `+rolloutCols+` FROM runs r LEFT JOIN rollouts o ON false -- the run alone
 			WHERE r.id = ?`, rolloutID))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
@@ -434,7 +413,7 @@ func (s *SQLite) GetRollout(ctx context.Context, rolloutID string) (RolloutRun, 
 
 // queryRollouts reads the rollouts (with their runs, without stages) that
 // where selects, and their ids.
-func (s *SQLite) queryRollouts(ctx context.Context, where string, args ...any) ([]RolloutRun, []string, error) {
+func (s *queries) queryRollouts(ctx context.Context, where string, args ...any) ([]RolloutRun, []string, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM rollouts o JOIN runs r ON r.id = o.run_id `+where, args...)
 	if err != nil {
 		return nil, nil, err
@@ -454,8 +433,8 @@ func (s *SQLite) queryRollouts(ctx context.Context, where string, args ...any) (
 }
 
 // RolloutsOf implements Rollouts.
-func (s *SQLite) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error) {
-	out, ids, err := s.queryRollouts(ctx, `WHERE o.run_id = ? ORDER BY o.id <> o.run_id, o.created_at, o.rowid`, runID)
+func (s *queries) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error) {
+	out, ids, err := s.queryRollouts(ctx, `WHERE o.run_id = ? ORDER BY o.id <> o.run_id, o.created_at, o.`+s.seq, runID)
 	if err != nil {
 		return nil, fmt.Errorf("rollouts of run %s: %w", runID, err)
 	}
@@ -470,7 +449,7 @@ func (s *SQLite) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, er
 }
 
 // SetStageState implements Rollouts.
-func (s *SQLite) SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
+func (s *queries) SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
 		return fmt.Errorf("set stage %d of rollout %s to %s: %w", idx, rolloutID, state, err)
@@ -479,7 +458,7 @@ func (s *SQLite) SetStageState(ctx context.Context, rolloutID string, idx int, s
 }
 
 // SetStageStatesFrom implements Rollouts.
-func (s *SQLite) SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
+func (s *queries) SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx >= ?`,
 		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
 		return fmt.Errorf("set stages %d.. of rollout %s to %s: %w", idx, rolloutID, state, err)
@@ -488,7 +467,7 @@ func (s *SQLite) SetStageStatesFrom(ctx context.Context, rolloutID string, idx i
 }
 
 // SetWait implements Rollouts.
-func (s *SQLite) SetWait(ctx context.Context, rolloutID string, idx int, w rollout.Wait) error {
+func (s *queries) SetWait(ctx context.Context, rolloutID string, idx int, w rollout.Wait) error {
 	wait, err := rollout.MarshalWait(w)
 	if err != nil {
 		return fmt.Errorf("set wait of rollout %s stage %d: %w", rolloutID, idx, err)
@@ -500,12 +479,12 @@ func (s *SQLite) SetWait(ctx context.Context, rolloutID string, idx int, w rollo
 }
 
 // EnterStage implements Rollouts.
-func (s *SQLite) EnterStage(ctx context.Context, execs ...Execution) error {
+func (s *queries) EnterStage(ctx context.Context, execs ...Execution) error {
 	if len(execs) == 0 {
 		return errors.New("enter stage: no execution")
 	}
 	e := execs[0]
-	err := s.tx(ctx, func(t *sql.Tx) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
 			ms(time.Now()), e.RunID, e.Stage); err != nil {
 			return err
@@ -519,7 +498,7 @@ func (s *SQLite) EnterStage(ctx context.Context, execs ...Execution) error {
 }
 
 // NextAttempt implements Rollouts.
-func (s *SQLite) NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error) {
+func (s *queries) NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM executions WHERE rollout_id = ? AND idx = ?`, rolloutID, idx).Scan(&n); err != nil {
 		return 0, fmt.Errorf("next attempt of rollout %s stage %d: %w", rolloutID, idx, err)
@@ -528,15 +507,15 @@ func (s *SQLite) NextAttempt(ctx context.Context, rolloutID string, idx int) (in
 }
 
 // UpdateExecution implements Rollouts.
-func (s *SQLite) UpdateExecution(ctx context.Context, e Execution) error {
+func (s *queries) UpdateExecution(ctx context.Context, e Execution) error {
 	// The CASEs read the row as it was: an outcome already recorded stays,
 	// with its reason, unless e brings one of its own; a URL is never
 	// replaced by none.
 	if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = ?,
-		outcome = CASE WHEN ? <> '' THEN ? ELSE outcome END,
-		reason = CASE WHEN ? = '' AND outcome <> '' THEN reason ELSE ? END,
+		outcome = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE outcome END,
+		reason = CASE WHEN CAST(? AS TEXT) = '' AND outcome <> '' THEN reason ELSE ? END,
 		event_id = ?,
-		url = CASE WHEN ? <> '' THEN ? ELSE url END,
+		url = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE url END,
 		deadline = ?, bake_until = ?, next_check = ? WHERE id = ?`,
 		e.Phase, e.Outcome, e.Outcome, e.Outcome, e.Reason, e.EventID, e.URL, e.URL,
 		ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID); err != nil {
@@ -546,8 +525,8 @@ func (s *SQLite) UpdateExecution(ctx context.Context, e Execution) error {
 }
 
 // FinishExecution implements Rollouts.
-func (s *SQLite) FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error {
-	err := s.tx(ctx, func(t *sql.Tx) error {
+func (s *queries) FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		now := ms(time.Now())
 		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, pass = ?, reason = ?, url = ?, finished_at = ?
 			WHERE id = ? AND phase <> 'finished'`, e.Outcome, e.Pass, e.Reason, e.URL, now, e.ID)
@@ -596,7 +575,7 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v)
 }
 
-func (s *SQLite) queryExecutions(ctx context.Context, q string, args ...any) ([]Execution, error) {
+func (s *queries) queryExecutions(ctx context.Context, q string, args ...any) ([]Execution, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+execCols+` FROM executions `+q, args...)
 	if err != nil {
 		return nil, err
@@ -614,8 +593,8 @@ func (s *SQLite) queryExecutions(ctx context.Context, q string, args ...any) ([]
 }
 
 // OpenExecutions implements Rollouts.
-func (s *SQLite) OpenExecutions(ctx context.Context) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' ORDER BY created_at, rowid`)
+func (s *queries) OpenExecutions(ctx context.Context) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished' ORDER BY created_at, `+s.seq)
 	if err != nil {
 		return nil, fmt.Errorf("open executions: %w", err)
 	}
@@ -623,7 +602,7 @@ func (s *SQLite) OpenExecutions(ctx context.Context) ([]Execution, error) {
 }
 
 // ExecutionByToken implements Rollouts.
-func (s *SQLite) ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error) {
+func (s *queries) ExecutionByToken(ctx context.Context, tokenHash string) (Execution, error) {
 	out, err := s.queryExecutions(ctx, `WHERE token_hash = ?`, tokenHash)
 	if err != nil {
 		return Execution{}, fmt.Errorf("execution by token: %w", err)
@@ -635,8 +614,8 @@ func (s *SQLite) ExecutionByToken(ctx context.Context, tokenHash string) (Execut
 }
 
 // Executions implements Rollouts.
-func (s *SQLite) Executions(ctx context.Context, rolloutID string) ([]Execution, error) {
-	out, err := s.queryExecutions(ctx, `WHERE rollout_id = ? ORDER BY idx, attempt, rowid`, rolloutID)
+func (s *queries) Executions(ctx context.Context, rolloutID string) ([]Execution, error) {
+	out, err := s.queryExecutions(ctx, `WHERE rollout_id = ? ORDER BY idx, attempt, `+s.seq, rolloutID)
 	if err != nil {
 		return nil, fmt.Errorf("executions of rollout %s: %w", rolloutID, err)
 	}
@@ -644,10 +623,10 @@ func (s *SQLite) Executions(ctx context.Context, rolloutID string) ([]Execution,
 }
 
 // LastDeployed implements Rollouts.
-func (s *SQLite) LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (string, string, bool, error) {
+func (s *queries) LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (string, string, bool, error) {
 	var version, tag string
 	err := s.r.QueryRowContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
-		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order < ? AND e.rollback = 0 AND e.outcome = 'succeeded'
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order < ? AND NOT e.rollback AND e.outcome = 'succeeded'
 		ORDER BY o.rollout_order DESC, e.attempt DESC LIMIT 1`, pipelineKey, idx, beforeOrder).Scan(&version, &tag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", false, nil
@@ -659,7 +638,7 @@ func (s *SQLite) LastDeployed(ctx context.Context, pipelineKey string, idx int, 
 }
 
 // FinishRollout implements Rollouts.
-func (s *SQLite) FinishRollout(ctx context.Context, rolloutID string) error {
+func (s *queries) FinishRollout(ctx context.Context, rolloutID string) error {
 	if _, err := s.w.ExecContext(ctx, `UPDATE rollouts SET state = 'done', updated_at = ? WHERE id = ?`, ms(time.Now()), rolloutID); err != nil {
 		return fmt.Errorf("finish rollout %s: %w", rolloutID, err)
 	}
@@ -667,7 +646,7 @@ func (s *SQLite) FinishRollout(ctx context.Context, rolloutID string) error {
 }
 
 // Freeze implements Rollouts.
-func (s *SQLite) Freeze(ctx context.Context, pipelineKey, reason, actor string) error {
+func (s *queries) Freeze(ctx context.Context, pipelineKey, reason, actor string) error {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO freezes (pipeline_key, reason, actor, at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (pipeline_key) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, at = excluded.at`,
 		pipelineKey, reason, actor, ms(time.Now())); err != nil {
@@ -677,7 +656,7 @@ func (s *SQLite) Freeze(ctx context.Context, pipelineKey, reason, actor string) 
 }
 
 // Unfreeze implements Rollouts.
-func (s *SQLite) Unfreeze(ctx context.Context, pipelineKey string) error {
+func (s *queries) Unfreeze(ctx context.Context, pipelineKey string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM freezes WHERE pipeline_key = ?`, pipelineKey); err != nil {
 		return fmt.Errorf("unfreeze %s: %w", pipelineKey, err)
 	}
@@ -685,7 +664,7 @@ func (s *SQLite) Unfreeze(ctx context.Context, pipelineKey string) error {
 }
 
 // Frozen implements Rollouts.
-func (s *SQLite) Frozen(ctx context.Context, pipelineKey string) (string, bool, error) {
+func (s *queries) Frozen(ctx context.Context, pipelineKey string) (string, bool, error) {
 	var reason string
 	err := s.r.QueryRowContext(ctx, `SELECT reason FROM freezes WHERE pipeline_key = ?`, pipelineKey).Scan(&reason)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -698,13 +677,13 @@ func (s *SQLite) Frozen(ctx context.Context, pipelineKey string) (string, bool, 
 }
 
 // OpenExecutionsOf lists the pipeline's unfinished executions, oldest first.
-func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error) {
+func (s *queries) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error) {
 	// Driven by the partial index of open executions (a handful), each
 	// looking its rollout up by key: "rollout_id IN (rollouts of the
 	// pipeline)" made SQLite scan every rollout the database ever had, on
 	// every engine pass.
 	out, err := s.queryExecutions(ctx, `WHERE phase <> 'finished'
-		AND (SELECT pipeline_key FROM rollouts WHERE rollouts.id = executions.rollout_id) = ? ORDER BY created_at, rowid`, pipelineKey)
+		AND (SELECT pipeline_key FROM rollouts WHERE rollouts.id = executions.rollout_id) = ? ORDER BY created_at, `+s.seq, pipelineKey)
 	if err != nil {
 		return nil, fmt.Errorf("open executions of %s: %w", pipelineKey, err)
 	}
@@ -714,8 +693,8 @@ func (s *SQLite) OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Ex
 // ReportOutcome records a downstream's report on an execution still
 // waiting for one; the engine applies it. An execution that already has an
 // outcome (or is baking or finished) returns ErrFinished.
-func (s *SQLite) ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE executions SET outcome = ?, reason = ?, url = CASE WHEN ? <> '' THEN ? ELSE url END
+func (s *queries) ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE executions SET outcome = ?, reason = ?, url = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE url END
 		WHERE id = ? AND phase IN ('triggering', 'deploying') AND outcome = ''`, outcome, reason, url, url, id)
 	if err != nil {
 		return fmt.Errorf("report outcome of execution %s: %w", id, err)
@@ -727,7 +706,7 @@ func (s *SQLite) ReportOutcome(ctx context.Context, id string, outcome rollout.O
 }
 
 // RunByTag implements Rollouts.
-func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, error) {
+func (s *queries) RunByTag(ctx context.Context, repo, tag string) (Run, bool, error) {
 	// The run's own tag is its release intent, there before any rollout
 	// (and the only one when the rollout never started); a rollout's tag
 	// is the release it deploys.
@@ -743,11 +722,11 @@ func (s *SQLite) RunByTag(ctx context.Context, repo, tag string) (Run, bool, err
 }
 
 // FinishAndEnter implements Rollouts.
-func (s *SQLite) FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error {
+func (s *queries) FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error {
 	if len(next) == 0 {
 		return errors.New("finish and enter: no next execution")
 	}
-	err := s.tx(ctx, func(t *sql.Tx) error {
+	err := s.tx(ctx, func(t sqlTx) error {
 		now := ms(time.Now())
 		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, reason = ?, url = ?, finished_at = ?
 			WHERE id = ? AND phase <> 'finished'`, finished.Outcome, finished.Reason, finished.URL, now, finished.ID)
@@ -774,7 +753,7 @@ func (s *SQLite) FinishAndEnter(ctx context.Context, finished Execution, next ..
 
 // insertExecutions records new executions of one stage attempt, in their
 // targets' order (rowid keeps it for Executions).
-func insertExecutions(ctx context.Context, t *sql.Tx, execs []Execution) error {
+func insertExecutions(ctx context.Context, t sqlTx, execs []Execution) error {
 	now := ms(time.Now())
 	for _, e := range execs {
 		if _, err := t.ExecContext(ctx, `INSERT INTO executions (id, rollout_id, idx, stage, target, attempt, rollback, version, tag, phase,

@@ -163,7 +163,7 @@ func nonNilBytes(b []byte) []byte {
 }
 
 // UpdateRun implements Runs.
-func (s *SQLite) UpdateRun(ctx context.Context, r Run) error {
+func (s *queries) UpdateRun(ctx context.Context, r Run) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE runs SET pr = ?, state = ?, pipeline = ?, version = ?,
 		tag = ?, prev_tag = ?, release_url = ?, summary = ?, updated_at = ? WHERE id = ?`,
 		r.PR, r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
@@ -199,7 +199,7 @@ func (s *SQLite) FillRun(ctx context.Context, r Run) error {
 }
 
 // GetRun implements Runs.
-func (s *SQLite) GetRun(ctx context.Context, id string) (Run, error) {
+func (s *queries) GetRun(ctx context.Context, id string) (Run, error) {
 	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, fmt.Errorf("run %s: %w", id, ErrNotFound)
@@ -211,11 +211,11 @@ func (s *SQLite) GetRun(ctx context.Context, id string) (Run, error) {
 }
 
 // RunBySHA implements Runs.
-func (s *SQLite) RunBySHA(ctx context.Context, repo, sha string) (Run, error) {
+func (s *queries) RunBySHA(ctx context.Context, repo, sha string) (Run, error) {
 	return s.runBySHA(ctx, s.r, repo, sha)
 }
 
-func (s *SQLite) runBySHA(ctx context.Context, db *sql.DB, repo, sha string) (Run, error) {
+func (s *queries) runBySHA(ctx context.Context, db sqlDB, repo, sha string) (Run, error) {
 	r, err := scanRun(db.QueryRowContext(ctx, `SELECT `+runCols+` FROM runs WHERE repo = ? AND sha = ?`, repo, sha))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Run{}, fmt.Errorf("run %s@%s: %w", repo, sha, ErrNotFound)
@@ -226,7 +226,7 @@ func (s *SQLite) runBySHA(ctx context.Context, db *sql.DB, repo, sha string) (Ru
 	return r, nil
 }
 
-func (s *SQLite) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
+func (s *queries) queryRuns(ctx context.Context, query string, args ...any) ([]Run, error) {
 	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -244,7 +244,7 @@ func (s *SQLite) queryRuns(ctx context.Context, query string, args ...any) ([]Ru
 }
 
 // OpenRuns implements Runs.
-func (s *SQLite) OpenRuns(ctx context.Context, repo string) ([]Run, error) {
+func (s *queries) OpenRuns(ctx context.Context, repo string) ([]Run, error) {
 	// Merge time first; a run whose merge time is not known yet (0) sorts
 	// by arrival among the others. History then has the last word.
 	out, err := s.queryRuns(ctx, `SELECT `+runCols+` FROM runs
@@ -286,25 +286,16 @@ func historyOrder(runs []Run) []Run {
 }
 
 // ReposWithOpenRuns implements Runs.
-func (s *SQLite) ReposWithOpenRuns(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT repo FROM runs WHERE state IN ('pending', 'releasing') ORDER BY repo`)
+func (s *queries) ReposWithOpenRuns(ctx context.Context) ([]string, error) {
+	out, err := s.queryStrings(ctx, `SELECT DISTINCT repo FROM runs WHERE state IN ('pending', 'releasing') ORDER BY repo`)
 	if err != nil {
 		return nil, fmt.Errorf("repositories with open runs: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var repo string
-		if err := rows.Scan(&repo); err != nil {
-			return nil, fmt.Errorf("repositories with open runs: %w", err)
-		}
-		out = append(out, repo)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ListRuns implements Runs.
-func (s *SQLite) ListRuns(ctx context.Context, repo string, limit int) ([]Run, error) {
+func (s *queries) ListRuns(ctx context.Context, repo string, limit int) ([]Run, error) {
 	q, args := `SELECT `+runCols+` FROM runs`, []any{}
 	if repo != "" {
 		q += ` WHERE repo = ?`
@@ -319,24 +310,30 @@ func (s *SQLite) ListRuns(ctx context.Context, repo string, limit int) ([]Run, e
 }
 
 // RepoPipelines implements Runs.
-func (s *SQLite) RepoPipelines(ctx context.Context, repo string) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT pipeline FROM runs WHERE repo = ? AND pipeline <> '' ORDER BY pipeline`, repo)
+func (s *queries) RepoPipelines(ctx context.Context, repo string) ([]string, error) {
+	out, err := s.queryStrings(ctx, `SELECT DISTINCT pipeline FROM runs WHERE repo = ? AND pipeline <> '' ORDER BY pipeline`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
+	}
+	return out, nil
+}
+
+// queryStrings reads a one-column list of strings.
+func (s *queries) queryStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
-			return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
 		}
-		out = append(out, p)
+		out = append(out, v)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pipelines of %s: %w", repo, err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // AcquireLease implements Leases.
@@ -354,7 +351,7 @@ func (s *SQLite) AcquireLease(ctx context.Context, name, owner string, ttl time.
 }
 
 // ReleaseLease implements Leases.
-func (s *SQLite) ReleaseLease(ctx context.Context, name, owner string) error {
+func (s *queries) ReleaseLease(ctx context.Context, name, owner string) error {
 	if _, err := s.w.ExecContext(ctx, `DELETE FROM leases WHERE name = ? AND owner = ?`, name, owner); err != nil {
 		return fmt.Errorf("release lease %s: %w", name, err)
 	}
@@ -362,7 +359,7 @@ func (s *SQLite) ReleaseLease(ctx context.Context, name, owner string) error {
 }
 
 // CheckRunID implements CheckRuns.
-func (s *SQLite) CheckRunID(ctx context.Context, repo, sha, name string) (int64, bool, error) {
+func (s *queries) CheckRunID(ctx context.Context, repo, sha, name string) (int64, bool, error) {
 	var id int64
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM check_runs WHERE repo = ? AND sha = ? AND name = ?`, repo, sha, name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -375,7 +372,7 @@ func (s *SQLite) CheckRunID(ctx context.Context, repo, sha, name string) (int64,
 }
 
 // SaveCheckRunID implements CheckRuns.
-func (s *SQLite) SaveCheckRunID(ctx context.Context, repo, sha, name string, id int64) error {
+func (s *queries) SaveCheckRunID(ctx context.Context, repo, sha, name string, id int64) error {
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO check_runs (repo, sha, name, id) VALUES (?, ?, ?, ?)
 		ON CONFLICT (repo, sha, name) DO UPDATE SET id = excluded.id`, repo, sha, name, id); err != nil {
 		return fmt.Errorf("save check run %s for %s@%s: %w", name, repo, sha, err)
@@ -390,7 +387,7 @@ type Comments interface {
 }
 
 // CommentID implements Comments.
-func (s *SQLite) CommentID(ctx context.Context, repo string, pr int) (int64, bool, error) {
+func (s *queries) CommentID(ctx context.Context, repo string, pr int) (int64, bool, error) {
 	var id int64
 	err := s.r.QueryRowContext(ctx, `SELECT id FROM comments WHERE repo = ? AND pr = ?`, repo, pr).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -403,7 +400,7 @@ func (s *SQLite) CommentID(ctx context.Context, repo string, pr int) (int64, boo
 }
 
 // SaveCommentID implements Comments.
-func (s *SQLite) SaveCommentID(ctx context.Context, repo string, pr int, id int64) error {
+func (s *queries) SaveCommentID(ctx context.Context, repo string, pr int, id int64) error {
 	// Saving the id it has is the common case (every edit of the sticky
 	// comment saves it): the WHERE makes that change nothing, and a
 	// transaction that changes nothing costs no fsync.

@@ -36,8 +36,8 @@ import (
 // checkpointPages), and only while no delivery is waiting. See
 // groupcommit.go.
 type SQLite struct {
-	w, r *sql.DB
-	path string
+	queries // w is the one-connection writer, r the readers
+	path    string
 	// lock is the file's one-process lock (see lockFile), released by
 	// Close; nil where locks do not exist.
 	lock *os.File
@@ -111,14 +111,14 @@ func OpenSQLite(path string) (s *SQLite, err error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s = &SQLite{w: w, r: r, path: path, lock: lock, stop: make(chan struct{}),
+	s = &SQLite{queries: queries{w: sqlDB{DB: w}, r: sqlDB{DB: r}, seq: "rowid"}, path: path, lock: lock, stop: make(chan struct{}),
 		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
 }
 
 func (s *SQLite) migrator() (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, migrations.SQLite())
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w.DB, migrations.SQLite())
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -315,7 +315,7 @@ func lostClaims(rows interface {
 }
 
 // FinishDelivery implements Inbox.
-func (s *SQLite) FinishDelivery(ctx context.Context, id, status, lastError string, retryAt time.Time) error {
+func (s *queries) FinishDelivery(ctx context.Context, id, status, lastError string, retryAt time.Time) error {
 	var res sql.Result
 	var err error
 	switch status {
@@ -340,7 +340,7 @@ func (s *SQLite) FinishDelivery(ctx context.Context, id, status, lastError strin
 }
 
 // GetDelivery implements Inbox.
-func (s *SQLite) GetDelivery(ctx context.Context, id string) (Delivery, error) {
+func (s *queries) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 	d, err := scanDelivery(s.r.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
@@ -352,7 +352,7 @@ func (s *SQLite) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 }
 
 // InboxDepth implements Inbox.
-func (s *SQLite) InboxDepth(ctx context.Context) (int, error) {
+func (s *queries) InboxDepth(ctx context.Context) (int, error) {
 	var n int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM deliveries WHERE status = 'pending'`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count inbox: %w", err)
