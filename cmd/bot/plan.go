@@ -148,27 +148,32 @@ func printPlan(w io.Writer, repo string, pr facts.PR, o plan.Outcome) {
 		printPipelines(w, o)
 		return
 	}
-	switch o.Kind {
+	printPipelinePlan(w, o.Kind, plan.PipelinePlan{Tag: o.Tag, PrevTag: o.PrevTag, Reused: o.Reused, Choice: o.Choice, Stages: o.Stages})
+}
+
+// printPipelinePlan prints one pipeline's version and stages.
+func printPipelinePlan(w io.Writer, kind plan.Kind, p plan.PipelinePlan) {
+	switch kind {
 	case plan.Release:
 		prev := "first release"
-		if o.PrevTag != "" {
-			prev = "previous " + o.PrevTag
+		if p.PrevTag != "" {
+			prev = "previous " + p.PrevTag
 		}
-		why := o.Choice.Reason
-		if o.Reused {
+		why := p.Choice.Reason
+		if p.Reused {
 			why = "already tagged on this commit"
 		}
-		fmt.Fprintf(w, "version:  %s (%s; %s)\n", o.Tag, why, prev)
+		fmt.Fprintf(w, "version:  %s (%s; %s)\n", p.Tag, why, prev)
 	case plan.NoRelease:
 		fmt.Fprintln(w, "version:  none (semver:none): no release, no rollout")
 	case plan.Refused:
 		fmt.Fprintln(w, "version:  none while the gate refuses")
 	}
-	if len(o.Stages) == 0 {
+	if len(p.Stages) == 0 {
 		fmt.Fprintln(w, "stages:   none configured: the release is the whole rollout")
 		return
 	}
-	printPlanStages(w, o.Stages)
+	printPlanStages(w, p.Stages)
 }
 
 func printPlanStages(w io.Writer, stages []plan.Stage) {
@@ -211,27 +216,7 @@ func printPipelines(w io.Writer, o plan.Outcome) {
 	}
 	for _, p := range o.Pipelines {
 		fmt.Fprintf(w, "pipeline: %s\n", p.Name)
-		switch o.Kind {
-		case plan.Release:
-			prev := "first release"
-			if p.PrevTag != "" {
-				prev = "previous " + p.PrevTag
-			}
-			why := p.Choice.Reason
-			if p.Reused {
-				why = "already tagged on this commit"
-			}
-			fmt.Fprintf(w, "version:  %s (%s; %s)\n", p.Tag, why, prev)
-		case plan.NoRelease:
-			fmt.Fprintln(w, "version:  none (semver:none): no release, no rollout")
-		case plan.Refused:
-			fmt.Fprintln(w, "version:  none while the gate refuses")
-		}
-		if len(p.Stages) == 0 {
-			fmt.Fprintln(w, "stages:   none configured: the release is the whole rollout")
-			continue
-		}
-		printPlanStages(w, p.Stages)
+		printPipelinePlan(w, o.Kind, p)
 	}
 }
 
