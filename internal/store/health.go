@@ -70,7 +70,9 @@ type writeProbe struct {
 // every commit does. That is what a delivery needs. Cheaper proofs miss
 // cases: a transaction rolled back never writes the WAL, so a full disk
 // passes it; BEGIN IMMEDIATE proves the write lock but not the write.
-func (s *SQLite) probeWrite(ctx context.Context) error {
+func (s *queries) probeWrite(ctx context.Context) error {
+	// The write runs at most once per writeProbeEvery, shared by every
+	// caller waiting meanwhile, under its own timeout.
 	p := &s.probe
 	p.mu.Lock()
 	if !p.at.IsZero() && time.Since(p.at) < writeProbeEvery {

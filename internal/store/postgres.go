@@ -54,8 +54,6 @@ type Postgres struct {
 	name     string // the URL without its password, for messages
 	secret   string // the URL's password, scrubbed from every error
 
-	probe writeProbe // Ready's write probe, see health.go
-
 	listenOnce sync.Once
 	listener   *pgListener // Listen's connection, from the first Listen on
 }
@@ -154,12 +152,7 @@ func (s *Postgres) Ready(ctx context.Context) error {
 	if current < target {
 		return fmt.Errorf("schema at version %d, binary expects %d: run `bot migrate`", current, target)
 	}
-	err = s.probe.run(ctx, func(ctx context.Context) error {
-		_, err := s.pool.Exec(ctx, `INSERT INTO heartbeat (id, at) VALUES (1, $1)
-			ON CONFLICT (id) DO UPDATE SET at = excluded.at`, ms(time.Now()))
-		return err
-	})
-	if err != nil {
+	if err := s.probeWrite(ctx); err != nil {
 		return s.redact(fmt.Errorf("database %s cannot be written: %w", s.name, err))
 	}
 	return nil
@@ -358,31 +351,3 @@ type redactedError struct {
 
 func (e redactedError) Error() string { return e.msg }
 func (e redactedError) Unwrap() error { return e.err }
-
-// run is probeWrite's sharing for any store: write runs at most once per
-// writeProbeEvery, shared by every caller waiting meanwhile, under its own
-// timeout.
-func (p *writeProbe) run(ctx context.Context, write func(context.Context) error) error {
-	p.mu.Lock()
-	if !p.at.IsZero() && time.Since(p.at) < writeProbeEvery {
-		err := p.err
-		p.mu.Unlock()
-		return err
-	}
-	p.mu.Unlock()
-	ch := p.group.DoChan("heartbeat", func() (any, error) {
-		pctx, cancel := context.WithTimeout(context.Background(), writeProbeTimeout)
-		defer cancel()
-		err := write(pctx)
-		p.mu.Lock()
-		p.at, p.err = time.Now(), err
-		p.mu.Unlock()
-		return nil, err
-	})
-	select {
-	case r := <-ch:
-		return r.Err
-	case <-ctx.Done():
-		return fmt.Errorf("no write finished in time: %w", ctx.Err())
-	}
-}

@@ -23,6 +23,8 @@ type queries struct {
 	// seq is the column that keeps insertion order (a wave's targets in
 	// stage order): SQLite's rowid, a PostgreSQL identity column.
 	seq string
+
+	probe writeProbe // Ready's write probe, see health.go
 }
 
 // sqlDB is a database/sql handle that rebinds the shared queries' ?

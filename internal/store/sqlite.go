@@ -52,7 +52,6 @@ type SQLite struct {
 	walPages int       // estimated pages written to the WAL since the last checkpoint
 	ckptDue  bool      // the periodic checkpoint is due at the next idle moment
 
-	probe writeProbe // Ready's write probe, see health.go
 }
 
 var _ Store = (*SQLite)(nil)
