@@ -15,6 +15,7 @@ import (
 	"github.com/shipbot/shipbot/internal/action"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/merge"
 	rpt "github.com/shipbot/shipbot/internal/report"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -67,7 +68,7 @@ func findCatchUp(ctx context.Context, client *gh.Client, st store.Store, repo, b
 		return cu, err
 	}
 	if parent == "" {
-		if parent, err = firstParentOf(ctx, client, repo, sha); err != nil {
+		if parent, err = merge.FirstParent(ctx, client, repo, sha); err != nil {
 			return cu, err
 		}
 	}
@@ -102,7 +103,7 @@ func findCatchUp(ctx context.Context, client *gh.Client, st store.Store, repo, b
 		g, gctx := errgroup.WithContext(ctx)
 		g.Go(func() (err error) { _, cfgFound, err = reader.Config(gctx, p); return err })
 		g.Go(func() (err error) { pr, merged, err = reader.PullRequestForCommit(gctx, p); return err })
-		g.Go(func() (err error) { next, err = firstParentOf(gctx, client, repo, p); return err })
+		g.Go(func() (err error) { next, err = merge.FirstParent(gctx, client, repo, p); return err })
 		if err := g.Wait(); err != nil {
 			return cu, err
 		}
@@ -174,19 +175,6 @@ func releaseTags(ctx context.Context, reader *facts.GitHub) (map[string]bool, er
 		}
 	}
 	return out, nil
-}
-
-// firstParentOf reads the commit's first parent: "" for a root commit.
-func firstParentOf(ctx context.Context, client *gh.Client, repo, sha string) (string, error) {
-	owner, name, _ := strings.Cut(repo, "/")
-	commit, _, err := client.Repositories.GetCommit(ctx, owner, name, sha, &gh.ListOptions{PerPage: 1})
-	if err != nil {
-		return "", fmt.Errorf("read commit %s: %w", short(sha), err)
-	}
-	if len(commit.Parents) == 0 {
-		return "", nil
-	}
-	return commit.Parents[0].GetSHA(), nil
 }
 
 // record puts the earlier merges into the job's state, oldest first, each

@@ -46,7 +46,7 @@ func (c *Coordinator) lateDelivery() time.Duration {
 // merged, lets r go ahead.
 func (c *Coordinator) earlierFirst(ctx context.Context, client *gh.Client, reader facts.Reader, r *store.Run) error {
 	if r.Parent == "" {
-		parent, err := firstParent(ctx, client, r.Repo, r.SHA)
+		parent, err := FirstParent(ctx, client, r.Repo, r.SHA)
 		if err != nil || parent == "" {
 			return err
 		}
@@ -89,10 +89,12 @@ func (c *Coordinator) earlierFirst(ctx context.Context, client *gh.Client, reade
 	return nil
 }
 
-// firstParent reads the commit's first parent: "" for a root commit.
-func firstParent(ctx context.Context, client *gh.Client, repo, sha string) (string, error) {
+// FirstParent reads the commit's first parent: "" for a root commit. One
+// page of one file: the commit's files are not wanted, and GitHub would
+// list up to 300 of them.
+func FirstParent(ctx context.Context, client *gh.Client, repo, sha string) (string, error) {
 	owner, name, _ := strings.Cut(repo, "/")
-	commit, _, err := client.Repositories.GetCommit(ctx, owner, name, sha, nil)
+	commit, _, err := client.Repositories.GetCommit(ctx, owner, name, sha, &gh.ListOptions{PerPage: 1})
 	if err != nil {
 		return "", fmt.Errorf("read commit %s: %w", short(sha), err)
 	}
