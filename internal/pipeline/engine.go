@@ -187,7 +187,7 @@ func (e *Engine) wakeLocal() {
 
 // Channels the replicas' engines talk on.
 const (
-	wakeChannel  = "shipbot_wake"  // payload unused: look at everything
+	wakeChannel  = "shipbot_wake"  // payload: the waking replica's owner name
 	yieldChannel = "shipbot_yield" // payload: a yieldRequest
 )
 
@@ -246,12 +246,16 @@ func (e *Engine) listen(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		for wakes != nil || yields != nil {
 			select {
-			case _, ok := <-wakes:
+			case by, ok := <-wakes:
 				if !ok {
 					wakes = nil
 					continue
 				}
-				e.wakeLocal()
+				// Its own wake-ups woke it already ("" after a lost
+				// connection: anything may have been missed).
+				if by != e.Owner {
+					e.wakeLocal()
+				}
 			case payload, ok := <-yields:
 				if !ok {
 					yields = nil
@@ -273,7 +277,7 @@ func (e *Engine) listen(ctx context.Context, wg *sync.WaitGroup) {
 				return
 			case <-e.publish:
 			}
-			if err := e.Peers.Notify(ctx, wakeChannel, ""); err != nil && ctx.Err() == nil {
+			if err := e.Peers.Notify(ctx, wakeChannel, e.Owner); err != nil && ctx.Err() == nil {
 				e.Log.Warn("wake the other replicas; they look at their next tick", "err", err)
 			}
 		}
