@@ -488,34 +488,21 @@ func (d *decoder) globs(n *yaml.Node, path string, allowEmpty bool) []string {
 	case len(items) > MaxGlobs:
 		d.errorAt(n, path, "%d patterns; at most %d are allowed", len(items), MaxGlobs)
 	}
-	out := make([]string, 0, len(items))
-	first := map[string]int{}
-	for i, item := range items {
-		p := index(path, i)
-		v, ok := d.str(item, p)
-		if !ok {
-			continue
-		}
-		line, dup := first[v]
+	return d.distinct(items, path, "pattern", d.str, nil, func(_ *yaml.Node, v string) string {
 		switch {
 		case v == "":
-			d.errorAt(item, p, "pattern must not be empty")
+			return "pattern must not be empty"
 		case len(v) > maxGlobLen:
-			d.errorAt(item, p, "pattern is %d characters; at most %d are allowed", len(v), maxGlobLen)
+			return fmt.Sprintf("pattern is %d characters; at most %d are allowed", len(v), maxGlobLen)
 		case strings.HasPrefix(v, "/") || strings.HasPrefix(v, "./"):
-			d.errorAt(item, p, "patterns are relative to the repository root, without a leading / or ./, got %q", v)
+			return fmt.Sprintf("patterns are relative to the repository root, without a leading / or ./, got %q", v)
 		case !doublestar.ValidatePattern(v):
-			d.errorAt(item, p, "invalid glob %q: an unclosed [ or {, an empty [], or a trailing \\", v)
+			return fmt.Sprintf("invalid glob %q: an unclosed [ or {, an empty [], or a trailing \\", v)
 		case expansions(v) > maxGlobExpansions:
-			d.errorAt(item, p, "the {a,b} groups of %q make more than %d patterns; use fewer groups or list patterns separately", v, maxGlobExpansions)
-		case dup:
-			d.errorAt(item, p, "duplicate pattern %q (first at line %d)", v, line)
-		default:
-			first[v] = item.Line
-			out = append(out, v)
+			return fmt.Sprintf("the {a,b} groups of %q make more than %d patterns; use fewer groups or list patterns separately", v, maxGlobExpansions)
 		}
-	}
-	return out
+		return ""
+	})
 }
 
 // expansions counts the patterns that the {a,b} alternatives of a valid
@@ -821,26 +808,12 @@ func (d *decoder) approvers(n *yaml.Node, path string) []string {
 	case len(items) > MaxApprovers:
 		d.errorAt(n, path, "%d approvers; at most %d are allowed (name a team instead)", len(items), MaxApprovers)
 	}
-	out := make([]string, 0, len(items))
-	first := map[string]int{}
-	for i, item := range items {
-		p := index(path, i)
-		v, ok := d.str(item, p)
-		if !ok {
-			continue
+	return d.distinct(items, path, "approver", d.str, strings.ToLower, func(_ *yaml.Node, v string) string {
+		if !validApprover(v) {
+			return fmt.Sprintf("must be a GitHub login (letters, digits and single hyphens, at most %d characters) or a team as @org/team-slug, got %q", maxLoginLen, v)
 		}
-		line, dup := first[strings.ToLower(v)]
-		switch {
-		case !validApprover(v):
-			d.errorAt(item, p, "must be a GitHub login (letters, digits and single hyphens, at most %d characters) or a team as @org/team-slug, got %q", maxLoginLen, v)
-		case dup:
-			d.errorAt(item, p, "duplicate approver %q (first at line %d)", v, line)
-		default:
-			first[strings.ToLower(v)] = item.Line
-			out = append(out, v)
-		}
-	}
-	return out
+		return ""
+	})
 }
 
 // validApprover reports whether s is a GitHub login or "@org/team-slug".
@@ -860,21 +833,41 @@ func (d *decoder) names(n *yaml.Node, path, what string) []string {
 	if !ok {
 		return nil
 	}
+	return d.distinct(items, path, what, d.str, nil, func(_ *yaml.Node, v string) string {
+		if strings.TrimSpace(v) == "" {
+			return what + " name must not be empty"
+		}
+		return ""
+	})
+}
+
+// distinct reads a list's strings (with str), each kept once: problem
+// says what is wrong with an item's value ("" when nothing), and a value whose key
+// (key(v), or v when key is nil) came before is an error naming the line
+// of its first use. An item str cannot read is left out (str has said
+// why, or why not yet).
+func (d *decoder) distinct(items []*yaml.Node, path, what string, str func(*yaml.Node, string) (string, bool),
+	key func(string) string, problem func(item *yaml.Node, v string) string) []string {
 	out := make([]string, 0, len(items))
 	first := map[string]int{}
 	for i, item := range items {
 		p := index(path, i)
-		v, ok := d.str(item, p)
+		v, ok := str(item, p)
 		if !ok {
 			continue
 		}
-		switch line, dup := first[v]; {
-		case strings.TrimSpace(v) == "":
-			d.errorAt(item, p, "%s name must not be empty", what)
+		k := v
+		if key != nil {
+			k = key(v)
+		}
+		line, dup := first[k]
+		switch msg := problem(item, v); {
+		case msg != "":
+			d.errorAt(item, p, "%s", msg)
 		case dup:
 			d.errorAt(item, p, "duplicate %s %q (first at line %d)", what, v, line)
 		default:
-			first[v] = item.Line
+			first[k] = item.Line
 			out = append(out, v)
 		}
 	}

@@ -412,26 +412,17 @@ func (d *decoder) repos(x *expander, n *yaml.Node, path string) []string {
 	if !ok {
 		return nil
 	}
-	out := make([]string, 0, len(items))
-	first := map[string]int{}
-	for i, item := range items {
-		p := index(path, i)
-		v, resolved, ok := x.str(item, p)
-		if !ok || !resolved {
-			continue
-		}
-		key := strings.ToLower(v)
-		switch line, dup := first[key]; {
-		case !repoRE.MatchString(v):
-			d.errorAt(item, p, "must be owner/name, got %q", item.Value)
-		case dup:
-			d.errorAt(item, p, "duplicate repository %q (first at line %d)", v, line)
-		default:
-			first[key] = item.Line
-			out = append(out, v)
-		}
+	// A value with an unset ${VAR} is left out: the expander has warned.
+	str := func(n *yaml.Node, path string) (string, bool) {
+		v, resolved, ok := x.str(n, path)
+		return v, ok && resolved
 	}
-	return out
+	return d.distinct(items, path, "repository", str, strings.ToLower, func(item *yaml.Node, v string) string {
+		if !repoRE.MatchString(v) {
+			return fmt.Sprintf("must be owner/name, got %q", item.Value) // as written: no expanded secret
+		}
+		return ""
+	})
 }
 
 func (d *decoder) alarm(ae entry, getenv func(string) (string, bool)) (Alarm, bool) {
