@@ -17,6 +17,7 @@ import (
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	gh "github.com/google/go-github/v60/github"
 
+	"github.com/shipbot/shipbot/internal/pacing"
 	"github.com/shipbot/shipbot/internal/truncate"
 )
 
@@ -45,6 +46,10 @@ type Options struct {
 	// TokenBackoff paces an installation's token fetches after a failure
 	// (see tokenbackoff.go); the zero value takes the defaults.
 	TokenBackoff TokenBackoff
+	// Pacer, when set, keeps each installation's requests under GitHub's
+	// secondary rate limits (see pace.go); a token client is paced as
+	// installation 0.
+	Pacer *pacing.Pacer
 }
 
 // Apps hands out clients for a GitHub App: one authenticated as the App
@@ -59,6 +64,7 @@ type Apps struct {
 	cached  http.RoundTripper // tr under the ETag cache, for installations
 	app     *gh.Client
 	backoff TokenBackoff
+	pacer   *pacing.Pacer
 	log     *slog.Logger
 
 	mu sync.Mutex
@@ -94,6 +100,7 @@ func NewApps(opts Options) (*Apps, error) {
 		cached:        newETagCache(tr, opts.Cache),
 		installations: make(map[int64]*gh.Client),
 		backoff:       opts.TokenBackoff,
+		pacer:         opts.Pacer,
 		log:           opts.Logger,
 	}
 	// The App client goes without the ETag cache: every request carries
@@ -143,8 +150,11 @@ func (a *Apps) Installation(id int64) (*gh.Client, error) {
 	}
 	// The gate paces this installation's token fetches after failures;
 	// its API calls pass through it untouched.
-	gate := newTokenGate(a.cached, id, a.backoff, a.log)
-	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(gate), id)
+	var tr http.RoundTripper = newTokenGate(a.cached, id, a.backoff, a.log)
+	if a.pacer != nil {
+		tr = &pacedTransport{next: tr, inst: id, pacer: a.pacer}
+	}
+	itr := ghinstallation.NewFromAppsTransport(a.appsTransport(tr), id)
 	itr.BaseURL = a.tokenBaseURL()
 	c := newClient(itr, a.baseURL, a.upload)
 	a.installations[id] = c
@@ -164,6 +174,9 @@ func NewTokenClient(opts Options, token string) (*gh.Client, error) {
 		return nil, err
 	}
 	tr := newETagCache(NewTransport(opts.Base, opts.Retry, opts.Calls, opts.Logger), opts.Cache)
+	if opts.Pacer != nil {
+		tr = &pacedTransport{next: tr, inst: 0, pacer: opts.Pacer}
+	}
 	return newClient(tr, base, upload).WithAuthToken(token), nil
 }
 

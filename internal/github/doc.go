@@ -5,6 +5,10 @@
 //	go-github (*gh.Client: REST paths, JSON, gh.ErrorResponse)
 //	  → ghinstallation (adds the App JWT, or an installation token that it
 //	    fetches, caches and refreshes shortly before expiry)
+//	    → pacer (installations and token clients, when Options.Pacer is
+//	      set: a place among the installation's 20 requests in flight, and
+//	      for a write a slot in its windows under GitHub's secondary
+//	      limits, rollout writes ahead of reporting; see pace.go)
 //	    → ETag cache (installation and token clients only: sends
 //	      If-None-Match on repeated GETs and turns a 304 back into the
 //	      stored 200; always asks GitHub, see etagcache.go)

@@ -40,6 +40,11 @@ type SecondaryLimits struct {
 	// Concurrent bounds requests of any method in flight at once; GitHub's
 	// is 100.
 	Concurrent int
+	// Now, when set, is the clock the windows roll by, instead of the
+	// fake's (WithClock): a test can compress hours of writes into
+	// seconds (pacing.VirtualClock) without expiring the installation
+	// tokens that the fake's clock dates.
+	Now func() time.Time
 }
 
 // GitHubSecondaryLimits are GitHub's real secondary rate limits for an
@@ -143,6 +148,9 @@ func (s *Server) leave(inst int64) {
 // more, leaving the windows untouched.
 func (s *Server) admitWriteLocked(inst int64) time.Duration {
 	now := s.now()
+	if lim := s.secondaryLimits; lim != nil && lim.Now != nil {
+		now = lim.Now()
+	}
 	l := s.loadLocked(inst)
 	// Forget what has left the longest window.
 	l.writes = slices.DeleteFunc(l.writes, func(t time.Time) bool { return !t.After(now.Add(-time.Hour)) })

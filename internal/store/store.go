@@ -9,6 +9,8 @@ import (
 	"errors"
 	"slices"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/pacing"
 )
 
 // Delivery statuses.
@@ -91,6 +93,8 @@ type Store interface {
 	Deployments
 	Commands
 	Dashboards
+	// The installations' GitHub write slots (see the pacing package).
+	pacing.Ledger
 	// Ready reports whether the database answers, its schema is current and
 	// a write commits (a full or read-only disk fails it).
 	Ready(ctx context.Context) error

@@ -78,6 +78,7 @@ func groups() []group {
 		{"Dashboards", dashboardsCases},
 		{"Retention", retentionCases},
 		{"Health", healthCases},
+		{"Writes", writesCases},
 	}
 }
 

@@ -1,0 +1,101 @@
+package github
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/shipbot/shipbot/internal/pacing"
+)
+
+// rolloutWrites are the content-generating requests a rollout waits on:
+// they may use all of an installation's write windows (pacing.Rollout).
+// Every other write reports (pacing.Report) and may use three quarters.
+var rolloutWrites = map[string]bool{
+	"POST /repos/{owner}/{repo}/releases":                                   true,
+	"POST /repos/{owner}/{repo}/git/refs":                                   true,
+	"POST /repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches": true,
+}
+
+// writeClass is the pacing class of a content-generating request, by its
+// route class (Classify); ok is false for a request GitHub does not count
+// as one.
+func writeClass(method, op string) (c pacing.Class, ok bool) {
+	if !isWrite(method) {
+		return 0, false
+	}
+	if rolloutWrites[op] {
+		return pacing.Rollout, true
+	}
+	return pacing.Report, true
+}
+
+// isWrite reports whether method is content-generating in GitHub's sense.
+func isWrite(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// pacedTransport keeps one installation's requests within its pacer: a
+// place among the requests in flight for every call, and a write slot for
+// every content-generating one. It sits above the retry transport, so a
+// write GitHub refused and the transport repeats takes one slot: GitHub
+// does not count the refused request.
+//
+// The installation's token request is the App's, not the installation's,
+// and every call of the installation may be waiting on it: it passes.
+type pacedTransport struct {
+	next  http.RoundTripper
+	inst  int64
+	pacer *pacing.Pacer
+}
+
+func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	op := Classify(req.Method, req.URL.EscapedPath())
+	if op == tokenClass {
+		return t.next.RoundTrip(req)
+	}
+	ctx := req.Context()
+	leave, err := t.pacer.Enter(ctx, t.inst)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	if c, ok := writeClass(req.Method, op); ok {
+		if err := t.pacer.Take(ctx, t.inst, c); err != nil {
+			leave()
+			closeBody(req)
+			return nil, err
+		}
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		leave()
+		return nil, err
+	}
+	// In flight until its body is read and closed.
+	resp.Body = &leavingBody{ReadCloser: resp.Body, leave: leave}
+	return resp, nil
+}
+
+// closeBody honours RoundTripper's contract for a request not sent.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// leavingBody leaves the request's in-flight place when closed (leave
+// may be called more than once).
+type leavingBody struct {
+	io.ReadCloser
+	leave func()
+}
+
+func (b *leavingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.leave()
+	return err
+}

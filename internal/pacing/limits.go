@@ -1,0 +1,124 @@
+// Package pacing keeps each GitHub App installation's content-generating
+// requests (POST, PATCH, PUT, DELETE) under GitHub's secondary rate limits:
+// at most 80 a minute and 500 an hour per installation, and 100 requests
+// in flight. A secondary limit answers 403 and stalls everything behind it
+// for a minute or more, deploys included, so shipbot never relies on
+// hitting it: every write first takes a slot in its installation's
+// windows, and waits when both windows would not admit it.
+//
+// Writes have two classes. What a rollout needs (the release, a workflow
+// dispatch) may use the whole of each window; reporting (check runs,
+// comments, deployments and their statuses, reactions) at most three
+// quarters, so that reporting can never hold a trigger back.
+//
+// The windows are the installation's, not the process's: the slots are
+// kept in a Ledger, the database that every replica shares.
+package pacing
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Limits are the content-generating requests one installation may send
+// per rolling minute and per rolling hour.
+type Limits struct {
+	PerMinute, PerHour int
+}
+
+// GitHubLimits are GitHub's secondary rate limits for an App installation,
+// from "About secondary rate limits" in GitHub's REST API documentation.
+// GitHub Enterprise Server administrators set their own.
+var GitHubLimits = Limits{PerMinute: 80, PerHour: 500}
+
+// String is the form ParseLimits reads.
+func (l Limits) String() string { return fmt.Sprintf("%d/m,%d/h", l.PerMinute, l.PerHour) }
+
+// ParseLimits reads SHIPBOT_GITHUB_WRITE_LIMITS: "80/m,500/h", either part
+// alone ("40/m") keeping GitHub's value for the other, in either order.
+func ParseLimits(s string) (Limits, error) {
+	l := GitHubLimits
+	if strings.TrimSpace(s) == "" {
+		return l, nil
+	}
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		n, unit, ok := strings.Cut(strings.TrimSpace(part), "/")
+		v, err := strconv.Atoi(strings.TrimSpace(n))
+		unit = strings.TrimSpace(unit)
+		if !ok || err != nil || v <= 0 || (unit != "m" && unit != "h") {
+			return Limits{}, fmt.Errorf("write limits %q: want a positive number of writes per minute and per hour, like %q", s, GitHubLimits.String())
+		}
+		if seen[unit] {
+			return Limits{}, fmt.Errorf("write limits %q: /%s given twice", s, unit)
+		}
+		seen[unit] = true
+		if unit == "m" {
+			l.PerMinute = v
+		} else {
+			l.PerHour = v
+		}
+	}
+	if l.PerMinute > l.PerHour {
+		return Limits{}, fmt.Errorf("write limits %q: %d a minute is more than the %d an hour allows", s, l.PerMinute, l.PerHour)
+	}
+	return l, nil
+}
+
+// Class says which share of an installation's windows a write may use.
+type Class int
+
+const (
+	// Rollout is a write a rollout waits on: the release, a workflow
+	// dispatch. It may use all of each window.
+	Rollout Class = iota
+	// Report is a write that shows the work on GitHub. It may use three
+	// quarters of each window, leaving the rest to rollouts.
+	Report
+)
+
+func (c Class) String() string {
+	if c == Rollout {
+		return "rollout"
+	}
+	return "report"
+}
+
+// For is the part of l that writes of class c may fill.
+func (l Limits) For(c Class) Limits {
+	if c == Rollout {
+		return l
+	}
+	return Limits{PerMinute: max(l.PerMinute*3/4, 1), PerHour: max(l.PerHour*3/4, 1)}
+}
+
+// Wait is how long until a write within lim fits the windows that end at
+// now, given the times of the installation's writes taken before (any
+// order; those older than an hour are ignored): 0 when it fits now. It is
+// the one decision of this package, so stores that keep the slots decide
+// alike.
+func Wait(taken []time.Time, now time.Time, lim Limits) time.Duration {
+	return max(windowWait(taken, now, time.Minute, lim.PerMinute), windowWait(taken, now, time.Hour, lim.PerHour))
+}
+
+// windowWait is how long until the rolling window (now-window, now] holds
+// fewer than limit writes.
+func windowWait(taken []time.Time, now time.Time, window time.Duration, limit int) time.Duration {
+	from := now.Add(-window)
+	// The window's writes, newest first, kept to the limit: when there are
+	// limit of them, one more fits once the oldest of these has left.
+	var newest []time.Time
+	for _, t := range taken {
+		if t.After(from) && !t.After(now) {
+			newest = append(newest, t)
+		}
+	}
+	if len(newest) < limit {
+		return 0
+	}
+	slices.SortFunc(newest, func(a, b time.Time) int { return b.Compare(a) })
+	return newest[limit-1].Add(window).Sub(now)
+}
