@@ -27,7 +27,7 @@ func TestMigratePostgres(t *testing.T) {
 	}
 	t.Setenv("SHIPBOT_DB", u.String())
 	code, out, stderr := runBot(t, "migrate")
-	if code != 0 || !strings.Contains(out, "applied migrations [1]") {
+	if code != 0 || !strings.Contains(out, "applied migrations [1 2]") {
 		t.Fatalf("first migrate: exit %d, %q %q", code, out, stderr)
 	}
 	if code, out, stderr = runBot(t, "migrate"); code != 0 || !strings.Contains(out, "schema up to date") {

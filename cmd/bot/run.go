@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/gate"
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/markdown"
+	"github.com/shipbot/shipbot/internal/pacing"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
@@ -290,6 +291,11 @@ SHIPBOT_TARGETS_FILE), INPUT_STAGES, INPUT_DRY-RUN, INPUT_WAIT and
 INPUT_TIMEOUT; and SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN to take callbacks on
 a self-hosted runner. See README.md, "Use as a GitHub Action".`
 
+// actionPaceClock is the clock bot run paces its writes on; nil is the
+// wall clock. Tests of long catch-ups set a pacing.VirtualClock, so that
+// minutes of GitHub's write windows pass in the time the writes take.
+var actionPaceClock pacing.Clock
+
 func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if err := parseFlags(newFlags("run"), args, 0, runUsage, stdout); err != nil {
 		return err
@@ -386,13 +392,22 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		return err
 	}
 	defer st.Close()
+	// From here on the job writes (releases, check runs, comments,
+	// deployments; a catch-up may have many merges to show): through a
+	// client paced under GitHub's secondary limits, its slots in the job's
+	// state database. The reads above needed none.
+	pacer := &pacing.Pacer{Ledger: st, Clock: actionPaceClock}
+	client, err = ghclient.NewTokenClient(ghclient.Options{BaseURL: env.APIURL, Logger: log, Pacer: pacer}, env.Token)
+	if err != nil {
+		return err
+	}
 
 	var seen observedMerges
 	parts := service.Bot{
 		Store: st, Clients: tokenClients{client}, Log: log, Owner: "action-" + env.RunID, Targets: targets,
 		Drivers: kinds, PublicURL: env.PublicURL, TokenKey: []byte(env.Token), Version: version,
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
-		Observe: seen.add,
+		Observe: seen.add, Pressure: pacer,
 	}.Build()
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets

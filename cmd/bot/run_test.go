@@ -23,6 +23,7 @@ import (
 	"github.com/shipbot/shipbot/internal/action"
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/pacing"
 )
 
 // The secrets of these tests: each must never reach the job log except in
@@ -177,7 +178,11 @@ type rigOptions struct {
 
 func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	t.Helper()
-	clearEnv(t)
+	clearEnv(t) // also keeps the test from running in parallel
+	// A job's writes are paced under GitHub's limits on a clock the test
+	// drives: a catch-up of 50 merges needs minutes of write windows.
+	actionPaceClock = pacing.NewVirtualClock(time.Now())
+	t.Cleanup(func() { actionPaceClock = nil })
 	var ghOpts []githubtest.Option
 	if o.now != nil {
 		ghOpts = append(ghOpts, githubtest.WithClock(o.now))

@@ -18,6 +18,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy"
 	"github.com/shipbot/shipbot/internal/deploy/drivers"
 	ghclient "github.com/shipbot/shipbot/internal/github"
+	"github.com/shipbot/shipbot/internal/pacing"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -120,26 +121,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		log.Warn("targets file", "warning", w.Msg, "file", w.File, "line", w.Line, "column", w.Column)
 	}
 
-	apps, err := ghclient.NewApps(ghclient.Options{
-		BaseURL:    cfg.GitHubAPIURL,
-		AppID:      cfg.AppID,
-		PrivateKey: cfg.PrivateKey,
-		Logger:     log.With("component", "github"),
-	})
-	if err != nil {
-		return err
-	}
 	st, err := openDB(ctx, cfg.DB, log)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// The write windows are the installation's: kept in the database
+	// every replica shares.
+	pacer := &pacing.Pacer{Ledger: st, Limits: cfg.WriteLimits}
+	apps, err := ghclient.NewApps(ghclient.Options{
+		BaseURL:    cfg.GitHubAPIURL,
+		AppID:      cfg.AppID,
+		PrivateKey: cfg.PrivateKey,
+		Logger:     log.With("component", "github"),
+		Pacer:      pacer,
+	})
+	if err != nil {
+		return err
+	}
 
 	host, _ := os.Hostname()
 	bot := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: fmt.Sprintf("%s:%d", host, os.Getpid()),
 		Targets: targets, Drivers: kinds, PublicURL: cfg.PublicURL, TokenKey: cfg.WebhookSecret, APIToken: cfg.APIToken,
-		DashboardToken: cfg.DashboardToken, Version: version, AppID: cfg.AppID,
+		DashboardToken: cfg.DashboardToken, Version: version, AppID: cfg.AppID, Pressure: pacer,
 	}.Build()
 	svc, err := service.New(service.Options{
 		Store:         st,

@@ -32,6 +32,7 @@ var EnvVars = []EnvVar{
 	{EnvLogLevel, "`info`", "`debug`, `info`, `warn`, `error`"},
 	{EnvAPIToken, "none", "bearer token for the write API (freeze); unset disables it"},
 	{EnvDashboardToken, "none", "read token for the dashboard (`Authorization: Bearer …` or `?token=…`, which then sets a cookie); unset leaves it open"},
+	{EnvWriteLimits, "`80/m,500/h`", "content-generating GitHub requests (POST, PATCH, PUT, DELETE) per installation a minute and an hour: GitHub's secondary limits; set your GitHub Enterprise Server's own (see \"GitHub's write limits\")"},
 	{EnvRetention, "`14d`", "how long processed deliveries keep their payloads (their rows, runs and events stay); a Go duration or days: `14d`, `36h`, `1d12h`"},
 }
 

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shipbot/shipbot/internal/pacing"
 )
 
 // Environment variables of the service (design.md, "Server configuration").
@@ -31,6 +33,7 @@ const (
 	EnvDashboardToken = "SHIPBOT_DASHBOARD_TOKEN"
 	EnvAPIToken       = "SHIPBOT_API_TOKEN"
 	EnvRetention      = "SHIPBOT_RETENTION"
+	EnvWriteLimits    = "SHIPBOT_GITHUB_WRITE_LIMITS"
 )
 
 // Defaults of the service settings.
@@ -61,6 +64,10 @@ type Server struct {
 	// Retention is how long processed deliveries keep their payloads;
 	// their rows, and runs and events, stay.
 	Retention time.Duration
+	// WriteLimits are the content-generating requests per installation
+	// shipbot allows itself a minute and an hour (GitHub's secondary
+	// limits; see the pacing package).
+	WriteLimits pacing.Limits
 }
 
 // EnvError is a problem with one environment variable. Its message starts
@@ -170,6 +177,10 @@ func ServerFromEnv(getenv func(string) string, readFile func(string) ([]byte, er
 			return Server{}, &EnvError{Var: EnvRetention, Msg: err.Error(), Err: err}
 		}
 		s.Retention = d
+	}
+
+	if s.WriteLimits, err = pacing.ParseLimits(getenv(EnvWriteLimits)); err != nil {
+		return Server{}, &EnvError{Var: EnvWriteLimits, Msg: err.Error(), Err: err}
 	}
 
 	switch v := strings.ToLower(getenv(EnvLogLevel)); v {
@@ -372,6 +383,7 @@ func (s Server) LogValue() slog.Value {
 		slog.String("dashboard_token", mask(s.DashboardToken != "")),
 		slog.String("api_token", mask(s.APIToken != "")),
 		slog.String("retention", s.Retention.String()),
+		slog.String("github_write_limits", s.WriteLimits.String()),
 	)
 }
 

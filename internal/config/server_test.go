@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/shipbot/shipbot/internal/pacing"
 )
 
 const webhookSecret = "whsec-do-not-log-7f3a"
@@ -87,6 +89,7 @@ func TestServerFromEnvDefaults(t *testing.T) {
 		PublicURL:    "http://localhost:8080",
 		LogLevel:     slog.LevelInfo,
 		Retention:    14 * 24 * time.Hour,
+		WriteLimits:  pacing.Limits{PerMinute: 80, PerHour: 500},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -106,12 +109,14 @@ func TestServerFromEnv(t *testing.T) {
 			EnvAppID: "12345", EnvPrivateKeyFile: "/k.pem", EnvWebhookSecret: webhookSecret,
 			EnvTargetsFile: "/etc/shipbot/targets.yml", EnvPublicURL: "https://shipbot.example/base/",
 			EnvLogLevel: "DEBUG", EnvDashboardToken: "dash", EnvRetention: "36h",
+			EnvWriteLimits: "1000/h,100/m",
 		}, map[string][]byte{"/k.pem": k.pkcs1}, func(s *Server) {
 			*s = Server{
 				Listen: "127.0.0.1:9000", DB: "/data/shipbot.db", GitHubAPIURL: "https://ghe.example/api/v3/",
 				AppID: 12345, PrivateKey: k.pkcs1, WebhookSecret: []byte(webhookSecret),
 				TargetsFile: "/etc/shipbot/targets.yml", PublicURL: "https://shipbot.example/base",
 				LogLevel: slog.LevelDebug, DashboardToken: "dash", Retention: 36 * time.Hour,
+				WriteLimits: pacing.Limits{PerMinute: 100, PerHour: 1000},
 			}
 		}},
 		{"api url keeps its slash", map[string]string{EnvGitHubAPIURL: "http://127.0.0.1:1234/"}, nil, func(s *Server) {
@@ -179,6 +184,8 @@ func TestServerFromEnvErrors(t *testing.T) {
 		{"public url relative", map[string]string{EnvPublicURL: "/shipbot"}, nil, `SHIPBOT_PUBLIC_URL: must be an absolute http(s) URL, got "/shipbot"`},
 		{"public url fragment", map[string]string{EnvPublicURL: "https://x/#a"}, nil, `SHIPBOT_PUBLIC_URL: must not have a query or fragment, got "https://x/#a"`},
 		{"log level", map[string]string{EnvLogLevel: "verbose"}, nil, `SHIPBOT_LOG_LEVEL: must be debug, info, warn or error, got "verbose"`},
+		{"write limits", map[string]string{EnvWriteLimits: "80 a minute"}, nil,
+			`SHIPBOT_GITHUB_WRITE_LIMITS: write limits "80 a minute": want a positive number of writes per minute and per hour, like "80/m,500/h"`},
 		{"log level slog syntax", map[string]string{EnvLogLevel: "INFO+2"}, nil, `SHIPBOT_LOG_LEVEL: must be debug, info, warn or error, got "INFO+2"`},
 	}
 	for _, tt := range tests {
@@ -302,6 +309,7 @@ func TestServerNeverShowsSecrets(t *testing.T) {
 		"app_id": float64(7), "private_key": "[redacted]", "webhook_secret": "[redacted]", "targets_file": "",
 		"public_url": "http://localhost:8080", "log_level": "INFO", "dashboard_token": "[redacted]",
 		"api_token": "[redacted]", "retention": "336h0m0s",
+		"github_write_limits": "80/m,500/h",
 	}
 	if diff := cmp.Diff(wantLogged, rec.Config); diff != "" {
 		t.Errorf("logged config (-want +got):\n%s", diff)

@@ -88,10 +88,14 @@ func (c *CallCounter) Reset() {
 // Tally counts the calls made on behalf of one piece of work (one merge's
 // evaluation, one report write) when its context carries it: the calls a
 // merge costs are then known per merge, not only in total.
-type Tally struct{ n atomic.Int64 }
+type Tally struct{ n, writes atomic.Int64 }
 
 // N is the number of calls counted.
 func (t *Tally) N() int { return int(t.n.Load()) }
+
+// Writes is how many of them were content-generating (POST, PATCH, PUT,
+// DELETE): what GitHub's secondary limits count.
+func (t *Tally) Writes() int { return int(t.writes.Load()) }
 
 type tallyKey struct{}
 

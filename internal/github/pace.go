@@ -1,7 +1,6 @@
 package github
 
 import (
-	"io"
 	"net/http"
 
 	"github.com/shipbot/shipbot/internal/pacing"
@@ -64,20 +63,19 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if c, ok := writeClass(req.Method, op); ok {
-		if err := t.pacer.Take(ctx, t.inst, c); err != nil {
+		done, err := t.pacer.Take(ctx, t.inst, c)
+		if err != nil {
 			leave()
 			closeBody(req)
 			return nil, err
 		}
+		defer done()
 	}
-	resp, err := t.next.RoundTrip(req)
-	if err != nil {
-		leave()
-		return nil, err
-	}
-	// In flight until its body is read and closed.
-	resp.Body = &leavingBody{ReadCloser: resp.Body, leave: leave}
-	return resp, nil
+	// In flight until the answer's headers arrive: GitHub's answers are
+	// small, and a caller that never closes a body (go-github leaves some
+	// to theirs) must not keep the place forever.
+	defer leave()
+	return t.next.RoundTrip(req)
 }
 
 // closeBody honours RoundTripper's contract for a request not sent.
@@ -85,17 +83,4 @@ func closeBody(req *http.Request) {
 	if req.Body != nil {
 		req.Body.Close()
 	}
-}
-
-// leavingBody leaves the request's in-flight place when closed (leave
-// may be called more than once).
-type leavingBody struct {
-	io.ReadCloser
-	leave func()
-}
-
-func (b *leavingBody) Close() error {
-	err := b.ReadCloser.Close()
-	b.leave()
-	return err
 }

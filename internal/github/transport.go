@@ -213,6 +213,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.calls.Record(op, status)
 		if tl := tallyFrom(ctx); tl != nil {
 			tl.n.Add(1)
+			if isWrite(r.Method) && op != tokenClass {
+				tl.writes.Add(1)
+			}
 		}
 
 		v := t.judge(req.Method, op, resp, err)

@@ -95,13 +95,19 @@ func (l Limits) For(c Class) Limits {
 	return Limits{PerMinute: max(l.PerMinute*3/4, 1), PerHour: max(l.PerHour*3/4, 1)}
 }
 
+// Margin is how much longer than GitHub's window a write is counted in
+// it: GitHub receives a write a little after its slot was taken (network,
+// a retry's first attempt), and replicas' clocks differ a little. Two
+// seconds is a fraction of a minute's window and covers both.
+const Margin = 2 * time.Second
+
 // Wait is how long until a write within lim fits the windows that end at
 // now, given the times of the installation's writes taken before (any
-// order; those older than an hour are ignored): 0 when it fits now. It is
-// the one decision of this package, so stores that keep the slots decide
-// alike.
+// order; those older than an hour and Margin are ignored): 0 when it fits
+// now. It is the one decision of this package, so stores that keep the
+// slots decide alike.
 func Wait(taken []time.Time, now time.Time, lim Limits) time.Duration {
-	return max(windowWait(taken, now, time.Minute, lim.PerMinute), windowWait(taken, now, time.Hour, lim.PerHour))
+	return max(windowWait(taken, now, time.Minute+Margin, lim.PerMinute), windowWait(taken, now, time.Hour+Margin, lim.PerHour))
 }
 
 // windowWait is how long until the rolling window (now-window, now] holds

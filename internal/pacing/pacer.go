@@ -22,6 +22,20 @@ type Clock interface {
 	After(d time.Duration) <-chan time.Time
 }
 
+// holder is a Clock that must not move while a write is on its way
+// (VirtualClock).
+type holder interface {
+	Hold() (release func())
+}
+
+// hold holds the pacer's clock, if it is a holder.
+func (p *Pacer) hold() (release func()) {
+	if h, ok := p.clock().(holder); ok {
+		return h.Hold()
+	}
+	return func() {}
+}
+
 // WallClock is the real clock.
 type WallClock struct{}
 
@@ -68,7 +82,12 @@ type installation struct {
 
 type waiter struct {
 	class Class
-	done  chan error // buffered: the grant or the failure
+	done  chan grant // buffered: the grant or the failure
+}
+
+type grant struct {
+	err     error
+	release func() // the clock's hold, until the write is answered
 }
 
 func (p *Pacer) clock() Clock {
@@ -119,9 +138,9 @@ func (p *Pacer) Enter(ctx context.Context, id int64) (leave func(), err error) {
 }
 
 // Take waits until one write of class c fits installation id's windows and
-// records it.
-func (p *Pacer) Take(ctx context.Context, id int64, c Class) error {
-	w := &waiter{class: c, done: make(chan error, 1)}
+// records it. Call done when GitHub has answered the write.
+func (p *Pacer) Take(ctx context.Context, id int64, c Class) (done func(), err error) {
+	w := &waiter{class: c, done: make(chan grant, 1)}
 	p.mu.Lock()
 	in := p.get(id)
 	in.waiting[c] = append(in.waiting[c], w)
@@ -136,16 +155,16 @@ func (p *Pacer) Take(ctx context.Context, id int64, c Class) error {
 	}
 	p.mu.Unlock()
 	select {
-	case err := <-w.done:
-		return err
+	case g := <-w.done:
+		return g.release, g.err
 	case <-ctx.Done():
 		p.mu.Lock()
 		gone := remove(&in.waiting[c], w)
 		p.mu.Unlock()
 		if !gone {
-			<-w.done // granted meanwhile: the slot is spent either way
+			(<-w.done).release() // granted meanwhile: the slot is spent either way
 		}
-		return fmt.Errorf("wait for a write slot of installation %d: %w", id, ctx.Err())
+		return nil, fmt.Errorf("wait for a write slot of installation %d: %w", id, ctx.Err())
 	}
 }
 
@@ -175,6 +194,9 @@ func (p *Pacer) serve(id int64, in *installation) {
 			return
 		}
 		p.mu.Unlock()
+		// Held from the look at the ledger until the write is answered:
+		// a virtual clock must not move in between.
+		release := p.hold()
 		now := p.clock().Now()
 		ctx, cancel := context.WithTimeout(context.Background(), ledgerTimeout)
 		wait, err := p.Ledger.TakeWrite(ctx, id, now, p.limits().For(w.class))
@@ -191,13 +213,16 @@ func (p *Pacer) serve(id int64, in *installation) {
 			// the one past GitHub's limit. The caller sees the error.
 			remove(&in.waiting[w.class], w)
 			if err != nil {
+				release()
+				release = func() {}
 				err = fmt.Errorf("take a write slot of installation %d: %w", id, err)
 			}
-			w.done <- err
+			w.done <- grant{err: err, release: release}
 			p.mu.Unlock()
 			continue
 		}
 		p.mu.Unlock()
+		release()
 		// Until a slot frees, or a new waiter comes (a rollout write may
 		// fit where a report write does not).
 		select {

@@ -54,10 +54,11 @@ func TestWait(t *testing.T) {
 	}{
 		{"empty", nil, 0, 0},
 		{"two in the minute", at(0, 10), 20, 0},
-		{"minute full: until its oldest leaves", at(0, 10, 20), 30, 30 * time.Second},
-		{"order does not matter", at(20, 0, 10), 30, 30 * time.Second},
-		{"oldest already left", at(0, 10, 20), 60, 0},
-		{"hour full", at(0, 100, 200, 300, 400), 500, 3100 * time.Second},
+		{"minute full: until its oldest leaves, and the margin", at(0, 10, 20), 30, 32 * time.Second},
+		{"order does not matter", at(20, 0, 10), 30, 32 * time.Second},
+		{"oldest left the window but not the margin", at(0, 10, 20), 61, time.Second},
+		{"oldest left", at(0, 10, 20), 62, 0},
+		{"hour full", at(0, 100, 200, 300, 400), 500, 3102 * time.Second},
 		{"older than an hour ignored", at(-4000, -3700, 0, 10), 20, 0},
 		{"the future is not in the window", at(100, 110, 120), 20, 0},
 	} {
@@ -129,18 +130,14 @@ func TestPacerKeepsEveryWindowAndServesRolloutsFirst(t *testing.T) {
 	ctx := context.Background()
 	// Reporting fills its share of the minute (6 of 8).
 	for range 6 {
-		if err := p.Take(ctx, inst, Report); err != nil {
-			t.Fatal(err)
-		}
+		take(t, p, inst, Report)
 	}
 	if p.Pressed(inst) {
 		t.Error("pressed before any report write had to wait")
 	}
 	start := clock.Now()
 	// A rollout write still goes at once: the last quarter is its own.
-	if err := p.Take(ctx, inst, Rollout); err != nil {
-		t.Fatal(err)
-	}
+	take(t, p, inst, Rollout)
 	if d := clock.Now().Sub(start); d != 0 {
 		t.Errorf("a rollout write waited %v behind full reporting; want no wait", d)
 	}
@@ -154,9 +151,12 @@ func TestPacerKeepsEveryWindowAndServesRolloutsFirst(t *testing.T) {
 			if i%5 == 0 {
 				c = Rollout
 			}
-			if err := p.Take(ctx, inst, c); err != nil {
+			done, err := p.Take(ctx, inst, c)
+			if err != nil {
 				t.Error(err)
+				return
 			}
+			done()
 		}()
 	}
 	wg.Wait()
@@ -182,17 +182,21 @@ func TestPacerServesARolloutWriteWhileReportsWait(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for range 3 {
-		if err := p.Take(ctx, 1, Report); err != nil {
-			t.Fatal(err)
-		}
+		take(t, p, 1, Report)
 	}
 	blocked := make(chan error, 1)
-	go func() { blocked <- p.Take(ctx, 1, Report) }()
+	go func() {
+		_, err := p.Take(ctx, 1, Report)
+		blocked <- err
+	}()
 	for !p.Pressed(1) {
 		time.Sleep(time.Millisecond) // the serve goroutine's first answer
 	}
 	done := make(chan error, 1)
-	go func() { done <- p.Take(context.Background(), 1, Rollout) }()
+	go func() {
+		_, err := p.Take(context.Background(), 1, Rollout)
+		done <- err
+	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +213,43 @@ func TestPacerServesARolloutWriteWhileReportsWait(t *testing.T) {
 func TestPacerFailsClosedWhenTheLedgerFails(t *testing.T) {
 	ledger := &memLedger{fail: errors.New("database is locked")}
 	p := &Pacer{Ledger: ledger}
-	err := p.Take(context.Background(), 3, Rollout)
+	_, err := p.Take(context.Background(), 3, Rollout)
 	if err == nil || !errors.Is(err, ledger.fail) {
 		t.Fatalf("Take = %v; want the ledger's error", err)
+	}
+}
+
+// take takes a slot and answers the write at once.
+func take(t *testing.T, p *Pacer, inst int64, c Class) {
+	t.Helper()
+	done, err := p.Take(context.Background(), inst, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done()
+}
+
+// TestVirtualClockWaitsForWritesOnTheirWay: a write granted at one instant
+// is answered before the clock moves, so GitHub's fake counts it at the
+// instant the ledger did.
+func TestVirtualClockWaitsForWritesOnTheirWay(t *testing.T) {
+	start := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	clock := NewVirtualClock(start)
+	release := clock.Hold()
+	moved := make(chan time.Time)
+	go func() { moved <- <-clock.After(time.Minute) }()
+	select {
+	case <-moved:
+		t.Fatal("the clock moved while held")
+	case <-time.After(20 * time.Millisecond):
+	}
+	if !clock.Now().Equal(start) {
+		t.Fatalf("clock at %v while held", clock.Now())
+	}
+	release()
+	release() // once only
+	if at := <-moved; !at.Equal(start.Add(time.Minute)) || !clock.Now().Equal(at) {
+		t.Errorf("after release the clock is at %v (fired %v); want a minute on", clock.Now(), at)
 	}
 }
 

@@ -522,6 +522,10 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	return changed, nil
 }
 
+// finalRetry is how long a run whose final state GitHub did not take waits
+// before the next try.
+const finalRetry = 10 * time.Second
+
 // finish takes a done run out of its pipeline. With a FinalReporter, its
 // final state is shown first, beside the pipeline's pass: a done run holds
 // no unit and no run behind it, so that write holds up nobody.
@@ -549,8 +553,15 @@ func (e *Engine) finish(ctx context.Context, r *pipelineRun) error {
 			if ctx.Err() != nil {
 				return // shutting down: the next process shows it and finishes it
 			}
-			// GitHub failing is no reason to keep the run: finish it anyway.
-			e.Log.Warn("show final rollout state", "run", r.ID, "err", err)
+			// The pull request's final state is always written: the run
+			// stays, holding nobody, and a pass after finalRetry (still
+			// marked finishing until then) tries again.
+			e.Log.Warn("show final rollout state; trying again", "run", r.ID, "in", finalRetry, "err", err)
+			select {
+			case <-time.After(finalRetry):
+			case <-ctx.Done():
+			}
+			return
 		}
 		if err := e.finished(ctx, r); err != nil && ctx.Err() == nil {
 			e.Log.Error("finish rollout", "run", r.ID, "err", err)

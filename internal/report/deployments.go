@@ -15,15 +15,15 @@ import (
 
 // Deployment status states, as GitHub spells them.
 const (
-	deployInProgress = "in_progress"
-	deploySuccess    = "success"
-	deployFailure    = "failure"
-	deployInactive   = "inactive"
+	deploySuccess  = "success"
+	deployFailure  = "failure"
+	deployInactive = "inactive"
 )
 
 // Deployments mirrors each stage execution as a GitHub Deployment
-// (environment = the stage, ref = the release tag) whose statuses follow
-// the execution: in_progress, then success or failure. The deployment a
+// (environment = the stage, ref = the release tag), created when the
+// execution starts and given its final status, success or failure, when it
+// ends. The deployment a
 // new success replaces becomes inactive: GitHub does that itself
 // (auto_inactive) except for production environments, where the bot posts
 // it.
@@ -58,11 +58,14 @@ func environment(prefix string, ex store.Execution) string {
 	return prefix + ex.StageName
 }
 
-// deploymentState is the deployment status an execution is shown with;
-// "" for none.
+// deploymentState is the final deployment status an execution is shown
+// with; "" while it runs. A running execution shows as its deployment,
+// created when it started, without a status: an in_progress status would
+// be one more write per stage against GitHub's write limits, for what the
+// deployment's creation already says.
 func deploymentState(ex store.Execution) string {
 	if ex.Phase != store.PhaseFinished {
-		return deployInProgress
+		return ""
 	}
 	switch ex.Outcome {
 	case rollout.Succeeded:
@@ -119,21 +122,25 @@ func (d *Deployments) Sync(ctx context.Context, client *gh.Client, rr store.Roll
 
 func (d *Deployments) sync(ctx context.Context, client *gh.Client, rr store.RolloutRun, ex store.Execution, env string) error {
 	want := deploymentState(ex)
-	if want == "" {
-		return nil
-	}
 	dep, found, err := d.Store.Deployment(ctx, ex.ID)
-	if err != nil || (found && (dep.State == want || terminal(dep.State))) {
-		// A deployment that ended stays ended: one a newer deployment
-		// retired must not be made current again.
+	if err != nil {
 		return err
 	}
-	owner, name, _ := strings.Cut(rr.Repo, "/")
-	if !found || dep.ID == 0 {
+	created := found && dep.ID != 0
+	if created && (want == "" || dep.State == want || terminal(dep.State)) {
+		// A deployment that ended stays ended: one a newer deployment
+		// retired must not be made current again.
+		return nil
+	}
+	if !created {
 		if dep, err = d.create(ctx, client, rr, ex, env, dep, found); err != nil {
 			return err
 		}
 	}
+	if want == "" {
+		return nil
+	}
+	owner, name, _ := strings.Cut(rr.Repo, "/")
 	req := &gh.DeploymentStatusRequest{State: gh.String(want), Description: gh.String(deploymentDescription(ex))}
 	if d.PublicURL != "" {
 		req.LogURL = gh.String(strings.TrimSuffix(d.PublicURL, "/") + "/runs/" + rr.ID)

@@ -62,10 +62,17 @@ func states(d githubtest.Deployment) []string {
 	return out
 }
 
+// A deployment is created when its execution starts (no status: its
+// creation says it started) and gets its final status when it ends: two
+// writes per stage, under GitHub's write limits.
 func TestDeploymentFollowsItsExecution(t *testing.T) {
 	d := newDeploymentRig(t, "qa")
 	d.sync(t, execution("ex-1", "qa", "v1.0.0", store.PhaseDeploying, ""))
+	if deps := d.gh.Deployments("acme/api"); len(deps) != 1 || len(deps[0].Statuses) != 0 {
+		t.Fatalf("after the start: deployments %+v; want one, created, without a status", deps)
+	}
 	d.sync(t, execution("ex-1", "qa", "v1.0.0", store.PhaseDeploying, "")) // nothing new: no call
+	d.sync(t, execution("ex-1", "qa", "v1.0.0", store.PhaseBaking, ""))    // nor here
 	d.sync(t, execution("ex-1", "qa", "v1.0.0", store.PhaseFinished, "succeeded"))
 	deps := d.gh.Deployments("acme/api")
 	if len(deps) != 1 {
@@ -75,19 +82,19 @@ func TestDeploymentFollowsItsExecution(t *testing.T) {
 	if dep.Ref != "v1.0.0" || dep.Environment != "qa" || dep.AutoMerge || dep.RequiredContexts == nil || len(dep.RequiredContexts) != 0 {
 		t.Errorf("deployment %+v; want ref v1.0.0 to qa, auto_merge false, required_contexts []", dep)
 	}
-	if got := states(dep); len(got) != 2 || got[0] != "in_progress" || got[1] != "success" {
-		t.Errorf("statuses %v; want in_progress, success", got)
+	if got := states(dep); len(got) != 1 || got[0] != "success" {
+		t.Fatalf("statuses %v; want success", got)
 	}
-	if dep.Statuses[1].LogURL != "https://shipbot.example/runs/run-1" {
-		t.Errorf("log_url %q; want the run's dashboard page", dep.Statuses[1].LogURL)
+	if dep.Statuses[0].LogURL != "https://shipbot.example/runs/run-1" {
+		t.Errorf("log_url %q; want the run's dashboard page", dep.Statuses[0].LogURL)
 	}
-	if n := d.gh.Count("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"); n != 2 {
-		t.Errorf("%d status posts; want 2", n)
+	if n := d.gh.Count("POST /repos/{owner}/{repo}/deployments/{deployment_id}/statuses"); n != 1 {
+		t.Errorf("%d status posts; want 1", n)
 	}
 }
 
-// A failed execution's deployment fails; one that finished before the
-// bot wrote anything skips in_progress.
+// A failed execution's deployment fails, saying why; one that finished
+// before the bot wrote anything is created and concluded at once.
 func TestDeploymentOfAFailedExecution(t *testing.T) {
 	d := newDeploymentRig(t, "qa")
 	ex := execution("ex-1", "qa", "v1.0.0", store.PhaseFinished, "failed")

@@ -52,11 +52,11 @@ type Rollouts struct {
 	// Deployments, when set, mirrors each stage execution as a GitHub
 	// Deployment.
 	Deployments *Deployments
-	// Budget is the GitHub API calls a merge should cost at most; the
-	// check run and comment skip intermediate writes that would break it.
-	// Default DefaultBudget.
-	Budget int
-	Log    *slog.Logger
+	// Pressure, when set, says whether an installation's reporting is
+	// short of GitHub's write budget (the pacing.Pacer): then only what
+	// the pull request must show is written (see planWrite).
+	Pressure interface{ Pressed(installation int64) bool }
+	Log      *slog.Logger
 	// Delay is how long changes gather before they are written; default
 	// 300ms.
 	Delay time.Duration
@@ -73,6 +73,9 @@ type Rollouts struct {
 	// written (repo#pr).
 	lastComment map[string][32]byte
 	wrote       map[string]time.Time // run → when it was last written
+	// writes is each run's content-generating requests so far, its
+	// release included, as this process knows them (see spentWrites).
+	writes map[string]int
 	// scheduled counts writes scheduled and not done; idle signals it
 	// reaching 0. (A WaitGroup would forbid scheduling while Wait waits.)
 	scheduled int
@@ -84,18 +87,26 @@ type Rollouts struct {
 func (r *Rollouts) initLocked() {
 	if r.pending == nil {
 		r.pending, r.last, r.wrote = map[string]bool{}, map[string][32]byte{}, map[string]time.Time{}
-		r.lastComment = map[string][32]byte{}
+		r.lastComment, r.writes = map[string][32]byte{}, map[string]int{}
 		r.idle = sync.NewCond(&r.mu)
 	}
 }
 
 // RolloutFinal implements pipeline.FinalReporter: it writes the run's
-// state now, unless that is what was written last.
+// state now, unless that is what was written last. An error is one worth
+// trying again (the engine keeps the run until its final state is shown);
+// GitHub refusing for good (the repository gone, a permission missing) is
+// logged and not returned, since no retry would change it.
 func (r *Rollouts) RolloutFinal(ctx context.Context, runID string) error {
 	r.mu.Lock()
 	r.initLocked()
 	r.mu.Unlock()
-	return r.write(ctx, runID)
+	err := r.write(ctx, runID)
+	if err != nil && github.Permanent(err) {
+		r.Log.Warn("GitHub refused the rollout's final state; not trying again", "run", runID, "err", err)
+		return nil
+	}
+	return err
 }
 
 // RolloutChanged implements pipeline.Reporter.
@@ -149,8 +160,8 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	// A delayed write and a final one must not both send what the other
 	// is sending: the second waits and finds it written.
 	defer r.writing.Lock(runID)()
-	// What this write costs is added to the merge's count, which the
-	// budget reads.
+	// What this write costs is added to the merge's count of API calls
+	// (the dashboard shows it) and to its writes (planWrite's allowance).
 	var tally github.Tally
 	defer func() {
 		if err := r.Store.AddAPICalls(context.WithoutCancel(ctx), runID, tally.N()); err != nil {
@@ -170,14 +181,26 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	if err != nil {
 		return err
 	}
+	multi := r.multi(rr)
+	views := rollout.Project(rr.Stages, execs)
+	check := progress(rr, views)
+	_, checkExists, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, checkName(check.Name, rr, multi))
+	if err != nil {
+		return err
+	}
+	spent := r.spentWrites(runID, checkExists)
+	defer func() {
+		r.mu.Lock()
+		r.writes[runID] = spent + tally.Writes()
+		r.mu.Unlock()
+	}()
 	// The writes below go one after the other on purpose: GitHub asks
 	// integrations to send mutating requests serially (concurrent ones
 	// trip its secondary rate limit), and this is not a critical path.
-	multi := r.multi(rr)
 	if r.Deployments != nil {
-		// Deployments are the live signal: every stage start and finish,
-		// at once. In the pipelines: form a stage's environment is
-		// <pipeline>/<stage>.
+		// Deployments are the live signal: each stage's start (its
+		// deployment created) and finish (its final status), at once. In
+		// the pipelines: form a stage's environment is <pipeline>/<stage>.
 		prefix := ""
 		if multi {
 			prefix = rr.Pipeline + "/"
@@ -186,14 +209,11 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 			return err
 		}
 	}
-	// Every decision and rendering below reads the one projection.
-	views := rollout.Project(rr.Stages, execs)
-	check := progress(rr, views)
 	comment := stickyComment(rr, views)
 	if multi {
 		// One check run per pipeline; one comment for the merge, with a
 		// section per pipeline it runs.
-		check.Name = RolloutCheck + ": " + rr.Pipeline
+		check.Name = checkName(check.Name, rr, multi)
 		if comment, err = r.sections(ctx, rr, views); err != nil {
 			return err
 		}
@@ -204,6 +224,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	sum := sha256.Sum256([]byte(check.Status + check.Conclusion + check.Title + check.Summary))
 	commentKey := fmt.Sprintf("%s#%d", rr.Repo, rr.PR)
 	commentSum := sha256.Sum256([]byte(comment))
+	hasComment := rr.PR > 0 && r.Comments != nil
 	r.mu.Lock()
 	if len(r.last) > 4096 || len(r.lastComment) > 4096 {
 		// Bounded: forgetting costs at most one write that repeats what
@@ -211,19 +232,34 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		clear(r.last)
 		clear(r.lastComment)
 		clear(r.wrote)
+		clear(r.writes)
 	}
 	sameCheck, sameComment := r.last[runID] == sum, r.lastComment[commentKey] == commentSum
 	r.mu.Unlock()
-	if sameCheck && sameComment {
+	if sameCheck && (sameComment || !hasComment) {
 		return nil
 	}
-	if ok, err := r.worthWriting(ctx, rr, views, check, tally.N()); err != nil || !ok {
-		return err
+	var commentExists bool
+	if hasComment {
+		id, known, err := r.Comments.Store.CommentID(ctx, rr.Repo, rr.PR)
+		if err != nil {
+			return err
+		}
+		commentExists = known && id != 0
+	}
+	writeCheck, writeComment := planWrite(writeState{
+		final: check.Status == StatusCompleted, alerting: mustShow(views), pressed: r.pressed(rr.Installation),
+		checkChanged: !sameCheck, commentChanged: hasComment && !sameComment,
+		checkExists: checkExists, commentExists: commentExists,
+		spent: spent + tally.Writes(), allowance: writeAllowance(views), reserve: writeReserve(views),
+	})
+	if !writeCheck && !writeComment {
+		return nil
 	}
 	r.mu.Lock()
 	r.wrote[runID] = time.Now()
 	r.mu.Unlock()
-	if !sameCheck {
+	if writeCheck {
 		if err := r.adoptCheckRun(ctx, client, rr, check.Name); err != nil {
 			return err
 		}
@@ -234,7 +270,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		r.last[runID] = sum
 		r.mu.Unlock()
 	}
-	if !sameComment && rr.PR > 0 && r.Comments != nil {
+	if writeComment {
 		// One writer of a pull request's comment at a time: two rollouts
 		// creating it at once would post it twice.
 		unlock := r.writing.Lock("comment:" + commentKey)
@@ -254,59 +290,144 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	return nil
 }
 
+// checkName is the rollout's check run: shipbot/rollout, or in the
+// pipelines: form shipbot/rollout: <pipeline>.
+func checkName(name string, rr store.RolloutRun, multi bool) string {
+	if multi {
+		return RolloutCheck + ": " + rr.Pipeline
+	}
+	return name
+}
+
+// pressed reports whether the installation's reporting is short of write
+// budget.
+func (r *Rollouts) pressed(installation int64) bool {
+	return r.Pressure != nil && r.Pressure.Pressed(installation)
+}
+
+// spentWrites is what the run's reporting has written so far, and its
+// release: 1 before its first write. A run this process has not written
+// for though its check run exists was written by a process before a
+// restart, or by another replica; its count is unknown, so it is taken as
+// spent, and only what must be shown is written.
+func (r *Rollouts) spentWrites(runID string, checkExists bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.writes[runID]; ok {
+		return n
+	}
+	if checkExists {
+		return 1 << 20
+	}
+	return 1
+}
+
 // noComments says the run's pull request had no comments when merged.
 func noComments(run store.Run) bool {
 	var pr facts.PR
 	return len(run.PRFacts) > 0 && json.Unmarshal(run.PRFacts, &pr) == nil && pr.Comments != nil && *pr.Comments == 0
 }
 
-// DefaultBudget is the design's bar: GitHub API calls per merge to a
-// two-stage pipeline, everything included.
-const DefaultBudget = 20
+// writeState is what planWrite decides on: one write of a rollout's check
+// run and the pull request's comment.
+type writeState struct {
+	// final: the rollout is over. alerting: it failed, rolls back, is
+	// held by a blocker or bakes (mustShow). pressed: the installation's
+	// reporting is short of write budget.
+	final, alerting, pressed bool
+	// What changed since it was last written, and what exists on GitHub.
+	checkChanged, commentChanged bool
+	checkExists, commentExists   bool
+	// spent is the run's writes so far (its release included), allowance
+	// what it may write in all, reserve what is still certain to come.
+	spent, allowance, reserve int
+}
 
-// worthWriting decides whether the check run and the sticky comment are
-// written now. The first write (the PR learns the rollout started), the
-// last one, a failure or rollback, a stage held by a blocker (freeze,
-// window, alarm) and a stage baking (which holds the next one back for as
-// long as the bake) always are. Everything else (a stage deploying, baking,
-// done, a run waiting its turn) follows while the merge's calls
-// so far, this write, and the writes still certain to come (the last one,
-// and each unfinished stage's deployment calls) stay within Budget: a
-// stage's start and finish already show live in its GitHub Deployment, and
-// a burst of merges waiting in line must not spend the installation's
-// hourly rate limit on rewording their waits. spentNow is what this write
-// has cost so far and is not yet on record.
-func (r *Rollouts) worthWriting(ctx context.Context, rr store.RolloutRun, views []rollout.StageView, check CheckOutput, spentNow int) (bool, error) {
-	if check.Status == StatusCompleted || mustShow(views) {
-		return true, nil
+// planWrite decides which of the check run and the comment a write sends.
+// What the pull request must show is always written: the rollout's start
+// (its check run created), its end (both concluded), and news that cannot
+// wait (a failure, a rollback, a blocker, a bake). Everything else
+// (reworded progress, and the comment before the end) is optional: it
+// goes only while the installation's write budget is not under pressure
+// and the run's writes so far, this one and those still certain to come
+// stay within its allowance. A stage's start and finish show live anyway,
+// as its GitHub Deployment. Under pressure a two-stage merge writes 8
+// times: the release, the check run created and concluded, the comment
+// once at the end, and each stage's deployment and final status; with
+// budget to spare, at most 10 (writeAllowance).
+func planWrite(s writeState) (check, comment bool) {
+	if s.final || s.alerting {
+		return s.checkChanged, s.commentChanged
 	}
-	if _, found, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check.Name); err != nil || !found {
-		return true, err
+	check = s.checkChanged && !s.checkExists
+	spent := s.spent
+	if check {
+		spent++
 	}
-	spent, err := r.Store.APICalls(ctx, rr.ID)
-	if err != nil {
-		return false, err
+	if s.pressed {
+		return check, false
 	}
-	write := 1 // the check run
-	if rr.PR > 0 && r.Comments != nil {
-		write++
+	optional := func(changed bool) bool {
+		if !changed || spent+1+s.reserve > s.allowance {
+			return false
+		}
+		spent++
+		return true
 	}
-	reserve := write // the last write
-	if r.Deployments != nil {
-		for _, v := range views {
-			switch {
-			case v.State == schedule.Pending || (v.State == schedule.Active && !v.Started()):
-				reserve += 3 // create, in_progress, outcome
-			case v.Started() && v.Latest.Phase != rollout.Finished:
-				reserve++ // its outcome
+	if !check {
+		check = optional(s.checkChanged)
+	}
+	// The comment's first appearance comes before a progress edit of the
+	// check run: it is the one the PR's conversation shows.
+	return check, optional(s.commentChanged)
+}
+
+// writeAllowance is how many content-generating requests a run's rollout
+// may cost when the budget is free: its release, its check run created
+// and concluded, the comment created and concluded, each stage's (each
+// wave target's) deployment and final status, and one to spare for
+// progress: 10 for two stages.
+func writeAllowance(views []rollout.StageView) int {
+	return 1 + 2 + 2 + 2*units(views) + 1
+}
+
+// writeReserve is the writes still certain to come before the run is
+// shown done: the check run's and the comment's final state, and each
+// stage's deployment and final status not yet written.
+func writeReserve(views []rollout.StageView) int {
+	n := 2
+	for _, v := range views {
+		switch {
+		case v.State == schedule.Skipped:
+		case v.Latest == nil:
+			n += 2 // its deployment and final status
+		case len(v.Targets) > 0:
+			for _, ex := range v.Targets {
+				if ex.Phase != rollout.Finished {
+					n++
+				}
 			}
+		case v.Latest.Phase != rollout.Finished:
+			n++ // its final status
 		}
 	}
-	budget := r.Budget
-	if budget == 0 {
-		budget = DefaultBudget
+	return n
+}
+
+// units is the executions a run's first attempt deploys: one per stage
+// not skipped, one per target of a wave.
+func units(views []rollout.StageView) int {
+	n := 0
+	for _, v := range views {
+		switch {
+		case v.State == schedule.Skipped:
+		case len(v.Targets) > 0:
+			n += len(v.Targets)
+		default:
+			n++
+		}
 	}
-	return spent+spentNow+write+reserve <= budget, nil
+	return n
 }
 
 // mustShow reports whether the run failed, is rolling back, is held by a

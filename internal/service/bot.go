@@ -61,6 +61,10 @@ type Bot struct {
 	// AppID is the GitHub App's id: its own check runs finishing do not
 	// refresh previews.
 	AppID int64
+	// Pressure, when set, is the pacer under Clients (pacing.Pacer):
+	// reporting writes only what the PR must show while an
+	// installation's write budget is short.
+	Pressure interface{ Pressed(installation int64) bool }
 }
 
 // Parts is the assembled bot.
@@ -79,7 +83,7 @@ func (b Bot) Build() Parts {
 	comments := &report.Comments{Store: b.Store}
 	reporter := &report.Rollouts{Store: b.Store, Clients: b.Clients, Checks: checks, Comments: comments,
 		Deployments: &report.Deployments{Store: b.Store, PublicURL: b.PublicURL},
-		Log:         b.Log.With("component", "report"), Delay: b.ReportDelay}
+		Log:         b.Log.With("component", "report"), Delay: b.ReportDelay, Pressure: b.Pressure}
 	reg := b.Drivers
 	if reg == nil {
 		reg = drivers.New()

@@ -37,6 +37,7 @@ import (
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
+	"github.com/shipbot/shipbot/internal/pacing"
 	"github.com/shipbot/shipbot/internal/service"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -113,6 +114,13 @@ type rigOptions struct {
 	postgres bool
 }
 
+// Every rig's fake enforces GitHub's secondary limits at GitHub's values
+// (80 writes a minute, 500 an hour, 100 in flight per installation), and
+// every process paces its writes under them, as bot serve does. Both
+// windows roll on one virtual clock that moves only when the pacer waits
+// for a slot: hours of GitHub's hourly limit pass in the seconds a burst
+// takes, and the fake judges each write on the same clock the pacer did.
+
 type rig struct {
 	tb      testing.TB
 	opts    rigOptions
@@ -127,6 +135,7 @@ type rig struct {
 	logFile io.Writer
 	ids     servicetest.Deliveries
 	gen     atomic.Int64
+	clock   *pacing.VirtualClock // the write limits' clock
 
 	url string // where the service is reached: the front, or the process (direct)
 }
@@ -144,6 +153,8 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		now := time.Now().Truncate(time.Second)
 		ghOpts = append(ghOpts, githubtest.WithClock(func() time.Time { return now }))
 	}
+	clock := pacing.NewVirtualClock(time.Now())
+	ghOpts = append(ghOpts, githubtest.WithSecondaryLimits(githubtest.SecondaryLimits{Now: clock.Now}))
 	// Cleanups run last-in first-out: every process stops (registered
 	// later, by start) before the target and the front close (registered
 	// below), and those before the fake's schema log is checked and the
@@ -154,6 +165,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		logs:   servicetest.NewLogBuffer(tb, 64<<10),
 		gh:     servicetest.NewGitHub(tb, ghOpts...),
 		secret: []byte("webhook-secret-and-token-key"),
+		clock:  clock,
 	}
 	if o.postgres {
 		r.dbURL = pgtest.NewDatabase(tb, "").URL
@@ -241,12 +253,13 @@ func (r *rig) start() *proc {
 		r.url = public
 	}
 	kill := newKillSwitch()
-	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.transport(http.DefaultTransport), Logger: log})
+	pacer := &pacing.Pacer{Ledger: st, Clock: r.clock}
+	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.transport(http.DefaultTransport), Logger: log, Pacer: pacer})
 	parts := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
 		PublicURL: public, TokenKey: r.secret, Version: "test",
 		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
-		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick,
+		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick, Pressure: pacer,
 	}.Build()
 	srv := servicetest.Start(tb, ln, service.Options{
 		Store: st, WebhookSecret: r.secret, Handlers: parts.Handlers, Loops: parts.Loops,

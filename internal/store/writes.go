@@ -26,7 +26,7 @@ func (s *queries) takeWrite(ctx context.Context, installation int64, now time.Ti
 				return err
 			}
 		}
-		hourAgo := ms(now.Add(-time.Hour))
+		hourAgo := ms(now.Add(-time.Hour - pacing.Margin))
 		if _, err := t.ExecContext(ctx, `DELETE FROM github_writes WHERE installation = ? AND at_ms <= ?`, installation, hourAgo); err != nil {
 			return err
 		}

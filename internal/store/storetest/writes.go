@@ -22,9 +22,10 @@ var writesCases = []testCase{
 				e.Fatalf("write %d waits %v; want none", i+1, w)
 			}
 		}
-		// The minute is full until its first write leaves it.
-		if w := take(1, 10*time.Second); w != 50*time.Second {
-			e.Fatalf("fourth write in a minute waits %v; want 50s", w)
+		// The minute is full until its first write leaves it, with
+		// pacing's margin.
+		if w := take(1, 10*time.Second); w != 50*time.Second+pacing.Margin {
+			e.Fatalf("fourth write in a minute waits %v; want 50s and the margin", w)
 		}
 		// Another installation has windows of its own.
 		if w := take(2, 10*time.Second); w != 0 {
@@ -33,14 +34,14 @@ var writesCases = []testCase{
 		// A refused write was not recorded: a minute later one fits, and
 		// then the hour (4) is full until its first write (12:00:00) is
 		// an hour old.
-		if w := take(1, 61*time.Second); w != 0 {
+		if w := take(1, 63*time.Second); w != 0 {
 			e.Fatalf("write after the minute waits %v", w)
 		}
-		if w := take(1, 62*time.Second); w != time.Hour-62*time.Second {
+		if w := take(1, 64*time.Second); w != time.Hour+pacing.Margin-64*time.Second {
 			e.Fatalf("write past the hour's limit waits %v; want until the oldest write is an hour old", w)
 		}
 		// An hour on, everything older has gone.
-		if w := take(1, time.Hour+61*time.Second); w != 0 {
+		if w := take(1, time.Hour+70*time.Second); w != 0 {
 			e.Fatalf("write an hour later waits %v", w)
 		}
 	}},
