@@ -112,6 +112,9 @@ type rigOptions struct {
 	// instead of a SQLite file; then several may run at once, replicas
 	// behind the front, which spreads requests over them in turn.
 	postgres bool
+	// pressed, when set and true, tells the reporter the installation's
+	// write budget is short, whatever the pacer says.
+	pressed *atomic.Bool
 }
 
 // Every rig's fake enforces GitHub's secondary limits at GitHub's values
@@ -222,6 +225,17 @@ type proc struct {
 	once  sync.Once
 }
 
+// pressure is the pacer's word on an installation's write budget, or the
+// test's.
+type pressure struct {
+	pacer   *pacing.Pacer
+	pressed *atomic.Bool
+}
+
+func (p pressure) Pressed(inst int64) bool {
+	return (p.pressed != nil && p.pressed.Load()) || p.pacer.Pressed(inst)
+}
+
 // start runs a new process on the rig's database, as `bot serve` wires it,
 // and points the front at it.
 func (r *rig) start() *proc {
@@ -259,7 +273,7 @@ func (r *rig) start() *proc {
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
 		PublicURL: public, TokenKey: r.secret, Version: "test",
 		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
-		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick, Pressure: pacer,
+		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick, Pressure: pressure{pacer, r.opts.pressed},
 	}.Build()
 	srv := servicetest.Start(tb, ln, service.Options{
 		Store: st, WebhookSecret: r.secret, Handlers: parts.Handlers, Loops: parts.Loops,
