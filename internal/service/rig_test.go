@@ -81,13 +81,13 @@ const targetsFile = `targets:
     url: %[1]s/webhooks/webhook/api-qa
     constraints:
       deploy_key: ${DEPLOY_KEY}
-    repos: [acme/api]
+    repos: [%[2]s]
   sim-prod:
     kind: spinnaker
     url: %[1]s/webhooks/webhook/api-prod
     constraints:
       deploy_key: ${DEPLOY_KEY}
-    repos: [acme/api]
+    repos: [%[2]s]
 `
 
 // rigOptions vary the set-up.
@@ -115,6 +115,12 @@ type rigOptions struct {
 	// pressed, when set and true, tells the reporter the installation's
 	// write budget is short, whatever the pacer says.
 	pressed *atomic.Bool
+	// repos are more repositories beside acme/api, each in an
+	// installation of its own, with the same configuration and targets.
+	repos []string
+	// wallClock rolls GitHub's write limits on the wall clock, for load
+	// that runs in real time.
+	wallClock bool
 }
 
 // Every rig's fake enforces GitHub's secondary limits at GitHub's values
@@ -138,7 +144,7 @@ type rig struct {
 	logFile io.Writer
 	ids     servicetest.Deliveries
 	gen     atomic.Int64
-	clock   *pacing.VirtualClock // the write limits' clock
+	clock   pacing.Clock // the write limits' clock
 
 	url string // where the service is reached: the front, or the process (direct)
 }
@@ -156,7 +162,10 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		now := time.Now().Truncate(time.Second)
 		ghOpts = append(ghOpts, githubtest.WithClock(func() time.Time { return now }))
 	}
-	clock := pacing.NewVirtualClock(time.Now())
+	var clock pacing.Clock = pacing.NewVirtualClock(time.Now())
+	if o.wallClock {
+		clock = pacing.WallClock{}
+	}
 	ghOpts = append(ghOpts, githubtest.WithSecondaryLimits(githubtest.SecondaryLimits{Now: clock.Now}))
 	// Cleanups run last-in first-out: every process stops (registered
 	// later, by start) before the target and the front close (registered
@@ -192,7 +201,7 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 	r.target = newTarget(tb, deployKey, o.minDelay, o.maxDelay)
 	r.front = newFront()
 	r.url = r.front.srv.URL
-	targets, err := config.ParseTargets("targets.yml", fmt.Appendf(nil, targetsFile, r.target.srv.URL), func(k string) (string, bool) {
+	targets, err := config.ParseTargets("targets.yml", fmt.Appendf(nil, targetsFile, r.target.srv.URL, strings.Join(append([]string{repo}, o.repos...), ", ")), func(k string) (string, bool) {
 		if k == "DEPLOY_KEY" {
 			return deployKey, true
 		}
@@ -210,6 +219,19 @@ func newRig(tb testing.TB, o rigOptions) *rig {
 		"README.md":           "# api\n",
 		".github/shipbot.yml": repoConfig(o.concurrency),
 	})
+	for _, full := range o.repos {
+		account, _, _ := strings.Cut(full, "/")
+		inst := r.gh.AddInstallation(account)
+		r.gh.AddRepo(full, githubtest.RepoSpec{InstallationID: inst, Files: map[string]string{
+			"README.md":           "# " + full + "\n",
+			".github/shipbot.yml": repoConfig(o.concurrency),
+		}})
+		r.gh.SetPermission(full, "alice", "write")
+		r.gh.SetPermission(full, "bob", "write")
+		r.gh.SetBranchProtection(full, "main", githubtest.BranchProtection{
+			RequiredApprovingReviewCount: 1, RequiredStatusChecks: []string{"ci/test"},
+		})
+	}
 	return r
 }
 
@@ -515,17 +537,21 @@ type merged struct {
 
 // approvedMerge opens a pull request by alice with green CI, has bob
 // approve it, merges it and builds its deliveries.
-func (r *rig) approvedMerge(title string) merged {
-	n := r.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice"})
-	head := r.gh.PullRequest(repo, n).HeadSHA
-	r.gh.SetStatus(repo, head, "ci/test", "success")
-	r.gh.AddReview(repo, n, "bob", "APPROVED", "")
-	before := r.gh.BranchSHA(repo, "main")
-	sha := r.gh.Merge(repo, n, "alice")
+func (r *rig) approvedMerge(title string) merged { return r.approvedMergeIn(repo, title) }
+
+// approvedMergeIn is approvedMerge in another of the rig's repositories.
+func (r *rig) approvedMergeIn(full, title string) merged {
+	o, nm, _ := strings.Cut(full, "/")
+	n := r.gh.OpenPullRequest(full, githubtest.PullRequestSpec{Title: title, Author: "alice"})
+	head := r.gh.PullRequest(full, n).HeadSHA
+	r.gh.SetStatus(full, head, "ci/test", "success")
+	r.gh.AddReview(full, n, "bob", "APPROVED", "")
+	before := r.gh.BranchSHA(full, "main")
+	sha := r.gh.Merge(full, n, "alice")
 	return merged{
 		pr: n, sha: sha, before: before,
-		closed: r.ids.New("pull_request", r.gh.PullRequestEvent(owner, name, n, "closed")),
-		push:   r.ids.New("push", r.gh.PushEvent(owner, name, "refs/heads/main", before, sha)),
+		closed: r.ids.New("pull_request", r.gh.PullRequestEvent(o, nm, n, "closed")),
+		push:   r.ids.New("push", r.gh.PushEvent(o, nm, "refs/heads/main", before, sha)),
 	}
 }
 
