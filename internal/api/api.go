@@ -36,7 +36,7 @@ type Callbacks interface {
 // path every freeze takes (the API's and /shipbot freeze's alike).
 type Freezer interface {
 	Freeze(ctx context.Context, key, reason, actor string) error
-	Unfreeze(ctx context.Context, key string) (wasFrozen bool, err error)
+	Unfreeze(ctx context.Context, key, actor string) (wasFrozen bool, err error)
 }
 
 // API holds the endpoints' dependencies.
@@ -314,7 +314,15 @@ func (a *API) unfreeze(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	if _, err := a.Freezer.Unfreeze(c.Request().Context(), key); err != nil {
+	var body struct {
+		Actor string `json:"actor"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(c.Request().Body, maxCallback)).Decode(&body); err != nil {
+			return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		}
+	}
+	if _, err := a.Freezer.Unfreeze(c.Request().Context(), key, body.Actor); err != nil {
 		return fail(c, http.StatusInternalServerError, "could not unfreeze")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "unfrozen"})

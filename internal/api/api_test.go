@@ -26,12 +26,8 @@ func (f storeFreezer) Freeze(ctx context.Context, key, reason, actor string) err
 	return f.st.Freeze(ctx, key, reason, actor)
 }
 
-func (f storeFreezer) Unfreeze(ctx context.Context, key string) (bool, error) {
-	_, frozen, err := f.st.Frozen(ctx, key)
-	if err != nil || !frozen {
-		return false, err
-	}
-	return true, f.st.Unfreeze(ctx, key)
+func (f storeFreezer) Unfreeze(ctx context.Context, key, actor string) (bool, error) {
+	return f.st.Unfreeze(ctx, key, actor)
 }
 
 func (noCallbacks) Callback(context.Context, string, string, string) error { return nil }

@@ -179,7 +179,7 @@ func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (stri
 		}
 		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.pipe().Name)
 	case Unfreeze:
-		if frozen, err := e.unfreeze(ctx, key); err != nil {
+		if frozen, err := e.unfreeze(ctx, key, req.Actor); err != nil {
 			return "", err
 		} else if !frozen {
 			return "", &Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.pipe().Name)}
@@ -340,7 +340,8 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 		if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 			return "", err
 		}
-		if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{schedule.Skipped}, req.Actor, forceBy); err != nil {
+		if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{schedule.Skipped}, req.Actor, forceBy,
+			commandEvent(req, s.Name, "label "+s.SkipLabelName()+" skipped it")); err != nil {
 			return "", stateChanged(err, s.Name)
 		}
 		text := fmt.Sprintf("%s will deploy to %s in version order, although label %s skips it.", r.Tag, s.Name, s.SkipLabelName())
@@ -353,7 +354,7 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 			return "", &Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
 				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait.Text())), s.Name)}
 		}
-		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
+		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor, commandEvent(req, s.Name, "past its deploy window and alarms")); err != nil {
 			return "", stateChanged(err, s.Name)
 		}
 		return fmt.Sprintf("Forced: %s goes to %s past its deploy window and alarms (recorded); a freeze still holds it.", r.Tag, s.Name), nil
@@ -376,7 +377,7 @@ func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage,
 	if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 		return "", err
 	}
-	if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{st}, "", ""); err != nil {
+	if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{st}, "", "", commandEvent(req, s.Name, "after it "+st.String())); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Retrying %s in %s as a new attempt.", r.Tag, s.Name), nil
@@ -406,7 +407,7 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	if err != nil {
 		return "", err
 	}
-	if err := e.Store.Reenter(ctx, schedule.Passed, execs...); err != nil {
+	if err := e.Store.Reenter(ctx, schedule.Passed, execs, commandEvent(req, s.Name, "from "+r.Tag+" to "+tag)); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
@@ -422,7 +423,7 @@ func (e *Engine) approveStage(ctx context.Context, r *pipelineRun, s config.Stag
 	if row.ApprovedBy != "" {
 		return "", &Refusal{Reason: fmt.Sprintf("%s was already approved into %s by @%s.", r.Tag, s.Name, markdown.Escape(row.ApprovedBy))}
 	}
-	if err := e.Store.ApproveStage(ctx, r.ID, idx, req.Actor); err != nil {
+	if err := e.Store.ApproveStage(ctx, r.ID, idx, req.Actor, commandEvent(req, s.Name, "")); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Approved: %s goes to %s in version order.", r.Tag, s.Name), nil
@@ -433,7 +434,7 @@ func (e *Engine) rejectStage(ctx context.Context, r *pipelineRun, s config.Stage
 	if _, err := e.decidable(r, s, req); err != nil {
 		return "", err
 	}
-	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason); err != nil {
+	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason, commandEvent(req, s.Name, "")); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rejected: %s will not deploy to %s; its rollout stops there.", r.Tag, s.Name), nil
@@ -450,6 +451,22 @@ func (e *Engine) decidable(r *pipelineRun, s config.Stage, req Command) (store.S
 		return row, &Refusal{Reason: fmt.Sprintf("%s is %s in %s; only a version waiting for it can be approved or rejected.", r.Tag, row.State, s.Name)}
 	}
 	return row, nil
+}
+
+// commandEvent records a command as its commenter typed it, and what it
+// came to (why, in words).
+func commandEvent(req Command, stage, why string) store.Event {
+	line := "/shipbot " + string(req.Verb) + " " + req.Stage
+	if req.Force {
+		line += " --force"
+	}
+	if req.Reason != "" {
+		line += " " + req.Reason
+	}
+	if why != "" {
+		line += " (" + why + ")"
+	}
+	return store.Event{Kind: store.CommandKind(string(req.Verb)), Stage: stage, Actor: req.Actor, Detail: line}
 }
 
 func stateChanged(err error, stage string) error {
@@ -514,8 +531,8 @@ func (e *Engine) Freeze(ctx context.Context, key, reason, actor string) error {
 }
 
 // Unfreeze lets the pipeline's stages start again; frozen reports whether
-// it was frozen.
-func (e *Engine) Unfreeze(ctx context.Context, key string) (frozen bool, err error) {
+// it was frozen. actor is who asked, for the audit log.
+func (e *Engine) Unfreeze(ctx context.Context, key, actor string) (frozen bool, err error) {
 	e.init()
 	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
 	if err != nil {
@@ -524,7 +541,7 @@ func (e *Engine) Unfreeze(ctx context.Context, key string) (frozen bool, err err
 	if held {
 		defer release()
 	}
-	return e.unfreeze(ctx, key)
+	return e.unfreeze(ctx, key, actor)
 }
 
 func (e *Engine) freeze(ctx context.Context, key, reason, actor string) error {
@@ -536,14 +553,11 @@ func (e *Engine) freeze(ctx context.Context, key, reason, actor string) error {
 	return nil
 }
 
-func (e *Engine) unfreeze(ctx context.Context, key string) (bool, error) {
-	if _, frozen, err := e.Store.Frozen(ctx, key); err != nil || !frozen {
+func (e *Engine) unfreeze(ctx context.Context, key, actor string) (bool, error) {
+	if was, err := e.Store.Unfreeze(ctx, key, actor); err != nil || !was {
 		return false, err
 	}
-	if err := e.Store.Unfreeze(ctx, key); err != nil {
-		return false, err
-	}
-	e.Log.Info("pipeline unfrozen", "pipeline", key)
+	e.Log.Info("pipeline unfrozen", "pipeline", key, "actor", actor)
 	e.Wake()
 	return true, nil
 }

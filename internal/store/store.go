@@ -91,6 +91,7 @@ type Store interface {
 	Deployments
 	Commands
 	Dashboards
+	Events
 	// Ready reports whether the database answers, its schema is current and
 	// a write commits (a full or read-only disk fails it).
 	Ready(ctx context.Context) error

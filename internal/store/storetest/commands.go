@@ -167,7 +167,7 @@ func reenter(e *env) {
 	e.must(e.s.FinishRollout(e.ctx, r.ID))
 
 	rb := rollbackOf(px, "1.0.0")
-	e.must(e.s.Reenter(e.ctx, passed, rb))
+	e.must(e.s.Reenter(e.ctx, passed, []store.Execution{rb}))
 	if got := e.states(r.ID); got != "[passed active]" {
 		e.Errorf("stages after Reenter = %s; want prod active", got)
 	}
@@ -188,7 +188,7 @@ func reenterChanged(e *env) {
 	e.deployed(r, 0)
 	px := e.deployed(r, 1)
 	e.must(e.s.FinishRollout(e.ctx, r.ID))
-	err := e.s.Reenter(e.ctx, failed, rollbackOf(px, "1.0.0"))
+	err := e.s.Reenter(e.ctx, failed, []store.Execution{rollbackOf(px, "1.0.0")})
 	if !errors.Is(err, store.ErrStateChanged) {
 		e.Errorf("Reenter from a state the stage is not in = %v; want ErrStateChanged", err)
 	}
@@ -212,7 +212,7 @@ func reenterConcurrent(e *env) {
 	parallel(n, func(i int) {
 		rb := rollbackOf(x, "1.0.0")
 		rb.Attempt += i
-		err := e.s.Reenter(e.ctx, passed, rb)
+		err := e.s.Reenter(e.ctx, passed, []store.Execution{rb})
 		switch {
 		case err == nil:
 			mu.Lock()
