@@ -49,6 +49,9 @@ type Dashboards interface {
 	// FailedDeliveries lists the deliveries that failed for good, the
 	// latest failure first, at most limit.
 	FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error)
+	// History reads, per stage name of the pipeline, the versions each
+	// ran, newest first, at most perStage each.
+	History(ctx context.Context, pipelineKey string, perStage int) (map[string][]Deployed, error)
 }
 
 var _ Dashboards = (*SQLite)(nil)
@@ -182,6 +185,81 @@ func (s *queries) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, 
 	}
 	for i := range out {
 		out[i].Stages = stages[out[i].ID]
+	}
+	return out, nil
+}
+
+// Deployed is a version a stage ran: one successful deploy or rollback
+// (a wave's targets of one attempt are one).
+type Deployed struct {
+	Stage    string
+	Version  string
+	Tag      string
+	Rollback bool
+	// At is when it finished: since then the stage runs it.
+	At time.Time
+	// From is, for a rollback, the version it replaced.
+	From string
+	// RolloutID is the rollout that released the version (for a rollback,
+	// the earlier one whose version it restores); Repo and PR its merge's.
+	RolloutID string
+	Repo      string
+	PR        int
+}
+
+// History reads, per stage of the pipeline, the versions it ran, newest
+// first, at most perStage each: every deploy and rollback that succeeded.
+// The first of a stage is what it runs now (a deploy rolled back is
+// followed by its rollback).
+func (s *queries) History(ctx context.Context, pipelineKey string, perStage int) (map[string][]Deployed, error) {
+	// A wave gives one row per target; a few rows more than asked leave
+	// room for them before the per-attempt dedupe below.
+	// A rollback names the version it restores by tag: the rollout that
+	// released that tag is where the version (and its pull request) came
+	// from.
+	rows, err := s.r.QueryContext(ctx, `SELECT stage, version, tag, rollback, finished_at, rollout_id, attempt, repo, from_tag,
+		coalesce((SELECT o2.id FROM rollouts o2 WHERE o2.pipeline_key = h.pipeline_key AND o2.tag = h.tag ORDER BY o2.rollout_order LIMIT 1), rollout_id),
+		coalesce((SELECT r2.pr FROM rollouts o2 JOIN runs r2 ON r2.id = o2.run_id
+			WHERE o2.pipeline_key = h.pipeline_key AND o2.tag = h.tag ORDER BY o2.rollout_order LIMIT 1), 0) FROM
+		(SELECT e.stage, e.version, e.tag, e.rollback, e.finished_at, e.rollout_id, e.attempt, r.repo, o.tag AS from_tag, o.pipeline_key,
+			row_number() OVER (PARTITION BY e.stage ORDER BY e.finished_at DESC) AS n
+			FROM executions e JOIN rollouts o ON o.id = e.rollout_id JOIN runs r ON r.id = o.run_id
+			WHERE o.pipeline_key = ? AND e.phase = 'finished' AND e.outcome = 'succeeded') h
+		WHERE n <= ? ORDER BY stage, finished_at DESC`, pipelineKey, perStage*4)
+	if err != nil {
+		return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
+	}
+	defer rows.Close()
+	out := map[string][]Deployed{}
+	type attempt struct {
+		rollout string
+		n       int
+	}
+	seen := map[string]map[attempt]bool{}
+	for rows.Next() {
+		var d Deployed
+		var at int64
+		var n int
+		var by string
+		if err := rows.Scan(&d.Stage, &d.Version, &d.Tag, &d.Rollback, &at, &by, &n, &d.Repo, &d.From, &d.RolloutID, &d.PR); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
+		}
+		d.At = fromMS(at)
+		if !d.Rollback {
+			d.From = ""
+		}
+		a := attempt{by, n}
+		if seen[d.Stage] == nil {
+			seen[d.Stage] = map[attempt]bool{}
+		}
+		if seen[d.Stage][a] || len(out[d.Stage]) >= perStage {
+			continue
+		}
+		seen[d.Stage][a] = true
+		out[d.Stage] = append(out[d.Stage], d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
 	}
 	return out, nil
 }
