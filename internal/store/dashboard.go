@@ -42,10 +42,11 @@ type Dashboards interface {
 	// LiveExecutions lists every unfinished execution, oldest first.
 	LiveExecutions(ctx context.Context) ([]LiveExecution, error)
 	// RecentRollouts lists the newest runs first (released or not), at
-	// most limit runs: each with its rollouts, one entry per rollout (by
+	// most q.Limit runs, of q.Repo when set, older than q.Before (a run's
+	// Seq) when set: each with its rollouts, one entry per rollout (by
 	// pipeline key), with its stages; a run without rollout as one entry
 	// without one.
-	RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error)
+	RecentRollouts(ctx context.Context, q RunsQuery) ([]RolloutRun, error)
 	// FailedDeliveries lists the deliveries that failed for good, the
 	// latest failure first, at most limit.
 	FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error)
@@ -155,10 +156,26 @@ func (s *queries) LiveExecutions(ctx context.Context) ([]LiveExecution, error) {
 	return out, nil
 }
 
+// RunsQuery picks a page of runs for RecentRollouts.
+type RunsQuery struct {
+	Repo   string // owner/name; "" for every repository
+	Before int64  // only runs whose Seq is lower: the next page; 0 for the newest
+	Limit  int
+}
+
 // RecentRollouts implements Dashboards.
-func (s *queries) RecentRollouts(ctx context.Context, limit int) ([]RolloutRun, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM (SELECT * FROM runs ORDER BY seq DESC LIMIT ?) r
-		LEFT JOIN rollouts o ON o.run_id = r.id ORDER BY r.seq DESC, o.pipeline_key`, limit)
+func (s *queries) RecentRollouts(ctx context.Context, q RunsQuery) ([]RolloutRun, error) {
+	where, args := `WHERE 1 = 1`, []any{}
+	if q.Repo != "" {
+		where += ` AND repo = ?`
+		args = append(args, q.Repo)
+	}
+	if q.Before > 0 {
+		where += ` AND seq < ?`
+		args = append(args, q.Before)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+rolloutCols+` FROM (SELECT * FROM runs `+where+` ORDER BY seq DESC LIMIT ?) r
+		LEFT JOIN rollouts o ON o.run_id = r.id ORDER BY r.seq DESC, o.pipeline_key`, append(args, q.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("recent runs: %w", err)
 	}

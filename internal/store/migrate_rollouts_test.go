@@ -141,7 +141,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 	if err != nil || fmt.Sprint(keys) != "[acme/api:api acme/web:web]" {
 		t.Errorf("PipelinesWithRollouts = %v, %v", keys, err)
 	}
-	recent, err := s.RecentRollouts(ctx, 10)
+	recent, err := s.RecentRollouts(ctx, RunsQuery{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}

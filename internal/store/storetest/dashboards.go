@@ -281,7 +281,7 @@ func recentRollouts(e *env) {
 	c := e.inRollout("c1", "1.1.0", "qa", "prod")
 	e.enter(c, 0, 1)
 
-	got, err := e.s.RecentRollouts(e.ctx, 2)
+	got, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 2})
 	e.must(err)
 	if len(got) != 2 || got[0].ID != c.ID || got[1].ID != b.ID {
 		e.Fatalf("RecentRollouts(2) = %v; want [c b], the newest first", runIDs(got))
@@ -292,10 +292,20 @@ func recentRollouts(e *env) {
 	if got[1].Rollout != "" || len(got[1].Stages) != 0 || got[1].Repo != "acme/web" {
 		e.Errorf("a run without rollout = %+v; want it listed without rollout or stages", got[1])
 	}
-	all, err := e.s.RecentRollouts(e.ctx, 10)
+	all, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10})
 	e.must(err)
 	if fmt.Sprint(runIDs(all)) != fmt.Sprint([]string{c.ID, b.ID, a.ID}) {
 		e.Errorf("RecentRollouts(10) = %v; want [c b a]", runIDs(all))
+	}
+	older, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10, Before: got[1].Seq})
+	e.must(err)
+	if fmt.Sprint(runIDs(older)) != fmt.Sprint([]string{a.ID}) {
+		e.Errorf("RecentRollouts before b = %v; want [a], the page after", runIDs(older))
+	}
+	web, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10, Repo: "acme/web"})
+	e.must(err)
+	if len(web) != 1 || web[0].Repo != "acme/web" {
+		e.Errorf("RecentRollouts of acme/web = %v; want b only", runIDs(web))
 	}
 }
 
