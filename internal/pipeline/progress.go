@@ -366,7 +366,7 @@ func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex 
 	case !failed:
 		state = schedule.Passed
 		e.emit(r, s.Name, "passed", how)
-		record(store.KindStagePassed, how)
+		record(store.KindStagePassed, cmp.Or(how, "deployed"))
 	case s.Rollback:
 		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.pipe().Name), ex.Stage, r.Order)
 		if err != nil {
