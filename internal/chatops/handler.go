@@ -209,7 +209,7 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	}
 
 	req := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Repo: ev.Repository.FullName, PR: c.pr, Stage: cmd.Stage,
-		Force: cmd.Force, Reason: cmd.Reason, Actor: c.actor}
+		Force: cmd.Force, Reason: cmd.Reason, To: cmd.To, Actor: c.actor}
 	text, err := h.do(ctx, req)
 	var refusal *pipeline.Refusal
 	var done bool

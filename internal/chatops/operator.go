@@ -19,6 +19,9 @@ type Command struct {
 	Force bool
 	// Reason is freeze's and reject's free text.
 	Reason string
+	// To is the version rollback restores ("v1.2.0" or "1.2.0"); empty
+	// for the stage's previous one.
+	To string
 }
 
 // Operator carries commands out on the merged pull request's rollout: the

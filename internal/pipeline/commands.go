@@ -50,7 +50,10 @@ type Command struct {
 	Repo  string // owner/name
 	PR    int
 	Stage string // deploy, retry, rollback
-	Force bool   // deploy past window and alarms
+	// To is the version a rollback restores (a tag or a version); empty
+	// for the stage's previous one.
+	To    string
+	Force bool // deploy past window and alarms
 	// Reason is a freeze's or a reject's reason, from the actor.
 	Reason string
 	Actor  string // the login of who asked
@@ -396,13 +399,20 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	} else if ok {
 		return "", &Refusal{Reason: fmt.Sprintf("%s is busy deploying %s; freeze the pipeline first, then roll back once it is done.", s.Name, busy.Tag)}
 	}
-	version, tag, ok, err := e.Store.LastDeployed(ctx, r.PipelineKey, idx, r.Order)
+	// What the stage ran before this version, newest first: the previous
+	// one, or the one named.
+	ran, err := e.Store.StageVersions(ctx, r.PipelineKey, idx, r.Order, maxRollbackChoices)
 	if err != nil {
 		return "", err
 	}
-	if !ok {
+	if len(ran) == 0 {
 		return "", &Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
 	}
+	to, ok := rollbackTarget(ran, req.To)
+	if !ok {
+		return "", &Refusal{Reason: fmt.Sprintf("%s did not run %s before %s; it ran %s.", s.Name, markdown.Escape(req.To), r.Tag, tagList(ran))}
+	}
+	version, tag := to.Version, to.Tag
 	execs, err := e.newExecutions(ctx, r, idx, s, true, version, tag)
 	if err != nil {
 		return "", err
@@ -411,6 +421,37 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
+}
+
+// maxRollbackChoices bounds the versions a rollback looks among (and a
+// refusal lists): the newest a stage ran before.
+const maxRollbackChoices = 50
+
+// rollbackTarget is the version a rollback restores among those the stage
+// ran (newest first): the named one, by tag or version, or the previous.
+func rollbackTarget(ran []store.Release, named string) (store.Release, bool) {
+	if named == "" {
+		return ran[0], true
+	}
+	for _, r := range ran {
+		if r.Tag == named || r.Version == named || r.Version == strings.TrimPrefix(named, "v") {
+			return r, true
+		}
+	}
+	return store.Release{}, false
+}
+
+// tagList names versions for a reply, at most ten.
+func tagList(rs []store.Release) string {
+	var tags []string
+	for i, r := range rs {
+		if i == 10 {
+			tags = append(tags, fmt.Sprintf("and %d more", len(rs)-i))
+			break
+		}
+		tags = append(tags, r.Tag)
+	}
+	return strings.Join(tags, ", ")
 }
 
 // approveStage lets the run into a stage that waits for approval, in
@@ -459,6 +500,9 @@ func commandEvent(req Command, stage, why string) store.Event {
 	line := "/shipbot " + string(req.Verb) + " " + req.Stage
 	if req.Force {
 		line += " --force"
+	}
+	if req.To != "" {
+		line += " to " + req.To
 	}
 	if req.Reason != "" {
 		line += " " + req.Reason

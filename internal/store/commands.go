@@ -48,6 +48,11 @@ type Commands interface {
 	// ActiveAt is the execution active at stage idx of the pipeline, if
 	// any.
 	ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error)
+	// StageVersions lists the versions a non-rollback execution deployed
+	// successfully at stage idx for rollouts of the pipeline older than
+	// beforeOrder, newest first, each once, at most limit: what a rollback
+	// to a named version may restore. The first is LastDeployed's.
+	StageVersions(ctx context.Context, pipelineKey string, idx int, beforeOrder int64, limit int) ([]Release, error)
 }
 
 // RolloutByPR implements Commands.
@@ -172,6 +177,29 @@ func (s *queries) NewerEntered(ctx context.Context, pipelineKey string, idx int,
 		return "", false, fmt.Errorf("newer versions at stage %d of %s: %w", idx, pipelineKey, err)
 	}
 	return tag, true, nil
+}
+
+// StageVersions implements Commands.
+func (s *queries) StageVersions(ctx context.Context, pipelineKey string, idx int, beforeOrder int64, limit int) ([]Release, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order < ? AND NOT e.rollback AND e.outcome = 'succeeded'
+		GROUP BY e.version, e.tag ORDER BY max(o.rollout_order) DESC LIMIT ?`, pipelineKey, idx, beforeOrder, limit)
+	if err != nil {
+		return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	defer rows.Close()
+	var out []Release
+	for rows.Next() {
+		var r Release
+		if err := rows.Scan(&r.Version, &r.Tag); err != nil {
+			return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	return out, nil
 }
 
 // ActiveAt implements Commands.
