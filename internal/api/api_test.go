@@ -180,6 +180,19 @@ func TestFreezeKnowsThePipelines(t *testing.T) {
 	if code, _ := do(t, http.MethodDelete, path("acme/mono:wrker"), writeToken, ""); code != http.StatusNotFound {
 		t.Errorf("unfreeze of an unknown pipeline: %d; want 404", code)
 	}
+	// Both are on the audit log, with who said so.
+	if code, _ := do(t, http.MethodPost, path("acme/mono:web"), writeToken, `{"reason":"incident 9","actor":"oncall-bot"}`); code != http.StatusOK {
+		t.Fatalf("freeze acme/mono:web: %d", code)
+	}
+	if code, _ := do(t, http.MethodPost, srv.URL+"/api/v1/pipelines/"+url.PathEscape("acme/mono:web")+"/unfreeze", writeToken, `{"actor":"erin"}`); code != http.StatusOK {
+		t.Fatalf("unfreeze acme/mono:web: %d", code)
+	}
+	_, body := do(t, http.MethodGet, srv.URL+"/api/v1/events?pipeline="+url.QueryEscape("acme/mono:web")+"&limit=2", "", "")
+	for _, want := range []string{`"kind":"pipeline.unfrozen","actor":"erin"`, `"kind":"pipeline.frozen","actor":"oncall-bot","detail":"incident 9"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("events of acme/mono:web lack %s:\n%s", want, body)
+		}
+	}
 }
 
 // GET /api/v1/pipelines says what each stage runs and does; GET

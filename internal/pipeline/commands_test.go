@@ -82,6 +82,25 @@ func TestCommandDeploysASkippedStage(t *testing.T) {
 	}
 	e.waitDone(rr.ID)
 	e.waitCheckText(m.sha, "| prod | v0.1.0 | succeeded |")
+	// On the audit log: prod skipped by its label, carol's command (not
+	// dave's, which changed nothing), then prod's deploy.
+	evs, err := e.st.ListEvents(context.Background(), store.EventQuery{Run: rr.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prod []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		if ev := evs[i]; ev.Stage == "prod" {
+			prod = append(prod, ev.Kind+" "+ev.Actor+" "+ev.Detail)
+		}
+	}
+	if want := []string{
+		"stage.skipped  label no-deploy-to-prod",
+		"command.deploy carol /shipbot deploy prod (label no-deploy-to-prod skipped it)",
+		"stage.entered  v0.1.0",
+	}; len(prod) < 4 || !slices.Equal(prod[:3], want) || !strings.HasPrefix(prod[len(prod)-1], "stage.passed") {
+		t.Errorf("prod's events:\n%s\nwant them to start with\n%s\nand end with stage.passed", strings.Join(prod, "\n"), strings.Join(want, "\n"))
+	}
 	deps := 0
 	for _, d := range e.gh.Deployments(repo) {
 		if d.Environment == "prod" && d.Statuses[len(d.Statuses)-1].State == "success" {
