@@ -167,7 +167,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// Each story's run, found by its release tag.
 	for tag, wants := range map[string][]string{
 		"v0.1.0": {"released", "done", "qa passed", "prod passed"},
-		"v0.1.1": {"qa passed", "prod passed"}, // skipped by label, then deployed on /shipbot deploy prod
+		"v0.1.1": {"qa passed", "prod passed", "deployed at @carol's request despite its skip label"}, // skipped by label, then deployed on /shipbot deploy prod
 		"v0.1.3": {"qa passed", "prod passed"},
 	} {
 		row := text(t, bctx, chromedp.Search(fmt.Sprintf(`//tr[@class="run"][.//a[normalize-space()=%q]]`, tag)))

@@ -81,6 +81,7 @@ type envDeploy struct {
 	Age      string
 	Rollback bool
 	From     string
+	By       string // who had a say in it reaching the stage
 }
 
 // liveMark is the audit log's mark when the page was read: the live
@@ -116,6 +117,30 @@ type stageChip struct {
 	Name  string
 	State string
 	Wait  string
+	By    string // who had a person's say in it, in words
+}
+
+// byWhom says who had a say in a stage: who sent it past its skip label,
+// forced it, approved or rejected it.
+func byWhom(st store.StageRow) string {
+	var parts []string
+	if st.DeployBy != "" {
+		parts = append(parts, "deployed at @"+st.DeployBy+"'s request despite its skip label")
+	}
+	if st.ForceBy != "" {
+		parts = append(parts, "forced past window and alarms by @"+st.ForceBy)
+	}
+	if st.ApprovedBy != "" {
+		parts = append(parts, "approved by @"+st.ApprovedBy)
+	}
+	if st.RejectedBy != "" {
+		r := "rejected by @" + st.RejectedBy
+		if st.Rejection != "" {
+			r += ": " + st.Rejection
+		}
+		parts = append(parts, r)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // overview reads the front page: the environments, then a page of runs.
@@ -140,7 +165,7 @@ func (d *Dashboard) overview(ctx context.Context, repo string, before int64) (ov
 			es := envStage{Name: st.Name, State: string(st.State), Detail: st.Detail, RunID: st.RunID, Version: st.Version,
 				Started: st.Started, Until: st.Until}
 			for i, h := range st.History {
-				dep := prs.deploy(h, now)
+				dep := prs.deployAt(st.Name, h, now)
 				if i == 0 {
 					es.Live = &dep
 					continue
@@ -233,6 +258,20 @@ func (c prCache) deploy(h environments.Deploy, now time.Time) envDeploy {
 	return dep
 }
 
+// deployAt is deploy for stage: with who had a say in the version
+// reaching it (a rollback is its own story).
+func (c prCache) deployAt(stage string, h environments.Deploy, now time.Time) envDeploy {
+	dep := c.deploy(h, now)
+	if !h.Rollback {
+		for _, st := range c.seen[h.RunID].Stages {
+			if st.Name == stage {
+				dep.By = byWhom(st)
+			}
+		}
+	}
+	return dep
+}
+
 func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
 	row := runRow{ID: r.ID, Repo: r.Repo, PR: r.PR, Version: r.Version, Tag: r.Tag, ReleaseURL: httpURL(r.ReleaseURL),
 		State: r.State, Rollout: r.Rollout, Pipeline: r.PipelineKey, Age: short(now.Sub(r.CreatedAt)), CreatedAt: r.CreatedAt}
@@ -247,7 +286,7 @@ func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
 	}
 	end := r.UpdatedAt
 	for _, st := range r.Stages {
-		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State.String(), Wait: st.Wait.Text()})
+		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State.String(), Wait: st.Wait.Text(), By: byWhom(st)})
 		if st.UpdatedAt.After(end) {
 			end = st.UpdatedAt
 		}
