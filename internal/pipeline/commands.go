@@ -475,7 +475,12 @@ func (e *Engine) rejectStage(ctx context.Context, r *pipelineRun, s config.Stage
 	if _, err := e.decidable(r, s, req); err != nil {
 		return "", err
 	}
-	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason, commandEvent(req, s.Name, "")); err != nil {
+	failed := "rejected by @" + req.Actor
+	if req.Reason != "" {
+		failed += ": " + req.Reason
+	}
+	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason, commandEvent(req, s.Name, ""),
+		stageEvent(store.KindStageFailed, s.Name, failed)); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rejected: %s will not deploy to %s; its rollout stops there.", r.Tag, s.Name), nil

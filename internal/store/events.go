@@ -7,13 +7,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/shipbot/shipbot/internal/schedule"
 )
 
 // Event kinds: what the audit log records. A stage transition is
-// "stage." and the transition (StageKind); a command is "command." and its
-// verb.
+// "stage." and the transition; a command is "command." and its verb.
 const (
 	KindMergeRecorded    = "merge.recorded"
 	KindMergeRefused     = "merge.refused"
@@ -35,26 +32,6 @@ const (
 
 // CommandKind is the kind of the event that records a /shipbot command.
 func CommandKind(verb string) string { return "command." + verb }
-
-// StageKind is the kind of the event that records a stage coming to
-// state; "" for a state that is no transition worth recording (pending).
-func StageKind(state schedule.StageState) string {
-	switch state {
-	case schedule.Active:
-		return KindStageEntered
-	case schedule.Passed:
-		return KindStagePassed
-	case schedule.Failed:
-		return KindStageFailed
-	case schedule.Skipped:
-		return KindStageSkipped
-	case schedule.Superseded:
-		return KindStageSuperseded
-	case schedule.RolledBack:
-		return KindStageRolledBack
-	}
-	return ""
-}
 
 // Entered is the event of a stage attempt starting: the version it
 // deploys, and a wave's targets.
