@@ -128,7 +128,8 @@ func newFixture(t *testing.T) fixture {
 	}
 	refused.State = store.RunRefused
 	refused.Summary = []byte(`{"kind":"refused","reasons":["needs 1 approval by someone other than the author, has 0"]}`)
-	if err := st.UpdateRun(ctx, refused); err != nil {
+	if err := st.UpdateRun(ctx, refused, store.Event{Kind: store.KindMergeRefused,
+		Detail: `needs 1 approval <img src=x onerror="alert(1)">`}); err != nil {
 		t.Fatal(err)
 	}
 	return fixture{st: st, done: done, running: running, refused: refused}
@@ -203,8 +204,15 @@ func TestIndexShowsPipelinesAndRuns(t *testing.T) {
 	if strings.Contains(body, `http-equiv="refresh"`) {
 		t.Error("the page reloads itself")
 	}
-	if got := w.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") {
+	// One script of its own, nothing inline, nothing evaluated.
+	if got := w.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") ||
+		!strings.Contains(got, "script-src 'self';") || strings.Contains(got, "unsafe-eval") || strings.Count(got, "unsafe-inline") != 1 ||
+		!strings.Contains(got, "style-src 'unsafe-inline'") {
 		t.Errorf("Content-Security-Policy = %q", got)
+	}
+	js := get(t, d, "/dashboard.js")
+	if ct := js.Header().Get("Content-Type"); js.Code != http.StatusOK || !strings.HasPrefix(ct, "text/javascript") || !strings.Contains(js.Body.String(), "EventSource") {
+		t.Errorf("GET /dashboard.js = %d %s", js.Code, ct)
 	}
 }
 
@@ -282,7 +290,11 @@ func TestRefusedRunPage(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /runs/%s = %d", f.refused.ID, w.Code)
 	}
+	if strings.Contains(w.Body.String(), "<img") {
+		t.Error("the event log prints a refusal's detail unescaped")
+	}
 	mustContain(t, w.Body.String(),
+		`<tr class="event" data-kind="merge.refused">`, `needs 1 approval &lt;img src=x onerror=&#34;alert(1)&#34;&gt;`,
 		`<li class="reason">needs 1 approval by someone other than the author, has 0</li>`,
 		"This run has no stages", "No stage has started for this run.",
 		// No PR facts and no release: the PR link uses the configured server.
@@ -338,6 +350,7 @@ func TestToken(t *testing.T) {
 	}{
 		{"no credentials", "/", nil},
 		{"no credentials, run page", runPath, nil},
+		{"no credentials, live updates", "/live", nil},
 		{"wrong bearer", "/", []func(*http.Request){bearer("nope")}},
 		{"basic instead of bearer", "/", []func(*http.Request){func(r *http.Request) { r.SetBasicAuth("x", token) }}},
 		{"wrong query token", "/?token=nope", nil},
