@@ -20,7 +20,8 @@ func TestDemoPlaysTheStories(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- demo.Run(ctx, &out, demo.Options{Dir: t.TempDir(), Hold: true, Log: &logs}) }()
 	// Held: the links the demo shows must open while it holds.
-	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "holding until Ctrl-C"); {
+	// "audit log" is the last line the demo prints before it holds.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "  audit log: "); {
 		select {
 		case err := <-done:
 			t.Fatalf("demo ended before holding: %v\n%s", err, out.String())
