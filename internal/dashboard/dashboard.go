@@ -110,7 +110,6 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format(time.RFC3339)
 	},
-	"short": func(d time.Duration) string { return short(d) },
 	"shortSHA": func(s string) string {
 		if len(s) > 7 {
 			return s[:7]
@@ -229,6 +228,9 @@ func (d *Dashboard) script(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/javascript; charset=utf-8", script)
 }
 
+// liveHeartbeat is how long a live-update stream stays silent at most.
+const liveHeartbeat = 15 * time.Second
+
 // maxStream bounds one live-update stream; the browser reconnects at once
 // (and proxies that cut long responses cut nothing that matters).
 const maxStream = 5 * time.Minute
@@ -263,28 +265,26 @@ func (d *Dashboard) live(c echo.Context) error {
 	defer tick.Stop()
 	end := time.NewTimer(maxStream)
 	defer end.Stop()
-	quiet := 0
+	wrote := time.Now()
 	for {
 		mark, err := d.Store.LatestEvent(req.Context())
 		switch {
 		case err != nil && req.Context().Err() == nil:
 			d.log().Warn("live updates: read the event log", "err", err)
 		case err == nil && mark != last:
-			last, quiet = mark, 0
+			last, wrote = mark, time.Now()
 			if _, err := fmt.Fprintf(w, "id: %d\nevent: change\ndata: %d\n\n", mark, mark); err != nil {
 				return nil
 			}
 			w.Flush()
-		default:
+		case time.Since(wrote) >= liveHeartbeat:
 			// A comment now and then: a dead connection shows up as a
 			// failed write, and proxies see traffic.
-			if quiet++; quiet*int(d.poll()/time.Millisecond+1) >= 15000 {
-				quiet = 0
-				if _, err := io.WriteString(w, ": idle\n\n"); err != nil {
-					return nil
-				}
-				w.Flush()
+			wrote = time.Now()
+			if _, err := io.WriteString(w, ": idle\n\n"); err != nil {
+				return nil
 			}
+			w.Flush()
 		}
 		select {
 		case <-req.Context().Done():
