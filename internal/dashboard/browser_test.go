@@ -250,6 +250,17 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("data-live-updates = %q, %v; want the live update counted", n, err)
 	}
 	screenshot(t, bctx, filepath.Join(shots, "index-420px.png"))
+	// A run's page too, with its timeline, event log and executions.
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/runs/"+fix.Value), chromedp.WaitVisible(chromedp.CSS("table.events"))); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 420 {
+		t.Errorf("at 420 px a run page is %d px wide (%v); want no sideways scroll", w, err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "run-420px.png"))
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(pipe))); err != nil {
+		t.Fatal(err)
+	}
 	// Frozen again, for the run page below: a second update, as live.
 	if err := st.Freeze(ctx, "acme/api:api", freezeReason, "alice"); err != nil {
 		t.Fatal(err)
