@@ -195,7 +195,7 @@ type Reader interface {
 	ListPipelines(ctx context.Context) ([]store.Pipeline, error)
 	LiveExecutions(ctx context.Context) ([]store.LiveExecution, error)
 	LoadRollout(ctx context.Context, pipelineKey string) ([]store.RolloutRun, error)
-	History(ctx context.Context, pipelineKey string, perStage int) (map[string][]store.Deployed, error)
+	History(ctx context.Context, pipelineKey string, stages []string, perStage int) (map[string][]store.Deployed, error)
 }
 
 // Read builds every pipeline's view, with up to history versions per
@@ -217,7 +217,7 @@ func Read(ctx context.Context, r Reader, history int) ([]Pipeline, error) {
 			if active, err = r.LoadRollout(ctx, p.Key); err != nil {
 				return nil, err
 			}
-			if hist, err = r.History(ctx, p.Key, history); err != nil {
+			if hist, err = r.History(ctx, p.Key, p.Stages, history); err != nil {
 				return nil, err
 			}
 		}

@@ -336,7 +336,7 @@ func TestCommandRollbackToANamedVersion(t *testing.T) {
 	if tail != "command.rollback stage.rolling_back stage.triggered stage.rolled_back" {
 		t.Errorf("the run's last events: %s; want the command, then the rollback's course", tail)
 	}
-	hist, err := e.st.History(context.Background(), rr.PipelineKey, 10)
+	hist, err := e.st.History(context.Background(), rr.PipelineKey, []string{"qa", "prod"}, 10)
 	if err != nil {
 		t.Fatal(err)
 	}

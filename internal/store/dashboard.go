@@ -3,6 +3,8 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -50,9 +52,9 @@ type Dashboards interface {
 	// FailedDeliveries lists the deliveries that failed for good, the
 	// latest failure first, at most limit.
 	FailedDeliveries(ctx context.Context, limit int) ([]FailedDelivery, error)
-	// History reads, per stage name of the pipeline, the versions each
-	// ran, newest first, at most perStage each.
-	History(ctx context.Context, pipelineKey string, perStage int) (map[string][]Deployed, error)
+	// History reads, per stage of the pipeline named in stages, the
+	// versions each ran, newest first, at most perStage each.
+	History(ctx context.Context, pipelineKey string, stages []string, perStage int) (map[string][]Deployed, error)
 }
 
 var _ Dashboards = (*SQLite)(nil)
@@ -228,55 +230,84 @@ type Deployed struct {
 // first, at most perStage each: every deploy and rollback that succeeded.
 // The first of a stage is what it runs now (a deploy rolled back is
 // followed by its rollback).
-func (s *queries) History(ctx context.Context, pipelineKey string, perStage int) (map[string][]Deployed, error) {
-	// A wave gives one row per target; a few rows more than asked leave
-	// room for them before the per-attempt dedupe below.
-	// A rollback names the version it restores by tag: the rollout that
-	// released that tag is where the version (and its pull request) came
-	// from.
-	rows, err := s.r.QueryContext(ctx, `SELECT stage, version, tag, rollback, finished_at, rollout_id, attempt, repo, from_tag,
-		coalesce((SELECT o2.id FROM rollouts o2 WHERE o2.pipeline_key = h.pipeline_key AND o2.tag = h.tag ORDER BY o2.rollout_order LIMIT 1), rollout_id),
-		coalesce((SELECT r2.pr FROM rollouts o2 JOIN runs r2 ON r2.id = o2.run_id
-			WHERE o2.pipeline_key = h.pipeline_key AND o2.tag = h.tag ORDER BY o2.rollout_order LIMIT 1), 0) FROM
-		(SELECT e.stage, e.version, e.tag, e.rollback, e.finished_at, e.rollout_id, e.attempt, r.repo, o.tag AS from_tag, o.pipeline_key,
-			row_number() OVER (PARTITION BY e.stage ORDER BY e.finished_at DESC) AS n
-			FROM executions e JOIN rollouts o ON o.id = e.rollout_id JOIN runs r ON r.id = o.run_id
-			WHERE o.pipeline_key = ? AND e.phase = 'finished' AND e.outcome = 'succeeded') h
-		WHERE n <= ? ORDER BY stage, finished_at DESC`, pipelineKey, perStage*4)
-	if err != nil {
-		return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
-	}
-	defer rows.Close()
+//
+// A stage's executions finish in the order of their rollouts (a version
+// enters a stage only after the one before it left, and a rollback
+// happens before a newer version enters), so each stage's history is read
+// walking the pipeline's rollouts newest first by their index, and stops
+// once it has enough: a load costs the few newest rollouts, not the
+// pipeline's whole past (BenchmarkHistory).
+func (s *queries) History(ctx context.Context, pipelineKey string, stages []string, perStage int) (map[string][]Deployed, error) {
 	out := map[string][]Deployed{}
+	for _, stage := range stages {
+		ds, err := s.stageHistory(ctx, pipelineKey, stage, perStage)
+		if err != nil {
+			return nil, fmt.Errorf("history of %s stage %s: %w", pipelineKey, stage, err)
+		}
+		if len(ds) > 0 {
+			out[stage] = ds
+		}
+	}
+	return out, nil
+}
+
+func (s *queries) stageHistory(ctx context.Context, pipelineKey, stage string, perStage int) ([]Deployed, error) {
+	// A wave gives one row per target: read a few more rows than asked,
+	// for the per-attempt dedupe below.
+	rows, err := s.r.QueryContext(ctx, `SELECT e.version, e.tag, e.rollback, e.finished_at, e.rollout_id, e.attempt, r.repo, r.pr, o.tag
+		FROM rollouts o JOIN executions e ON e.rollout_id = o.id JOIN runs r ON r.id = o.run_id
+		WHERE o.pipeline_key = ? AND e.stage = ? AND e.phase = 'finished' AND e.outcome = 'succeeded'
+		ORDER BY o.rollout_order DESC, e.finished_at DESC LIMIT ?`, pipelineKey, stage, perStage*4)
+	if err != nil {
+		return nil, err
+	}
 	type attempt struct {
 		rollout string
 		n       int
 	}
-	seen := map[string]map[attempt]bool{}
+	seen := map[attempt]bool{}
+	var out []Deployed
 	for rows.Next() {
-		var d Deployed
+		d := Deployed{Stage: stage}
 		var at int64
 		var n int
-		var by string
-		if err := rows.Scan(&d.Stage, &d.Version, &d.Tag, &d.Rollback, &at, &by, &n, &d.Repo, &d.From, &d.RolloutID, &d.PR); err != nil {
-			return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
+		if err := rows.Scan(&d.Version, &d.Tag, &d.Rollback, &at, &d.RolloutID, &n, &d.Repo, &d.PR, &d.From); err != nil {
+			rows.Close()
+			return nil, err
 		}
 		d.At = fromMS(at)
+		a := attempt{d.RolloutID, n}
+		if seen[a] || len(out) >= perStage {
+			continue
+		}
+		seen[a] = true
 		if !d.Rollback {
 			d.From = ""
 		}
-		a := attempt{by, n}
-		if seen[d.Stage] == nil {
-			seen[d.Stage] = map[attempt]bool{}
-		}
-		if seen[d.Stage][a] || len(out[d.Stage]) >= perStage {
+		out = append(out, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// A rollback names the version it restores by tag: the rollout that
+	// released that tag is where the version (and its pull request) came
+	// from.
+	for i, d := range out {
+		if !d.Rollback {
 			continue
 		}
-		seen[d.Stage][a] = true
-		out[d.Stage] = append(out[d.Stage], d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("history of %s: %w", pipelineKey, err)
+		var id string
+		var pr int
+		err := s.r.QueryRowContext(ctx, `SELECT o.id, r.pr FROM rollouts o JOIN runs r ON r.id = o.run_id
+			WHERE o.pipeline_key = ? AND o.tag = ? ORDER BY o.rollout_order LIMIT 1`, pipelineKey, d.Tag).Scan(&id, &pr)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // released before rollouts were kept: the rollback's own rollout stays
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i].RolloutID, out[i].PR = id, pr
 	}
 	return out, nil
 }

@@ -20,6 +20,10 @@ CREATE INDEX events_run ON events (run_id, id);
 CREATE INDEX events_merge ON events (merge_id, id);
 CREATE INDEX events_pipeline ON events (pipeline, id);
 CREATE INDEX events_repo ON events (repo, id);
+-- A rollback names the version it restores by tag; the environments view
+-- finds the rollout that released it.
+CREATE INDEX rollouts_tag ON rollouts (pipeline_key, tag);
 
 -- +goose Down
+DROP INDEX rollouts_tag;
 DROP TABLE events;

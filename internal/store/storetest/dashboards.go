@@ -180,7 +180,7 @@ func history(e *env) {
 	f := e.enter(rr2, 1, 1)
 	e.finish(f, failure, failed)
 
-	h, err := e.s.History(e.ctx, pk, 10)
+	h, err := e.s.History(e.ctx, pk, []string{"qa", "prod"}, 10)
 	e.must(err)
 	type entry struct {
 		Tag, From, Rollout string
@@ -207,7 +207,7 @@ func history(e *env) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		e.Errorf("History (-want +got):\n%s", diff)
 	}
-	if h, err := e.s.History(e.ctx, pk, 1); err != nil || len(h["qa"]) != 1 || h["qa"][0].Tag != "v1.0.0" {
+	if h, err := e.s.History(e.ctx, pk, []string{"qa", "prod"}, 1); err != nil || len(h["qa"]) != 1 || h["qa"][0].Tag != "v1.0.0" {
 		e.Errorf("History with 1 per stage = %+v, %v; want the live one only", h["qa"], err)
 	}
 }
