@@ -40,3 +40,10 @@ type Operator interface {
 	// failure, and the delivery is retried (nothing ran yet).
 	Approval(ctx context.Context, repo string, pr int, stage string) (pipeline.Approval, error)
 }
+
+// Recorder is an Operator that puts refused commands on the audit log, as
+// the engine does: who asked what, and why it was refused. A command that
+// ran is on the log through the change it made.
+type Recorder interface {
+	Refused(ctx context.Context, c pipeline.Command, reason string)
+}

@@ -219,6 +219,31 @@ func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (stri
 	return text, nil
 }
 
+// Refused puts a command that was refused (for want of permission, or
+// because it would break the pipeline's order) on the audit log of the
+// rollout it named, with the reason (it implements chatops.Recorder): the
+// log says who asked what, also when nothing changed. A pull request
+// without rollout has no log to put it on; a failure to record is logged,
+// not returned: the refusal stands either way.
+func (e *Engine) Refused(ctx context.Context, req Command, reason string) {
+	e.init()
+	all, err := e.rollouts(ctx, req.Repo, req.PR)
+	if err != nil {
+		return
+	}
+	rr := all[0]
+	if picked, err := pick(all, req.Stage); err == nil {
+		rr = picked
+	}
+	stage := req.Stage
+	if pl, st, ok := strings.Cut(stage, "/"); ok && pl == rr.Pipeline {
+		stage = st
+	}
+	if err := e.Store.RecordRefused(ctx, rr.ID, commandEvent(req, stage, "refused: "+reason)); err != nil && ctx.Err() == nil {
+		e.Log.Warn("record a refused command", "run", rr.ID, "verb", req.Verb, "actor", req.Actor, "err", err)
+	}
+}
+
 // holdForCommand holds a pipeline's lease for a command, however busy the
 // pipeline: the replica driving it is asked to hand it over (it does
 // between two steps), and a dead one's lease is waited out, so a command

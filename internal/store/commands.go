@@ -53,6 +53,9 @@ type Commands interface {
 	// beforeOrder, newest first, each once, at most limit: what a rollback
 	// to a named version may restore. The first is LastDeployed's.
 	StageVersions(ctx context.Context, pipelineKey string, idx int, beforeOrder int64, limit int) ([]Release, error)
+	// RecordRefused puts a command that was refused, and so changed
+	// nothing, on the rollout's audit log: the event is the whole record.
+	RecordRefused(ctx context.Context, rolloutID string, ev Event) error
 }
 
 // RolloutByPR implements Commands.
@@ -177,6 +180,14 @@ func (s *queries) NewerEntered(ctx context.Context, pipelineKey string, idx int,
 		return "", false, fmt.Errorf("newer versions at stage %d of %s: %w", idx, pipelineKey, err)
 	}
 	return tag, true, nil
+}
+
+// RecordRefused implements Commands.
+func (s *queries) RecordRefused(ctx context.Context, rolloutID string, ev Event) error {
+	if err := s.tx(ctx, func(t sqlTx) error { return insertRolloutEvents(ctx, sqlExec{t}, rolloutID, []Event{ev}) }); err != nil {
+		return fmt.Errorf("record refused %s of rollout %s: %w", ev.Kind, rolloutID, err)
+	}
+	return nil
 }
 
 // StageVersions implements Commands.

@@ -14,6 +14,29 @@ var eventsCases = []testCase{
 	{"none_without_a_change", eventsOnlyWithChange},
 	{"freeze_and_unfreeze_say_who", eventsFreeze},
 	{"filters_and_pages_newest_first", eventsPaging},
+	{"RecordRefused_a_command_that_changed_nothing", eventsRefused},
+}
+
+// A refused command changes nothing but is on record: its event alone,
+// on the rollout it named.
+func eventsRefused(e *env) {
+	rr := e.inRollout("a1", "1.0.0", "qa", "prod")
+	e.must(e.s.RecordRefused(e.ctx, rr.ID, store.Event{Kind: store.CommandKind("deploy"), Stage: "prod", Actor: "dave",
+		Detail: "/shipbot deploy prod (refused: needs write permission)"}))
+	evs := e.events(store.EventQuery{Run: rr.ID})
+	if len(evs) != 2 || evs[0].Kind != "command.deploy" || evs[0].Actor != "dave" || evs[0].Pipeline != pk || evs[0].Repo != repo ||
+		evs[0].RunID != rr.ID || evs[0].Stage != "prod" {
+		e.Errorf("events after a refused command = %+v; want it on record, on its rollout", evs)
+	}
+	if got := e.states(rr.ID); got != "[pending pending]" {
+		e.Errorf("stages after a refused command = %s; want untouched", got)
+	}
+	if err := e.s.RecordRefused(e.ctx, "no-such-rollout", store.Event{Kind: store.CommandKind("deploy")}); !errors.Is(err, store.ErrNotFound) {
+		e.Errorf("RecordRefused on no rollout = %v; want ErrNotFound", err)
+	}
+	if n := len(e.events(store.EventQuery{})); n != 2 {
+		e.Errorf("%d events; want 2, none for a rollout that does not exist", n)
+	}
 }
 
 // kinds lists the kinds of events, oldest first.
