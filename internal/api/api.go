@@ -18,6 +18,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/shipbot/shipbot/internal/environments"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/readauth"
 	"github.com/shipbot/shipbot/internal/rollout"
@@ -36,7 +37,7 @@ type Callbacks interface {
 // path every freeze takes (the API's and /shipbot freeze's alike).
 type Freezer interface {
 	Freeze(ctx context.Context, key, reason, actor string) error
-	Unfreeze(ctx context.Context, key string) (wasFrozen bool, err error)
+	Unfreeze(ctx context.Context, key, actor string) (wasFrozen bool, err error)
 }
 
 // API holds the endpoints' dependencies.
@@ -58,6 +59,8 @@ func (a *API) Register(e *echo.Echo) {
 	e.POST("/api/v1/callbacks/:token", a.callback)
 	e.GET("/api/v1/runs", a.listRuns, a.readable)
 	e.GET("/api/v1/runs/:id", a.getRun, a.readable)
+	e.GET("/api/v1/pipelines", a.listPipelines, a.readable)
+	e.GET("/api/v1/events", a.listEvents, a.readable)
 	e.POST("/api/v1/pipelines/:name/freeze", a.freeze)
 	e.DELETE("/api/v1/pipelines/:name/freeze", a.unfreeze)
 	e.POST("/api/v1/pipelines/:name/unfreeze", a.unfreeze)
@@ -314,7 +317,15 @@ func (a *API) unfreeze(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	if _, err := a.Freezer.Unfreeze(c.Request().Context(), key); err != nil {
+	var body struct {
+		Actor string `json:"actor"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := json.NewDecoder(io.LimitReader(c.Request().Body, maxCallback)).Decode(&body); err != nil {
+			return fail(c, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		}
+	}
+	if _, err := a.Freezer.Unfreeze(c.Request().Context(), key, body.Actor); err != nil {
 		return fail(c, http.StatusInternalServerError, "could not unfreeze")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"pipeline": key, "status": "unfrozen"})
@@ -330,4 +341,130 @@ func (a *API) readable(next echo.HandlerFunc) echo.HandlerFunc {
 		c.Response().Header().Set("WWW-Authenticate", readauth.Challenge)
 		return fail(c, http.StatusUnauthorized, "missing or wrong read token (SHIPBOT_DASHBOARD_TOKEN): send Authorization: Bearer <token>")
 	}
+}
+
+// historyLen is how many versions per stage GET /api/v1/pipelines lists.
+const historyLen = 10
+
+type pipelineView struct {
+	Name     string         `json:"name"` // the key: owner/repo:pipeline
+	Repo     string         `json:"repository"`
+	Pipeline string         `json:"pipeline"`
+	Frozen   bool           `json:"frozen"`
+	Freeze   *freezeView    `json:"freeze,omitempty"`
+	Stages   []envStageView `json:"stages"`
+}
+
+type freezeView struct {
+	Reason string    `json:"reason,omitempty"`
+	Actor  string    `json:"actor,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+type envStageView struct {
+	Name   string      `json:"name"`
+	Live   *deployView `json:"live"`
+	State  string      `json:"state"`
+	Detail string      `json:"detail"`
+	// The run the stage is busy with or that waits for it.
+	RunID   string       `json:"run_id,omitempty"`
+	Version string       `json:"version,omitempty"`
+	PR      int          `json:"pull_request,omitempty"`
+	Until   *time.Time   `json:"until,omitempty"`
+	History []deployView `json:"history"`
+}
+
+type deployView struct {
+	Version  string    `json:"version"`
+	Tag      string    `json:"tag"`
+	Since    time.Time `json:"since"`
+	RunID    string    `json:"run_id"`
+	PR       int       `json:"pull_request,omitempty"`
+	Rollback bool      `json:"rollback,omitempty"`
+	From     string    `json:"rolled_back_from,omitempty"`
+}
+
+func deployOf(d environments.Deploy) deployView {
+	return deployView{Version: d.Version, Tag: d.Tag, Since: d.Since.UTC(), RunID: d.RunID, PR: d.PR, Rollback: d.Rollback, From: d.From}
+}
+
+// listPipelines answers what runs where: per pipeline and stage, the live
+// version, since when, and what the stage is doing, as the dashboard's
+// environments view shows it.
+func (a *API) listPipelines(c echo.Context) error {
+	pipes, err := environments.Read(c.Request().Context(), a.Store, historyLen)
+	if err != nil {
+		return fail(c, http.StatusInternalServerError, "could not read the pipelines")
+	}
+	out := make([]pipelineView, 0, len(pipes))
+	for _, p := range pipes {
+		pv := pipelineView{Name: p.Key, Repo: p.Repo, Pipeline: p.Name, Frozen: p.Freeze != nil, Stages: []envStageView{}}
+		if p.Freeze != nil {
+			pv.Freeze = &freezeView{Reason: p.Freeze.Reason, Actor: p.Freeze.Actor, Since: p.Freeze.At.UTC()}
+		}
+		for _, st := range p.Stages {
+			sv := envStageView{Name: st.Name, State: string(st.State), Detail: st.Detail, RunID: st.RunID, Version: st.Version,
+				PR: st.PR, History: []deployView{}}
+			if st.Live != nil {
+				l := deployOf(*st.Live)
+				sv.Live = &l
+			}
+			if !st.Until.IsZero() {
+				u := st.Until.UTC()
+				sv.Until = &u
+			}
+			for _, d := range st.History {
+				sv.History = append(sv.History, deployOf(d))
+			}
+			pv.Stages = append(pv.Stages, sv)
+		}
+		out = append(out, pv)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"pipelines": out})
+}
+
+type eventView struct {
+	ID       int64     `json:"id"`
+	At       time.Time `json:"at"`
+	Repo     string    `json:"repository"`
+	Pipeline string    `json:"pipeline"`
+	RunID    string    `json:"run_id"`
+	Stage    string    `json:"stage"`
+	Kind     string    `json:"kind"`
+	Actor    string    `json:"actor"`
+	Detail   string    `json:"detail"`
+}
+
+// listEvents pages through the audit log, newest first: ?pipeline=,
+// ?run=, ?before=<id> (the previous page's next), ?limit= (1..500, 50).
+func (a *API) listEvents(c echo.Context) error {
+	q := store.EventQuery{Pipeline: c.QueryParam("pipeline"), Run: c.QueryParam("run"), Limit: 50}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return fail(c, http.StatusBadRequest, "limit must be 1..500")
+		}
+		q.Limit = n
+	}
+	if v := c.QueryParam("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return fail(c, http.StatusBadRequest, "before must be an event id (the previous page's next)")
+		}
+		q.Before = n
+	}
+	evs, err := a.Store.ListEvents(c.Request().Context(), q)
+	if err != nil {
+		return fail(c, http.StatusInternalServerError, "could not read the events")
+	}
+	out := make([]eventView, len(evs))
+	for i, ev := range evs {
+		out[i] = eventView{ID: ev.ID, At: ev.At.UTC(), Repo: ev.Repo, Pipeline: ev.Pipeline, RunID: ev.RunID, Stage: ev.Stage,
+			Kind: ev.Kind, Actor: ev.Actor, Detail: ev.Detail}
+	}
+	next := ""
+	if len(evs) == q.Limit {
+		next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": out, "next": next})
 }

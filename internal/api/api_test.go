@@ -2,16 +2,19 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/shipbot/shipbot/internal/api"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -26,12 +29,8 @@ func (f storeFreezer) Freeze(ctx context.Context, key, reason, actor string) err
 	return f.st.Freeze(ctx, key, reason, actor)
 }
 
-func (f storeFreezer) Unfreeze(ctx context.Context, key string) (bool, error) {
-	_, frozen, err := f.st.Frozen(ctx, key)
-	if err != nil || !frozen {
-		return false, err
-	}
-	return true, f.st.Unfreeze(ctx, key)
+func (f storeFreezer) Unfreeze(ctx context.Context, key, actor string) (bool, error) {
+	return f.st.Unfreeze(ctx, key, actor)
 }
 
 func (noCallbacks) Callback(context.Context, string, string, string) error { return nil }
@@ -97,7 +96,11 @@ func TestReadsNeedTheDashboardToken(t *testing.T) {
 	if err != nil || len(runs) == 0 {
 		t.Fatal(runs, err)
 	}
-	for _, path := range []string{"/api/v1/runs", "/api/v1/runs?repository=acme/api", "/api/v1/runs/" + runs[0].ID} {
+	if err := st.Freeze(context.Background(), "acme/api:api", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/runs", "/api/v1/runs?repository=acme/api", "/api/v1/runs/" + runs[0].ID,
+		"/api/v1/pipelines", "/api/v1/events", "/api/v1/events?run=" + runs[0].ID} {
 		for _, bearer := range []string{"", "wrong", writeToken} {
 			code, body := do(t, http.MethodGet, srv.URL+path, bearer, "")
 			if code != http.StatusUnauthorized || strings.Contains(body, "acme/") {
@@ -176,5 +179,124 @@ func TestFreezeKnowsThePipelines(t *testing.T) {
 	}
 	if code, _ := do(t, http.MethodDelete, path("acme/mono:wrker"), writeToken, ""); code != http.StatusNotFound {
 		t.Errorf("unfreeze of an unknown pipeline: %d; want 404", code)
+	}
+	// Both are on the audit log, with who said so.
+	if code, _ := do(t, http.MethodPost, path("acme/mono:web"), writeToken, `{"reason":"incident 9","actor":"oncall-bot"}`); code != http.StatusOK {
+		t.Fatalf("freeze acme/mono:web: %d", code)
+	}
+	if code, _ := do(t, http.MethodPost, srv.URL+"/api/v1/pipelines/"+url.PathEscape("acme/mono:web")+"/unfreeze", writeToken, `{"actor":"erin"}`); code != http.StatusOK {
+		t.Fatalf("unfreeze acme/mono:web: %d", code)
+	}
+	_, body := do(t, http.MethodGet, srv.URL+"/api/v1/events?pipeline="+url.QueryEscape("acme/mono:web")+"&limit=2", "", "")
+	for _, want := range []string{`"kind":"pipeline.unfrozen","actor":"erin"`, `"kind":"pipeline.frozen","actor":"oncall-bot","detail":"incident 9"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("events of acme/mono:web lack %s:\n%s", want, body)
+		}
+	}
+}
+
+// GET /api/v1/pipelines says what each stage runs and does; GET
+// /api/v1/events pages through what happened, newest first.
+func TestPipelinesAndEvents(t *testing.T) {
+	srv, st := serve(t, "")
+	ctx := context.Background()
+	r, _, err := st.CreateRun(ctx, store.Run{Repo: "acme/shop", SHA: strings.Repeat("f", 40), PR: 12, Branch: "main", Source: "push"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State, r.Pipeline, r.Version, r.Tag = store.RunReleased, "shop", "1.3.1", "v1.3.1"
+	if err := st.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.StartRollout(ctx, r.ID, "acme/shop:shop", r.Release(), []byte("version: 1\n"), nil, []string{"qa", "prod"},
+		store.Event{Kind: store.KindReleaseCreated, Detail: "v1.3.1"}); err != nil {
+		t.Fatal(err)
+	}
+	x := store.Execution{ID: store.NewID(), RunID: r.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.3.1", Tag: "v1.3.1",
+		Phase: store.PhaseTriggering, TokenHash: store.NewID()}
+	if err := st.EnterStage(ctx, x); err != nil {
+		t.Fatal(err)
+	}
+	x.Outcome = "succeeded"
+	if err := st.FinishExecution(ctx, x, schedule.Passed, store.Event{Kind: store.KindStagePassed, Stage: "qa"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetStageState(ctx, r.ID, 1, schedule.Skipped, store.Event{Kind: store.KindStageSkipped, Stage: "prod", Detail: "label no-deploy-to-prod"}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, body := do(t, http.MethodGet, srv.URL+"/api/v1/pipelines", "", "")
+	var got struct {
+		Pipelines []struct {
+			Name, Repository, Pipeline string
+			Frozen                     bool
+			Stages                     []struct {
+				Name, State, Detail string
+				Live                *struct {
+					Version, Tag, RunID string
+					Since               time.Time
+					PR                  int `json:"pull_request"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &got); code != http.StatusOK || err != nil || len(got.Pipelines) != 1 {
+		t.Fatalf("GET /api/v1/pipelines: %d %s (%v)", code, body, err)
+	}
+	p := got.Pipelines[0]
+	if p.Name != "acme/shop:shop" || p.Repository != "acme/shop" || p.Pipeline != "shop" || p.Frozen || len(p.Stages) != 2 {
+		t.Fatalf("pipeline = %+v", p)
+	}
+	qa, prod := p.Stages[0], p.Stages[1]
+	if qa.Name != "qa" || qa.Live == nil || qa.Live.Tag != "v1.3.1" || qa.Live.Version != "1.3.1" || qa.Live.PR != 12 || qa.Live.Since.IsZero() ||
+		qa.State != "idle" || qa.Detail != "runs v1.3.1" {
+		t.Errorf("qa = %+v live %+v; want v1.3.1 of #12 live, idle", qa, qa.Live)
+	}
+	if prod.Name != "prod" || prod.Live != nil || prod.State != "idle" || prod.Detail != "nothing deployed here yet" {
+		t.Errorf("prod = %+v; want nothing live", prod)
+	}
+	if !strings.Contains(body, `"run_id":"`+r.ID+`"`) {
+		t.Errorf("pipelines do not name the run that deployed: %s", body)
+	}
+
+	type page struct {
+		Events []struct {
+			ID                                   int64
+			At                                   time.Time
+			Pipeline, Stage, Kind, Actor, Detail string
+			RunID                                string `json:"run_id"`
+		}
+		Next string
+	}
+	var kinds []string
+	next := ""
+	for range 5 {
+		u := srv.URL + "/api/v1/events?limit=2&run=" + r.ID
+		if next != "" {
+			u += "&before=" + next
+		}
+		code, body := do(t, http.MethodGet, u, "", "")
+		var pg page
+		if err := json.Unmarshal([]byte(body), &pg); code != http.StatusOK || err != nil {
+			t.Fatalf("GET %s: %d %s", u, code, body)
+		}
+		for _, ev := range pg.Events {
+			if ev.RunID != r.ID || ev.At.IsZero() {
+				t.Errorf("event %+v: want run %s, a time", ev, r.ID)
+			}
+			kinds = append(kinds, ev.Kind)
+		}
+		if next = pg.Next; next == "" {
+			break
+		}
+	}
+	want := []string{"stage.skipped", "stage.passed", "stage.entered", "release.created", "merge.recorded"}
+	if strings.Join(kinds, " ") != strings.Join(want, " ") {
+		t.Errorf("events by pages of 2 = %v; want %v", kinds, want)
+	}
+	for _, bad := range []string{"limit=0", "limit=501", "before=x", "before=-1"} {
+		if code, _ := do(t, http.MethodGet, srv.URL+"/api/v1/events?"+bad, "", ""); code != http.StatusBadRequest {
+			t.Errorf("GET /api/v1/events?%s: %d; want 400", bad, code)
+		}
 	}
 }

@@ -187,8 +187,10 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 	if cmd.Verb == VerbHelp {
 		return c.finish(ctx, true, Help)
 	}
+	req := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Repo: ev.Repository.FullName, PR: c.pr, Stage: cmd.Stage,
+		Force: cmd.Force, Reason: cmd.Reason, To: cmd.To, Actor: c.actor}
 	if IsApproval(cmd) {
-		answered, err := h.authorizeApproval(ctx, c, cmd, ev.Repository.FullName, ev.Issue.User.Login, log)
+		answered, err := h.authorizeApproval(ctx, c, cmd, req, ev.Issue.User.Login, log)
 		if answered || err != nil {
 			return err
 		}
@@ -204,18 +206,18 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 		}
 		if r := Authorize(cmd, perm); r != nil {
 			log.Info("chatops: command refused", "role", perm.RoleName, "permission", perm.Permission)
+			h.refused(ctx, req, r.Reason)
 			return c.finish(ctx, false, r.Reason)
 		}
 	}
 
-	req := pipeline.Command{Verb: pipeline.Verb(cmd.Verb), Repo: ev.Repository.FullName, PR: c.pr, Stage: cmd.Stage,
-		Force: cmd.Force, Reason: cmd.Reason, Actor: c.actor}
 	text, err := h.do(ctx, req)
 	var refusal *pipeline.Refusal
 	var done bool
 	switch {
 	case errors.As(err, &refusal):
 		log.Info("chatops: operator refused", "reason", refusal.Reason)
+		h.refused(ctx, req, refusal.Reason)
 		text = refusal.Reason
 	case err != nil:
 		log.Error("chatops: command failed", "err", err)
@@ -240,7 +242,8 @@ func (h *Handler) Handle(ctx context.Context, d store.Delivery) error {
 // AuthorizeApproval. answered is true when it refused (and answered);
 // an error is returned, for the delivery to be retried, when a read
 // failed in a way a retry may mend.
-func (h *Handler) authorizeApproval(ctx context.Context, c *conversation, cmd Command, repo, author string, log *slog.Logger) (answered bool, err error) {
+func (h *Handler) authorizeApproval(ctx context.Context, c *conversation, cmd Command, req pipeline.Command, author string, log *slog.Logger) (answered bool, err error) {
+	repo := req.Repo
 	if h.Operator == nil {
 		log.Error("chatops: command failed", "err", "no operator configured")
 		return true, c.finish(ctx, false, failedText)
@@ -264,9 +267,18 @@ func (h *Handler) authorizeApproval(ctx context.Context, c *conversation, cmd Co
 		return false, fmt.Errorf("checking whether %s may %s %s of %s#%d: %w", c.actor, cmd.Verb, cmd.Stage, repo, c.pr, err)
 	case r != nil:
 		log.Info("chatops: command refused", "author", author, "approvers", a.Approvers, "reason", r.Reason)
+		h.refused(ctx, req, r.Reason)
 		return true, c.finish(ctx, false, r.Reason)
 	}
 	return false, nil
+}
+
+// refused puts a refused command on the audit log, when the operator keeps
+// one.
+func (h *Handler) refused(ctx context.Context, req pipeline.Command, reason string) {
+	if rec, ok := h.Operator.(Recorder); ok {
+		rec.Refused(ctx, req, reason)
+	}
 }
 
 func (h *Handler) do(ctx context.Context, r pipeline.Command) (string, error) {

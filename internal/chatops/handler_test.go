@@ -43,6 +43,21 @@ type recorder struct {
 	approvals   map[string]pipeline.Approval
 	approvalErr error
 	asked       []string // stages Approval was asked about
+	refusals    []string // what Refused recorded: "<actor> <command>: <reason>"
+}
+
+// Refused records a refused command, as the engine puts it on the audit
+// log (chatops.Recorder).
+func (r *recorder) Refused(_ context.Context, req pipeline.Command, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refusals = append(r.refusals, fmt.Sprintf("%s %s %s: %s", req.Actor, req.Verb, req.Stage, reason))
+}
+
+func (r *recorder) refused() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.refusals)
 }
 
 func (r *recorder) Approval(_ context.Context, repository string, pr int, stage string) (pipeline.Approval, error) {
@@ -241,6 +256,9 @@ func TestPermissions(t *testing.T) {
 				if len(reqs) != 1 || reqs[0] != want {
 					t.Errorf("operator got %+v; want [%+v]", reqs, want)
 				}
+				if got := r.op.refused(); len(got) != 0 {
+					t.Errorf("an allowed command recorded as refused: %v", got)
+				}
 				if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "+1"}) {
 					t.Errorf("reactions %v; want eyes, +1", got)
 				}
@@ -253,6 +271,11 @@ func TestPermissions(t *testing.T) {
 				}
 				if !strings.Contains(reply, "Sorry") || !strings.Contains(reply, tc.refusal) {
 					t.Errorf("reply %q; want a polite refusal saying %q", reply, tc.refusal)
+				}
+				// On the audit log too: who asked what, and why not.
+				if got := r.op.refused(); len(got) != 1 || !strings.HasPrefix(got[0], tc.user+" "+cmd.Verb+" "+cmd.Stage+": ") ||
+					!strings.Contains(got[0], tc.refusal) {
+					t.Errorf("refusals recorded %q; want %s's %s with the reason", got, tc.user, cmd.Verb)
 				}
 			}
 			if got := r.calls(); !slices.Equal(got, commandCalls) {
@@ -399,6 +422,9 @@ func TestOperatorRefusal(t *testing.T) {
 	}
 	if b := r.one(t, r.merged, "wendy", "/shipbot deploy prod"); !strings.HasSuffix(b, r.op.err.Error()) {
 		t.Errorf("reply %q; want the refusal's reason", b)
+	}
+	if got := r.op.refused(); !slices.Equal(got, []string{"wendy deploy prod: " + r.op.err.Error()}) {
+		t.Errorf("refusals recorded %q; want wendy's deploy with the operator's reason", got)
 	}
 	if got := r.reactions(t, r.merged, id); !slices.Equal(got, []string{"eyes", "-1"}) {
 		t.Errorf("reactions %v; want eyes, -1", got)

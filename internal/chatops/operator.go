@@ -19,6 +19,9 @@ type Command struct {
 	Force bool
 	// Reason is freeze's and reject's free text.
 	Reason string
+	// To is the version rollback restores ("v1.2.0" or "1.2.0"); empty
+	// for the stage's previous one.
+	To string
 }
 
 // Operator carries commands out on the merged pull request's rollout: the
@@ -36,4 +39,11 @@ type Operator interface {
 	// shown to the user as Do's are; any other error is the operator's
 	// failure, and the delivery is retried (nothing ran yet).
 	Approval(ctx context.Context, repo string, pr int, stage string) (pipeline.Approval, error)
+}
+
+// Recorder is an Operator that puts refused commands on the audit log, as
+// the engine does: who asked what, and why it was refused. A command that
+// ran is on the log through the change it made.
+type Recorder interface {
+	Refused(ctx context.Context, c pipeline.Command, reason string)
 }

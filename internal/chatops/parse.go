@@ -42,7 +42,7 @@ const flagForce = "--force"
 const Help = "shipbot commands, for a comment on a merged pull request (with several pipelines, a stage is `<pipeline>/<stage>`):\n" +
 	"- `/shipbot deploy <stage>`: deploy a stage a label skipped, in version order (write; add `--force` to pass window and alarm blockers: admin)\n" +
 	"- `/shipbot retry <stage>`: try the stage's failed deployment again (write)\n" +
-	"- `/shipbot rollback <stage>`: roll the stage back to its previous successful version (write)\n" +
+	"- `/shipbot rollback <stage> [to <version>]`: roll the stage back to its previous successful version, or to any version it ran before (write)\n" +
 	"- `/shipbot freeze [reason]`: hold new rollouts of this pipeline (maintain)\n" +
 	"- `/shipbot unfreeze`: let rollouts go again (maintain)\n" +
 	"- `/shipbot approve <stage>`: let this version into a stage that waits for approval (the stage's approvers, else maintain; never the pull request's author)\n" +
@@ -373,13 +373,23 @@ func parseLine(line string) (Command, error) {
 		if len(args) == 0 {
 			return Command{}, &ParseError{Problem: verb + " needs a stage"}
 		}
+		var to string
+		if verb == VerbRollback && len(args) == 3 && strings.EqualFold(args[1], "to") {
+			if to = args[2]; !ValidVersion(to) {
+				return Command{}, &ParseError{Problem: "a version is a tag or a semantic version, e.g. `v1.2.0` or `1.2.0`"}
+			}
+			args = args[:1]
+		}
+		if len(args) > 1 && verb == VerbRollback {
+			return Command{}, &ParseError{Problem: "rollback takes a stage, then optionally `to <version>`"}
+		}
 		if len(args) > 1 && verb != VerbReject {
 			return Command{}, &ParseError{Problem: verb + " takes one stage"}
 		}
 		if !ValidStage(args[0]) {
 			return Command{}, &ParseError{Problem: "a stage name is letters, digits, - and _ (`<pipeline>/<stage>` with several pipelines)"}
 		}
-		c := Command{Verb: verb, Stage: args[0], Force: forces == 1}
+		c := Command{Verb: verb, Stage: args[0], Force: forces == 1, To: to}
 		if verb == VerbReject {
 			// The reason is the rest of the line after the stage, as
 			// written.
@@ -409,6 +419,24 @@ func ValidStage(s string) bool {
 	return validName(s)
 }
 
+// ValidVersion reports whether s may name a version: a release tag or a
+// version without its prefix (letters, digits, and . - _ / +), as the
+// stage's history knows them; which versions exist is the operator's to
+// say.
+func ValidVersion(s string) bool {
+	if s == "" || len(s) > 100 {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune(".-_/+", r):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // validName reports whether s is a plain name: letters, digits, - and _.
 func validName(s string) bool {
 	if s == "" || len(s) > 100 {
@@ -433,6 +461,9 @@ func (c Command) String() string {
 	}
 	if c.Force {
 		s += " " + flagForce
+	}
+	if c.To != "" {
+		s += " to " + c.To
 	}
 	if c.Reason != "" {
 		s += " " + c.Reason

@@ -103,6 +103,12 @@ func TestParse(t *testing.T) {
 		{name: "force twice", body: "/shipbot deploy prod --force --force", line: "/shipbot deploy prod --force --force", found: true, err: "twice"},
 		{name: "force on retry", body: "/shipbot retry prod --force", line: "/shipbot retry prod --force", found: true, err: "only goes with deploy"},
 		{name: "force on rollback", body: "/shipbot rollback prod --force", line: "/shipbot rollback prod --force", found: true, err: "only goes with deploy"},
+		{name: "rollback to a version", body: "/shipbot rollback prod to v0.1.0", want: C{Verb: "rollback", Stage: "prod", To: "v0.1.0"}, line: "/shipbot rollback prod to v0.1.0", found: true},
+		{name: "rollback TO a bare version", body: "/shipbot Rollback api/prod TO 1.2.0", want: C{Verb: "rollback", Stage: "api/prod", To: "1.2.0"}, line: "/shipbot Rollback api/prod TO 1.2.0", found: true},
+		{name: "rollback to nothing", body: "/shipbot rollback prod to", line: "/shipbot rollback prod to", found: true, err: "optionally `to <version>`"},
+		{name: "rollback without to", body: "/shipbot rollback prod v1.0.0", line: "/shipbot rollback prod v1.0.0", found: true, err: "optionally `to <version>`"},
+		{name: "rollback to a bad version", body: "/shipbot rollback prod to v1<b>", line: "/shipbot rollback prod to v1<b>", found: true, err: "a version is a tag"},
+		{name: "to on retry", body: "/shipbot retry prod to v1.0.0", line: "/shipbot retry prod to v1.0.0", found: true, err: "one stage"},
 		{name: "force on freeze", body: "/shipbot freeze --force", line: "/shipbot freeze --force", found: true, err: "only goes with deploy"},
 		{name: "status with args", body: "/shipbot status prod", line: "/shipbot status prod", found: true, err: "no arguments"},
 		{name: "unfreeze with args", body: "/shipbot unfreeze now", line: "/shipbot unfreeze now", found: true, err: "no arguments"},
@@ -196,6 +202,7 @@ func TestCommandString(t *testing.T) {
 		{chatops.Command{Verb: "status"}, "/shipbot status"},
 		{chatops.Command{Verb: "approve", Stage: "api/prod"}, "/shipbot approve api/prod"},
 		{chatops.Command{Verb: "reject", Stage: "prod", Reason: "error rate doubled"}, "/shipbot reject prod error rate doubled"},
+		{chatops.Command{Verb: "rollback", Stage: "prod", To: "v1.2.0"}, "/shipbot rollback prod to v1.2.0"},
 	} {
 		if got := tc.c.String(); got != tc.want {
 			t.Errorf("%+v.String() = %q; want %q", tc.c, got, tc.want)

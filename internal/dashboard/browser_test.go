@@ -3,6 +3,7 @@ package dashboard_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/labstack/echo/v4"
 
@@ -105,6 +107,10 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Fatalf("the 401 page shows runs:\n%s", body)
 	}
 
+	// The viewer is in Seoul: times show there, UTC stays in the title.
+	if _, err := chromedp.Call(bctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Asia/Seoul"}); err != nil {
+		t.Fatal(err)
+	}
 	// With ?token=: the front page, and a cookie for the links.
 	resp, err = chromedp.Run(bctx, chromedp.NavigateResponse(base+"/?token="+token))
 	if err != nil {
@@ -126,6 +132,34 @@ func TestDashboardInChromium(t *testing.T) {
 			t.Errorf("pipeline card lacks %q:\n%s", want, pipeText)
 		}
 	}
+	// The environments view answers what runs where after the demo: its
+	// last merge, v0.1.3, in both stages, and nothing deploying any more.
+	for _, stage := range []string{"qa", "prod"} {
+		row := pipe + ` tr.stage-now[data-stage="` + stage + `"]`
+		if live := text(t, bctx, chromedp.CSS(row+" a.live-version")); live != "v0.1.3" {
+			t.Errorf("%s runs %q; want v0.1.3, the demo's last merge", stage, live)
+		}
+		if state := attrs(t, bctx, chromedp.CSSAll(row), "data-state"); !slices.Equal(state, []string{"idle"}) {
+			t.Errorf("%s is %v; want idle once every rollout finished", stage, state)
+		}
+		rowText := text(t, bctx, chromedp.CSS(row))
+		for _, want := range []string{"#", "since", "runs v0.1.3", "before: v0.1.2"} {
+			if !strings.Contains(rowText, want) {
+				t.Errorf("%s row lacks %q: %s", stage, want, rowText)
+			}
+		}
+	}
+	if strings.Contains(pipeText, "deploying") {
+		t.Errorf("a finished rollout still says deploying:\n%s", pipeText)
+	}
+	when, err := chromedp.Run(bctx, chromedp.AttributesAll(chromedp.CSSAll(pipe+" time")))
+	if err != nil || len(when) == 0 {
+		t.Fatalf("no times in the environments view: %v", err)
+	}
+	local := text(t, bctx, chromedp.CSS(pipe+" time"))
+	if !strings.Contains(local, "GMT+9") || !strings.HasSuffix(when[0]["title"], "UTC") {
+		t.Errorf("time shows %q (title %q); want Seoul's zone, UTC in the title", local, when[0]["title"])
+	}
 	runIDs := attrs(t, bctx, chromedp.CSSAll("tr.run"), "data-run")
 	if len(runIDs) != 5 {
 		t.Errorf("%d runs listed; want the demo's 5 merges", len(runIDs))
@@ -133,7 +167,7 @@ func TestDashboardInChromium(t *testing.T) {
 	// Each story's run, found by its release tag.
 	for tag, wants := range map[string][]string{
 		"v0.1.0": {"released", "done", "qa passed", "prod passed"},
-		"v0.1.1": {"qa passed", "prod passed"}, // skipped by label, then deployed on /shipbot deploy prod
+		"v0.1.1": {"qa passed", "prod passed", "deployed at @carol's request despite its skip label"}, // skipped by label, then deployed on /shipbot deploy prod
 		"v0.1.3": {"qa passed", "prod passed"},
 	} {
 		row := text(t, bctx, chromedp.Search(fmt.Sprintf(`//tr[@class="run"][.//a[normalize-space()=%q]]`, tag)))
@@ -148,6 +182,98 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	shots := t.TempDir()
 	screenshot(t, bctx, filepath.Join(shots, "index.png"))
+
+	// The label-skipped fix (v0.1.1): its event log names the maintainer
+	// who sent it to prod, and the label that had skipped it.
+	fix, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.Search(`//tr[@class="run"][.//a[normalize-space()="v0.1.1"]]`), "data-run"))
+	if err != nil || !fix.Exists {
+		t.Fatalf("no run row for v0.1.1: %v", err)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/runs/"+fix.Value), chromedp.WaitVisible(chromedp.CSS("table.events"))); err != nil {
+		t.Fatalf("the fix's run page has no event log: %v", err)
+	}
+	deploy := text(t, bctx, chromedp.CSS(`tr.event[data-kind="command.deploy"]`))
+	for _, want := range []string{"prod", "@carol", "/shipbot deploy prod", "no-deploy-to-prod"} {
+		if !strings.Contains(deploy, want) {
+			t.Errorf("the deploy command's event lacks %q: %s", want, deploy)
+		}
+	}
+	if skipped := text(t, bctx, chromedp.CSS(`tr.event[data-kind="stage.skipped"]`)); !strings.Contains(skipped, "label no-deploy-to-prod") {
+		t.Errorf("the skip's event: %s; want the label named", skipped)
+	}
+	order := attrs(t, bctx, chromedp.CSSAll("tr.event"), "data-kind")
+	if i, j := slices.Index(order, "stage.skipped"), slices.Index(order, "command.deploy"); i < 0 || j < i ||
+		!slices.Contains(order[j:], "stage.passed") {
+		t.Errorf("event log %v; want prod skipped, then the command, then prod passed", order)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "run-fix.png"))
+
+	// At 420 px the front page reads without sideways scrolling, and a
+	// change arrives without a reload: the scroll position stays, and so
+	// does what the page's script context held.
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(420, 700), chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(pipe))); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 420 {
+		t.Errorf("at 420 px the page is %d px wide (%v); want no sideways scroll", w, err)
+	}
+	y, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.shipbotTestMark = "same page"; window.scrollTo(0, 400); window.scrollY`))
+	if err != nil || y == 0 {
+		t.Fatalf("scroll: %d, %v", y, err)
+	}
+	if !strings.Contains(text(t, bctx, chromedp.CSS(pipe)), "frozen") {
+		t.Fatal("the pipeline is not shown frozen before the change")
+	}
+	changed := time.Now()
+	if _, err := st.Unfreeze(ctx, "acme/api:api", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		card := liveText(t, bctx, pipe)
+		if !strings.Contains(card, "frozen") {
+			t.Logf("the unfreeze showed %s after it was recorded", time.Since(changed).Round(time.Millisecond))
+			break
+		}
+		if time.Since(changed) > 15*time.Second {
+			t.Fatalf("the page still shows the pipeline frozen 15s after the unfreeze:\n%s", card)
+		}
+		time.Sleep(50 * time.Millisecond) // polls a browser, which has no clock to drive
+	}
+	mark, err := chromedp.Run(bctx, chromedp.Evaluate[string](`window.shipbotTestMark || ""`))
+	if err != nil || mark != "same page" {
+		t.Errorf("the page reloaded (script context lost: %q, %v); want the update applied in place", mark, err)
+	}
+	if y2, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.scrollY`)); err != nil || y2 != y {
+		t.Errorf("scroll after the update = %d (%v); want %d kept", y2, err, y)
+	}
+	if n, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.getAttribute("data-live-updates") || ""`)); err != nil || n == "" {
+		t.Errorf("data-live-updates = %q, %v; want the live update counted", n, err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "index-420px.png"))
+	// A run's page too, with its timeline, event log and executions.
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/runs/"+fix.Value), chromedp.WaitVisible(chromedp.CSS("table.events"))); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 420 {
+		t.Errorf("at 420 px a run page is %d px wide (%v); want no sideways scroll", w, err)
+	}
+	screenshot(t, bctx, filepath.Join(shots, "run-420px.png"))
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(pipe))); err != nil {
+		t.Fatal(err)
+	}
+	// Frozen again, for the run page below: a second update, as live.
+	if err := st.Freeze(ctx, "acme/api:api", freezeReason, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(liveText(t, bctx, pipe), freezeReason) {
+		if time.Since(changed) > 30*time.Second {
+			t.Fatal("the page never showed the pipeline frozen again")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := chromedp.Do(bctx, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
 
 	// Open the run of v0.1.3, which waited behind v0.1.2 in qa, by its link:
 	// the cookie carries the token now.
@@ -202,7 +328,9 @@ func TestDashboardInChromium(t *testing.T) {
 		t.Errorf("execution rows = %v; want [qa prod]", got)
 	}
 	shot := filepath.Join(shots, "run.png")
+
 	screenshot(t, bctx, shot)
+	keepScreenshots(t, shots)
 	if dst := os.Getenv(screenshotEnv); dst != "" {
 		data, err := os.ReadFile(shot)
 		if err == nil {
@@ -216,6 +344,36 @@ func TestDashboardInChromium(t *testing.T) {
 		}
 		t.Logf("screenshot copied to %s", dst)
 	}
+}
+
+// keepScreenshots copies the screenshots to CI's temporary directory
+// ($RUNNER_TEMP on GitHub Actions, else $TMPDIR under CI=true), which
+// outlives the test's own, for a person to look at.
+func keepScreenshots(t *testing.T, dir string) {
+	t.Helper()
+	root := os.Getenv("RUNNER_TEMP")
+	if root == "" && os.Getenv("CI") == "true" {
+		root = os.TempDir()
+	}
+	if root == "" {
+		return
+	}
+	dst := filepath.Join(root, "shipbot-dashboard")
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		t.Errorf("keep screenshots: %v", err)
+		return
+	}
+	shots, _ := filepath.Glob(filepath.Join(dir, "*.png"))
+	for _, s := range shots {
+		data, err := os.ReadFile(s)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, filepath.Base(s)), data, 0o644)
+		}
+		if err != nil {
+			t.Errorf("keep screenshot %s: %v", s, err)
+		}
+	}
+	t.Logf("screenshots kept in %s", dst)
 }
 
 // startService serves the database at path with the real service, the
@@ -267,6 +425,18 @@ func text[S chromedp.Selectable](t *testing.T, ctx context.Context, sel S) strin
 	s, err := chromedp.Run(ctx, chromedp.Text(sel))
 	if err != nil {
 		t.Fatalf("read text of %v: %v", sel, err)
+	}
+	return s
+}
+
+// liveText reads an element's text in one step of the page's own, so
+// that a live update swapping it meanwhile cannot fail the read.
+func liveText(t *testing.T, ctx context.Context, css string) string {
+	t.Helper()
+	q, _ := json.Marshal(css)
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector(`+string(q)+`) || {}).textContent || ""`))
+	if err != nil {
+		t.Fatalf("read text of %s: %v", css, err)
 	}
 	return s
 }

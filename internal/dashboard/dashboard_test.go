@@ -1,8 +1,10 @@
 package dashboard_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -126,7 +128,8 @@ func newFixture(t *testing.T) fixture {
 	}
 	refused.State = store.RunRefused
 	refused.Summary = []byte(`{"kind":"refused","reasons":["needs 1 approval by someone other than the author, has 0"]}`)
-	if err := st.UpdateRun(ctx, refused); err != nil {
+	if err := st.UpdateRun(ctx, refused, store.Event{Kind: store.KindMergeRefused,
+		Detail: `needs 1 approval <img src=x onerror="alert(1)">`}); err != nil {
 		t.Fatal(err)
 	}
 	return fixture{st: st, done: done, running: running, refused: refused}
@@ -167,12 +170,20 @@ func TestIndexShowsPipelinesAndRuns(t *testing.T) {
 	}
 	body := w.Body.String()
 	mustContain(t, body,
-		`<meta http-equiv="refresh" content="5">`,
+		`data-live-since="`, `<script src="/dashboard.js" defer></script>`,
 		`data-pipeline="acme/api:api"`,
-		`frozen: &lt;b&gt;incident&lt;/b&gt; 42`,
-		// qa runs v1.1.0 now; prod and canary are idle, prod with a waiting run.
-		`<a href="/runs/`+f.running.ID+`">v1.1.0</a> <span class="chip ph-deploying">deploying</span>`,
-		`v1.1.0: waiting for the deploy window, opens Mon 2030-01-07 10:00 UTC`,
+		`frozen: &lt;b&gt;incident&lt;/b&gt; 42`, "Frozen by alice since",
+		// qa runs v1.0.0 and deploys v1.1.0 now; prod runs v0.9.0, which its
+		// rollback restored, and v1.1.0 waits for its window; canary has
+		// never run anything.
+		`<a class="live-version" href="/runs/`+f.done.ID+`">v1.0.0</a>`,
+		`<span class="chip env-deploying">deploying</span> <a href="/runs/`+f.running.ID+`">v1.1.0</a>`,
+		"deploying v1.1.0: waiting for the deploy system&#39;s report",
+		`>v0.9.0</a>`, `rolled back from v1.0.0`,
+		`<span class="chip env-waiting">waiting</span>`,
+		`v1.1.0 waiting for the deploy window, opens Mon 2030-01-07 10:00 UTC`,
+		"nothing deployed here yet; pipeline frozen: &lt;b&gt;incident&lt;/b&gt; 42",
+		`<time datetime="`,
 		`data-run="`+f.done.ID+`"`, `data-run="`+f.running.ID+`"`,
 		`href="/runs/`+f.done.ID+`"`,
 		`href="https://github.example/acme/api/pull/aaaaaaa1"`,
@@ -187,11 +198,21 @@ func TestIndexShowsPipelinesAndRuns(t *testing.T) {
 	if n := strings.Count(body, `<tr class="stage-now"`); n != 3 {
 		t.Errorf("pipeline shows %d stages; want 3", n)
 	}
-	if n := strings.Count(body, `<span class="idle">idle</span>`); n != 2 {
-		t.Errorf("%d idle stages; want 2 (prod, canary)", n)
+	if n := strings.Count(body, `data-state="idle"`); n != 1 {
+		t.Errorf("%d idle stages; want 1 (canary)", n)
 	}
-	if got := w.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") {
+	if strings.Contains(body, `http-equiv="refresh"`) {
+		t.Error("the page reloads itself")
+	}
+	// One script of its own, nothing inline, nothing evaluated.
+	if got := w.Header().Get("Content-Security-Policy"); !strings.Contains(got, "default-src 'none'") ||
+		!strings.Contains(got, "script-src 'self';") || strings.Contains(got, "unsafe-eval") || strings.Count(got, "unsafe-inline") != 1 ||
+		!strings.Contains(got, "style-src 'unsafe-inline'") {
 		t.Errorf("Content-Security-Policy = %q", got)
+	}
+	js := get(t, d, "/dashboard.js")
+	if ct := js.Header().Get("Content-Type"); js.Code != http.StatusOK || !strings.HasPrefix(ct, "text/javascript") || !strings.Contains(js.Body.String(), "EventSource") {
+		t.Errorf("GET /dashboard.js = %d %s", js.Code, ct)
 	}
 }
 
@@ -249,9 +270,15 @@ func TestRunPageShowsHeaderTimelineAndExecutions(t *testing.T) {
 		}
 	}
 
-	// The live run reloads itself and draws "now".
+	// Its event log, oldest first, with what happened at each stage.
+	mustContain(t, body, `<tr class="event" data-kind="merge.recorded">`, `<tr class="event" data-kind="stage.entered" data-stage="qa">`,
+		`<tr class="event" data-kind="stage.rolling_back" data-stage="prod">`, "to v0.9.0")
+	if strings.Index(body, `data-kind="merge.recorded"`) > strings.Index(body, `data-kind="stage.rolling_back"`) {
+		t.Error("the event log is not oldest first")
+	}
+	// The live run updates live and draws "now".
 	live := get(t, d, "/runs/"+f.running.ID).Body.String()
-	mustContain(t, live, `<meta http-equiv="refresh" content="5">`, `<line class="now"`, "so far")
+	mustContain(t, live, `data-live-since="`, `<line class="now"`, "so far")
 }
 
 func TestRefusedRunPage(t *testing.T) {
@@ -263,7 +290,11 @@ func TestRefusedRunPage(t *testing.T) {
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET /runs/%s = %d", f.refused.ID, w.Code)
 	}
+	if strings.Contains(w.Body.String(), "<img") {
+		t.Error("the event log prints a refusal's detail unescaped")
+	}
 	mustContain(t, w.Body.String(),
+		`<tr class="event" data-kind="merge.refused">`, `needs 1 approval &lt;img src=x onerror=&#34;alert(1)&#34;&gt;`,
 		`<li class="reason">needs 1 approval by someone other than the author, has 0</li>`,
 		"This run has no stages", "No stage has started for this run.",
 		// No PR facts and no release: the PR link uses the configured server.
@@ -298,8 +329,8 @@ func TestEmptyDashboard(t *testing.T) {
 	if strings.Contains(w.Body.String(), "Failed deliveries") {
 		t.Error("an empty dashboard lists failed deliveries")
 	}
-	if strings.Contains(w.Body.String(), "refresh") {
-		t.Error("Refresh < 0 still reloads")
+	if strings.Contains(w.Body.String(), "data-live-since") {
+		t.Error("Refresh < 0 still updates live")
 	}
 }
 
@@ -319,6 +350,7 @@ func TestToken(t *testing.T) {
 	}{
 		{"no credentials", "/", nil},
 		{"no credentials, run page", runPath, nil},
+		{"no credentials, live updates", "/live", nil},
 		{"wrong bearer", "/", []func(*http.Request){bearer("nope")}},
 		{"basic instead of bearer", "/", []func(*http.Request){func(r *http.Request) { r.SetBasicAuth("x", token) }}},
 		{"wrong query token", "/?token=nope", nil},
@@ -429,4 +461,100 @@ func TestIndexListsFailedDeliveries(t *testing.T) {
 	if strings.Contains(body, "7a1c0e11-done") {
 		t.Error("the page lists a delivery that was processed")
 	}
+}
+
+// The live updates say "change" as soon as something is recorded, from the
+// mark the page was read at: a change between the page and the stream is
+// not missed, and nothing is said while nothing changes.
+func TestLiveStreamSaysChange(t *testing.T) {
+	f := newFixture(t)
+	d := &dashboard.Dashboard{Store: f.st, Refresh: 10 * time.Millisecond}
+	e := echo.New()
+	d.Register(e)
+	srv := httptest.NewServer(e)
+	defer srv.Close()
+	mark, err := f.st.LatestEvent(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open := func(since int64) (*bufio.Reader, func()) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/live?since=%d", srv.URL, since), nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/event-stream" {
+			t.Fatalf("GET /live = %d %s", resp.StatusCode, ct)
+		}
+		return bufio.NewReader(resp.Body), func() { resp.Body.Close() }
+	}
+	next := func(r *bufio.Reader) string {
+		t.Helper()
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("read the stream: %v", err)
+			}
+			if strings.HasPrefix(line, "event: ") {
+				return strings.TrimSpace(strings.TrimPrefix(line, "event: "))
+			}
+		}
+	}
+
+	// A page read before the last change: told at once.
+	stale, closeStale := open(mark - 1)
+	defer closeStale()
+	if ev := next(stale); ev != "change" {
+		t.Fatalf("first event for a stale page = %q; want change", ev)
+	}
+	// An up-to-date page: told when the next change is recorded.
+	fresh, closeFresh := open(mark)
+	defer closeFresh()
+	got := make(chan string, 1)
+	go func() { got <- next(fresh) }()
+	select {
+	case ev := <-got:
+		t.Fatalf("told %q before anything changed", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := f.st.Freeze(context.Background(), "acme/api:api", "release train", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-got:
+		if ev != "change" {
+			t.Fatalf("event = %q; want change", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no change event within 5s of a freeze")
+	}
+}
+
+// Runs page by page, newest first, and by repository.
+func TestRunsPagingAndRepositoryFilter(t *testing.T) {
+	f := newFixture(t)
+	if _, _, err := f.st.CreateRun(context.Background(), store.Run{Repo: "acme/web", SHA: "ddddddd4", Branch: "main", Source: "push", PR: 3}); err != nil {
+		t.Fatal(err)
+	}
+	d := &dashboard.Dashboard{Store: f.st, RecentRuns: 2}
+	first := get(t, d, "/").Body.String()
+	if n := strings.Count(first, `<tr class="run"`); n != 2 {
+		t.Fatalf("first page has %d runs; want 2", n)
+	}
+	older := regexp.MustCompile(`<a href="(/\?before=\d+)" rel="next">older runs`).FindStringSubmatch(first)
+	if older == nil {
+		t.Fatal("first page links no older runs")
+	}
+	second := get(t, d, strings.ReplaceAll(older[1], "&amp;", "&")).Body.String()
+	mustContain(t, second, `data-run="`+f.running.ID+`"`, `data-run="`+f.done.ID+`"`, "← newest runs")
+	if strings.Contains(second, `data-run="`+f.refused.ID+`"`) {
+		t.Error("the second page repeats the first")
+	}
+	web := get(t, d, "/?repo=acme/web").Body.String()
+	if n := strings.Count(web, `<tr class="run"`); n != 1 || !strings.Contains(web, `<span class="current">acme/web</span>`) {
+		t.Errorf("acme/web's runs: %d rows", n)
+	}
+	mustContain(t, first, `<a href="/?repo=acme%2fweb">acme/web</a>`, `#9 (no title)`)
 }

@@ -155,11 +155,18 @@ func stageSpans(rr store.RolloutRun, execs []store.Execution, bake map[string]ti
 				if e.Outcome == rollout.Failed {
 					bk = barFailed
 				}
-				out = append(out, span{bk, bakeStart, end, "baked " + what + " " + durationNote(bakeStart, end, e.FinishedAt.IsZero()), st.Index})
+				verb := "baked "
+				if e.FinishedAt.IsZero() {
+					verb = "baking "
+				}
+				out = append(out, span{bk, bakeStart, end, verb + what + " " + durationNote(bakeStart, end, e.FinishedAt.IsZero()), st.Index})
 			case e.Outcome == rollout.Failed && !e.FinishedAt.IsZero():
 				out = append(out, span{barFailed, e.CreatedAt, end, "failed " + what + " after " + short(end.Sub(e.CreatedAt)), st.Index})
+			case e.FinishedAt.IsZero():
+				out = append(out, span{barDeploying, e.CreatedAt, end, "deploying " + what + " " + durationNote(e.CreatedAt, end, true), st.Index})
 			default:
-				out = append(out, span{barDeploying, e.CreatedAt, end, "deploying " + what + " " + durationNote(e.CreatedAt, end, e.FinishedAt.IsZero()), st.Index})
+				// Finished: it deployed, it is not "deploying" any more.
+				out = append(out, span{barDeploying, e.CreatedAt, end, "deployed " + what + " in " + short(end.Sub(e.CreatedAt)), st.Index})
 			}
 			if end.After(ready) {
 				ready = end

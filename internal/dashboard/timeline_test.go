@@ -121,3 +121,27 @@ func TestTickStepAndShort(t *testing.T) {
 		}
 	}
 }
+
+// A finished execution's bar says what it did, never that it is still
+// deploying or baking; one under way says so.
+func TestFinishedBarsSayDone(t *testing.T) {
+	t0 := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	rr := store.RolloutRun{Run: store.Run{CreatedAt: t0}, Rollout: store.RolloutActive, Stages: []store.StageRow{
+		{Index: 0, Name: "qa", State: schedule.Passed}, {Index: 1, Name: "prod", State: schedule.Active}}}
+	execs := []store.Execution{
+		{StageName: "qa", Stage: 0, Attempt: 1, Version: "1.0.0", Phase: store.PhaseFinished, Outcome: "succeeded",
+			CreatedAt: t0, FinishedAt: t0.Add(3 * time.Second)},
+		{StageName: "prod", Stage: 1, Attempt: 1, Version: "1.0.0", Phase: store.PhaseDeploying, CreatedAt: t0.Add(4 * time.Second)},
+	}
+	tl := layout(rr, execs, nil, t0.Add(10*time.Second))
+	var labels []string
+	for _, row := range tl.Rows {
+		for _, b := range row.Bars {
+			labels = append(labels, b.Label)
+		}
+	}
+	want := []string{"deployed 1.0.0 attempt 1 in 3s", "waited 1s to start", "deploying 1.0.0 attempt 1 for 6s so far"}
+	if strings.Join(labels, "|") != strings.Join(want, "|") {
+		t.Errorf("bar labels %q; want %q", labels, want)
+	}
+}

@@ -3,22 +3,30 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/shipbot/shipbot/internal/config"
+	"github.com/shipbot/shipbot/internal/environments"
 	"github.com/shipbot/shipbot/internal/facts"
+	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 type overviewPage struct {
-	Refresh   int
-	Now       time.Time
-	Failed    []failedRow
-	Pipelines []pipelineView
-	Runs      []runRow
+	Now    time.Time
+	Failed []failedRow
+	Envs   []envPipeline
+	Repos  []string // repositories to filter the runs by
+	Repo   string   // the filter in force, "" for all
+	Runs   []runRow
+	Older  string // the next page's query, "" on the last page
+	Newest string // the first page's query, "" on the first page
+	Stream liveMark
 }
 
 // failedRow is a delivery shipbot gave up on.
@@ -38,34 +46,63 @@ const recentFailures = 20
 // maxErrorText bounds an error on the page; the log has it whole.
 const maxErrorText = 500
 
-type pipelineView struct {
+// historyLen is how many earlier versions a stage lists.
+const historyLen = 6
+
+// envPipeline is a pipeline in the environments view.
+type envPipeline struct {
 	Key    string
 	Freeze *store.Freeze
-	Stages []stageNow
-	// Rolling counts the runs still rolling out (entering, deploying or
-	// queued at some stage).
-	Rolling int
-	LastRun string // age of the newest run
+	Stages []envStage
 }
 
-// stageNow is what a pipeline's stage runs now.
-type stageNow struct {
-	Name     string
-	Busy     bool
+// envStage is what a stage runs and does now.
+type envStage struct {
+	Name    string
+	State   string // idle, deploying, baking, waiting
+	Detail  string // in words
+	Live    *envDeploy
+	RunID   string // the run it is busy with or that waits
+	Version string
+	Started time.Time
+	Until   time.Time
+	Earlier []envDeploy
+}
+
+// envDeploy is a version a stage ran, with its pull request.
+type envDeploy struct {
+	Tag      string
 	RunID    string
-	Version  string
-	Phase    string
+	PR       int
+	PRURL    string
+	Title    string
+	Author   string
+	Since    time.Time
+	Age      string
 	Rollback bool
-	Since    string // how long the execution has run
-	Waiting  string // a run waiting for this stage, and why
+	From     string
+	By       string // who had a say in it reaching the stage
+}
+
+// liveMark is the audit log's mark when the page was read: the live
+// updates start from it, so a change between the read and their start
+// is not missed. On is false where a page has no live updates.
+type liveMark struct {
+	On   bool
+	Mark int64
 }
 
 type runRow struct {
-	ID         string
-	Repo       string
-	PR         int
-	PRURL      string
-	Title      string
+	ID     string
+	Repo   string
+	PR     int
+	PRURL  string
+	Title  string
+	Author string
+	// Summary says in words where the run stands; Duration how long it
+	// took (or has taken, "so far").
+	Summary    string
+	Duration   string
 	Version    string
 	Tag        string
 	ReleaseURL string
@@ -76,90 +113,95 @@ type runRow struct {
 	Age        string
 	CreatedAt  time.Time
 }
-
 type stageChip struct {
 	Name  string
 	State string
 	Wait  string
+	By    string // who had a person's say in it, in words
 }
 
-// overview reads the front page.
-func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
+// byWhom says who had a say in a stage: who sent it past its skip label,
+// forced it, approved or rejected it.
+func byWhom(st store.StageRow) string {
+	var parts []string
+	if st.DeployBy != "" {
+		parts = append(parts, "deployed at @"+st.DeployBy+"'s request despite its skip label")
+	}
+	if st.ForceBy != "" {
+		parts = append(parts, "forced past window and alarms by @"+st.ForceBy)
+	}
+	if st.ApprovedBy != "" {
+		parts = append(parts, "approved by @"+st.ApprovedBy)
+	}
+	if st.RejectedBy != "" {
+		r := "rejected by @" + st.RejectedBy
+		if st.Rejection != "" {
+			r += ": " + st.Rejection
+		}
+		parts = append(parts, r)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// overview reads the front page: the environments, then a page of runs.
+func (d *Dashboard) overview(ctx context.Context, repo string, before int64) (overviewPage, error) {
 	now := d.now()
-	page := overviewPage{Now: now}
-	pipes, err := d.Store.ListPipelines(ctx)
+	page := overviewPage{Now: now, Repo: repo}
+	mark, err := d.Store.LatestEvent(ctx)
 	if err != nil {
 		return page, err
 	}
-	live, err := d.Store.LiveExecutions(ctx)
+	page.Stream = liveMark{On: true, Mark: mark}
+	pipes, err := environments.Read(ctx, d.Store, historyLen+1)
 	if err != nil {
 		return page, err
 	}
+	prs := prCache{d: d, ctx: ctx, seen: map[string]store.RolloutRun{}}
+	repos := map[string]bool{}
 	for _, p := range pipes {
-		pv := pipelineView{Key: p.Key, Freeze: p.Freeze}
-		if !p.LastRunAt.IsZero() {
-			pv.LastRun = short(now.Sub(p.LastRunAt))
-		}
-		names := append([]string(nil), p.Stages...)
-		idx := map[string]int{}
-		for i, n := range names {
-			idx[n] = i
-		}
-		pv.Stages = make([]stageNow, len(names))
-		for i, n := range names {
-			pv.Stages[i] = stageNow{Name: n}
-		}
-		for _, e := range live {
-			if e.PipelineKey != p.Key {
-				continue
-			}
-			i, ok := idx[e.StageName]
-			if !ok {
-				i = len(pv.Stages)
-				idx[e.StageName] = i
-				pv.Stages = append(pv.Stages, stageNow{Name: e.StageName})
-			}
-			if pv.Stages[i].Busy {
-				continue // one at a time; the oldest is the one that holds the stage
-			}
-			version := e.Tag
-			if version == "" {
-				version = e.Version
-			}
-			pv.Stages[i] = stageNow{Name: e.StageName, Busy: true, RunID: e.RunID, Version: version,
-				Phase: string(e.Phase), Rollback: e.Rollback, Since: short(now.Sub(e.CreatedAt))}
-		}
-		if p.LastRunAt.IsZero() {
-			page.Pipelines = append(page.Pipelines, pv)
-			continue
-		}
-		runs, err := d.Store.LoadRollout(ctx, p.Key)
-		if err != nil {
-			return page, err
-		}
-		pv.Rolling = len(runs)
-		for _, r := range runs {
-			for _, st := range r.Stages {
-				i, ok := idx[st.Name]
-				if !ok || st.Wait.None() || pv.Stages[i].Waiting != "" {
+		repos[p.Repo] = true
+		ev := envPipeline{Key: p.Key, Freeze: p.Freeze}
+		for _, st := range p.Stages {
+			es := envStage{Name: st.Name, State: string(st.State), Detail: st.Detail, RunID: st.RunID, Version: st.Version,
+				Started: st.Started, Until: st.Until}
+			for i, h := range st.History {
+				dep := prs.deployAt(st.Name, h, now)
+				if i == 0 {
+					es.Live = &dep
 					continue
 				}
-				pv.Stages[i].Waiting = orDash(r.Tag) + ": " + st.Wait.Text()
+				es.Earlier = append(es.Earlier, dep)
 			}
+			ev.Stages = append(ev.Stages, es)
 		}
-		page.Pipelines = append(page.Pipelines, pv)
+		page.Envs = append(page.Envs, ev)
 	}
 	limit := d.RecentRuns
 	if limit <= 0 {
 		limit = 30
 	}
-	runs, err := d.Store.RecentRollouts(ctx, limit)
+	runs, err := d.Store.RecentRollouts(ctx, store.RunsQuery{Repo: repo, Before: before, Limit: limit})
 	if err != nil {
 		return page, err
 	}
+	var lastSeq int64
+	seqs := map[int64]bool{}
 	for _, r := range runs {
 		page.Runs = append(page.Runs, d.row(r, now))
+		lastSeq = r.Seq
+		seqs[r.Seq] = true
+		repos[r.Repo] = true
 	}
+	if len(seqs) == limit {
+		page.Older = pageQuery(repo, lastSeq)
+	}
+	if before > 0 {
+		page.Newest = pageQuery(repo, 0)
+	}
+	for r := range repos {
+		page.Repos = append(page.Repos, r)
+	}
+	slices.Sort(page.Repos)
 	// Failed deliveries are listed apart from runs: a merge whose delivery
 	// failed before it made a run would otherwise leave no trace here.
 	failed, err := d.Store.FailedDeliveries(ctx, recentFailures)
@@ -177,22 +219,125 @@ func (d *Dashboard) overview(ctx context.Context) (overviewPage, error) {
 	return page, nil
 }
 
+// pageQuery is the front page's query for a page of runs.
+func pageQuery(repo string, before int64) string {
+	v := url.Values{}
+	if repo != "" {
+		v.Set("repo", repo)
+	}
+	if before > 0 {
+		v.Set("before", strconv.FormatInt(before, 10))
+	}
+	if len(v) == 0 {
+		return "/"
+	}
+	return "/?" + v.Encode()
+}
+
+// prCache reads each rollout a view names once, for its pull request.
+type prCache struct {
+	d    *Dashboard
+	ctx  context.Context
+	seen map[string]store.RolloutRun
+}
+
+func (c prCache) deploy(h environments.Deploy, now time.Time) envDeploy {
+	dep := envDeploy{Tag: h.Tag, RunID: h.RunID, PR: h.PR, Since: h.Since, Age: short(now.Sub(h.Since)), Rollback: h.Rollback, From: h.From}
+	rr, ok := c.seen[h.RunID]
+	if !ok {
+		var err error
+		if rr, err = c.d.Store.GetRollout(c.ctx, h.RunID); err != nil {
+			c.d.log().Warn("read the run a stage runs", "run", h.RunID, "err", err)
+		}
+		c.seen[h.RunID] = rr
+	}
+	if rr.ID != "" && rr.PR != 0 {
+		row := c.d.row(rr, now)
+		dep.PRURL, dep.Title, dep.Author = row.PRURL, row.Title, row.Author
+	}
+	return dep
+}
+
+// deployAt is deploy for stage: with who had a say in the version
+// reaching it (a rollback is its own story).
+func (c prCache) deployAt(stage string, h environments.Deploy, now time.Time) envDeploy {
+	dep := c.deploy(h, now)
+	if !h.Rollback {
+		for _, st := range c.seen[h.RunID].Stages {
+			if st.Name == stage {
+				dep.By = byWhom(st)
+			}
+		}
+	}
+	return dep
+}
+
 func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
 	row := runRow{ID: r.ID, Repo: r.Repo, PR: r.PR, Version: r.Version, Tag: r.Tag, ReleaseURL: httpURL(r.ReleaseURL),
 		State: r.State, Rollout: r.Rollout, Pipeline: r.PipelineKey, Age: short(now.Sub(r.CreatedAt)), CreatedAt: r.CreatedAt}
 	if r.PR != 0 {
 		var pr facts.PR
 		if len(r.PRFacts) > 0 && json.Unmarshal(r.PRFacts, &pr) == nil {
-			row.Title, row.PRURL = pr.Title, httpURL(pr.URL)
+			row.Title, row.PRURL, row.Author = pr.Title, httpURL(pr.URL), pr.Author
 		}
 		if row.PRURL == "" {
 			row.PRURL = d.webURL(r.Run) + r.Repo + "/pull/" + strconv.Itoa(r.PR)
 		}
 	}
+	end := r.UpdatedAt
 	for _, st := range r.Stages {
-		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State.String(), Wait: st.Wait.Text()})
+		row.Stages = append(row.Stages, stageChip{Name: st.Name, State: st.State.String(), Wait: st.Wait.Text(), By: byWhom(st)})
+		if st.UpdatedAt.After(end) {
+			end = st.UpdatedAt
+		}
+	}
+	row.Summary = summary(r)
+	if r.Open() || r.Rollout == store.RolloutActive {
+		row.Duration = short(now.Sub(r.CreatedAt)) + " so far"
+	} else {
+		row.Duration = short(end.Sub(r.CreatedAt))
 	}
 	return row
+}
+
+// summary says where a run stands in a few words: its verdict, or what
+// its rollout is doing.
+func summary(r store.RolloutRun) string {
+	switch r.State {
+	case store.RunPending, store.RunReleasing:
+		return "being evaluated"
+	case store.RunRefused:
+		var sum struct {
+			Reasons []string `json:"reasons"`
+		}
+		if json.Unmarshal(r.Summary, &sum) == nil && len(sum.Reasons) > 0 {
+			return "refused: " + strings.Join(sum.Reasons, "; ")
+		}
+		return "refused by the gate"
+	case store.RunInvalid:
+		return "invalid configuration: nothing released"
+	case store.RunSkipped:
+		return "nothing to release"
+	case store.RunFailed:
+		return "failed"
+	}
+	if r.Rollout == "" {
+		return "released"
+	}
+	if r.Rollout == store.RolloutDone {
+		return "rollout done"
+	}
+	for _, st := range r.Stages {
+		switch {
+		case st.State == schedule.Active:
+			return "deploying to " + st.Name
+		case st.State == schedule.Pending && !st.Wait.None():
+			return st.Name + ": " + st.Wait.Text()
+		case st.State == schedule.Pending:
+			return "queued for " + st.Name
+		}
+	}
+	return "rolling out"
 }
 
 // webURL is the GitHub web server of a run: where its release lives, or
@@ -224,8 +369,9 @@ func orDash(s string) string {
 }
 
 type runPageView struct {
-	Refresh    int
+	Stream     liveMark
 	Live       bool
+	Events     []eventRow
 	Run        runRow
 	SHA        string
 	Branch     string
@@ -243,6 +389,16 @@ type runPageView struct {
 	Legend      []struct{ Kind, Label string }
 	Executions  []execRow
 	GeneratedAt time.Time
+}
+
+// eventRow is one entry of a run's event log.
+type eventRow struct {
+	At       time.Time
+	Kind     string
+	Stage    string
+	Actor    string
+	Detail   string
+	Pipeline string
 }
 
 type execRow struct {
@@ -297,6 +453,20 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 	}
 	if v.APICalls, err = d.Store.APICalls(ctx, rr.ID); err != nil {
 		return runPageView{}, err
+	}
+	mark, err := d.Store.LatestEvent(ctx)
+	if err != nil {
+		return runPageView{}, err
+	}
+	v.Stream = liveMark{On: true, Mark: mark}
+	evs, err := d.Store.ListEvents(ctx, store.EventQuery{Run: rr.ID, Limit: 500})
+	if err != nil {
+		return runPageView{}, err
+	}
+	for i := len(evs) - 1; i >= 0; i-- { // oldest first: a log reads down
+		ev := evs[i]
+		v.Events = append(v.Events, eventRow{At: ev.At, Kind: ev.Kind, Stage: ev.Stage, Actor: ev.Actor, Detail: ev.Detail,
+			Pipeline: ev.Pipeline})
 	}
 	v.Timeline = layout(rr, execs, bakes(rr), now)
 	for _, e := range execs {

@@ -197,6 +197,8 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	fmt.Fprintf(out, "holding until Ctrl-C:\n")
 	fmt.Fprintf(out, "  dashboard:        %s/\n", base)
 	fmt.Fprintf(out, "  simulated GitHub: %s%s (pull requests with shipbot's comment and check runs, releases, deployments)\n", gh.WebURL(), repo)
+	fmt.Fprintf(out, "  what runs where:  %s/api/v1/pipelines\n", base)
+	fmt.Fprintf(out, "  audit log:        %s/api/v1/events\n", base)
 	<-ctx.Done()
 	return nil
 }

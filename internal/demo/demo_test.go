@@ -20,7 +20,8 @@ func TestDemoPlaysTheStories(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- demo.Run(ctx, &out, demo.Options{Dir: t.TempDir(), Hold: true, Log: &logs}) }()
 	// Held: the links the demo shows must open while it holds.
-	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "holding until Ctrl-C"); {
+	// "audit log" is the last line the demo prints before it holds.
+	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "  audit log: "); {
 		select {
 		case err := <-done:
 			t.Fatalf("demo ended before holding: %v\n%s", err, out.String())
@@ -88,7 +89,9 @@ func checkLinks(t *testing.T, out string) {
 	gh := regexp.MustCompile(`simulated GitHub: (http://\S+)`).FindStringSubmatch(out)
 	dash := regexp.MustCompile(`dashboard: +(http://\S+)`).FindStringSubmatch(out)
 	exec := regexp.MustCompile(`\[execution\]\((http://[^)]+)\)`).FindStringSubmatch(out)
-	if gh == nil || dash == nil || exec == nil {
+	where := regexp.MustCompile(`what runs where: +(http://\S+)`).FindStringSubmatch(out)
+	audit := regexp.MustCompile(`audit log: +(http://\S+)`).FindStringSubmatch(out)
+	if gh == nil || dash == nil || exec == nil || where == nil || audit == nil {
 		t.Fatalf("the output lacks the simulated GitHub, dashboard or execution links:\n%s", out)
 	}
 	for _, tc := range []struct{ url, want string }{
@@ -98,6 +101,11 @@ func checkLinks(t *testing.T, out string) {
 		{gh[1] + "/releases/tag/v0.1.0", "v0.1.0"},
 		{exec[1], "succeeded"},
 		{dash[1], "acme/api"},
+		// The API serves the facts the dashboard shows: the demo's last
+		// version live in both stages, and who sent the skipped fix to prod.
+		{where[1], `{"name":"qa","live":{"version":"0.1.3"`},
+		{where[1], `{"name":"prod","live":{"version":"0.1.3"`},
+		{audit[1] + "?limit=500", `"stage":"prod","kind":"command.deploy","actor":"carol","detail":"/shipbot deploy prod (label no-deploy-to-prod skipped it)"`},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, tc.url, nil)
 		req.Header.Set("Accept", "text/html")

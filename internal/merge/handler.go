@@ -44,7 +44,7 @@ type Clients interface {
 type Store interface {
 	CreateRun(ctx context.Context, r store.Run) (store.Run, bool, error)
 	FillRun(ctx context.Context, r store.Run) error
-	UpdateRun(ctx context.Context, r store.Run) error
+	UpdateRun(ctx context.Context, r store.Run, evs ...store.Event) error
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	RunBySHA(ctx context.Context, repo, sha string) (store.Run, error)
 	OpenRuns(ctx context.Context, repo string) ([]store.Run, error)
@@ -565,7 +565,7 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			}
 		}
 	}
-	if err := c.Store.UpdateRun(ctx, r); err != nil {
+	if err := c.Store.UpdateRun(ctx, r, verdictEvents(out, r, c.Rollouts != nil)...); err != nil {
 		return err
 	}
 	log.Info("merge evaluated", "outcome", out.String())
@@ -622,6 +622,23 @@ func anyStages(out plan.Outcome) bool {
 		}
 	}
 	return len(out.Stages) > 0
+}
+
+// verdictEvents are what the audit log records of a merge's verdict, in
+// the transaction that records the verdict: a refusal with its reasons, or
+// the release when no rollout records it (a rollout's start does).
+func verdictEvents(out plan.Outcome, r store.Run, rollouts bool) []store.Event {
+	switch out.Kind {
+	case plan.Refused:
+		return []store.Event{{Kind: store.KindMergeRefused, Detail: strings.Join(out.Gate.Reasons, "; ")}}
+	case plan.Invalid:
+		return []store.Event{{Kind: store.KindMergeRefused, Detail: "invalid configuration: " + strings.Join(out.Problems, "; ")}}
+	case plan.Release:
+		if !rollouts && r.Tag != "" {
+			return []store.Event{{Kind: store.KindReleaseCreated, Detail: strings.TrimSpace(r.Tag + " " + r.ReleaseURL)}}
+		}
+	}
+	return nil
 }
 
 // summary is what a run's Summary column holds.

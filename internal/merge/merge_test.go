@@ -445,6 +445,16 @@ func TestRefusedMerges(t *testing.T) {
 			if r.State != store.RunRefused || r.Version != "" {
 				t.Errorf("run = %s version %q; want refused without a version", r.State, r.Version)
 			}
+			// The audit log has the refusal with its reasons, after the
+			// merge was recorded.
+			evs, err := b.st.ListEvents(context.Background(), store.EventQuery{Run: r.ID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 2 || evs[1].Kind != store.KindMergeRecorded || evs[0].Kind != store.KindMergeRefused ||
+				!strings.Contains(evs[0].Detail, strings.ReplaceAll(tc.want[0], "\u200b", "")) {
+				t.Errorf("events of the refused merge = %+v; want merge.recorded, then merge.refused with the reasons", evs)
+			}
 			w.assertNothingReleased()
 			cr := w.rolloutCheck(sha)
 			if cr.Status != "completed" || cr.Conclusion != "action_required" {

@@ -50,7 +50,10 @@ type Command struct {
 	Repo  string // owner/name
 	PR    int
 	Stage string // deploy, retry, rollback
-	Force bool   // deploy past window and alarms
+	// To is the version a rollback restores (a tag or a version); empty
+	// for the stage's previous one.
+	To    string
+	Force bool // deploy past window and alarms
 	// Reason is a freeze's or a reject's reason, from the actor.
 	Reason string
 	Actor  string // the login of who asked
@@ -179,7 +182,7 @@ func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (stri
 		}
 		text = fmt.Sprintf("Froze pipeline %s: no stage starts until `/shipbot unfreeze`.", r.pipe().Name)
 	case Unfreeze:
-		if frozen, err := e.unfreeze(ctx, key); err != nil {
+		if frozen, err := e.unfreeze(ctx, key, req.Actor); err != nil {
 			return "", err
 		} else if !frozen {
 			return "", &Refusal{Reason: fmt.Sprintf("pipeline %s is not frozen.", r.pipe().Name)}
@@ -214,6 +217,31 @@ func (e *Engine) do(ctx context.Context, rr store.RolloutRun, req Command) (stri
 	e.reported(ctx, rr.ID)
 	e.Wake()
 	return text, nil
+}
+
+// Refused puts a command that was refused (for want of permission, or
+// because it would break the pipeline's order) on the audit log of the
+// rollout it named, with the reason (it implements chatops.Recorder): the
+// log says who asked what, also when nothing changed. A pull request
+// without rollout has no log to put it on; a failure to record is logged,
+// not returned: the refusal stands either way.
+func (e *Engine) Refused(ctx context.Context, req Command, reason string) {
+	e.init()
+	all, err := e.rollouts(ctx, req.Repo, req.PR)
+	if err != nil {
+		return
+	}
+	rr := all[0]
+	if picked, err := pick(all, req.Stage); err == nil {
+		rr = picked
+	}
+	stage := req.Stage
+	if pl, st, ok := strings.Cut(stage, "/"); ok && pl == rr.Pipeline {
+		stage = st
+	}
+	if err := e.Store.RecordRefused(ctx, rr.ID, commandEvent(req, stage, "refused: "+reason)); err != nil && ctx.Err() == nil {
+		e.Log.Warn("record a refused command", "run", rr.ID, "verb", req.Verb, "actor", req.Actor, "err", err)
+	}
 }
 
 // holdForCommand holds a pipeline's lease for a command, however busy the
@@ -340,7 +368,8 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 		if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 			return "", err
 		}
-		if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{schedule.Skipped}, req.Actor, forceBy); err != nil {
+		if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{schedule.Skipped}, req.Actor, forceBy,
+			commandEvent(req, s.Name, "label "+s.SkipLabelName()+" skipped it")); err != nil {
 			return "", stateChanged(err, s.Name)
 		}
 		text := fmt.Sprintf("%s will deploy to %s in version order, although label %s skips it.", r.Tag, s.Name, s.SkipLabelName())
@@ -353,7 +382,7 @@ func (e *Engine) deployStage(ctx context.Context, r *pipelineRun, s config.Stage
 			return "", &Refusal{Reason: fmt.Sprintf("%s is already on its way to %s (%s). An admin can pass a closed window or firing alarms with `/shipbot deploy %s --force`.",
 				r.Tag, s.Name, markdown.Escape(orQueued(row.Wait.Text())), s.Name)}
 		}
-		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor); err != nil {
+		if err := e.Store.ForceStage(ctx, r.ID, idx, req.Actor, commandEvent(req, s.Name, "past its deploy window and alarms")); err != nil {
 			return "", stateChanged(err, s.Name)
 		}
 		return fmt.Sprintf("Forced: %s goes to %s past its deploy window and alarms (recorded); a freeze still holds it.", r.Tag, s.Name), nil
@@ -376,7 +405,7 @@ func (e *Engine) retryStage(ctx context.Context, r *pipelineRun, s config.Stage,
 	if err := e.inOrder(ctx, r, s, idx, schedule.Pending); err != nil {
 		return "", err
 	}
-	if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{st}, "", ""); err != nil {
+	if err := e.Store.ReopenStage(ctx, r.ID, idx, []schedule.StageState{st}, "", "", commandEvent(req, s.Name, "after it "+st.String())); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Retrying %s in %s as a new attempt.", r.Tag, s.Name), nil
@@ -395,21 +424,59 @@ func (e *Engine) rollbackStage(ctx context.Context, r *pipelineRun, s config.Sta
 	} else if ok {
 		return "", &Refusal{Reason: fmt.Sprintf("%s is busy deploying %s; freeze the pipeline first, then roll back once it is done.", s.Name, busy.Tag)}
 	}
-	version, tag, ok, err := e.Store.LastDeployed(ctx, r.PipelineKey, idx, r.Order)
+	// What the stage ran before this version, newest first: the previous
+	// one, or the one named.
+	ran, err := e.Store.StageVersions(ctx, r.PipelineKey, idx, r.Order, maxRollbackChoices)
 	if err != nil {
 		return "", err
 	}
-	if !ok {
+	if len(ran) == 0 {
 		return "", &Refusal{Reason: fmt.Sprintf("no earlier version was deployed to %s; there is nothing to roll back to.", s.Name)}
 	}
+	to, ok := rollbackTarget(ran, req.To)
+	if !ok {
+		return "", &Refusal{Reason: fmt.Sprintf("%s did not run %s before %s; it ran %s.", s.Name, markdown.Escape(req.To), r.Tag, tagList(ran))}
+	}
+	version, tag := to.Version, to.Tag
 	execs, err := e.newExecutions(ctx, r, idx, s, true, version, tag)
 	if err != nil {
 		return "", err
 	}
-	if err := e.Store.Reenter(ctx, schedule.Passed, execs...); err != nil {
+	if err := e.Store.Reenter(ctx, schedule.Passed, execs, commandEvent(req, s.Name, "from "+r.Tag+" to "+tag)); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rolling %s back from %s to %s.", s.Name, r.Tag, tag), nil
+}
+
+// maxRollbackChoices bounds the versions a rollback looks among (and a
+// refusal lists): the newest a stage ran before.
+const maxRollbackChoices = 50
+
+// rollbackTarget is the version a rollback restores among those the stage
+// ran (newest first): the named one, by tag or version, or the previous.
+func rollbackTarget(ran []store.Release, named string) (store.Release, bool) {
+	if named == "" {
+		return ran[0], true
+	}
+	for _, r := range ran {
+		if r.Tag == named || r.Version == named || r.Version == strings.TrimPrefix(named, "v") {
+			return r, true
+		}
+	}
+	return store.Release{}, false
+}
+
+// tagList names versions for a reply, at most ten.
+func tagList(rs []store.Release) string {
+	var tags []string
+	for i, r := range rs {
+		if i == 10 {
+			tags = append(tags, fmt.Sprintf("and %d more", len(rs)-i))
+			break
+		}
+		tags = append(tags, r.Tag)
+	}
+	return strings.Join(tags, ", ")
 }
 
 // approveStage lets the run into a stage that waits for approval, in
@@ -422,7 +489,7 @@ func (e *Engine) approveStage(ctx context.Context, r *pipelineRun, s config.Stag
 	if row.ApprovedBy != "" {
 		return "", &Refusal{Reason: fmt.Sprintf("%s was already approved into %s by @%s.", r.Tag, s.Name, markdown.Escape(row.ApprovedBy))}
 	}
-	if err := e.Store.ApproveStage(ctx, r.ID, idx, req.Actor); err != nil {
+	if err := e.Store.ApproveStage(ctx, r.ID, idx, req.Actor, commandEvent(req, s.Name, "")); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Approved: %s goes to %s in version order.", r.Tag, s.Name), nil
@@ -433,7 +500,12 @@ func (e *Engine) rejectStage(ctx context.Context, r *pipelineRun, s config.Stage
 	if _, err := e.decidable(r, s, req); err != nil {
 		return "", err
 	}
-	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason); err != nil {
+	failed := "rejected by @" + req.Actor
+	if req.Reason != "" {
+		failed += ": " + req.Reason
+	}
+	if err := e.Store.RejectStage(ctx, r.ID, idx, req.Actor, req.Reason, commandEvent(req, s.Name, ""),
+		stageEvent(store.KindStageFailed, s.Name, failed)); err != nil {
 		return "", stateChanged(err, s.Name)
 	}
 	return fmt.Sprintf("Rejected: %s will not deploy to %s; its rollout stops there.", r.Tag, s.Name), nil
@@ -450,6 +522,25 @@ func (e *Engine) decidable(r *pipelineRun, s config.Stage, req Command) (store.S
 		return row, &Refusal{Reason: fmt.Sprintf("%s is %s in %s; only a version waiting for it can be approved or rejected.", r.Tag, row.State, s.Name)}
 	}
 	return row, nil
+}
+
+// commandEvent records a command as its commenter typed it, and what it
+// came to (why, in words).
+func commandEvent(req Command, stage, why string) store.Event {
+	line := "/shipbot " + string(req.Verb) + " " + req.Stage
+	if req.Force {
+		line += " --force"
+	}
+	if req.To != "" {
+		line += " to " + req.To
+	}
+	if req.Reason != "" {
+		line += " " + req.Reason
+	}
+	if why != "" {
+		line += " (" + why + ")"
+	}
+	return store.Event{Kind: store.CommandKind(string(req.Verb)), Stage: stage, Actor: req.Actor, Detail: line}
 }
 
 func stateChanged(err error, stage string) error {
@@ -514,8 +605,8 @@ func (e *Engine) Freeze(ctx context.Context, key, reason, actor string) error {
 }
 
 // Unfreeze lets the pipeline's stages start again; frozen reports whether
-// it was frozen.
-func (e *Engine) Unfreeze(ctx context.Context, key string) (frozen bool, err error) {
+// it was frozen. actor is who asked, for the audit log.
+func (e *Engine) Unfreeze(ctx context.Context, key, actor string) (frozen bool, err error) {
 	e.init()
 	release, held, err := e.leases.Hold(ctx, pipelineLease(key))
 	if err != nil {
@@ -524,7 +615,7 @@ func (e *Engine) Unfreeze(ctx context.Context, key string) (frozen bool, err err
 	if held {
 		defer release()
 	}
-	return e.unfreeze(ctx, key)
+	return e.unfreeze(ctx, key, actor)
 }
 
 func (e *Engine) freeze(ctx context.Context, key, reason, actor string) error {
@@ -536,14 +627,11 @@ func (e *Engine) freeze(ctx context.Context, key, reason, actor string) error {
 	return nil
 }
 
-func (e *Engine) unfreeze(ctx context.Context, key string) (bool, error) {
-	if _, frozen, err := e.Store.Frozen(ctx, key); err != nil || !frozen {
+func (e *Engine) unfreeze(ctx context.Context, key, actor string) (bool, error) {
+	if was, err := e.Store.Unfreeze(ctx, key, actor); err != nil || !was {
 		return false, err
 	}
-	if err := e.Store.Unfreeze(ctx, key); err != nil {
-		return false, err
-	}
-	e.Log.Info("pipeline unfrozen", "pipeline", key)
+	e.Log.Info("pipeline unfrozen", "pipeline", key, "actor", actor)
 	e.Wake()
 	return true, nil
 }

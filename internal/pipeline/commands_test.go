@@ -8,6 +8,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/store"
 )
 
 // command has user comment body on the merged PR and waits until the bot
@@ -81,6 +82,26 @@ func TestCommandDeploysASkippedStage(t *testing.T) {
 	}
 	e.waitDone(rr.ID)
 	e.waitCheckText(m.sha, "| prod | v0.1.0 | succeeded |")
+	// On the audit log: prod skipped by its label, dave's command refused,
+	// carol's carried out, then prod's deploy.
+	evs, err := e.st.ListEvents(context.Background(), store.EventQuery{Run: rr.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prod []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		if ev := evs[i]; ev.Stage == "prod" {
+			prod = append(prod, ev.Kind+" "+ev.Actor+" "+ev.Detail)
+		}
+	}
+	if want := []string{
+		"stage.skipped  label no-deploy-to-prod",
+		"command.deploy dave /shipbot deploy prod (refused: Sorry, `deploy` needs write permission on this repository (write, maintain or admin); your role here is read.)",
+		"command.deploy carol /shipbot deploy prod (label no-deploy-to-prod skipped it)",
+		"stage.entered  v0.1.0",
+	}; len(prod) < 5 || !slices.Equal(prod[:4], want) || !strings.HasPrefix(prod[len(prod)-1], "stage.passed") {
+		t.Errorf("prod's events:\n%s\nwant them to start with\n%s\nand end with stage.passed", strings.Join(prod, "\n"), strings.Join(want, "\n"))
+	}
 	deps := 0
 	for _, d := range e.gh.Deployments(repo) {
 		if d.Environment == "prod" && d.Statuses[len(d.Statuses)-1].State == "success" {
@@ -259,5 +280,76 @@ func TestFreezeReasonIsEscapedEverywhere(t *testing.T) {
 		if !strings.Contains(b, shown) {
 			t.Errorf("%s does not show the reason as %q:\n%s", what, shown, b)
 		}
+	}
+}
+
+// /shipbot rollback <stage> to <version> restores any version the stage
+// ran before, not only the previous one, with the same checks; the
+// command and the rollback are on the audit log, and the stage's history
+// shows the version back.
+func TestCommandRollbackToANamedVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: func(trigger) string { return "succeeded" }})
+	e.gh.SetPermission(repo, "carol", "write")
+	e.gh.SetPermission(repo, "tom", "read")
+	var last merged
+	for _, title := range []string{"fix: one", "fix: two", "fix: three"} {
+		last = e.merge(title)
+		e.waitDone(e.released(last).ID)
+	}
+	rr := e.released(last) // v0.1.2
+
+	reply := e.command(last.pr, "tom", "/shipbot rollback prod to v0.1.0")
+	if !strings.Contains(reply.Body, "write") {
+		t.Errorf("a reader's rollback answered %q; want it refused for want of write permission", reply.Body)
+	}
+	reply = e.command(last.pr, "carol", "/shipbot rollback prod to v9.9.9")
+	if !strings.Contains(reply.Body, "prod did not run v9.9.9 before v0.1.2; it ran v0.1.1, v0.1.0.") {
+		t.Errorf("rollback to a version prod never ran answered %q", reply.Body)
+	}
+	if got := e.stage(rr.ID, "prod").State; got != schedule.Passed {
+		t.Fatalf("prod %s after refused rollbacks; want passed, untouched", got)
+	}
+
+	reply = e.command(last.pr, "carol", "/shipbot rollback prod to 0.1.0")
+	if !strings.Contains(reply.Body, "Rolling prod back from v0.1.2 to v0.1.0") {
+		t.Errorf("rollback to v0.1.0 answered %q", reply.Body)
+	}
+	e.waitStage(rr.ID, "prod", "rolled-back")
+	trs := e.spin.received("api-prod")
+	if tr := trs[len(trs)-1]; !tr.rollback() || tr.str("version") != "0.1.0" {
+		t.Errorf("last prod trigger %+v; want a rollback to 0.1.0, past 0.1.1", tr.Payload)
+	}
+
+	evs, err := e.st.ListEvents(context.Background(), store.EventQuery{Run: rr.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds, commands []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		ev := evs[i]
+		kinds = append(kinds, ev.Kind)
+		if ev.Kind == "command.rollback" && ev.Stage == "prod" {
+			commands = append(commands, ev.Actor+" "+ev.Detail)
+		}
+	}
+	// Every command is on record, the refused ones with why.
+	if want := []string{
+		"tom /shipbot rollback prod to v0.1.0 (refused: Sorry, `rollback` needs write permission on this repository (write, maintain or admin); your role here is read.)",
+		"carol /shipbot rollback prod to v9.9.9 (refused: prod did not run v9.9.9 before v0.1.2; it ran v0.1.1, v0.1.0.)",
+		"carol /shipbot rollback prod to 0.1.0 (from v0.1.2 to v0.1.0)",
+	}; !slices.Equal(commands, want) {
+		t.Errorf("rollback commands on record:\n%s\nwant\n%s", strings.Join(commands, "\n"), strings.Join(want, "\n"))
+	}
+	tail := strings.Join(kinds[len(kinds)-4:], " ")
+	if tail != "command.rollback stage.rolling_back stage.triggered stage.rolled_back" {
+		t.Errorf("the run's last events: %s; want the command, then the rollback's course", tail)
+	}
+	hist, err := e.st.History(context.Background(), rr.PipelineKey, []string{"qa", "prod"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := hist["prod"]; len(h) != 4 || h[0].Tag != "v0.1.0" || !h[0].Rollback || h[0].From != "v0.1.2" || h[1].Tag != "v0.1.2" {
+		t.Errorf("prod's history %+v; want v0.1.0 back (rolled back from v0.1.2) before v0.1.2, v0.1.1, v0.1.0", h)
 	}
 }

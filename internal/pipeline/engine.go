@@ -468,12 +468,14 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 		r, s := byID[a.Run], stages[a.Stage]
 		switch a.Kind {
 		case schedule.Skip:
-			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped); err != nil {
+			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped,
+				stageEvent(store.KindStageSkipped, s.Name, "label "+s.SkipLabelName())); err != nil {
 				return changed, err
 			}
 			e.emit(r, s.Name, "skipped", "label "+s.SkipLabelName())
 		case schedule.Supersede:
-			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded); err != nil {
+			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded,
+				stageEvent(store.KindStageSuperseded, s.Name, "a newer version takes the stage")); err != nil {
 				return changed, err
 			}
 			e.emit(r, s.Name, "superseded", "a newer version takes the stage")
@@ -501,7 +503,11 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 		r := byID[w.Run]
 		wait := waitOf(w, byID, sh, reason)
 		if cur, _ := stageRow(r, stages[w.Stage].Name); !cur.Wait.Equal(wait) {
-			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait); err != nil {
+			var evs []store.Event
+			if !wait.None() {
+				evs = append(evs, stageEvent(store.KindStageWaiting, stages[w.Stage].Name, wait.Text()))
+			}
+			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait, evs...); err != nil {
 				return changed, err
 			}
 			e.emit(r, stages[w.Stage].Name, "waiting", wait.Text())
@@ -792,6 +798,12 @@ func (e *Engine) CallbackURL(id string) string {
 	return strings.TrimRight(e.PublicURL, "/") + "/api/v1/callbacks/" + e.Token(id)
 }
 
+// stageEvent is the audit log's record of a stage transition the engine
+// makes; the store fills in the rollout.
+func stageEvent(kind, stage, detail string) store.Event {
+	return store.Event{Kind: kind, Stage: stage, Detail: detail}
+}
+
 func (e *Engine) emit(r *pipelineRun, stage, what, detail string) {
 	e.Log.Info("rollout", "run", r.ID, "repo", r.Repo, "version", r.Tag, "stage", stage, "event", what, "detail", detail)
 	if e.Observe != nil {
@@ -835,7 +847,8 @@ func (e *Engine) Start(ctx context.Context, r store.Run, pipeline string, rel st
 		names[i] = s.Name
 	}
 	// The run's first rollout has the run's id.
-	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, p.Name), rel, cfgYAML, labels, names)
+	id, _, err := e.Store.StartRollout(ctx, r.ID, PipelineKey(r.Repo, p.Name), rel, cfgYAML, labels, names,
+		store.Event{Kind: store.KindReleaseCreated, Detail: strings.TrimSpace(rel.Tag + " " + rel.URL)})
 	if err != nil {
 		return err
 	}

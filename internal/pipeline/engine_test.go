@@ -672,7 +672,7 @@ func TestAlarmCheckedRightBeforeStart(t *testing.T) {
 	eventually(t, "the engine read the alarm while prod waited", func() bool { return health.reads.Load() > 0 })
 
 	health.firing.Store(true)
-	if err := e.st.Unfreeze(ctx, key); err != nil {
+	if _, err := e.st.Unfreeze(ctx, key, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	e.parts.Engine.Wake()

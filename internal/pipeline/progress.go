@@ -96,6 +96,7 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		if over {
 			ex.Outcome = Succeeded
 			e.reported(ctx, r.ID)
+			// Its success was recorded when the bake began.
 			return true, e.settle(ctx, r, s, ex, "baked "+s.Bake.String())
 		}
 		ex.NextCheck = now.Add(e.AlarmEvery)
@@ -177,7 +178,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		} else if deployed {
 			ex.Outcome, ex.Pass, ex.Reason = Succeeded, rollout.DeployedBefore, "deployed before: "+how
 			e.reported(ctx, r.ID)
-			return e.settle(ctx, r, s, ex, ex.Reason)
+			return e.settle(ctx, r, s, ex, ex.Reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, ex.Reason)))
 		}
 	}
 	p := deploy.Payload{
@@ -201,10 +202,14 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 	case err == nil:
 		ex.Phase, ex.EventID, ex.Deadline = store.PhaseDeploying, res.EventID, now.Add(s.EffectiveTimeout(t))
 		ex.NextCheck = now.Add(e.PollEvery)
-		if err := e.Store.UpdateExecution(ctx, ex); err != nil {
+		what := fmt.Sprintf("%s via %s, attempt %d", ex.Tag, t.Name, ex.Attempt)
+		if ex.Rollback {
+			what = "rollback to " + what
+		}
+		if err := e.Store.UpdateExecution(ctx, ex, stageEvent(store.KindStageTriggered, s.Name, what)); err != nil {
 			return err
 		}
-		e.emit(r, s.Name, "triggered", fmt.Sprintf("%s via %s, attempt %d", ex.Tag, t.Name, ex.Attempt))
+		e.emit(r, s.Name, "triggered", what)
 		e.reported(ctx, r.ID)
 		if e.Trigger.Learns(t) == deploy.Never || e.HandOff != nil && e.HandOff(t) {
 			// Nobody can tell this process the outcome (the target's kind
@@ -222,7 +227,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 				reason += "; bake " + s.Bake.String() + " not watched"
 			}
 			ex.Outcome, ex.Reason = Succeeded, reason
-			return e.settle(ctx, r, s, ex, reason)
+			return e.settle(ctx, r, s, ex, reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, reason)))
 		}
 		return nil
 	case deploy.IsPermanent(err):
@@ -290,15 +295,20 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, outcome rollout.Outcome, reason string) error {
 	defer e.reported(ctx, r.ID)
 	ex.Outcome, ex.Reason = outcome, reason
+	var evs []store.Event
+	if outcome == Succeeded && !ex.Rollback {
+		evs = append(evs, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, ex.URL)))
+	}
 	if outcome == Succeeded && !ex.Rollback && s.Bake > 0 {
 		ex.Phase, ex.BakeUntil, ex.NextCheck = store.PhaseBaking, e.Now().Add(s.Bake), e.Now()
 		e.emit(r, s.Name, "baking", withTarget(ex, s.Bake.String()))
-		return e.Store.UpdateExecution(ctx, ex)
+		evs = append(evs, stageEvent(store.KindStageBaking, s.Name, withTarget(ex, "for "+s.Bake.String()+", watching alarms")))
+		return e.Store.UpdateExecution(ctx, ex, evs...)
 	}
 	if outcome != Succeeded && ex.Rollback {
 		ex.Reason = "rollback failed: " + reason
 	}
-	return e.settle(ctx, r, s, ex, "")
+	return e.settle(ctx, r, s, ex, "", evs...)
 }
 
 // settle finishes ex (its outcome set) and says what its stage comes to.
@@ -307,8 +317,9 @@ func (e *Engine) conclude(ctx context.Context, r *pipelineRun, s config.Stage, e
 // passes when every target passed, and when any failed it fails, or with
 // rollback: true every target gets the previous version back, the failed
 // one included. Until then the stage stays active. how says how a success
-// passed, for the narration.
-func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, how string) error {
+// passed, for the narration. evs record what led here (a success); settle
+// adds what the stage comes to and writes them with the change.
+func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution, how string, evs ...store.Event) error {
 	attempt := []store.Execution{ex}
 	if ex.Target != "" {
 		all, err := e.Store.Executions(ctx, r.ID)
@@ -333,23 +344,29 @@ func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex 
 	}
 	settled, failed := rollout.Settle(attempt)
 	var state schedule.StageState
+	record := func(kind, detail string) { evs = append(evs, stageEvent(kind, s.Name, detail)) }
 	switch {
 	case !settled:
 		state = schedule.Active
 		if ex.Outcome == Failed {
-			e.emit(r, s.Name, "failed", withTarget(ex, ex.Reason+"; waiting for the other targets"))
+			what := withTarget(ex, ex.Reason+"; waiting for the other targets")
+			e.emit(r, s.Name, "failed", what)
+			record(store.KindStageFailed, what)
 		} else {
 			e.emit(r, s.Name, "target-done", withTarget(ex, how))
 		}
 	case ex.Rollback && failed:
 		state = schedule.Failed
 		e.emit(r, s.Name, "failed", withTarget(ex, ex.Reason))
+		record(store.KindStageFailed, withTarget(ex, ex.Reason))
 	case ex.Rollback:
 		state = schedule.RolledBack
 		e.emit(r, s.Name, "rolled-back", ex.Tag)
+		record(store.KindStageRolledBack, "to "+ex.Tag)
 	case !failed:
 		state = schedule.Passed
 		e.emit(r, s.Name, "passed", how)
+		record(store.KindStagePassed, cmp.Or(how, "deployed"))
 	case s.Rollback:
 		version, tag, ok, err := e.Store.LastDeployed(ctx, PipelineKey(r.Repo, r.pipe().Name), ex.Stage, r.Order)
 		if err != nil {
@@ -364,7 +381,8 @@ func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex 
 			if err != nil {
 				return err
 			}
-			if err := e.Store.FinishAndEnter(ctx, ex, rbs...); err != nil {
+			record(store.KindStageFailed, failure(attempt))
+			if err := e.Store.FinishAndEnter(ctx, ex, rbs, evs...); err != nil {
 				return ignoreFinished(err)
 			}
 			e.emit(r, s.Name, "failed", failure(attempt))
@@ -376,11 +394,13 @@ func (e *Engine) settle(ctx context.Context, r *pipelineRun, s config.Stage, ex 
 		}
 		state = schedule.Failed
 		e.emit(r, s.Name, "failed", failure(attempt))
+		record(store.KindStageFailed, failure(attempt))
 	default:
 		state = schedule.Failed
 		e.emit(r, s.Name, "failed", failure(attempt))
+		record(store.KindStageFailed, failure(attempt))
 	}
-	return ignoreFinished(e.Store.FinishExecution(ctx, ex, state))
+	return ignoreFinished(e.Store.FinishExecution(ctx, ex, state, evs...))
 }
 
 // failure says why a stage attempt failed: its first failed execution's

@@ -234,6 +234,22 @@ func TestApproversAndReject(t *testing.T) {
 	if n := len(e.spin.received("api-prod")); n != 1 {
 		t.Errorf("prod triggered %d times; want once (v0.1.0 only)", n)
 	}
+	// The audit log: the wait for approval, erin's rejection, prod failed.
+	evs, err := e.st.ListEvents(context.Background(), store.EventQuery{Run: rr2.ID, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i := len(evs) - 1; i >= 0; i-- {
+		got = append(got, evs[i].Kind+" "+evs[i].Actor+" "+evs[i].Detail)
+	}
+	if want := []string{
+		`stage.waiting  waiting for approval: comment "/shipbot approve prod"`,
+		"command.reject erin /shipbot reject prod not during the sale",
+		"stage.failed  rejected by @erin: not during the sale",
+	}; !slices.Equal(got, want) {
+		t.Errorf("the run's last events:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	if cr := e.waitCheck(m2.sha); cr.Conclusion != "failure" || !strings.Contains(cr.Summary, "rejected by @\u200berin: not during the sale") {
 		t.Errorf("rollout check %s:\n%s", cr.Conclusion, cr.Summary)
 	}

@@ -25,25 +25,37 @@ type Commands interface {
 	// in one of from, with the later stages a label skipped (they are
 	// decided again when reached), and the rollout back into its pipeline.
 	// deployBy and forceBy, when not empty, are recorded on the stage.
-	ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error
+	//
+	// Each method that changes state writes evs (the command's event:
+	// command.<verb>, its actor and what they said) in its transaction.
+	ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string, evs ...Event) error
 	// ForceStage records who forced a pending stage past its blockers.
-	ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error
+	ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string, evs ...Event) error
 	// Reenter starts executions (one, or one per wave target) at a stage
 	// its rollout had passed (a rollback asked for by hand), when the stage
-	// is still from, and puts the rollout back into its pipeline.
-	Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error
+	// is still from, and puts the rollout back into its pipeline. It
+	// records evs (the command), then stage.rolling_back.
+	Reenter(ctx context.Context, from schedule.StageState, execs []Execution, evs ...Event) error
 	// ApproveStage records who approved the rollout into pending stage
 	// idx.
-	ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error
+	ApproveStage(ctx context.Context, rolloutID string, idx int, actor string, evs ...Event) error
 	// RejectStage fails pending stage idx of the rollout on a person's
 	// word, with their reason.
-	RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error
+	RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string, evs ...Event) error
 	// NewerEntered is the newest version of the pipeline, newer than
 	// order, that ever entered stage idx.
 	NewerEntered(ctx context.Context, pipelineKey string, idx int, order int64) (tag string, found bool, err error)
 	// ActiveAt is the execution active at stage idx of the pipeline, if
 	// any.
 	ActiveAt(ctx context.Context, pipelineKey string, idx int) (Execution, bool, error)
+	// StageVersions lists the versions a non-rollback execution deployed
+	// successfully at stage idx for rollouts of the pipeline older than
+	// beforeOrder, newest first, each once, at most limit: what a rollback
+	// to a named version may restore. The first is LastDeployed's.
+	StageVersions(ctx context.Context, pipelineKey string, idx int, beforeOrder int64, limit int) ([]Release, error)
+	// RecordRefused puts a command that was refused, and so changed
+	// nothing, on the rollout's audit log: the event is the whole record.
+	RecordRefused(ctx context.Context, rolloutID string, ev Event) error
 }
 
 // RolloutByPR implements Commands.
@@ -61,7 +73,7 @@ func (s *queries) RolloutByPR(ctx context.Context, repo string, pr int) (Rollout
 }
 
 // ReopenStage implements Commands.
-func (s *queries) ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string) error {
+func (s *queries) ReopenStage(ctx context.Context, rolloutID string, idx int, from []schedule.StageState, deployBy, forceBy string, evs ...Event) error {
 	args := []any{ms(time.Now()), deployBy, deployBy, forceBy, forceBy, rolloutID, idx}
 	for _, f := range from {
 		args = append(args, f.String())
@@ -81,8 +93,10 @@ func (s *queries) ReopenStage(ctx context.Context, rolloutID string, idx int, fr
 			ms(time.Now()), rolloutID, idx); err != nil {
 			return err
 		}
-		_, err = t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), rolloutID)
-		return err
+		if _, err = t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), rolloutID); err != nil {
+			return err
+		}
+		return insertRolloutEvents(ctx, sqlExec{t}, rolloutID, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("reopen stage %d of rollout %s: %w", idx, rolloutID, err)
@@ -91,20 +105,29 @@ func (s *queries) ReopenStage(ctx context.Context, rolloutID string, idx int, fr
 }
 
 // ForceStage implements Commands.
-func (s *queries) ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
+func (s *queries) ForceStage(ctx context.Context, rolloutID string, idx int, forceBy string, evs ...Event) error {
+	return s.onPending(ctx, "force", rolloutID, idx, evs, `UPDATE stage_states SET force_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
 		forceBy, ms(time.Now()), rolloutID, idx)
+}
+
+// onPending runs a command's update of a pending stage, which must change
+// exactly that stage, with the command's events.
+func (s *queries) onPending(ctx context.Context, what, rolloutID string, idx int, evs []Event, q string, args ...any) error {
+	err := s.change(ctx, rolloutID, evs, func(t execer) (bool, error) {
+		n, err := t.ExecContext(ctx, q, args...)
+		if err == nil && n != 1 {
+			err = ErrStateChanged
+		}
+		return err == nil, err
+	})
 	if err != nil {
-		return fmt.Errorf("force stage %d of rollout %s: %w", idx, rolloutID, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("force stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
+		return fmt.Errorf("%s stage %d of rollout %s: %w", what, idx, rolloutID, err)
 	}
 	return nil
 }
 
 // Reenter implements Commands.
-func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs ...Execution) error {
+func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs []Execution, evs ...Event) error {
 	if len(execs) == 0 {
 		return errors.New("re-enter stage: no execution")
 	}
@@ -121,7 +144,10 @@ func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs .
 		if _, err := t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
 			return err
 		}
-		return insertExecutions(ctx, t, execs)
+		if err := insertExecutions(ctx, t, execs); err != nil {
+			return err
+		}
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, append(evs, Entered(execs)))
 	})
 	if err != nil {
 		return fmt.Errorf("re-enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
@@ -130,29 +156,15 @@ func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs .
 }
 
 // ApproveStage implements Commands.
-func (s *queries) ApproveStage(ctx context.Context, rolloutID string, idx int, actor string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET approved_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
+func (s *queries) ApproveStage(ctx context.Context, rolloutID string, idx int, actor string, evs ...Event) error {
+	return s.onPending(ctx, "approve", rolloutID, idx, evs, `UPDATE stage_states SET approved_by = ?, updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = 'pending'`,
 		actor, ms(time.Now()), rolloutID, idx)
-	if err != nil {
-		return fmt.Errorf("approve stage %d of rollout %s: %w", idx, rolloutID, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("approve stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
-	}
-	return nil
 }
 
 // RejectStage implements Commands.
-func (s *queries) RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = 'failed', wait = '', rejected_by = ?, rejection = ?, updated_at = ?
+func (s *queries) RejectStage(ctx context.Context, rolloutID string, idx int, actor, reason string, evs ...Event) error {
+	return s.onPending(ctx, "reject", rolloutID, idx, evs, `UPDATE stage_states SET state = 'failed', wait = '', rejected_by = ?, rejection = ?, updated_at = ?
 		WHERE rollout_id = ? AND idx = ? AND state = 'pending'`, actor, reason, ms(time.Now()), rolloutID, idx)
-	if err != nil {
-		return fmt.Errorf("reject stage %d of rollout %s: %w", idx, rolloutID, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return fmt.Errorf("reject stage %d of rollout %s: %w", idx, rolloutID, ErrStateChanged)
-	}
-	return nil
 }
 
 // NewerEntered implements Commands.
@@ -168,6 +180,37 @@ func (s *queries) NewerEntered(ctx context.Context, pipelineKey string, idx int,
 		return "", false, fmt.Errorf("newer versions at stage %d of %s: %w", idx, pipelineKey, err)
 	}
 	return tag, true, nil
+}
+
+// RecordRefused implements Commands.
+func (s *queries) RecordRefused(ctx context.Context, rolloutID string, ev Event) error {
+	if err := s.tx(ctx, func(t sqlTx) error { return insertRolloutEvents(ctx, sqlExec{t}, rolloutID, []Event{ev}) }); err != nil {
+		return fmt.Errorf("record refused %s of rollout %s: %w", ev.Kind, rolloutID, err)
+	}
+	return nil
+}
+
+// StageVersions implements Commands.
+func (s *queries) StageVersions(ctx context.Context, pipelineKey string, idx int, beforeOrder int64, limit int) ([]Release, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT e.version, e.tag FROM executions e JOIN rollouts o ON o.id = e.rollout_id
+		WHERE o.pipeline_key = ? AND e.idx = ? AND o.rollout_order < ? AND NOT e.rollback AND e.outcome = 'succeeded'
+		GROUP BY e.version, e.tag ORDER BY max(o.rollout_order) DESC LIMIT ?`, pipelineKey, idx, beforeOrder, limit)
+	if err != nil {
+		return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	defer rows.Close()
+	var out []Release
+	for rows.Next() {
+		var r Release
+		if err := rows.Scan(&r.Version, &r.Tag); err != nil {
+			return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("versions of stage %d of %s: %w", idx, pipelineKey, err)
+	}
+	return out, nil
 }
 
 // ActiveAt implements Commands.

@@ -80,7 +80,7 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatalf("live executions = %+v; want e1 only, with its run's pipeline", les)
 	}
 
-	runs, err := s.RecentRollouts(ctx, 2)
+	runs, err := s.RecentRollouts(ctx, store.RunsQuery{Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

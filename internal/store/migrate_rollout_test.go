@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
@@ -27,7 +28,7 @@ func TestMigrationTypesExistingRollouts(t *testing.T) {
 	if _, err := p.UpTo(ctx, 9); err != nil {
 		t.Fatal(err)
 	}
-	r, _, err := s.CreateRun(ctx, Run{Repo: "acme/api", SHA: "0123456789012345678901234567890123456789", State: "done", Pipeline: "api"})
+	r, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/api", SHA: "0123456789012345678901234567890123456789", State: "done", Pipeline: "api"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +81,26 @@ func (o oldSchema) exec(q string, args ...any) {
 	if _, err := o.s.w.ExecContext(context.Background(), q, args...); err != nil {
 		o.t.Fatalf("%s: %v", q, err)
 	}
+}
+
+// createRun inserts r as CreateRun does, without the event it records:
+// schemas before 14 have no events table.
+func (o oldSchema) createRun(ctx context.Context, r Run) (Run, bool, error) {
+	o.t.Helper()
+	if r.ID == "" {
+		r.ID = NewID()
+	}
+	if r.State == "" {
+		r.State = RunPending
+	}
+	now := ms(time.Now())
+	o.exec(`INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
+		parent, seq, state, pipeline, summary, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)`,
+		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
+		r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
+	stored, err := o.s.runBySHA(ctx, o.s.w, r.Repo, r.SHA)
+	return stored, true, err
 }
 
 // startRollout puts run id into pipeline key's rollout at order, with

@@ -27,7 +27,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 	const key = "acme/api:api"
 	release := func(sha string, pr int, version, prev string) Run {
 		t.Helper()
-		r, _, err := s.CreateRun(ctx, Run{Repo: "acme/api", SHA: sha, Installation: 1, Branch: "main", Source: "push", PR: pr})
+		r, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/api", SHA: sha, Installation: 1, Branch: "main", Source: "push", PR: pr})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,11 +64,11 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 		       ('y2', ?, 1, 'prod', 1, '1.1.0', 'v1.1.0', 'deploying', 'h4', 'ev-4', ?, 6000)`, r2.ID, r2.ID, deadline.UnixMilli())
 	old.exec(`UPDATE executions SET outcome = 'succeeded' WHERE id = 'y1'`)
 
-	r3, _, err := s.CreateRun(ctx, Run{Repo: "acme/api", SHA: "a3", Installation: 1, Branch: "main", Source: "push", PR: 9})
+	r3, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/api", SHA: "a3", Installation: 1, Branch: "main", Source: "push", PR: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w1, _, err := s.CreateRun(ctx, Run{Repo: "acme/web", SHA: "w1", Installation: 1, Branch: "main", Source: "push"})
+	w1, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/web", SHA: "w1", Installation: 1, Branch: "main", Source: "push"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 	if err != nil || fmt.Sprint(keys) != "[acme/api:api acme/web:web]" {
 		t.Errorf("PipelinesWithRollouts = %v, %v", keys, err)
 	}
-	recent, err := s.RecentRollouts(ctx, 10)
+	recent, err := s.RecentRollouts(ctx, RunsQuery{Limit: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +170,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 func TestMigrationRolloutsDown(t *testing.T) {
 	ctx := context.Background()
 	s := openAt(t, 11)
-	r, _, err := s.CreateRun(ctx, Run{Repo: "acme/api", SHA: "a1", Installation: 1, Branch: "main", Source: "push", PR: 7})
+	r, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/api", SHA: "a1", Installation: 1, Branch: "main", Source: "push", PR: 7})
 	if err != nil {
 		t.Fatal(err)
 	}

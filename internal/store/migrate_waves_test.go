@@ -13,7 +13,7 @@ import (
 func TestMigrationWavesAndApprovals(t *testing.T) {
 	ctx := context.Background()
 	s := openAt(t, 11)
-	r, _, err := s.CreateRun(ctx, Run{Repo: "acme/api", SHA: "a1", Installation: 1, Branch: "main", Source: "push", PR: 7})
+	r, _, err := oldSchema{t: t, s: s}.createRun(ctx, Run{Repo: "acme/api", SHA: "a1", Installation: 1, Branch: "main", Source: "push", PR: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,9 @@ func TestMigrationWavesAndApprovals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(ctx, 12); err != nil {
+	// Up to the audit log too: the store's EnterStage below records its
+	// event there.
+	if _, err := p.UpTo(ctx, 14); err != nil {
 		t.Fatal(err)
 	}
 	checkSchema(t, s)

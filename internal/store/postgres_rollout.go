@@ -18,7 +18,7 @@ const lockKey = `hashtextextended($1, 0)`
 // rollout takes the run's id, and a retry finds the rollout the first
 // start made) and an advisory lock on the pipeline (each start takes the
 // next order), always in that order.
-func (s *Postgres) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (string, int64, error) {
+func (s *Postgres) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string, evs ...Event) (string, int64, error) {
 	lj, err := json.Marshal(nonNilStrings(labels))
 	if err != nil {
 		return "", 0, err
@@ -80,11 +80,13 @@ func (s *Postgres) StartRollout(ctx context.Context, runID, pipelineKey string, 
 			return fmt.Errorf("run %s: %w", runID, ErrNotFound)
 		}
 		if len(stages) > 0 {
-			_, err = t.Exec(ctx, `INSERT INTO stage_states (rollout_id, idx, stage, state, updated_at)
+			if _, err = t.Exec(ctx, `INSERT INTO stage_states (rollout_id, idx, stage, state, updated_at)
 				SELECT $1, s.i - 1, s.name, 'pending', $3 FROM unnest($2::text[]) WITH ORDINALITY AS s(name, i)`,
-				id, stages, now)
+				id, stages, now); err != nil {
+				return err
+			}
 		}
-		return err
+		return insertRolloutEvents(ctx, pgxExec{t}, id, evs)
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("start rollout of run %s in %s: %w", runID, pipelineKey, err)

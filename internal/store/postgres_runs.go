@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // CreateRun implements Runs. Seq comes from an identity column: SQLite's
@@ -18,17 +20,25 @@ func (s *Postgres) CreateRun(ctx context.Context, r Run) (Run, bool, error) {
 		r.State = RunPending
 	}
 	now := ms(time.Now())
-	tag, err := s.pool.Exec(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
-		parent, state, pipeline, summary, created_at, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-		ON CONFLICT (repo, sha) DO NOTHING`,
-		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
-		r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
+	var created bool
+	err := s.tx(ctx, func(t pgx.Tx) error {
+		tag, err := t.Exec(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
+			parent, state, pipeline, summary, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+			ON CONFLICT (repo, sha) DO NOTHING`,
+			r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
+			r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
+		if err != nil || tag.RowsAffected() != 1 {
+			return err
+		}
+		created = true
+		return insertRunEvents(ctx, pgxExec{t}, r.ID, []Event{mergeRecorded(r)})
+	})
 	if err != nil {
 		return Run{}, false, fmt.Errorf("create run %s@%s: %w", r.Repo, r.SHA, err)
 	}
 	stored, err := s.RunBySHA(ctx, r.Repo, r.SHA)
-	return stored, tag.RowsAffected() == 1, err
+	return stored, created, err
 }
 
 // FillRun implements Runs. PostgreSQL, like SQLite, evaluates every SET

@@ -102,7 +102,13 @@ type Rollouts interface {
 	// rollout's id, order, stages, configuration and labels; its release
 	// becomes rel, as the merge knows it now (the same version: one
 	// version per merge).
-	StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (rolloutID string, order int64, err error)
+	//
+	// Every method that changes state takes the events that record the
+	// change (kind, stage, actor, detail; the store fills in the rest) and
+	// writes them in the change's transaction; a call that changes nothing
+	// records nothing. StartRollout records evs only when it creates the
+	// rollout.
+	StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string, evs ...Event) (rolloutID string, order int64, err error)
 	// SetLabels records the current labels of a pull request's rollouts.
 	SetLabels(ctx context.Context, repo string, pr int, labels []string) error
 	PipelinesWithRollouts(ctx context.Context) ([]string, error)
@@ -116,13 +122,15 @@ type Rollouts interface {
 	// with stages, in the order they started: the run's first rollout,
 	// which has the run's id, first. A run without rollouts has none.
 	RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, error)
-	SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
+	SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState, evs ...Event) error
 	// SetStageStates sets stages from idx on (a supersede).
-	SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error
-	// SetWait records why the rollout waits at stage idx.
-	SetWait(ctx context.Context, rolloutID string, idx int, wait rollout.Wait) error
+	SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState, evs ...Event) error
+	// SetWait records why the rollout waits at stage idx; evs only when
+	// the wait changed.
+	SetWait(ctx context.Context, rolloutID string, idx int, wait rollout.Wait, evs ...Event) error
 	// EnterStage marks the stage active and records its new executions:
-	// one, or one per target of a wave, all of the same stage and attempt.
+	// one, or one per target of a wave, all of the same stage and attempt,
+	// with the event stage.entered (stage.rolling_back for a rollback).
 	EnterStage(ctx context.Context, execs ...Execution) error
 	// NextAttempt is one more than the stage's highest attempt so far.
 	NextAttempt(ctx context.Context, rolloutID string, idx int) (int, error)
@@ -130,15 +138,16 @@ type Rollouts interface {
 	// clears an outcome (nor its reason and URL) that ReportOutcome recorded
 	// meanwhile: a downstream may report while the engine is still sending
 	// the trigger, and the engine's copy then has no outcome yet.
-	UpdateExecution(ctx context.Context, e Execution) error
+	UpdateExecution(ctx context.Context, e Execution, evs ...Event) error
 	// FinishExecution records the execution's outcome (and how it passed)
 	// and the stage's new state (Active while other targets of a wave are
 	// still at work).
-	FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error
+	FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState, evs ...Event) error
 	// FinishAndEnter finishes one execution and starts the next ones of
 	// the same stage (a rollback: of every target of a wave) in one
-	// transaction; the stage stays active.
-	FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error
+	// transaction; the stage stays active. It records evs, then
+	// stage.rolling_back.
+	FinishAndEnter(ctx context.Context, finished Execution, next []Execution, evs ...Event) error
 	OpenExecutions(ctx context.Context) ([]Execution, error)
 	OpenExecutionsOf(ctx context.Context, pipelineKey string) ([]Execution, error)
 	ReportOutcome(ctx context.Context, id string, outcome rollout.Outcome, reason, url string) error
@@ -154,13 +163,17 @@ type Rollouts interface {
 	// beforeOrder: what a rollback restores.
 	LastDeployed(ctx context.Context, pipelineKey string, idx int, beforeOrder int64) (version, tag string, ok bool, err error)
 	FinishRollout(ctx context.Context, rolloutID string) error
+	// Freeze and Unfreeze record pipeline.frozen and pipeline.unfrozen
+	// with the actor (and the freeze's reason).
 	Freeze(ctx context.Context, pipelineKey, reason, actor string) error
-	Unfreeze(ctx context.Context, pipelineKey string) error
+	// Unfreeze reports whether the pipeline was frozen; only then is
+	// anything recorded.
+	Unfreeze(ctx context.Context, pipelineKey, actor string) (bool, error)
 	Frozen(ctx context.Context, pipelineKey string) (reason string, frozen bool, err error)
 }
 
 // StartRollout implements Rollouts.
-func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string) (string, int64, error) {
+func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, rel Release, config []byte, labels []string, stages []string, evs ...Event) (string, int64, error) {
 	lj, err := json.Marshal(nonNilStrings(labels))
 	if err != nil {
 		return "", 0, err
@@ -216,7 +229,7 @@ func (s *SQLite) StartRollout(ctx context.Context, runID, pipelineKey string, re
 				return err
 			}
 		}
-		return nil
+		return insertRolloutEvents(ctx, sqlExec{t}, id, evs)
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("start rollout of run %s in %s: %w", runID, pipelineKey, err)
@@ -449,30 +462,39 @@ func (s *queries) RolloutsOf(ctx context.Context, runID string) ([]RolloutRun, e
 }
 
 // SetStageState implements Rollouts.
-func (s *queries) SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
+func (s *queries) SetStageState(ctx context.Context, rolloutID string, idx int, state schedule.StageState, evs ...Event) error {
+	if err := s.change(ctx, rolloutID, evs, func(t execer) (bool, error) {
+		n, err := t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
+			state.String(), ms(time.Now()), rolloutID, idx)
+		return n > 0, err
+	}); err != nil {
 		return fmt.Errorf("set stage %d of rollout %s to %s: %w", idx, rolloutID, state, err)
 	}
 	return nil
 }
 
 // SetStageStatesFrom implements Rollouts.
-func (s *queries) SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState) error {
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx >= ?`,
-		state.String(), ms(time.Now()), rolloutID, idx); err != nil {
+func (s *queries) SetStageStatesFrom(ctx context.Context, rolloutID string, idx int, state schedule.StageState, evs ...Event) error {
+	if err := s.change(ctx, rolloutID, evs, func(t execer) (bool, error) {
+		n, err := t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx >= ?`,
+			state.String(), ms(time.Now()), rolloutID, idx)
+		return n > 0, err
+	}); err != nil {
 		return fmt.Errorf("set stages %d.. of rollout %s to %s: %w", idx, rolloutID, state, err)
 	}
 	return nil
 }
 
 // SetWait implements Rollouts.
-func (s *queries) SetWait(ctx context.Context, rolloutID string, idx int, w rollout.Wait) error {
+func (s *queries) SetWait(ctx context.Context, rolloutID string, idx int, w rollout.Wait, evs ...Event) error {
 	wait, err := rollout.MarshalWait(w)
 	if err != nil {
 		return fmt.Errorf("set wait of rollout %s stage %d: %w", rolloutID, idx, err)
 	}
-	if _, err := s.w.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE rollout_id = ? AND idx = ? AND wait <> ?`, wait, rolloutID, idx, wait); err != nil {
+	if err := s.change(ctx, rolloutID, evs, func(t execer) (bool, error) {
+		n, err := t.ExecContext(ctx, `UPDATE stage_states SET wait = ? WHERE rollout_id = ? AND idx = ? AND wait <> ?`, wait, rolloutID, idx, wait)
+		return n > 0, err
+	}); err != nil {
 		return fmt.Errorf("set wait of rollout %s stage %d: %w", rolloutID, idx, err)
 	}
 	return nil
@@ -489,7 +511,10 @@ func (s *queries) EnterStage(ctx context.Context, execs ...Execution) error {
 			ms(time.Now()), e.RunID, e.Stage); err != nil {
 			return err
 		}
-		return insertExecutions(ctx, t, execs)
+		if err := insertExecutions(ctx, t, execs); err != nil {
+			return err
+		}
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, []Event{Entered(execs)})
 	})
 	if err != nil {
 		return fmt.Errorf("enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
@@ -507,25 +532,28 @@ func (s *queries) NextAttempt(ctx context.Context, rolloutID string, idx int) (i
 }
 
 // UpdateExecution implements Rollouts.
-func (s *queries) UpdateExecution(ctx context.Context, e Execution) error {
+func (s *queries) UpdateExecution(ctx context.Context, e Execution, evs ...Event) error {
 	// The CASEs read the row as it was: an outcome already recorded stays,
 	// with its reason, unless e brings one of its own; a URL is never
 	// replaced by none.
-	if _, err := s.w.ExecContext(ctx, `UPDATE executions SET phase = ?,
+	if err := s.change(ctx, e.RunID, evs, func(t execer) (bool, error) {
+		n, err := t.ExecContext(ctx, `UPDATE executions SET phase = ?,
 		outcome = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE outcome END,
 		reason = CASE WHEN CAST(? AS TEXT) = '' AND outcome <> '' THEN reason ELSE ? END,
 		event_id = ?,
 		url = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE url END,
 		deadline = ?, bake_until = ?, next_check = ? WHERE id = ?`,
-		e.Phase, e.Outcome, e.Outcome, e.Outcome, e.Reason, e.EventID, e.URL, e.URL,
-		ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID); err != nil {
+			e.Phase, e.Outcome, e.Outcome, e.Outcome, e.Reason, e.EventID, e.URL, e.URL,
+			ms(e.Deadline), ms(e.BakeUntil), ms(e.NextCheck), e.ID)
+		return n > 0, err
+	}); err != nil {
 		return fmt.Errorf("update execution %s: %w", e.ID, err)
 	}
 	return nil
 }
 
 // FinishExecution implements Rollouts.
-func (s *queries) FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState) error {
+func (s *queries) FinishExecution(ctx context.Context, e Execution, stageState schedule.StageState, evs ...Event) error {
 	err := s.tx(ctx, func(t sqlTx) error {
 		now := ms(time.Now())
 		res, err := t.ExecContext(ctx, `UPDATE executions SET phase = 'finished', outcome = ?, pass = ?, reason = ?, url = ?, finished_at = ?
@@ -536,9 +564,11 @@ func (s *queries) FinishExecution(ctx context.Context, e Execution, stageState s
 		if n, _ := res.RowsAffected(); n == 0 {
 			return errAlreadyFinished
 		}
-		_, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-			stageState.String(), now, e.RunID, e.Stage)
-		return err
+		if _, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
+			stageState.String(), now, e.RunID, e.Stage); err != nil {
+			return err
+		}
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, evs)
 	})
 	if errors.Is(err, errAlreadyFinished) {
 		return fmt.Errorf("finish execution %s: %w", e.ID, ErrFinished)
@@ -647,20 +677,36 @@ func (s *queries) FinishRollout(ctx context.Context, rolloutID string) error {
 
 // Freeze implements Rollouts.
 func (s *queries) Freeze(ctx context.Context, pipelineKey, reason, actor string) error {
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO freezes (pipeline_key, reason, actor, at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (pipeline_key) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, at = excluded.at`,
-		pipelineKey, reason, actor, ms(time.Now())); err != nil {
+	if err := s.tx(ctx, func(t sqlTx) error {
+		if _, err := t.ExecContext(ctx, `INSERT INTO freezes (pipeline_key, reason, actor, at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (pipeline_key) DO UPDATE SET reason = excluded.reason, actor = excluded.actor, at = excluded.at`,
+			pipelineKey, reason, actor, ms(time.Now())); err != nil {
+			return err
+		}
+		return insertPipelineEvent(ctx, sqlExec{t}, pipelineKey, Event{Kind: KindPipelineFrozen, Actor: actor, Detail: reason})
+	}); err != nil {
 		return fmt.Errorf("freeze %s: %w", pipelineKey, err)
 	}
 	return nil
 }
 
 // Unfreeze implements Rollouts.
-func (s *queries) Unfreeze(ctx context.Context, pipelineKey string) error {
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM freezes WHERE pipeline_key = ?`, pipelineKey); err != nil {
-		return fmt.Errorf("unfreeze %s: %w", pipelineKey, err)
+func (s *queries) Unfreeze(ctx context.Context, pipelineKey, actor string) (bool, error) {
+	var was bool
+	if err := s.tx(ctx, func(t sqlTx) error {
+		res, err := t.ExecContext(ctx, `DELETE FROM freezes WHERE pipeline_key = ?`, pipelineKey)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		was = true
+		return insertPipelineEvent(ctx, sqlExec{t}, pipelineKey, Event{Kind: KindPipelineUnfrozen, Actor: actor})
+	}); err != nil {
+		return false, fmt.Errorf("unfreeze %s: %w", pipelineKey, err)
 	}
-	return nil
+	return was, nil
 }
 
 // Frozen implements Rollouts.
@@ -722,7 +768,7 @@ func (s *queries) RunByTag(ctx context.Context, repo, tag string) (Run, bool, er
 }
 
 // FinishAndEnter implements Rollouts.
-func (s *queries) FinishAndEnter(ctx context.Context, finished Execution, next ...Execution) error {
+func (s *queries) FinishAndEnter(ctx context.Context, finished Execution, next []Execution, evs ...Event) error {
 	if len(next) == 0 {
 		return errors.New("finish and enter: no next execution")
 	}
@@ -740,7 +786,10 @@ func (s *queries) FinishAndEnter(ctx context.Context, finished Execution, next .
 			now, next[0].RunID, next[0].Stage); err != nil {
 			return err
 		}
-		return insertExecutions(ctx, t, next)
+		if err := insertExecutions(ctx, t, next); err != nil {
+			return err
+		}
+		return insertRolloutEvents(ctx, sqlExec{t}, finished.RunID, append(evs, Entered(next)))
 	})
 	if errors.Is(err, errAlreadyFinished) {
 		return fmt.Errorf("finish execution %s: %w", finished.ID, ErrFinished)

@@ -68,13 +68,15 @@ func (r Run) Open() bool { return r.State == RunPending || r.State == RunReleasi
 type Runs interface {
 	// CreateRun inserts r unless a run for (r.Repo, r.SHA) exists, and
 	// returns the stored run and whether this call created it. It fills ID,
-	// Seq and the timestamps.
+	// Seq and the timestamps, and records merge.recorded when it creates.
 	CreateRun(ctx context.Context, r Run) (Run, bool, error)
 	// UpdateRun writes the fields evaluation owns: PR, State, Pipeline,
 	// Version, Tag, PrevTag, ReleaseURL and Summary. What deliveries bring
 	// (PRFacts, MergedAt, Parent) changes only through FillRun, so a
 	// delivery and an evaluation racing on one run cannot undo each other.
-	UpdateRun(ctx context.Context, r Run) error
+	// evs (merge.refused with its reasons, release.created) are recorded
+	// in the same transaction.
+	UpdateRun(ctx context.Context, r Run, evs ...Event) error
 	// FillRun sets what r carries of PRFacts (with PR and MergedAt) and
 	// Parent on the run r.ID, each only where the stored run has none yet.
 	FillRun(ctx context.Context, r Run) error
@@ -141,18 +143,45 @@ func (s *SQLite) CreateRun(ctx context.Context, r Run) (Run, bool, error) {
 		r.State = RunPending
 	}
 	now := ms(time.Now())
-	res, err := s.w.ExecContext(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
-		parent, seq, state, pipeline, summary, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)
-		ON CONFLICT (repo, sha) DO NOTHING`,
-		r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
-		r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
+	var created bool
+	err := s.tx(ctx, func(t sqlTx) error {
+		res, err := t.ExecContext(ctx, `INSERT INTO runs (id, repo, sha, installation, branch, pr, pr_facts, source, merged_at,
+			parent, seq, state, pipeline, summary, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 FROM runs), ?, ?, ?, ?, ?)
+			ON CONFLICT (repo, sha) DO NOTHING`,
+			r.ID, r.Repo, r.SHA, r.Installation, r.Branch, r.PR, nonNilBytes(r.PRFacts), r.Source, ms(r.MergedAt), r.Parent,
+			r.State, r.Pipeline, nonNilBytes(r.Summary), now, now)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
+		}
+		created = true
+		return insertRunEvents(ctx, sqlExec{t}, r.ID, []Event{mergeRecorded(r)})
+	})
 	if err != nil {
 		return Run{}, false, fmt.Errorf("create run %s@%s: %w", r.Repo, r.SHA, err)
 	}
-	n, _ := res.RowsAffected()
 	stored, err := s.runBySHA(ctx, s.w, r.Repo, r.SHA)
-	return stored, n == 1, err
+	return stored, created, err
+}
+
+// mergeRecorded is the event of a merge's run being created: which commit,
+// from which pull request, learned from which delivery.
+func mergeRecorded(r Run) Event {
+	sha := r.SHA
+	if len(sha) > 12 {
+		sha = sha[:12]
+	}
+	detail := "commit " + sha + " on " + r.Branch
+	if r.PR != 0 {
+		detail = fmt.Sprintf("pull request #%d, %s", r.PR, detail)
+	}
+	if r.Source != "" {
+		detail += " (from " + r.Source + ")"
+	}
+	return Event{Kind: KindMergeRecorded, Detail: detail}
 }
 
 func nonNilBytes(b []byte) []byte {
@@ -163,16 +192,33 @@ func nonNilBytes(b []byte) []byte {
 }
 
 // UpdateRun implements Runs.
-func (s *queries) UpdateRun(ctx context.Context, r Run) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE runs SET pr = ?, state = ?, pipeline = ?, version = ?,
-		tag = ?, prev_tag = ?, release_url = ?, summary = ?, updated_at = ? WHERE id = ?`,
-		r.PR, r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
-		nonNilBytes(r.Summary), ms(time.Now()), r.ID)
+func (s *queries) UpdateRun(ctx context.Context, r Run, evs ...Event) error {
+	update := func(t execer) error {
+		n, err := t.ExecContext(ctx, `UPDATE runs SET pr = ?, state = ?, pipeline = ?, version = ?,
+			tag = ?, prev_tag = ?, release_url = ?, summary = ?, updated_at = ? WHERE id = ?`,
+			r.PR, r.State, r.Pipeline, r.Version, r.Tag, r.PrevTag, r.ReleaseURL,
+			nonNilBytes(r.Summary), ms(time.Now()), r.ID)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+		return nil
+	}
+	var err error
+	if len(evs) == 0 {
+		err = update(dbExec{s.w})
+	} else {
+		err = s.tx(ctx, func(t sqlTx) error {
+			if err := update(sqlExec{t}); err != nil {
+				return err
+			}
+			return insertRunEvents(ctx, sqlExec{t}, r.ID, evs)
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.ID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("update run %s: %w", r.ID, ErrNotFound)
 	}
 	return nil
 }

@@ -93,6 +93,7 @@ type Store interface {
 	Deployments
 	Commands
 	Dashboards
+	Events
 	// The installations' GitHub write slots (see the pacing package).
 	pacing.Ledger
 	// Ready reports whether the database answers, its schema is current and

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -20,6 +21,38 @@ var commandsCases = []testCase{
 	{"Reenter_concurrent_once", reenterConcurrent},
 	{"NewerEntered", newerEntered},
 	{"ActiveAt", activeAt},
+	{"StageVersions_each_once_newest_first", stageVersions},
+}
+
+// The versions a stage ran before a rollout: deploys that succeeded there,
+// newest first, each once (a retry deploys the same version again),
+// neither failures, rollbacks, other stages nor later rollouts.
+func stageVersions(e *env) {
+	var rrs []store.RolloutRun
+	for i, v := range []string{"1.0.0", "1.1.0", "1.2.0", "1.3.0"} {
+		rrs = append(rrs, e.inRollout(fmt.Sprint("a", i), v, "qa", "prod"))
+	}
+	x0 := e.deployed(rrs[0], 1)
+	rb := rollbackOf(x0, "0.9.0") // a rollback restores, it deploys nothing new
+	e.must(e.s.Reenter(e.ctx, passed, []store.Execution{rb}))
+	e.finish(rb, succeeded, rolledBack)
+	x := e.enter(rrs[1], 1, 1)
+	e.finish(x, failure, active)
+	e.finish(e.enter(rrs[1], 1, 2), succeeded, passed) // retried: 1.1.0 once
+	e.finish(e.enter(rrs[2], 1, 1), failure, failed)   // never ran
+	e.deployed(rrs[3], 0)                              // qa only
+	got, err := e.s.StageVersions(e.ctx, pk, 1, rrs[3].Order, 10)
+	e.must(err)
+	want := []store.Release{{Version: "1.1.0", Tag: "v1.1.0"}, {Version: "1.0.0", Tag: "v1.0.0"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		e.Errorf("StageVersions(prod, before 1.3.0) = %v; want %v", got, want)
+	}
+	if got, err := e.s.StageVersions(e.ctx, pk, 1, rrs[1].Order, 10); err != nil || fmt.Sprint(got) != fmt.Sprint(want[1:]) {
+		e.Errorf("StageVersions(prod, before 1.1.0) = %v, %v; want only 1.0.0", got, err)
+	}
+	if got, err := e.s.StageVersions(e.ctx, pk, 1, rrs[3].Order, 1); err != nil || len(got) != 1 || got[0].Tag != "v1.1.0" {
+		e.Errorf("StageVersions limit 1 = %v, %v; want the newest", got, err)
+	}
 }
 
 func (e *env) active(runID string) bool {
@@ -167,7 +200,7 @@ func reenter(e *env) {
 	e.must(e.s.FinishRollout(e.ctx, r.ID))
 
 	rb := rollbackOf(px, "1.0.0")
-	e.must(e.s.Reenter(e.ctx, passed, rb))
+	e.must(e.s.Reenter(e.ctx, passed, []store.Execution{rb}))
 	if got := e.states(r.ID); got != "[passed active]" {
 		e.Errorf("stages after Reenter = %s; want prod active", got)
 	}
@@ -188,7 +221,7 @@ func reenterChanged(e *env) {
 	e.deployed(r, 0)
 	px := e.deployed(r, 1)
 	e.must(e.s.FinishRollout(e.ctx, r.ID))
-	err := e.s.Reenter(e.ctx, failed, rollbackOf(px, "1.0.0"))
+	err := e.s.Reenter(e.ctx, failed, []store.Execution{rollbackOf(px, "1.0.0")})
 	if !errors.Is(err, store.ErrStateChanged) {
 		e.Errorf("Reenter from a state the stage is not in = %v; want ErrStateChanged", err)
 	}
@@ -212,7 +245,7 @@ func reenterConcurrent(e *env) {
 	parallel(n, func(i int) {
 		rb := rollbackOf(x, "1.0.0")
 		rb.Attempt += i
-		err := e.s.Reenter(e.ctx, passed, rb)
+		err := e.s.Reenter(e.ctx, passed, []store.Execution{rb})
 		switch {
 		case err == nil:
 			mu.Lock()

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -145,6 +147,69 @@ var dashboardsCases = []testCase{
 	{"LiveExecutions_unfinished_oldest_first", liveExecutions},
 	{"RecentRollouts_newest_first", recentRollouts},
 	{"FailedDeliveries_latest_failure_first", failedDeliveries},
+	{"History_versions_each_stage_ran", history},
+}
+
+// History lists what each stage ran, newest first: a rollback is the
+// version it restored (from the rollout that released it), failures are
+// not there, and a wave's targets are one entry.
+func history(e *env) {
+	r1 := e.released(repo, "a1", 11, "1.0.0")
+	e.start(r1, pk, "qa", "prod")
+	rr1 := e.rollout(r1.ID)
+	e.deployed(rr1, 0)
+	tick()
+	r2 := e.released(repo, "a2", 12, "1.1.0")
+	e.start(r2, pk, "qa", "prod")
+	rr2 := e.rollout(r2.ID)
+	x := e.deployed(rr2, 0)
+	tick()
+	rb := rollbackOf(x, "1.0.0")
+	e.must(e.s.Reenter(e.ctx, passed, []store.Execution{rb}))
+	rb.Outcome = succeeded
+	e.must(e.s.FinishExecution(e.ctx, rb, rolledBack))
+	// prod: a wave of two targets, then a failure.
+	w := []store.Execution{newExecution(rr1, 1, 1), newExecution(rr1, 1, 1)}
+	w[0].Target, w[1].Target = "eu", "us"
+	e.must(e.s.EnterStage(e.ctx, w...))
+	for _, t := range w {
+		t.Outcome = succeeded
+		e.must(e.s.FinishExecution(e.ctx, t, passed))
+	}
+	tick()
+	f := e.enter(rr2, 1, 1)
+	e.finish(f, failure, failed)
+
+	h, err := e.s.History(e.ctx, pk, []string{"qa", "prod"}, 10)
+	e.must(err)
+	type entry struct {
+		Tag, From, Rollout string
+		PR                 int
+		Rollback           bool
+	}
+	got := map[string][]entry{}
+	for stage, ds := range h {
+		for _, d := range ds {
+			if d.Repo != repo || !recent(d.At) {
+				e.Errorf("%s %s: repo %q at %v", stage, d.Tag, d.Repo, d.At)
+			}
+			got[stage] = append(got[stage], entry{d.Tag, d.From, d.RolloutID, d.PR, d.Rollback})
+		}
+	}
+	want := map[string][]entry{
+		"qa": {
+			{"v1.0.0", "v1.1.0", r1.ID, 11, true},
+			{"v1.1.0", "", r2.ID, 12, false},
+			{"v1.0.0", "", r1.ID, 11, false},
+		},
+		"prod": {{"v1.0.0", "", r1.ID, 11, false}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		e.Errorf("History (-want +got):\n%s", diff)
+	}
+	if h, err := e.s.History(e.ctx, pk, []string{"qa", "prod"}, 1); err != nil || len(h["qa"]) != 1 || h["qa"][0].Tag != "v1.0.0" {
+		e.Errorf("History with 1 per stage = %+v, %v; want the live one only", h["qa"], err)
+	}
 }
 
 func listPipelines(e *env) {
@@ -216,7 +281,7 @@ func recentRollouts(e *env) {
 	c := e.inRollout("c1", "1.1.0", "qa", "prod")
 	e.enter(c, 0, 1)
 
-	got, err := e.s.RecentRollouts(e.ctx, 2)
+	got, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 2})
 	e.must(err)
 	if len(got) != 2 || got[0].ID != c.ID || got[1].ID != b.ID {
 		e.Fatalf("RecentRollouts(2) = %v; want [c b], the newest first", runIDs(got))
@@ -227,10 +292,20 @@ func recentRollouts(e *env) {
 	if got[1].Rollout != "" || len(got[1].Stages) != 0 || got[1].Repo != "acme/web" {
 		e.Errorf("a run without rollout = %+v; want it listed without rollout or stages", got[1])
 	}
-	all, err := e.s.RecentRollouts(e.ctx, 10)
+	all, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10})
 	e.must(err)
 	if fmt.Sprint(runIDs(all)) != fmt.Sprint([]string{c.ID, b.ID, a.ID}) {
 		e.Errorf("RecentRollouts(10) = %v; want [c b a]", runIDs(all))
+	}
+	older, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10, Before: got[1].Seq})
+	e.must(err)
+	if fmt.Sprint(runIDs(older)) != fmt.Sprint([]string{a.ID}) {
+		e.Errorf("RecentRollouts before b = %v; want [a], the page after", runIDs(older))
+	}
+	web, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10, Repo: "acme/web"})
+	e.must(err)
+	if len(web) != 1 || web[0].Repo != "acme/web" {
+		e.Errorf("RecentRollouts of acme/web = %v; want b only", runIDs(web))
 	}
 }
 

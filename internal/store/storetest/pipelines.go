@@ -382,7 +382,7 @@ func twoPipelinesRecent(e *env) {
 	old := e.inRollout("a0", "0.9.0", "qa")
 	r, api, web := e.twoPipelines("a1", 0)
 	e.enter(web, 0, 1)
-	got, err := e.s.RecentRollouts(e.ctx, 1)
+	got, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 1})
 	e.must(err)
 	ids := runIDs(got)
 	if len(got) != 2 || !slices.Contains(ids, api.ID) || !slices.Contains(ids, web.ID) {
@@ -399,7 +399,7 @@ func twoPipelinesRecent(e *env) {
 			e.Errorf("api entry = stages %+v; want its own qa and prod", rr.Stages)
 		}
 	}
-	all, err := e.s.RecentRollouts(e.ctx, 10)
+	all, err := e.s.RecentRollouts(e.ctx, store.RunsQuery{Limit: 10})
 	e.must(err)
 	if len(all) != 3 || all[2].ID != old.ID {
 		e.Errorf("RecentRollouts(10) = %v; want both rollouts of the newest run, then %s", runIDs(all), old.ID)

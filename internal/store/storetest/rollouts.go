@@ -367,7 +367,7 @@ func nextAttempt(e *env) {
 		e.Errorf("NextAttempt of a stage never entered = %d; want 1", n)
 	}
 	x := e.enter(r, 0, 1)
-	e.must(e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), rollbackOf(x, "0.9.0")))
+	e.must(e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), []store.Execution{rollbackOf(x, "0.9.0")}))
 	if n := next(0); n != 3 {
 		e.Errorf("NextAttempt after attempts 1 and 2 (a rollback) = %d; want 3", n)
 	}
@@ -500,7 +500,7 @@ func finishAndEnter(e *env) {
 	done := withOutcome(x, failure)
 	done.Reason, done.URL = "deploy failed", "https://ci.example/1"
 	next := rollbackOf(x, "1.0.0")
-	e.must(e.s.FinishAndEnter(e.ctx, done, next))
+	e.must(e.s.FinishAndEnter(e.ctx, done, []store.Execution{next}))
 
 	want := done
 	want.Phase = finished
@@ -523,7 +523,7 @@ func finishAndEnterFinished(e *env) {
 	r := e.inRollout("a1", "1.1.0", "qa")
 	x := e.enter(r, 0, 1)
 	e.finish(x, failure, failed) // a callback's path finished it first
-	err := e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), rollbackOf(x, "1.0.0"))
+	err := e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), []store.Execution{rollbackOf(x, "1.0.0")})
 	if !errors.Is(err, store.ErrFinished) {
 		e.Errorf("FinishAndEnter of a finished execution = %v; want ErrFinished", err)
 	}
@@ -543,7 +543,7 @@ func finishAndEnterAtomic(e *env) {
 	// active with nothing running in it.
 	bad := x
 	bad.Rollback = true
-	if err := e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), bad); err == nil {
+	if err := e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), []store.Execution{bad}); err == nil {
 		e.Fatal("FinishAndEnter recorded an execution that exists; want an error")
 	}
 	got := e.execution(r.ID, x.ID)
@@ -554,7 +554,7 @@ func finishAndEnterAtomic(e *env) {
 		e.Errorf("OpenExecutions = %d, %v; want x still open", len(open), err)
 	}
 	// And it still works afterwards.
-	e.must(e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), rollbackOf(x, "1.0.0")))
+	e.must(e.s.FinishAndEnter(e.ctx, withOutcome(x, failure), []store.Execution{rollbackOf(x, "1.0.0")}))
 }
 
 func openExecutions(e *env) {
@@ -726,7 +726,7 @@ func lastDeployed(e *env) {
 	// b's deploy at qa was then rolled back to 1.0.0 by hand: that
 	// rollback succeeded, but restores, it does not deploy b.
 	rb := rollbackOf(bx, "1.0.0")
-	e.must(e.s.Reenter(e.ctx, passed, rb))
+	e.must(e.s.Reenter(e.ctx, passed, []store.Execution{rb}))
 	e.finish(rb, succeeded, rolledBack)
 	e.deployed(c, 0)
 	dx := e.enter(d, 0, 1)
@@ -794,11 +794,15 @@ func freezeUnfreeze(e *env) {
 	if reason, ok := frozen(pk); !ok || reason != "incident 43" {
 		e.Errorf("Frozen after a second freeze = %q, %v; want its reason", reason, ok)
 	}
-	e.must(e.s.Unfreeze(e.ctx, pk))
+	if was, err := e.s.Unfreeze(e.ctx, pk, ""); err != nil || !was {
+		e.Errorf("Unfreeze of a frozen pipeline = %v, %v; want true", was, err)
+	}
 	if _, ok := frozen(pk); ok {
 		e.Error("still frozen after Unfreeze")
 	}
-	e.must(e.s.Unfreeze(e.ctx, pk)) // not frozen: no error
+	if was, err := e.s.Unfreeze(e.ctx, pk, ""); err != nil || was {
+		e.Errorf("Unfreeze of a pipeline not frozen = %v, %v; want false, no error", was, err)
+	}
 	e.must(e.s.Freeze(e.ctx, pk, "", "carol"))
 	if reason, ok := frozen(pk); !ok || reason != "" {
 		e.Errorf("Frozen without a reason = %q, %v; want frozen", reason, ok)

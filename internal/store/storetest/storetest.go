@@ -76,6 +76,7 @@ func groups() []group {
 		{"Waves", wavesCases},
 		{"Deployments", deploymentsCases},
 		{"Dashboards", dashboardsCases},
+		{"Events", eventsCases},
 		{"Retention", retentionCases},
 		{"Health", healthCases},
 		{"Writes", writesCases},

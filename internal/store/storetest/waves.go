@@ -92,7 +92,7 @@ func finishAndEnterWave(e *env) {
 	e.finish(xs[0], succeeded, active)
 	rb := []store.Execution{rollbackOf(xs[0], "1.0.0"), rollbackOf(xs[1], "1.0.0")}
 	xs[1].Outcome = failure
-	e.must(e.s.FinishAndEnter(e.ctx, xs[1], rb...))
+	e.must(e.s.FinishAndEnter(e.ctx, xs[1], rb))
 	if got := e.states(r.ID); got != "[active]" {
 		e.Errorf("stage = %s; want active while rolling back", got)
 	}
