@@ -217,6 +217,11 @@ func TestDashboardInChromium(t *testing.T) {
 	if w, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); err != nil || w > 420 {
 		t.Errorf("at 420 px the page is %d px wide (%v); want no sideways scroll", w, err)
 	}
+	focused, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(function () {
+		var a = document.querySelector("#environments a.live-version"); a.focus({preventScroll: true}); return a.getAttribute("href"); })()`))
+	if err != nil || focused == "" {
+		t.Fatalf("focus a live version link: %q, %v", focused, err)
+	}
 	y, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.shipbotTestMark = "same page"; window.scrollTo(0, 400); window.scrollY`))
 	if err != nil || y == 0 {
 		t.Fatalf("scroll: %d, %v", y, err)
@@ -245,6 +250,9 @@ func TestDashboardInChromium(t *testing.T) {
 	}
 	if y2, err := chromedp.Run(bctx, chromedp.Evaluate[int](`window.scrollY`)); err != nil || y2 != y {
 		t.Errorf("scroll after the update = %d (%v); want %d kept", y2, err, y)
+	}
+	if f, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.activeElement.getAttribute("href") || ""`)); err != nil || f != focused {
+		t.Errorf("focus after the update on %q (%v); want the link that had it, %q", f, err, focused)
 	}
 	if n, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.getAttribute("data-live-updates") || ""`)); err != nil || n == "" {
 		t.Errorf("data-live-updates = %q, %v; want the live update counted", n, err)
