@@ -15,32 +15,38 @@ import (
 // instant too, or the two would count it in different windows: a Pacer
 // holds the clock (Hold) from its look at the ledger until the granted
 // request is answered, and After waits, in real time, until no one holds
-// it before it moves.
+// it before it moves, or HoldLimit has passed: a request that takes longer
+// is stuck (a test killed its process) and must not stop time for the
+// others.
 type VirtualClock struct {
 	mu    sync.Mutex
 	now   time.Time
 	holds int
-	free  *sync.Cond // holds reached 0
+	free  chan struct{} // closed when holds drops to 0
 }
+
+// HoldLimit is the most real time After waits for holds to be released.
+const HoldLimit = 2 * time.Second
 
 // NewVirtualClock starts a VirtualClock at start.
 func NewVirtualClock(start time.Time) *VirtualClock {
-	c := &VirtualClock{now: start}
-	c.free = sync.NewCond(&c.mu)
-	return c
+	return &VirtualClock{now: start}
 }
 
-// Hold keeps the clock where it is until release is called (once).
+// Hold keeps the clock where it is until release is called (once), or
+// HoldLimit.
 func (c *VirtualClock) Hold() (release func()) {
 	c.mu.Lock()
-	c.holds++
+	if c.holds++; c.holds == 1 {
+		c.free = make(chan struct{})
+	}
 	c.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			c.mu.Lock()
 			if c.holds--; c.holds == 0 {
-				c.free.Broadcast()
+				close(c.free)
 			}
 			c.mu.Unlock()
 		})
@@ -56,9 +62,19 @@ func (c *VirtualClock) Now() time.Time {
 
 // After moves the clock to d from now and returns a channel that has fired.
 func (c *VirtualClock) After(d time.Duration) <-chan time.Time {
+	deadline := time.After(HoldLimit)
 	c.mu.Lock()
+wait:
 	for c.holds > 0 {
-		c.free.Wait()
+		free := c.free
+		c.mu.Unlock()
+		select {
+		case <-free:
+			c.mu.Lock()
+		case <-deadline:
+			c.mu.Lock()
+			break wait
+		}
 	}
 	at := c.now.Add(max(d, 0))
 	if at.After(c.now) {

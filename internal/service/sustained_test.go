@@ -37,7 +37,17 @@ import (
 // GitHub, the deploy target and the load too, so cores and RSS are upper
 // bounds of the service's own. It fails on a lost merge, a merge out of
 // version order in a repository's prod, or a secondary-limit answer.
+//
+// Sub-benchmarks: sqlite (one process, the embedded store) and
+// postgres-3-replicas (three processes behind a round-robin front on a
+// throwaway PostgreSQL cluster, whose server's CPU and memory are not
+// counted).
 func BenchmarkSustainedLoad(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) { sustained(b, false) })
+	b.Run("postgres-3-replicas", func(b *testing.B) { sustained(b, true) })
+}
+
+func sustained(b *testing.B, postgres bool) {
 	rate := 1.5
 	if v := os.Getenv("SHIPBOT_BENCH_RATE"); v != "" {
 		f, err := strconv.ParseFloat(v, 64)
@@ -53,8 +63,12 @@ func BenchmarkSustainedLoad(b *testing.B) {
 	}
 	all := append([]string{repo}, more...)
 	r := newRig(b, rigOptions{minDelay: 40 * time.Millisecond, maxDelay: 60 * time.Millisecond, logLevel: slog.LevelWarn,
-		direct: true, repos: more, wallClock: true})
+		direct: !postgres, repos: more, wallClock: true, postgres: postgres})
 	r.start()
+	if postgres {
+		r.start()
+		r.start()
+	}
 	db := r.openDB()
 	defer db.Close()
 
