@@ -163,7 +163,7 @@ func sustained(b *testing.B, postgres bool) {
 func checkProdInOrder(tb testing.TB, db *testDB, n int) {
 	tb.Helper()
 	rows, err := db.Query(`SELECT o.pipeline_key, e.version FROM executions e JOIN rollouts o ON o.id = e.rollout_id
-		WHERE e.stage = 'prod' AND e.outcome = 'succeeded' AND e.rollback = 0 ORDER BY e.created_at, e.id`)
+		WHERE e.stage = 'prod' AND e.outcome = 'succeeded' AND NOT e.rollback ORDER BY e.created_at, e.id`)
 	if err != nil {
 		tb.Fatal(err)
 	}
