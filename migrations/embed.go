@@ -8,7 +8,11 @@ package migrations
 
 import (
 	"embed"
+	"fmt"
 	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
 )
 
 //go:embed sqlite/*.sql postgres/*.sql
@@ -26,4 +30,24 @@ func sub(dir string) fs.FS {
 		panic(err) // the embed pattern guarantees the folder exists
 	}
 	return s
+}
+
+// Versions are the version numbers of a migration set (SQLite() or
+// Postgres()), in order: numbered files, with gaps where a number was
+// left to another branch of work.
+func Versions(set fs.FS) ([]int64, error) {
+	names, err := fs.Glob(set, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, n := range names {
+		v, err := strconv.ParseInt(strings.SplitN(n, "_", 2)[0], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", n, err)
+		}
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, nil
 }

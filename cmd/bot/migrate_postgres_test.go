@@ -2,11 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -18,20 +15,11 @@ import (
 // order (numbers may have gaps).
 func postgresVersions(t *testing.T) []int64 {
 	t.Helper()
-	names, err := fs.Glob(migrations.Postgres(), "*.sql")
+	vs, err := migrations.Versions(migrations.Postgres())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int64
-	for _, n := range names {
-		v, err := strconv.ParseInt(strings.SplitN(n, "_", 2)[0], 10, 64)
-		if err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out
+	return vs
 }
 
 // bot migrate takes a postgres:// SHIPBOT_DB, and never prints its

@@ -361,13 +361,6 @@ func httpURL(u string) string {
 	return ""
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "—"
-	}
-	return s
-}
-
 type runPageView struct {
 	Stream     liveMark
 	Live       bool

@@ -232,12 +232,3 @@ func checkRunStates(tb testing.TB, reqs []githubtest.Request) []string {
 	}
 	return out
 }
-
-func containsAny(ss []string, sub string) bool {
-	for _, s := range ss {
-		if strings.Contains(s, sub) {
-			return true
-		}
-	}
-	return false
-}

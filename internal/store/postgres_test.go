@@ -2,10 +2,8 @@ package store_test
 
 import (
 	"context"
-	"io/fs"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,20 +18,11 @@ import (
 // order: numbered files, with gaps where another branch took a number.
 func postgresVersions(t *testing.T) []int64 {
 	t.Helper()
-	names, err := fs.Glob(migrations.Postgres(), "*.sql")
+	vs, err := migrations.Versions(migrations.Postgres())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int64
-	for _, n := range names {
-		v, err := strconv.ParseInt(strings.SplitN(n, "_", 2)[0], 10, 64)
-		if err != nil {
-			t.Fatalf("migration %s: %v", n, err)
-		}
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out
+	return vs
 }
 
 // Replicas that start together migrate one fresh database at once: one
