@@ -62,19 +62,18 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, err
 	}
+	// In flight until the answer's headers arrive: GitHub's answers are
+	// small, and a caller that never closes a body (go-github leaves some
+	// to theirs) must not keep the place forever.
+	defer leave()
 	if c, ok := writeClass(req.Method, op); ok {
 		done, err := t.pacer.Take(ctx, t.inst, c)
 		if err != nil {
-			leave()
 			closeBody(req)
 			return nil, err
 		}
 		defer done()
 	}
-	// In flight until the answer's headers arrive: GitHub's answers are
-	// small, and a caller that never closes a body (go-github leaves some
-	// to theirs) must not keep the place forever.
-	defer leave()
 	return t.next.RoundTrip(req)
 }
 

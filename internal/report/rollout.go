@@ -184,7 +184,12 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	multi := r.multi(rr)
 	views := rollout.Project(rr.Stages, execs)
 	check := progress(rr, views)
-	_, checkExists, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, checkName(check.Name, rr, multi))
+	if multi {
+		// One check run per pipeline (and one comment for the merge, with
+		// a section per pipeline it runs).
+		check.Name = RolloutCheck + ": " + rr.Pipeline
+	}
+	_, checkExists, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check.Name)
 	if err != nil {
 		return err
 	}
@@ -211,9 +216,6 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	}
 	comment := stickyComment(rr, views)
 	if multi {
-		// One check run per pipeline; one comment for the merge, with a
-		// section per pipeline it runs.
-		check.Name = checkName(check.Name, rr, multi)
 		if comment, err = r.sections(ctx, rr, views); err != nil {
 			return err
 		}
@@ -288,15 +290,6 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		}
 	}
 	return nil
-}
-
-// checkName is the rollout's check run: shipbot/rollout, or in the
-// pipelines: form shipbot/rollout: <pipeline>.
-func checkName(name string, rr store.RolloutRun, multi bool) string {
-	if multi {
-		return RolloutCheck + ": " + rr.Pipeline
-	}
-	return name
 }
 
 // pressed reports whether the installation's reporting is short of write
