@@ -679,6 +679,10 @@ func (e *Engine) readAlarmSince(ctx context.Context, name string, since time.Tim
 	if ok && !last.at.Before(since) {
 		return last.status
 	}
+	// A reading is as old as the moment it was asked for: an answer that
+	// arrives after the bake's end tells nothing about an alarm that
+	// fired while the request was in flight.
+	at := e.Now()
 	a, defined := e.Targets.Alarms[name]
 	var st alarm.Status
 	if !defined {
@@ -688,7 +692,7 @@ func (e *Engine) readAlarmSince(ctx context.Context, name string, since time.Tim
 		st = e.Alarms.Firing(ctx, a)
 	}
 	e.mu.Lock()
-	e.alarmAt[name] = alarmReading{status: st, at: e.Now()}
+	e.alarmAt[name] = alarmReading{status: st, at: at}
 	e.mu.Unlock()
 	return st
 }
