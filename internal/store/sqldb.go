@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // queries are the store methods SQLite and PostgreSQL share: the same SQL
@@ -32,6 +33,9 @@ type queries struct {
 type sqlDB struct {
 	*sql.DB
 	dollar bool
+	// stmts, where set, keeps each query prepared (SQLite's: pgx keeps
+	// its own per connection).
+	stmts *stmtCache
 }
 
 func (d sqlDB) bind(q string) string {
@@ -42,35 +46,62 @@ func (d sqlDB) bind(q string) string {
 }
 
 func (d sqlDB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return d.DB.QueryContext(ctx, d.bind(q), args...)
 }
 
 func (d sqlDB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return d.DB.QueryRowContext(ctx, d.bind(q), args...)
 }
 
 func (d sqlDB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return d.DB.ExecContext(ctx, d.bind(q), args...)
 }
 
 // sqlTx is a transaction on a sqlDB, rebinding as its handle does.
 type sqlTx struct {
 	*sql.Tx
-	dollar bool
+	db sqlDB
 }
 
-func (t sqlTx) bind(q string) string { return sqlDB{dollar: t.dollar}.bind(q) }
+// stmt is q prepared on the transaction's connection, or nil where the
+// handle keeps no statements. database/sql finds the statement already
+// prepared on that connection, and closes the transaction's handle of it
+// when the transaction ends.
+func (t sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
+	if st := t.db.stmts.cached(t.db.DB, q); st != nil {
+		return t.Tx.StmtContext(ctx, st)
+	}
+	return nil
+}
 
 func (t sqlTx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.bind(q), args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, t.db.bind(q), args...)
 }
 
 func (t sqlTx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.bind(q), args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, t.db.bind(q), args...)
 }
 
 func (t sqlTx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.bind(q), args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, t.db.bind(q), args...)
 }
 
 // tx runs f in a transaction on the writer, committing when f succeeds.
@@ -79,10 +110,121 @@ func (s *queries) tx(ctx context.Context, f func(sqlTx) error) error {
 	if err != nil {
 		return err
 	}
-	if err := f(sqlTx{Tx: t, dollar: s.w.dollar}); err != nil {
+	if err := f(sqlTx{Tx: t, db: s.w}); err != nil {
 		return errors.Join(err, t.Rollback())
 	}
 	return t.Commit()
+}
+
+// stmtCache keeps SQLite's statements prepared. database/sql prepares,
+// runs and finalizes a statement for every call with arguments, and
+// modernc's SQLite parses the text each time: a tenth of the CPU of a
+// burst of merges went to SQLite's parser. The store's queries are a fixed
+// set of texts (the few built at run time vary only in how many
+// placeholders they have), so the cache stops growing past a bound rather
+// than evicting.
+type stmtCache struct {
+	mu      sync.Mutex
+	closed  bool
+	stmts   map[string]*sql.Stmt
+	pending map[string]bool // being prepared in the background
+}
+
+// maxStmts bounds the cache; a text past it runs unprepared, as before.
+const maxStmts = 512
+
+// get returns q prepared on db, or nil when c is nil, full, or q does not
+// prepare (its error then comes from running it unprepared). It prepares
+// without holding the lock: the preparation may wait for the writer's
+// connection, which a transaction holds while it asks c for statements.
+func (c *stmtCache) get(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	st, ok := c.stmts[q]
+	full := c.closed || len(c.stmts)+len(c.pending) >= maxStmts
+	c.mu.Unlock()
+	if ok {
+		return st
+	}
+	if full {
+		return nil
+	}
+	st, err := db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil
+	}
+	return c.keep(q, st)
+}
+
+// keep adds st as q's statement and returns the one kept: another caller
+// may have prepared q meanwhile.
+func (c *stmtCache) keep(q string, st *sql.Stmt) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if had, ok := c.stmts[q]; ok {
+		st.Close()
+		return had
+	}
+	if c.closed {
+		st.Close()
+		return nil
+	}
+	if c.stmts == nil {
+		c.stmts = map[string]*sql.Stmt{}
+	}
+	c.stmts[q] = st
+	return st
+}
+
+// cached returns q prepared on db if it is, and otherwise prepares it in
+// the background for next time and returns nil. A transaction must not
+// prepare on db itself: SQLite's writer pool has one connection, which the
+// transaction holds, so the preparation would wait for the transaction
+// that waits for it.
+func (c *stmtCache) cached(db *sql.DB, q string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[q]; ok {
+		return st
+	}
+	if c.pending[q] || len(c.stmts)+len(c.pending) >= maxStmts {
+		return nil
+	}
+	if c.pending == nil {
+		c.pending = map[string]bool{}
+	}
+	c.pending[q] = true
+	go func() {
+		st, err := db.Prepare(q) // once the transaction gave the connection back
+		if err == nil {
+			c.keep(q, st)
+		}
+		c.mu.Lock()
+		delete(c.pending, q)
+		c.mu.Unlock()
+	}()
+	return nil
+}
+
+// close closes every statement kept.
+func (c *stmtCache) close() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var errs []error
+	for q, st := range c.stmts {
+		errs = append(errs, st.Close())
+		delete(c.stmts, q)
+	}
+	return errors.Join(errs...)
 }
 
 // rebind turns ? placeholders into $1, $2…, leaving string literals,

@@ -110,7 +110,7 @@ func OpenSQLite(path string) (s *SQLite, err error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s = &SQLite{queries: queries{w: sqlDB{DB: w}, r: sqlDB{DB: r}, seq: "rowid"}, path: path, lock: lock, stop: make(chan struct{}),
+	s = &SQLite{queries: queries{w: sqlDB{DB: w, stmts: &stmtCache{}}, r: sqlDB{DB: r, stmts: &stmtCache{}}, seq: "rowid"}, path: path, lock: lock, stop: make(chan struct{}),
 		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
@@ -196,8 +196,8 @@ func (s *SQLite) Close() error {
 	// may find its reads failing, and must not then be able to write a
 	// decision it made on what it could not read (say, end a rollout whose
 	// final state it could not show).
-	werr := s.w.Close()
-	rerr := s.r.Close()
+	werr := errors.Join(s.w.stmts.close(), s.w.Close())
+	rerr := errors.Join(s.r.stmts.close(), s.r.Close())
 	var lerr error
 	if s.lock != nil {
 		lerr = s.lock.Close() // the next process may take the file now
