@@ -167,11 +167,12 @@ func TestApprovalByAMaintainer(t *testing.T) {
 	rr := e.released(m)
 	const wait = `waiting for approval: comment "/shipbot approve prod"`
 	e.waitWait(rr.ID, "prod", wait)
-	e.waitCheckText(m.sha, "waiting for approval")
+	// Both the check run and the comment say it, with the exact command.
+	e.waitCheckText(m.sha, wait)
 	if cr, _ := e.check(m.sha); cr.Title != "v0.1.0: waiting for approval of prod" {
 		t.Errorf("rollout check title %q", cr.Title)
 	}
-	e.waitComment(m.pr, "/shipbot approve prod")
+	e.waitComment(m.pr, wait)
 
 	if reply := e.command(m.pr, "alice", "/shipbot approve prod"); !strings.Contains(reply.Body, "author") {
 		t.Errorf("the author's approval answered %q; want refused", reply.Body)
