@@ -74,6 +74,28 @@ func TestPlanWithLocalConfigAndEventFile(t *testing.T) {
 	}
 }
 
+// bot plan speaks the stage shapes: a wave lists its targets, a stage that
+// needs approval says so with the command that gives it.
+func TestPlanShowsWavesAndApprovals(t *testing.T) {
+	gh, pr := planFixture(t)
+	gh.AddReview("acme/api", pr, "bob", "APPROVED", gh.PullRequest("acme/api", pr).HeadSHA)
+	local := filepath.Join(t.TempDir(), "shipbot.yml")
+	os.WriteFile(local, []byte("version: 1\nstages:\n  - {name: qa, target: spinnaker-qa}\n"+
+		"  - name: canary\n    targets: [canary-eu, canary-us]\n    approval: true\n    approvers: [carol]\n"), 0o644)
+	code, out, stderr := runBot(t, "plan", "--repo", "acme/api", "--pr", "1", "--config", local)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{
+		"qa       -> spinnaker-qa         would deploy\n",
+		"canary   -> canary-eu, canary-us would deploy once approved (/shipbot approve canary)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plan output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 // An invalid local file is the whole answer: reported with its line before
 // GitHub is asked anything (no token, network or rate limit needed).
 func TestPlanReportsConfigErrorsBeforeGitHub(t *testing.T) {

@@ -157,6 +157,9 @@ func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
 	return mergeEvent{why: fmt.Sprintf("a %s event is not a merge: shipbot runs on push, or pull_request closed", event)}, nil
 }
 
+// noApprovals is why a stage with approval: true fails in a job.
+const noApprovals = "needs approval (approval: true), which the Action cannot take: /shipbot approve reaches shipbot only as a GitHub App (bot serve)"
+
 // pollEvery is how often a waiting stage's outcome is polled (Spinnaker's
 // executions, or the dispatched workflow run): the engine's default; tests
 // shorten it.
@@ -199,6 +202,9 @@ func (p pipelineResult) handedOff() []string {
 // learn its outcome; "" otherwise.
 func (p pipelineResult) reason(name string) string {
 	for _, v := range p.stages {
+		if v.Name == name && v.Deployed == nil && v.State == schedule.Failed && v.RejectedBy == "" {
+			return v.Rejection // failed waiting for an approval (noApprovals)
+		}
 		if v.Name != name || v.Deployed == nil {
 			continue
 		}
@@ -413,6 +419,11 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
 	parts.Engine.PollEvery = pollEvery
+	// Approvals are /shipbot commands, which reach shipbot only as an App:
+	// a stage that needs one fails here at once rather than holding the
+	// job to its timeout and telling the PR to comment a command nobody
+	// reads.
+	parts.Engine.NoApprovals = noApprovals
 	parts.Engine.HandOff = func(t config.Target) bool {
 		if !env.Wait {
 			return true

@@ -552,6 +552,34 @@ func TestRunWaveShowsEveryTarget(t *testing.T) {
 	wantSummary(t, res, "| prod | passed (handed off) |", "| ↳ spinnaker-qa | passed (handed off) |", "| ↳ spinnaker-prod | passed (handed off) |")
 }
 
+// A job takes no /shipbot commands, so a stage with approval: true fails
+// as soon as the run reaches it, saying why, instead of holding the job to
+// its timeout while the PR asks for a comment nobody reads.
+func TestRunStageNeedingApprovalFailsAtOnce(t *testing.T) {
+	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
+		"    target: spinnaker-prod\n", "    target: spinnaker-prod\n    approval: true\n", 1)})
+	start := time.Now()
+	res := r.runJob(t) // input timeout 2m
+	if res.code == 0 {
+		t.Fatalf("a rollout stopped before prod exited 0\n%s", res.log)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("took %s: the job waited for an approval it cannot take", d)
+	}
+	if got := r.target.stages(); !slices.Equal(got, []string{"qa"}) {
+		t.Errorf("triggered %v; want qa only", got)
+	}
+	const why = "needs approval (approval: true), which the Action cannot take: /shipbot approve reaches shipbot only as a GitHub App (bot serve)"
+	wantSummary(t, res, "| prod | failed | "+why+" |")
+	if !hasAnnotation(res.stdout, "error", "stage prod failed: "+why) {
+		t.Errorf("no ::error:: saying why prod failed:\n%s", res.stdout)
+	}
+	cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout")
+	if !ok || cr.Conclusion != "failure" || !strings.Contains(cr.Summary, "| prod | v1.5.0 | failed: "+why+" |") || strings.Contains(cr.Summary, "waiting for approval") {
+		t.Errorf("rollout check run %s:\n%s\nwant failure, prod failed for want of an approval", cr.Conclusion, cr.Summary)
+	}
+}
+
 func TestRunFromPullRequestClosedEvent(t *testing.T) {
 	r := newActionRig(t, rigOptions{approved: true, adminRead: true})
 	r.prClosedEvent(t)

@@ -779,7 +779,7 @@ func TestTeamReadForbiddenIsAnswered(t *testing.T) {
 	// Without the organization permission "Members: read" GitHub answers
 	// 403: retrying will not help, the user is told why.
 	r := approvalRig(t, "carol", "@acme/release-managers")
-	r.gh.FailNext(patTeam, 403, 1)
+	r.gh.SetMembersReadDenied(r.gh.InstallationID(), true)
 	id, err := r.comment(t, r.merged, "dan", "/shipbot approve prod")
 	if err != nil {
 		t.Fatalf("a 403 will not heal by retrying: %v", err)

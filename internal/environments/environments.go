@@ -95,8 +95,8 @@ func Build(p store.Pipeline, history map[string][]store.Deployed, live []store.L
 			l := st.History[0]
 			st.Live = &l
 		}
-		if e, ok := busy(p.Key, n, live); ok {
-			describeBusy(&st, e)
+		if es := busy(p.Key, n, live); len(es) > 0 {
+			describeBusy(&st, es)
 		} else if r, wait, ok := waiting(n, active); ok {
 			st.State, st.Version, st.RunID, st.PR, st.Until = Waiting, r.Tag, r.ID, r.PR, wait.Until
 			st.Detail = r.Tag + " " + wait.Text()
@@ -108,30 +108,58 @@ func Build(p store.Pipeline, history map[string][]store.Deployed, live []store.L
 	return out
 }
 
-// busy is the execution that holds the stage: the oldest unfinished one.
-func busy(key, stage string, live []store.LiveExecution) (store.LiveExecution, bool) {
+// busy are the executions that hold the stage: the oldest unfinished one
+// and, when it is one target of a wave, its run's other unfinished
+// targets there.
+func busy(key, stage string, live []store.LiveExecution) []store.LiveExecution {
+	var out []store.LiveExecution
 	for _, e := range live {
-		if e.PipelineKey == key && e.StageName == stage {
-			return e, true
+		if e.PipelineKey == key && e.StageName == stage && (len(out) == 0 || e.RunID == out[0].RunID) {
+			out = append(out, e)
 		}
 	}
-	return store.LiveExecution{}, false
+	return out
 }
 
-func describeBusy(st *Stage, e store.LiveExecution) {
+// describeBusy says what the stage's executions es (one, or a wave's
+// targets) do. A wave is described by its least advanced target, naming
+// every target in the same case: "deploying v1.2.0 on eu, us: …", and
+// those already baking after it.
+func describeBusy(st *Stage, es []store.LiveExecution) {
+	e := es[0]
+	for _, x := range es {
+		if x.Phase != rollout.Baking {
+			e = x
+			break
+		}
+	}
+	var same, baking []string
+	bakeEnd := e.BakeUntil
+	for _, x := range es {
+		switch {
+		case x.Target == "":
+		case (x.Phase == rollout.Baking) == (e.Phase == rollout.Baking):
+			same = append(same, x.Target)
+			if x.BakeUntil.After(bakeEnd) {
+				bakeEnd = x.BakeUntil
+			}
+		default:
+			baking = append(baking, x.Target)
+		}
+	}
 	tag := e.Tag
 	if tag == "" {
 		tag = e.Version
 	}
 	st.Version, st.RunID, st.PR, st.Started = tag, e.RunID, e.PR, e.CreatedAt
 	target := ""
-	if e.Target != "" {
-		target = " on " + e.Target
+	if len(same) > 0 {
+		target = " on " + strings.Join(same, ", ")
 	}
 	switch {
 	case e.Phase == rollout.Baking:
-		st.State, st.Until = Baking, e.BakeUntil
-		st.Detail = fmt.Sprintf("%s deployed%s, baking until %s while its alarms are watched", tag, target, utc(e.BakeUntil))
+		st.State, st.Until = Baking, bakeEnd
+		st.Detail = fmt.Sprintf("%s deployed%s, baking until %s while its alarms are watched", tag, target, utc(bakeEnd))
 	case e.Rollback:
 		st.State = Deploying
 		st.Detail = "rolling back to " + tag + target
@@ -144,6 +172,9 @@ func describeBusy(st *Stage, e store.LiveExecution) {
 	default:
 		st.State = Deploying
 		st.Detail = fmt.Sprintf("deploying %s%s: waiting for the deploy system's report", tag, target)
+	}
+	if len(baking) > 0 {
+		st.Detail += "; " + strings.Join(baking, ", ") + " deployed, baking"
 	}
 }
 

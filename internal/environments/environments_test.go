@@ -22,6 +22,12 @@ func TestBuildSaysWhatEachStageDoes(t *testing.T) {
 		return store.LiveExecution{PipelineKey: key, PR: 13, Execution: store.Execution{RunID: "r3", StageName: "prod", Tag: "v1.2.0",
 			Phase: phase, Rollback: rollback, CreatedAt: t0, BakeUntil: t0.Add(10 * time.Minute)}}
 	}
+	// A wave's targets: each its own execution of the run at the stage.
+	target := func(name string, phase rollout.Phase, bake time.Duration) store.LiveExecution {
+		x := exec(phase, false)
+		x.Target, x.BakeUntil = name, t0.Add(bake)
+		return x
+	}
 	opens := time.Date(2026, 3, 3, 1, 0, 0, 0, time.UTC)
 	waitingRun := store.RolloutRun{ID: "r3", Tag: "v1.2.0", Run: store.Run{PR: 13}, Stages: []store.StageRow{
 		{Name: "qa", State: schedule.Passed},
@@ -54,6 +60,15 @@ func TestBuildSaysWhatEachStageDoes(t *testing.T) {
 			state: Idle, detail: "nothing deployed here yet"},
 		{name: "waiting in words", hist: []store.Deployed{v100}, active: []store.RolloutRun{queued, waitingRun}, live0: "v1.0.0",
 			state: Waiting, detail: "v1.2.0 waiting for the deploy window, opens Tue 2026-03-03 01:00 UTC", version: "v1.2.0"},
+		{name: "a wave deploying names every target",
+			live:  []store.LiveExecution{target("eu", rollout.Deploying, 0), target("us", rollout.Deploying, 0)},
+			state: Deploying, detail: "deploying v1.2.0 on eu, us: waiting for the deploy system's report", version: "v1.2.0"},
+		{name: "a wave is as far as its least advanced target",
+			live:  []store.LiveExecution{target("eu", rollout.Baking, 10*time.Minute), target("us", rollout.Deploying, 0)},
+			state: Deploying, detail: "deploying v1.2.0 on us: waiting for the deploy system's report; eu deployed, baking", version: "v1.2.0"},
+		{name: "a wave bakes until its last target has baked",
+			live:  []store.LiveExecution{target("eu", rollout.Baking, 10*time.Minute), target("us", rollout.Baking, 12*time.Minute)},
+			state: Baking, detail: "v1.2.0 deployed on eu, us, baking until 2026-03-02T10:12:00Z while its alarms are watched", version: "v1.2.0"},
 		{name: "busy beats waiting", live: []store.LiveExecution{exec(rollout.Triggering, false)}, active: []store.RolloutRun{waitingRun},
 			state: Deploying, detail: "deploying v1.2.0: sending the trigger", version: "v1.2.0"},
 	} {

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -26,6 +27,10 @@ type installation struct {
 	id      int64
 	account string
 	created time.Time
+	// noMembersRead: the installation has not granted the organization
+	// permission Members: read (an owner who never accepted it), so
+	// GitHub answers 403 to its team membership reads.
+	noMembersRead bool
 }
 
 type accessToken struct {
@@ -226,6 +231,7 @@ func (s *Server) appJSON() map[string]any {
 			"administration": "read", "checks": "write", "contents": "write",
 			"deployments": "write", "issues": "write", "metadata": "read",
 			"pull_requests": "write", "statuses": "write", "actions": "write",
+			"members": "read", // organization permission: team approvers
 		},
 		"events":              []string{"pull_request", "pull_request_review", "push", "issue_comment", "check_run", "check_suite", "status", "merge_group"},
 		"installations_count": len(s.installations),
@@ -285,7 +291,7 @@ func (s *Server) installationJSON(c *call, inst *installation) map[string]any {
 		"app_slug":             s.appSlug,
 		"target_id":            s.userID(account),
 		"target_type":          "Organization",
-		"permissions":          s.appJSON()["permissions"],
+		"permissions":          inst.permissions(s),
 		"events":               s.appJSON()["events"],
 		"created_at":           timestamp(inst.created),
 		"updated_at":           timestamp(inst.created),
@@ -293,6 +299,30 @@ func (s *Server) installationJSON(c *call, inst *installation) map[string]any {
 		"suspended_by":         nil,
 		"suspended_at":         nil,
 	}
+}
+
+// permissions are what the installation granted: the App's, less
+// Members: read where an organization owner did not accept it.
+func (inst *installation) permissions(s *Server) map[string]string {
+	perms := maps.Clone(s.appJSON()["permissions"].(map[string]string))
+	if inst.noMembersRead {
+		delete(perms, "members")
+	}
+	return perms
+}
+
+// SetMembersReadDenied withdraws (or grants again) the organization
+// permission Members: read from installation id: its team membership reads
+// answer 403 "Resource not accessible by integration", as GitHub's do for
+// an installation whose owner has not granted it.
+func (s *Server) SetMembersReadDenied(id int64, denied bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	inst := s.installations[id]
+	if inst == nil {
+		panic(fmt.Sprintf("githubtest: no installation %d", id))
+	}
+	inst.noMembersRead = denied
 }
 
 func getApp(c *call) (int, any) { return http.StatusOK, c.s.appJSON() }
@@ -325,7 +355,7 @@ func createAccessToken(c *call) (int, any) {
 	tok := c.s.mintTokenLocked(id)
 	perms := req.Permissions
 	if len(perms) == 0 {
-		perms, _ = c.s.appJSON()["permissions"].(map[string]string)
+		perms = c.s.installations[id].permissions(c.s)
 	}
 	selection := "all"
 	if len(req.Repositories) > 0 {

@@ -66,9 +66,16 @@ func (s *Server) ensureTeamLocked(org, slug string) *team {
 
 // getTeamMembership answers 404 for an unknown team and for a user not in
 // it, as GitHub does, and for an organization the installation is not on.
+// It needs the organization permission Members: read, which a workflow's
+// GITHUB_TOKEN never has (its permissions are the repository's) and an
+// installation may not have granted: both get GitHub's 403.
 func getTeamMembership(c *call) (int, any) {
+	inst := c.s.installations[c.installation]
+	if inst == nil || inst.noMembersRead {
+		return fail(http.StatusForbidden, "Resource not accessible by integration")
+	}
 	org := c.param("org")
-	if inst := c.s.installations[c.installation]; inst != nil && inst.account != "" && !strings.EqualFold(inst.account, org) {
+	if inst.account != "" && !strings.EqualFold(inst.account, org) {
 		return notFound()
 	}
 	t := c.s.teams[teamKey(org, c.param("team_slug"))]

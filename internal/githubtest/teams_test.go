@@ -66,8 +66,31 @@ func TestTeamMemberships(t *testing.T) {
 	anon := &rawClient{t: t, base: s.URL()}
 	anon.call("GET", "orgs/acme/teams/deployers/memberships/dave", nil, http.StatusUnauthorized)
 
-	if got := s.Count(routeTeamMembership); got != 13 {
-		t.Errorf("Count(%s) = %d, want 13", routeTeamMembership, got)
+	// Team memberships need the organization permission Members: read:
+	// an installation that has not granted it, and a workflow's
+	// GITHUB_TOKEN (repository permissions only), get GitHub's 403.
+	s.SetMembersReadDenied(s.InstallationID(), true)
+	if st, _, body := c.do("GET", "orgs/acme/teams/deployers/memberships/dave", nil); st != http.StatusForbidden ||
+		!strings.Contains(string(body), "Resource not accessible by integration") {
+		t.Errorf("without Members: read: %d %s, want 403 Resource not accessible by integration", st, body)
+	}
+	app := &rawClient{t: t, base: s.URL(), auth: "Bearer " + appJWT(t, s, s.PrivateKeyPEM())}
+	inst := obj(t, app.call("GET", fmt.Sprintf("app/installations/%d", s.InstallationID()), nil, http.StatusOK))
+	if perms := inst["permissions"].(map[string]any); perms["members"] != nil || perms["checks"] != "write" {
+		t.Errorf("installation permissions without Members: read: %v", perms)
+	}
+	s.SetMembersReadDenied(s.InstallationID(), false)
+	c.call("GET", "orgs/acme/teams/deployers/memberships/dave", nil, http.StatusOK)
+	inst = obj(t, app.call("GET", fmt.Sprintf("app/installations/%d", s.InstallationID()), nil, http.StatusOK))
+	if perms := inst["permissions"].(map[string]any); perms["members"] != "read" {
+		t.Errorf("installation permissions: %v, want members: read", perms)
+	}
+	s.AddStaticToken("ghs_workflow")
+	workflow := &rawClient{t: t, base: s.URL(), auth: "token ghs_workflow"}
+	workflow.call("GET", "orgs/acme/teams/deployers/memberships/dave", nil, http.StatusForbidden)
+
+	if got := s.Count(routeTeamMembership); got != 16 {
+		t.Errorf("Count(%s) = %d, want 16", routeTeamMembership, got)
 	}
 	for _, v := range s.SchemaViolations() {
 		t.Errorf("schema: %v", v)

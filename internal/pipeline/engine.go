@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,11 @@ type Engine struct {
 	// process (Action mode: an earlier job or a re-run, whose state this
 	// job's fresh database does not have). It says how it knows.
 	DeployedBefore func(ctx context.Context, repo string, ex store.Execution) (how string, deployed bool, err error)
+	// NoApprovals, when set, says why nobody can approve a run here
+	// (Action mode: a job takes no /shipbot commands). A run that would
+	// wait for a stage's approval fails that stage at once, for this
+	// reason, instead of waiting for a command that cannot come.
+	NoApprovals string
 	// Peers, when set, carries wake-ups and lease hand-overs between the
 	// replicas that share the database (PostgreSQL's LISTEN/NOTIFY): a
 	// callback or a command that lands on one replica reaches the replica
@@ -501,6 +507,17 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	}
 	for _, w := range d.Waits {
 		r := byID[w.Run]
+		if e.NoApprovals != "" && waitsForApproval(w) {
+			name := stages[w.Stage].Name
+			if err := e.Store.RejectStage(ctx, r.ID, w.Stage, "", e.NoApprovals,
+				stageEvent(store.KindStageFailed, name, e.NoApprovals)); err != nil {
+				return changed, err
+			}
+			e.emit(r, name, "failed", e.NoApprovals)
+			e.reported(ctx, r.ID)
+			changed = true
+			continue
+		}
 		wait := waitOf(w, byID, sh, reason)
 		if cur, _ := stageRow(r, stages[w.Stage].Name); !cur.Wait.Equal(wait) {
 			var evs []store.Event
@@ -718,6 +735,12 @@ func hasLabel(labels []string, name string) bool {
 		}
 	}
 	return false
+}
+
+// waitsForApproval reports whether w holds its run for a stage's approval
+// (among other reasons or alone).
+func waitsForApproval(w schedule.Wait) bool {
+	return slices.ContainsFunc(w.Reasons, func(r schedule.Reason) bool { return r.Kind == schedule.Approval })
 }
 
 // waitOf is the wait the PR shows for w: its main reason, with run ids

@@ -147,6 +147,53 @@ func TestWaveFailureRollsBackEveryTarget(t *testing.T) {
 	}
 }
 
+// A failing target does not cut the wave short: the other target is left
+// to finish, and only then does every target get the previous version.
+func TestWaveFailureWaitsForTheOtherTargets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: repoConfig(waveStages), targets: waveTargets, constraints: waveConstraints(),
+		decide: func(tr trigger) string {
+			switch {
+			case tr.str("version") != "0.1.1" || tr.rollback() || tr.str("stage") != "prod":
+				return "succeeded"
+			case tr.Source == "api-prod-us":
+				return "failed"
+			}
+			return "" // prod-eu's deploy of v0.1.1: the test reports it
+		}})
+	e.waitDone(e.released(e.merge("fix: first")).ID)
+	rr := e.released(e.merge("fix: second"))
+	eu := e.spin.waitTriggers("api-prod-eu", 2)[1]
+	eventually(t, "prod-us's deploy failed", func() bool {
+		for _, x := range e.executionsAt(rr.ID, "prod") {
+			if x.Target == "prod-us" && x.Outcome == "failed" && x.Phase == store.PhaseFinished {
+				return true
+			}
+		}
+		return false
+	})
+	e.idle(10)
+	if got := e.stage(rr.ID, "prod").State; got != schedule.Active {
+		t.Errorf("prod %s while prod-eu still deploys; want active", got)
+	}
+	for _, target := range []string{"prod-eu", "prod-us"} {
+		if n := len(e.spin.received("api-" + target)); n != 2 {
+			t.Fatalf("%s triggers %d before prod-eu finished; want 2 (no rollback yet)", target, n)
+		}
+	}
+	e.spin.report(eu, "succeeded")
+	done := e.waitDone(rr.ID)
+	if got := stageOf(done, "prod").State; got != schedule.RolledBack {
+		t.Fatalf("prod ended %s; want rolled back", got)
+	}
+	for _, target := range []string{"prod-eu", "prod-us"} {
+		trs := e.spin.received("api-" + target)
+		if len(trs) != 3 || !trs[2].rollback() || trs[2].str("version") != "0.1.0" {
+			t.Errorf("%s triggers %d; want the rollback to 0.1.0 third", target, len(trs))
+		}
+	}
+}
+
 // approvalStages hold prod for a person's approval.
 const approvalStages = `  - name: qa
     target: spinnaker-qa
@@ -167,11 +214,12 @@ func TestApprovalByAMaintainer(t *testing.T) {
 	rr := e.released(m)
 	const wait = `waiting for approval: comment "/shipbot approve prod"`
 	e.waitWait(rr.ID, "prod", wait)
-	e.waitCheckText(m.sha, "waiting for approval")
+	// Both the check run and the comment say it, with the exact command.
+	e.waitCheckText(m.sha, wait)
 	if cr, _ := e.check(m.sha); cr.Title != "v0.1.0: waiting for approval of prod" {
 		t.Errorf("rollout check title %q", cr.Title)
 	}
-	e.waitComment(m.pr, "/shipbot approve prod")
+	e.waitComment(m.pr, wait)
 
 	if reply := e.command(m.pr, "alice", "/shipbot approve prod"); !strings.Contains(reply.Body, "author") {
 		t.Errorf("the author's approval answered %q; want refused", reply.Body)

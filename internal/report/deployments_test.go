@@ -93,6 +93,27 @@ func TestDeploymentFollowsItsExecution(t *testing.T) {
 	}
 }
 
+// A wave target deploys to its own environment, <stage>/<target>, and in
+// the pipelines: form <pipeline>/<stage>/<target>; its payload names it.
+func TestDeploymentOfAWaveTarget(t *testing.T) {
+	d := newDeploymentRig(t, "prod")
+	ex := execution("ex-1", "prod", "v1.0.0", store.PhaseDeploying, "")
+	ex.Target = "prod-eu"
+	d.sync(t, ex)
+	ex2 := execution("ex-2", "prod", "v1.0.0", store.PhaseDeploying, "")
+	ex2.Target = "prod-us"
+	if err := d.deps.Sync(context.Background(), d.client, d.run, []store.Execution{ex2}, "api/"); err != nil {
+		t.Fatal(err)
+	}
+	deps := d.gh.Deployments("acme/api")
+	if len(deps) != 2 || deps[0].Environment != "prod/prod-eu" || deps[1].Environment != "api/prod/prod-us" {
+		t.Fatalf("deployments %+v; want environments prod/prod-eu and api/prod/prod-us", deps)
+	}
+	if !strings.Contains(string(deps[0].Payload), `"target":"prod-eu"`) {
+		t.Errorf("payload %s; want it to name target prod-eu", deps[0].Payload)
+	}
+}
+
 // A failed execution's deployment fails, saying why; one that finished
 // before the bot wrote anything is created and concluded at once.
 func TestDeploymentOfAFailedExecution(t *testing.T) {

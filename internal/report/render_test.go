@@ -20,6 +20,10 @@ func TestRenderedVerdicts(t *testing.T) {
 	}
 	refused := plan.Outcome{Kind: plan.Refused, Gate: gate.Decision{Reasons: []string{"1 approval from someone other than the author is required; found 0"}, Notes: []string{"ignored a stale approval"}}}
 	invalid := plan.Outcome{Kind: plan.Invalid, Problems: []string{".github/shipbot.yml:4:11: stages[0].bake: invalid duration"}}
+	// A wave that needs approval: its targets, and the command that lets
+	// the version in.
+	gated := released
+	gated.Stages = []plan.Stage{{Name: "prod", Target: "prod-eu, prod-us", SkipLabel: "no-deploy-to-prod", Approve: "prod"}}
 	for _, tc := range []struct {
 		name               string
 		got                report.CheckOutput
@@ -38,6 +42,10 @@ func TestRenderedVerdicts(t *testing.T) {
 		{"not configured", report.MergeOutcome(plan.Outcome{Kind: plan.NoConfig}, ""), "completed", "neutral", "Not configured", []string{".github/shipbot.yml"}, nil},
 		{"semver:none", report.MergeOutcome(plan.Outcome{Kind: plan.NoRelease}, ""), "completed", "neutral", "No release (semver:none)", nil, nil},
 		{"preview release", report.PreviewOutcome(released), "completed", "success", "A merge would release v1.5.0", []string{"| qa | spin-qa | would deploy |"}, nil},
+		{"preview of a wave that needs approval", report.PreviewOutcome(gated), "completed", "success", "A merge would release v1.5.0",
+			[]string{"| prod | prod-eu, prod-us | would deploy once approved (/shipbot approve prod) |"}, nil},
+		{"merge of a wave that needs approval", report.MergeOutcome(gated, ""), "in_progress", "", "Released v1.5.0",
+			[]string{"| prod | prod-eu, prod-us | queued once approved (/shipbot approve prod) |"}, nil},
 		{"preview refused is neutral", report.PreviewOutcome(refused), "completed", "neutral", "A merge now would not deploy", []string{"refused by the gate"}, nil},
 		{"preview invalid", report.PreviewOutcome(invalid), "completed", "failure", "Invalid configuration", []string{"4:11"}, nil},
 	} {

@@ -189,7 +189,8 @@ type Stage struct {
 	// ApprovedBy is who approved the run into a stage that needs approval.
 	ApprovedBy string
 	// RejectedBy is who rejected the run at such a stage (it is then
-	// Failed), with their reason.
+	// Failed), with their reason. A Rejection without RejectedBy is a
+	// stage failed for want of an approval nobody could give (a job).
 	RejectedBy, Rejection string
 }
 

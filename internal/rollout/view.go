@@ -172,6 +172,11 @@ func (v StageView) Words() string {
 			}
 			return "rejected by @" + v.RejectedBy
 		}
+		if v.Rejection != "" {
+			// Failed before it deployed, for a reason no person gave
+			// (a job, which cannot take an approval).
+			return "failed: " + v.Rejection
+		}
 		if ex != nil && ex.Reason != "" {
 			if ex.Target != "" {
 				return "failed: " + ex.Target + ": " + ex.Reason
