@@ -67,7 +67,7 @@ type Rollouts struct {
 
 	mu      sync.Mutex
 	forms   map[[32]byte]bool // configuration → the pipelines: form
-	pending map[string]bool
+	pending map[string]*time.Timer // a write scheduled, by run
 	last    map[string][32]byte // run → hash of its check run as last written
 	// lastComment is the hash of each pull request's comment as last
 	// written (repo#pr).
@@ -86,7 +86,7 @@ type Rollouts struct {
 // initLocked makes the maps; r.mu is held.
 func (r *Rollouts) initLocked() {
 	if r.pending == nil {
-		r.pending, r.last, r.wrote = map[string]bool{}, map[string][32]byte{}, map[string]time.Time{}
+		r.pending, r.last, r.wrote = map[string]*time.Timer{}, map[string][32]byte{}, map[string]time.Time{}
 		r.lastComment, r.writes = map[string][32]byte{}, map[string]int{}
 		r.idle = sync.NewCond(&r.mu)
 	}
@@ -114,10 +114,9 @@ func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.initLocked()
-	if r.pending[runID] {
+	if r.pending[runID] != nil {
 		return
 	}
-	r.pending[runID] = true
 	delay := r.Delay
 	if delay == 0 {
 		delay = 300 * time.Millisecond
@@ -130,7 +129,7 @@ func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 		delay = max(delay, time.Until(at.Add(every)))
 	}
 	r.scheduled++
-	time.AfterFunc(delay, func() {
+	r.pending[runID] = time.AfterFunc(delay, func() {
 		defer func() {
 			r.mu.Lock()
 			if r.scheduled--; r.scheduled == 0 {
@@ -147,10 +146,17 @@ func (r *Rollouts) RolloutChanged(ctx context.Context, runID string) {
 	})
 }
 
-// Wait blocks until every scheduled write is done (tests, shutdown).
+// Wait sends every scheduled write now, rather than when its delay ends,
+// and blocks until all are done (shutdown, tests): a stopping process has
+// no later to coalesce into.
 func (r *Rollouts) Wait() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for _, t := range r.pending {
+		if t.Stop() { // not yet fired: fire it now, once
+			t.Reset(0)
+		}
+	}
 	for r.scheduled > 0 {
 		r.idle.Wait()
 	}
