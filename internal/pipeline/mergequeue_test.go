@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/store"
@@ -113,5 +114,116 @@ func TestPreviewFollowsChecksTurningGreen(t *testing.T) {
 	e.waitDelivery(e.deliver("check_run", e.gh.CheckRunEvent(owner, name, own.ID, "completed")))
 	if got := len(e.gh.Requests()); got != calls {
 		t.Errorf("shipbot's own check run completing cost %d GitHub calls; want none", got-calls)
+	}
+}
+
+// The gate judges each pull request of a group on its own: a merge queue
+// landing an unreviewed pull request between two reviewed ones releases
+// the two, in order, and refuses the one, whose version the next takes.
+func TestMergeQueueGroupGatesEachPullRequest(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	first := e.openApproved("fix: one")
+	unreviewed := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: two", Author: "alice",
+		Files: map[string]string{"src/two.go": "package src\n"}})
+	e.gh.SetStatus(repo, e.gh.PullRequest(repo, unreviewed).HeadSHA, "ci/test", "success")
+	last := e.openApproved("feat: six")
+	prs := []int{first, unreviewed, last}
+	g := e.gh.EnqueueMergeGroup(repo, "main", prs...)
+	before, after, merges := e.gh.LandMergeGroup(repo, g, "")
+	e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, after))
+	for _, pr := range prs {
+		e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, pr, "closed"))
+	}
+	r1 := e.released(merged{pr: first, sha: merges[0]})
+	r3 := e.released(merged{pr: last, sha: merges[2]})
+	if r1.Tag != "v0.1.0" || r3.Tag != "v0.2.0" {
+		t.Errorf("released %s (#%d) and %s (#%d); want v0.1.0 and v0.2.0", r1.Tag, first, r3.Tag, last)
+	}
+	refused, err := e.st.RunBySHA(context.Background(), repo, merges[1])
+	if err != nil || refused.State != store.RunRefused || refused.PR != unreviewed {
+		t.Fatalf("the unreviewed #%d's run: %+v (%v); want refused", unreviewed, refused, err)
+	}
+	if cr := e.waitCheck(merges[1]); cr.Conclusion != "action_required" {
+		t.Errorf("the unreviewed merge's %s: %s %q; want action_required", rolloutCheck, cr.Conclusion, cr.Title)
+	}
+	e.waitDone(r1.ID)
+	e.waitDone(r3.ID)
+	var order []string
+	for _, tr := range e.spin.received("api-prod") {
+		order = append(order, tr.str("tag"))
+	}
+	if want := []string{"v0.1.0", "v0.2.0"}; !slices.Equal(order, want) {
+		t.Errorf("prod deployed %v; want %v", order, want)
+	}
+}
+
+// A merge group's preview concludes as a PR head's would: neutral when the
+// group's last pull request would be refused, failure when its
+// configuration is invalid; and it comes within seconds.
+func TestMergeGroupPreviewConclusions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, want string
+		spec       githubtest.PullRequestSpec
+		approve    bool
+	}{
+		{"refused", "neutral", githubtest.PullRequestSpec{Title: "fix: unreviewed", Author: "alice"}, false},
+		{"invalid configuration", "failure", githubtest.PullRequestSpec{Title: "fix: config", Author: "alice",
+			Files: map[string]string{configFile: "version: 1\nstages: [{name: qa}]\n"}}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, options{decide: always("succeeded")})
+			n := e.gh.OpenPullRequest(repo, tc.spec)
+			e.gh.SetStatus(repo, e.gh.PullRequest(repo, n).HeadSHA, "ci/test", "success")
+			if tc.approve {
+				e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+			}
+			g := e.gh.EnqueueMergeGroup(repo, "main", n)
+			start := time.Now()
+			e.waitDelivery(e.deliver("merge_group", e.gh.MergeGroupEvent(owner, name, g, "checks_requested")))
+			took := time.Since(start)
+			cr, ok := e.gh.CheckRun(repo, g.HeadSHA, "shipbot/preview")
+			if !ok || cr.Status != "completed" || cr.Conclusion != tc.want {
+				t.Fatalf("shipbot/preview on the group's head: %s %s %q (found %v); want completed, %s",
+					cr.Status, cr.Conclusion, cr.Title, ok, tc.want)
+			}
+			t.Logf("merge group preview completed %v after the delivery", took.Round(time.Millisecond))
+			if took > 5*time.Second {
+				t.Errorf("merge group preview took %v; want seconds at most", took)
+			}
+		})
+	}
+}
+
+// What a merge queue sends besides checks_requested asks nothing of
+// shipbot: merge_group destroyed is acknowledged and ignored, and so are
+// the pushes that create and delete the group's gh-readonly-queue branch.
+func TestMergeQueueBranchAndDestroyedAreIgnored(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	n := e.openApproved("fix: queued")
+	g := e.gh.EnqueueMergeGroup(repo, "main", n)
+	e.gh.ResetRequests()
+	created := e.deliver("push", e.gh.PushEvent(owner, name, g.HeadRef, "0000000000000000000000000000000000000000", g.HeadSHA))
+	e.gh.DequeueMergeGroup(repo, g, "dequeued")
+	destroyed := e.deliver("merge_group", e.gh.MergeGroupEvent(owner, name, g, "destroyed"))
+	deleted := e.deliver("push", e.gh.PushEvent(owner, name, g.HeadRef, g.HeadSHA, "0000000000000000000000000000000000000000"))
+	patience.Processed(t, e.st, created, destroyed, deleted)
+	for _, id := range []string{created, destroyed, deleted} {
+		d, err := e.st.GetDelivery(context.Background(), id)
+		if err != nil || d.Status == store.StatusFailed {
+			t.Errorf("delivery %s (%s): %s %q (%v)", id, d.Event, d.Status, d.LastError, err)
+		}
+	}
+	if d, _ := e.st.GetDelivery(context.Background(), destroyed); d.Status != store.StatusIgnored {
+		t.Errorf("merge_group destroyed: %s; want ignored", d.Status)
+	}
+	if runs, err := e.st.ListRuns(context.Background(), repo, 10); err != nil || len(runs) != 0 {
+		t.Errorf("runs after the queue's own pushes: %+v (%v); want none", runs, err)
+	}
+	if got := e.gh.Requests(); len(got) != 0 {
+		t.Errorf("%d GitHub calls for the queue's branch and destroyed group (first %s); want none", len(got), got[0].Pattern)
 	}
 }
