@@ -227,3 +227,74 @@ func TestMergeQueueBranchAndDestroyedAreIgnored(t *testing.T) {
 		t.Errorf("%d GitHub calls for the queue's branch and destroyed group (first %s); want none", len(got), got[0].Pattern)
 	}
 }
+
+// A head's checks finishing one after the other refresh its preview at
+// most once every RefreshEvery, and the last of them is never lost: a
+// delivery that comes too soon after a refresh is deferred to the next
+// one, which speaks for every delivery received before it. The check run
+// names its pull request (no lookup); the status does not (one lookup of
+// the commit's pull requests).
+func TestPreviewRefreshesSpacedPerHead(t *testing.T) {
+	t.Parallel()
+	const every = 2 * time.Second
+	e := newEnv(t, options{decide: always("succeeded"), refreshEvery: every})
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: soon green", Author: "alice"})
+	head := e.gh.PullRequest(repo, n).HeadSHA
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	e.gh.SetStatus(repo, head, "ci/test", "pending")
+	build := e.gh.AddCheckRun(repo, head, "build", "ci", "in_progress", "")
+	e.waitDelivery(e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "opened")))
+	e.gh.ResetRequests()
+
+	e.gh.CompleteCheckRun(repo, build, "success")
+	e.waitDelivery(e.deliver("check_run", e.gh.CheckRunEvent(owner, name, build, "completed")))
+	e.gh.SetStatus(repo, head, "ci/test", "success")
+	status := e.deliver("status", e.gh.StatusEvent(owner, name, head, "ci/test", "success"))
+	suite := e.deliver("check_suite", e.gh.CheckSuiteEvent(owner, name, head, "ci", "", "completed"))
+	patience.Processed(t, e.st, status, suite)
+	if cr, _ := e.gh.CheckRun(repo, head, "shipbot/preview"); cr.Conclusion != "success" {
+		t.Errorf("preview once CI is green: %s %q; want success", cr.Conclusion, cr.Title)
+	}
+	// A refresh starts with the pull request: read from the check run's
+	// list, or looked up for the status's commit.
+	var starts []time.Time
+	for _, r := range e.gh.Requests() {
+		switch r.Pattern {
+		case "GET /repos/{owner}/{repo}/pulls/{pull_number}", "GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls":
+			starts = append(starts, r.Time)
+		}
+	}
+	if len(starts) != 2 {
+		t.Fatalf("%d preview refreshes for three check deliveries; want 2 (the check run's, then the others' together)", len(starts))
+	}
+	if gap := starts[1].Sub(starts[0]); gap < every-every/4 {
+		t.Errorf("refreshes %v apart; want at least %v", gap.Round(time.Millisecond), every)
+	}
+	if got := e.gh.Count("GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls"); got != 1 {
+		t.Errorf("%d lookups of the commit's pull requests; want 1", got)
+	}
+}
+
+// A refresh that fails is retried, and its retry is not taken for a
+// refresh already made: the preview still turns green.
+func TestPreviewRefreshRetriedAfterAFailure(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: soon green", Author: "alice"})
+	head := e.gh.PullRequest(repo, n).HeadSHA
+	e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+	e.gh.SetStatus(repo, head, "ci/test", "pending")
+	e.waitDelivery(e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "opened")))
+	e.gh.SetStatus(repo, head, "ci/test", "success")
+	// GitHub does not know the commit yet (a replica behind): the lookup
+	// answers 404 once.
+	e.gh.FailNext("GET /repos/{owner}/{repo}/commits/{commit_sha}/pulls", 404, 1)
+	id := e.deliver("status", e.gh.StatusEvent(owner, name, head, "ci/test", "success"))
+	e.waitDelivery(id)
+	if d, _ := e.st.GetDelivery(context.Background(), id); d.Attempts < 2 {
+		t.Errorf("status delivery done after %d attempts; want the failed one and its retry", d.Attempts)
+	}
+	if cr, _ := e.gh.CheckRun(repo, head, "shipbot/preview"); cr.Conclusion != "success" {
+		t.Errorf("preview after the retried refresh: %s %q; want success", cr.Conclusion, cr.Title)
+	}
+}
