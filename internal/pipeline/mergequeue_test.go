@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,8 +28,14 @@ func (e *env) openApproved(title string) int {
 // its own run, versioned and deployed in branch order.
 func TestMergeQueueGroupReleasesEveryPullRequestInOrder(t *testing.T) {
 	t.Parallel()
-	for _, pushAt := range []int{0, 1, 3} { // first, in the middle, last
-		t.Run(fmt.Sprintf("push delivered after %d pull requests", pushAt), func(t *testing.T) {
+	// The deliveries' order: "push", or the pull request at that index.
+	for _, order := range [][]string{
+		{"push", "0", "1", "2"}, // the push first
+		{"0", "push", "1", "2"}, // in the middle
+		{"0", "1", "2", "push"}, // last
+		{"2", "1", "push", "0"}, // the group's last pull request first, the first last
+	} {
+		t.Run(strings.Join(order, ","), func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, options{decide: always("succeeded")})
 			prs := []int{e.openApproved("fix: one"), e.openApproved("fix: two"), e.openApproved("feat: six")}
@@ -39,15 +47,13 @@ func TestMergeQueueGroupReleasesEveryPullRequestInOrder(t *testing.T) {
 				t.Fatalf("shipbot/preview on the group's head: %+v (found %v); want completed, success", cr, ok)
 			}
 			before, after, merges := e.gh.LandMergeGroup(repo, g, "")
-			push := e.gh.PushEvent(owner, name, "refs/heads/main", before, after)
-			for i, pr := range prs {
-				if i == pushAt {
-					e.deliver("push", push)
+			for _, d := range order {
+				if d == "push" {
+					e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, after))
+					continue
 				}
-				e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, pr, "closed"))
-			}
-			if pushAt == len(prs) {
-				e.deliver("push", push)
+				i, _ := strconv.Atoi(d)
+				e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, prs[i], "closed"))
 			}
 			want := []string{"v0.1.0", "v0.1.1", "v0.2.0"}
 			var ids []string
