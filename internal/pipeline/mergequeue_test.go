@@ -309,3 +309,57 @@ func TestPreviewRefreshRetriedAfterAFailure(t *testing.T) {
 		t.Errorf("preview after the retried refresh: %s %q; want success", cr.Conclusion, cr.Title)
 	}
 }
+
+// Any push that lands several merges at once is taken apart as a merge
+// queue's is: an outside merge bot squashing or merging three pull
+// requests and pushing the branch once gets a run per merge from the push
+// alone, each released and deployed in branch order; the pull_request
+// deliveries, late, find those runs.
+func TestBatchedPushReleasesEveryMerge(t *testing.T) {
+	t.Parallel()
+	for _, method := range []string{"squash", "merge"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, options{decide: always("succeeded")})
+			prs := []int{e.openApproved("fix: one"), e.openApproved("fix: two"), e.openApproved("feat: six")}
+			before := e.gh.BranchSHA(repo, "main")
+			var merges []string
+			for _, n := range prs {
+				if method == "squash" {
+					merges = append(merges, e.gh.SquashMerge(repo, n, "merge-bot"))
+				} else {
+					merges = append(merges, e.gh.Merge(repo, n, "merge-bot"))
+				}
+			}
+			// The push alone: the pull_request deliveries come late.
+			e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, merges[len(merges)-1]))
+			want := []string{"v0.1.0", "v0.1.1", "v0.2.0"}
+			var ids []string
+			for i, sha := range merges {
+				rr := e.released(merged{pr: prs[i], sha: sha})
+				if rr.Tag != want[i] || rr.PR != prs[i] {
+					t.Errorf("merge %d (#%d): %s of #%d; want %s", i, prs[i], rr.Tag, rr.PR, want[i])
+				}
+				ids = append(ids, rr.ID)
+			}
+			for _, id := range ids {
+				e.waitDone(id)
+			}
+			var order []string
+			for _, tr := range e.spin.received("api-prod") {
+				order = append(order, tr.str("tag"))
+			}
+			if !slices.Equal(order, want) {
+				t.Errorf("prod deployed %v; want %v, in branch order", order, want)
+			}
+			var late []string
+			for _, n := range prs {
+				late = append(late, e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "closed")))
+			}
+			patience.Processed(t, e.st, late...)
+			if runs, err := e.st.ListRuns(context.Background(), repo, 10); err != nil || len(runs) != 3 {
+				t.Errorf("%d runs after the late pull_request deliveries (%v); want the push's 3", len(runs), err)
+			}
+		})
+	}
+}
