@@ -363,3 +363,45 @@ func TestBatchedPushReleasesEveryMerge(t *testing.T) {
 		})
 	}
 }
+
+// Each of the three check events on its own moves a waiting preview to
+// ready: a check run completing, its suite completing, a status.
+func TestPreviewRefreshedByEachCheckEvent(t *testing.T) {
+	t.Parallel()
+	for _, event := range []string{"check_run", "check_suite", "status"} {
+		t.Run(event, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, options{decide: always("succeeded")})
+			n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: "fix: soon green", Author: "alice"})
+			head := e.gh.PullRequest(repo, n).HeadSHA
+			e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+			var build int64
+			if event == "status" {
+				e.gh.SetStatus(repo, head, "ci/test", "pending")
+			} else {
+				// The branch's required check, as a check run.
+				build = e.gh.AddCheckRun(repo, head, "ci/test", "ci", "in_progress", "")
+			}
+			e.waitDelivery(e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "opened")))
+			if cr, _ := e.gh.CheckRun(repo, head, "shipbot/preview"); cr.Conclusion == "success" {
+				t.Fatalf("preview with CI running: %s %q; want it not ready", cr.Conclusion, cr.Title)
+			}
+			var body []byte
+			switch event {
+			case "status":
+				e.gh.SetStatus(repo, head, "ci/test", "success")
+				body = e.gh.StatusEvent(owner, name, head, "ci/test", "success")
+			case "check_run":
+				e.gh.CompleteCheckRun(repo, build, "success")
+				body = e.gh.CheckRunEvent(owner, name, build, "completed")
+			default:
+				e.gh.CompleteCheckRun(repo, build, "success")
+				body = e.gh.CheckSuiteEvent(owner, name, head, "ci", "", "completed")
+			}
+			e.waitDelivery(e.deliver(event, body))
+			if cr, _ := e.gh.CheckRun(repo, head, "shipbot/preview"); cr.Conclusion != "success" {
+				t.Errorf("preview after %s: %s %q\n%s\n%s; want success", event, cr.Conclusion, cr.Title, cr.Summary, cr.Text)
+			}
+		})
+	}
+}
