@@ -136,15 +136,16 @@ func defaultConstraints() map[string]map[string]string {
 
 // options vary an environment.
 type options struct {
-	config      string                       // .github/shipbot.yml; default repoConfig(twoStages)
-	targets     func(spinURL string) string  // targets file; default defaultTargets
-	constraints map[string]map[string]string // Echo sources' constraints; default defaultConstraints
-	decide      func(tr trigger) string      // the target's automatic outcome; nil: the test reports
-	apiToken    string                       // SHIPBOT_API_TOKEN; empty disables the write API
-	start       func(c *clock)               // sets the engine's clock before the service starts
-	env         map[string]string            // ${VAR} values; default secretEnv
-	prepare     func(e *env)                 // runs before the service starts
-	alarmEvery  time.Duration                // how long an alarm reading is reused; default 50ms
+	config       string                       // .github/shipbot.yml; default repoConfig(twoStages)
+	targets      func(spinURL string) string  // targets file; default defaultTargets
+	constraints  map[string]map[string]string // Echo sources' constraints; default defaultConstraints
+	decide       func(tr trigger) string      // the target's automatic outcome; nil: the test reports
+	apiToken     string                       // SHIPBOT_API_TOKEN; empty disables the write API
+	start        func(c *clock)               // sets the engine's clock before the service starts
+	env          map[string]string            // ${VAR} values; default secretEnv
+	prepare      func(e *env)                 // runs before the service starts
+	alarmEvery   time.Duration                // how long an alarm reading is reused; default 50ms
+	refreshEvery time.Duration                // how often at most checks refresh a head's preview; default the service's
 }
 
 // env is one running shipbot with its GitHub and its deploy target.
@@ -240,7 +241,7 @@ func (e *env) boot() {
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
 		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
 		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond, PairWait: -1,
-		ObserveRollout: e.obs.add,
+		ObserveRollout: e.obs.add, PreviewRefreshEvery: o.refreshEvery,
 	}.Build()
 	eng := e.parts.Engine
 	eng.Now = e.clock.Now

@@ -1,6 +1,7 @@
 package preview
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -108,27 +109,68 @@ func decodeChecked(d store.Delivery, appID int64) (checked, error) {
 	}
 }
 
-// refreshes coalesces preview refreshes per head commit: a burst of check
-// deliveries for one commit costs one forecast, because a refresh that
-// started after a delivery was received already saw what it says.
+// DefaultRefreshEvery is how often at most a head's preview is refreshed
+// for its checks moving: a busy CI finishes a check every second or so,
+// and each refresh reads the pull request, its reviews, checks and
+// configuration again and may edit the check run.
+const DefaultRefreshEvery = 5 * time.Second
+
+// refreshes spaces preview refreshes per head commit, so that a burst of
+// check deliveries for one commit costs one forecast every few seconds
+// at most, and the last of them is never lost.
 type refreshes struct {
-	mu   sync.Mutex
-	last map[string]time.Time // repo@sha → when its last refresh started
+	mu    sync.Mutex
+	heads map[string]headRefresh // repo@sha
 }
 
-// due reports whether a delivery received at received still needs a
-// refresh of key, and if so records one starting at now.
-func (r *refreshes) due(key string, received, now time.Time) bool {
+// headRefresh is what is known of one head's refreshes.
+type headRefresh struct {
+	started time.Time // when its latest refresh started
+	// next is when the refresh deferred to delivery owner is due (zero
+	// when none is): that refresh comes after every delivery received
+	// before next and so speaks for them.
+	next  time.Time
+	owner string
+}
+
+// plan decides about delivery id, received at received, for head key at
+// now: refresh now (true); nothing, because a refresh that started after
+// it was received, or the one deferred to next, sees what it says (false,
+// zero time); or refresh at the returned time, every after the latest
+// one started, with this delivery deferred until then. The one deferred
+// refreshes when it comes back whatever came in between.
+func (r *refreshes) plan(key, id string, received, now time.Time, every time.Duration) (bool, time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.last == nil || len(r.last) >= 4096 {
-		r.last = map[string]time.Time{} // bounded; forgetting only costs a refresh
+	if r.heads == nil || len(r.heads) >= 4096 {
+		r.heads = map[string]headRefresh{} // bounded; forgetting costs a refresh, never loses one
 	}
-	if started, ok := r.last[key]; ok && started.After(received) {
-		return false
+	h, ok := r.heads[key]
+	switch {
+	case !ok:
+	case h.owner == id:
+		// Its turn, deferred before.
+	case h.owner != "" && received.Before(h.next), h.started.After(received):
+		return false, time.Time{}
+	case now.Sub(h.started) < every:
+		r.heads[key] = headRefresh{started: h.started, next: h.started.Add(every), owner: id}
+		return false, h.started.Add(every)
 	}
-	r.last[key] = now
-	return true
+	// A refresh now: one deferred earlier (another replica may have
+	// taken it up) is no longer needed, since this one comes after it.
+	r.heads[key] = headRefresh{started: now}
+	return true, time.Time{}
+}
+
+// failed forgets the refresh of key that did not complete, so that its
+// retry is not taken for done: the deliveries it would have spoken for
+// rely on that retry.
+func (r *refreshes) failed(key string, started time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if h, ok := r.heads[key]; ok && h.started.Equal(started) && h.owner == "" {
+		delete(r.heads, key)
+	}
 }
 
 // checksMoved refreshes shipbot/preview on the open pull requests whose
@@ -142,14 +184,31 @@ func (h *Handler) checksMoved(ctx context.Context, d store.Delivery) error {
 	if c.own || c.repo == "" || c.sha == "" {
 		return nil
 	}
-	received := d.ReceivedAt
+	now, received := time.Now(), d.ReceivedAt
 	if received.IsZero() {
-		received = time.Now()
+		received = now
 	}
-	if !h.refreshed.due(c.repo+"@"+c.sha, received, time.Now()) {
+	key := c.repo + "@" + c.sha
+	refresh, at := h.refreshed.plan(key, d.ID, received, now, cmp.Or(h.RefreshEvery, DefaultRefreshEvery))
+	switch {
+	case !refresh && at.IsZero():
 		h.Log.Debug("preview refresh coalesced", "repo", c.repo, "head", c.sha, "event", d.Event)
 		return nil
+	case !refresh:
+		h.Log.Debug("preview refresh deferred", "repo", c.repo, "head", c.sha, "event", d.Event, "until", at)
+		return webhook.Later(at)
 	}
+	if err := h.refresh(ctx, d, c); err != nil {
+		h.refreshed.failed(key, now)
+		return err
+	}
+	return nil
+}
+
+// refresh forecasts again for the open pull requests whose head c names:
+// one lookup of the commit's pull requests, or none when the payload
+// named them.
+func (h *Handler) refresh(ctx context.Context, d store.Delivery, c checked) error {
 	client, reader, err := h.reader(d, c.repo)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -32,6 +33,9 @@ type Handler struct {
 	// no reason to look again (0: only check runs named shipbot/… are
 	// known as its own).
 	AppID int64
+	// RefreshEvery is how often at most check deliveries refresh one
+	// head's preview; zero takes DefaultRefreshEvery.
+	RefreshEvery time.Duration
 
 	refreshed refreshes
 }

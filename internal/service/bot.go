@@ -61,6 +61,9 @@ type Bot struct {
 	// AppID is the GitHub App's id: its own check runs finishing do not
 	// refresh previews.
 	AppID int64
+	// PreviewRefreshEvery is how often at most check deliveries refresh
+	// one head's preview; zero takes preview.DefaultRefreshEvery.
+	PreviewRefreshEvery time.Duration
 	// Pressure, when set, is the pacer under Clients (pacing.Pacer):
 	// reporting writes only what the PR must show while an
 	// installation's write budget is short.
@@ -110,6 +113,7 @@ func (b Bot) Build() Parts {
 		Owner: b.Owner, Log: b.Log.With("component", "merge"), Observe: b.Observe, PairWait: b.PairWait,
 	}
 	prev := &preview.Handler{Clients: b.Clients, Checks: checks, Log: b.Log.With("component", "preview"), AppID: b.AppID,
+		RefreshEvery: b.PreviewRefreshEvery,
 		MergedLabels: func(ctx context.Context, repo string, pr int, labels []string) error {
 			if err := b.Store.SetLabels(ctx, repo, pr, labels); err != nil {
 				return err

@@ -79,6 +79,18 @@ func (p permanent) Unwrap() error { return p.error }
 // cannot use): the delivery fails at once instead of backing off.
 func Permanent(err error) error { return permanent{err} }
 
+// later is Later's answer.
+type later struct{ at time.Time }
+
+func (l later) Error() string { return "deferred until " + l.at.Format(time.RFC3339Nano) }
+
+// Later is a handler's answer for a delivery it will act on, but not yet:
+// the worker puts it back in the inbox until at, as it does a delivery to
+// retry, without calling it a failure. It is durable (a restart, or
+// another replica, takes the delivery up at at), which a timer in the
+// handler would not be; the attempt counts towards MaxAttempts.
+func Later(at time.Time) error { return later{at} }
+
 // Lane is a part of the inbox that a goroutine of the worker drains on its
 // own, beside the other lanes, so that a flood of one kind of delivery
 // cannot hold up another.
@@ -385,9 +397,13 @@ func (w *Worker) process(ctx context.Context, l *lane, d store.Delivery) {
 	err := w.safeDispatch(hctx, d)
 	status, msg, retryAt := store.StatusDone, "", time.Time{}
 	perm := errors.As(err, new(permanent))
+	var deferred later
 	switch {
 	case err == nil:
 		log.Info("delivery processed", "attempt", d.Attempts)
+	case errors.As(err, &deferred):
+		status, retryAt = store.StatusPending, deferred.at
+		log.Debug("delivery deferred", "attempt", d.Attempts, "until", deferred.at)
 	case perm || d.Attempts >= w.MaxAttempts:
 		status, msg = store.StatusFailed, err.Error()
 		metrics.DeliveriesFailed.WithLabelValues(d.Event).Inc()

@@ -393,3 +393,59 @@ func TestClaimsRenewedWhileABatchIsWorkedOn(t *testing.T) {
 		}
 	}
 }
+
+// A delivery a handler defers with Later comes back once its time has
+// come, not before, and deferring it is no failure: nothing is logged
+// above debug and the failure counter does not move.
+func TestLaterComesBackAtItsTime(t *testing.T) {
+	s := openInbox(t)
+	save(t, s, "d-8", "status", "")
+	const wait = 300 * time.Millisecond
+	var (
+		mu    sync.Mutex
+		calls []time.Time
+		at    time.Time
+	)
+	done := make(chan struct{})
+	disp, err := webhook.NewDispatcher(funcHandler{[]string{"status"}, func(context.Context, store.Delivery) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		if len(calls) == 1 {
+			at = time.Now().Add(wait)
+			return webhook.Later(at)
+		}
+		close(done)
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := servicetest.NewLogBuffer(t, 0)
+	w := &webhook.Worker{Inbox: s, Dispatch: disp.Dispatch, Owner: "t", Poll: 20 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	counter := metrics.DeliveriesFailed.WithLabelValues("status")
+	before := testutil.ToFloat64(counter)
+	stop := run(t, w)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deferred delivery never came back")
+	}
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 2 || calls[1].Before(at) {
+		t.Errorf("handled at %v; want twice, the second at %v or later", calls, at)
+	}
+	d, err := s.GetDelivery(context.Background(), "d-8")
+	if err != nil || d.Status != store.StatusDone || d.LastError != "" {
+		t.Errorf("delivery: %s %q (%v); want done without an error", d.Status, d.LastError, err)
+	}
+	if got := testutil.ToFloat64(counter) - before; got != 0 {
+		t.Errorf("failed deliveries grew by %v; want 0", got)
+	}
+	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("a deferral logged as a problem:\n%s", logs.String())
+	}
+}
