@@ -543,7 +543,7 @@ type reporter interface {
 // settle waits for the rollouts of a merge the job released (every
 // pipeline it released rolls out on its own; the job waits for all of
 // them) and has the pull request shown how they ended.
-func settle(ctx context.Context, cmds annotator, env action.Env, engine interface{ Step(context.Context) },
+func settle(ctx context.Context, cmds annotator, env action.Env, engine stepper,
 	rep reporter, st store.Store, o observed, deadline time.Time) (runResult, error) {
 	res := runResult{outcome: o.outcome}
 	if o.outcome.Kind != plan.Release {
@@ -709,7 +709,19 @@ func serveCallbacks(addr string, st store.Store, engine api.Callbacks, log *slog
 
 // awaitRollouts steps the engine until the rollout of every pipeline the
 // run released is done, or the timeout, and reads how each went.
-func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine interface{ Step(context.Context) },
+// stepper is the engine as a job drives it: a step at a time, again when
+// woken or when lookEvery has passed.
+type stepper interface {
+	Step(context.Context)
+	Woken() <-chan struct{}
+}
+
+// lookEvery is how often a job steps its engine while nothing woke it:
+// for what only time brings (a bake's end, a timeout), and at least at the
+// pace of polling.
+func lookEvery() time.Duration { return min(500*time.Millisecond, pollEvery) }
+
+func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine stepper,
 	st store.Store, runID string, res runResult, deadline time.Time) (runResult, error) {
 	o := res.outcome
 	res.pipelines = make([]pipelineResult, len(o.Pipelines))
@@ -747,7 +759,8 @@ func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine i
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(500 * time.Millisecond):
+		case <-engine.Woken():
+		case <-time.After(lookEvery()):
 		}
 	}
 	for i := range res.pipelines {

@@ -184,6 +184,14 @@ func (e *Engine) Wake() {
 	}
 }
 
+// Woken signals a Wake, for a caller that steps the engine itself (the
+// Action's job) instead of running it: a callback's outcome or a command
+// is acted on at once, not at the caller's next look.
+func (e *Engine) Woken() <-chan struct{} {
+	e.init()
+	return e.wake
+}
+
 func (e *Engine) wakeLocal() {
 	select {
 	case e.wake <- struct{}{}:
