@@ -586,6 +586,10 @@ type spinnaker struct {
 	// callbackFirst reports the automatic outcome before answering the
 	// trigger, as a downstream that deploys synchronously would.
 	callbackFirst bool
+	// delay is how long an automatic outcome takes after the answer: a
+	// deploy that lasts longer than the reporter gathers changes makes its
+	// start and its end two changes the PR shows.
+	delay time.Duration
 
 	n      atomic.Int64
 	wg     sync.WaitGroup
@@ -629,6 +633,13 @@ func (s *spinnaker) setDecide(f func(trigger) string) {
 	s.decide = f
 }
 
+// setDelay makes automatic reports go out d after the trigger is answered.
+func (s *spinnaker) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
 // setCallbackFirst makes automatic reports go out before the trigger is
 // answered.
 func (s *spinnaker) setCallbackFirst(v bool) {
@@ -660,7 +671,7 @@ func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
 	s.record(tr)
 
 	s.mu.Lock()
-	decide, answer, first := s.decide, s.answer, s.callbackFirst
+	decide, answer, first, delay := s.decide, s.answer, s.callbackFirst, s.delay
 	s.mu.Unlock()
 	state := ""
 	if tr.Matched && decide != nil {
@@ -682,6 +693,11 @@ func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
 			s.send(tr, state)
 		}()
 	}

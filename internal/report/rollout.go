@@ -253,7 +253,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		final: check.Status == StatusCompleted, alerting: mustShow(views), pressed: r.pressed(rr.Installation),
 		checkChanged: !sameCheck, commentChanged: hasComment && !sameComment,
 		checkExists: checkExists, commentExists: commentExists,
-		spent: spent + tally.Writes(), allowance: writeAllowance(views), reserve: writeReserve(views),
+		spent: spent + tally.Writes(), allowance: writeAllowance(views, multi), reserve: writeReserve(views),
 	})
 	if !writeCheck && !writeComment {
 		return nil
@@ -379,9 +379,16 @@ func planWrite(s writeState) (check, comment bool) {
 // may cost when the budget is free: its release, its check run created
 // and concluded, the comment created and concluded, each stage's (each
 // wave target's) deployment and final status, and one to spare for
-// progress: 10 for two stages.
-func writeAllowance(views []rollout.StageView) int {
-	return 1 + 2 + 2 + 2*units(views) + 1
+// progress: 10 for two stages. In the pipelines: form the merge has read
+// one more thing, the pull request's files, so its rollouts give up the
+// spare write: a merge that runs one two-stage pipeline then costs the
+// single form's 20 GitHub calls, and k of them stay under 20 + 12·(k−1).
+func writeAllowance(views []rollout.StageView, multi bool) int {
+	spare := 1
+	if multi {
+		spare = 0
+	}
+	return 1 + 2 + 2 + 2*units(views) + spare
 }
 
 // writeReserve is the writes still certain to come before the run is
