@@ -11,6 +11,7 @@ import (
 
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -272,6 +273,49 @@ func TestMonorepoIgnoredFilesReleaseNothing(t *testing.T) {
 	}
 	if n := len(e.spin.received("")); n != 0 {
 		t.Errorf("%d triggers; want none", n)
+	}
+}
+
+// A pull request of more files than GitHub lists (3,000) may touch any
+// pipeline: every one runs, and the PR's comment says why. The list costs
+// the pages GitHub serves (30 of 100) and no more.
+func TestMonorepoTooManyFilesRunsEveryPipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	files := map[string]string{}
+	for i := range 3500 {
+		// Listed or not, none of these starts a pipeline by itself.
+		files[fmt.Sprintf("docs/gen/f%04d.txt", i)] = fmt.Sprintf("%d\n", i)
+	}
+	m := e.mergeFiles("docs: regenerate", files)
+	// The fake works out the 3,000 listed files of each of 30 pages anew,
+	// under the race detector: seconds, more on a busy machine.
+	servicetest.Wait{Limit: 4 * waitFor, Interval: 50 * time.Millisecond}.Eventually(t, "the merge is evaluated", func() bool {
+		r, err := e.st.RunBySHA(context.Background(), repo, m.sha)
+		return err == nil && !r.Open()
+	})
+	rs := e.rolloutsOf(m, "api", "web")
+	for _, p := range []string{"api", "web"} {
+		if done := e.waitDone(rs[p].ID); stageOf(done, "prod").State != schedule.Passed {
+			t.Errorf("%s: %s", p, e.snapshot(rs[p].ID))
+		}
+		e.checkNamed(m.sha, "shipbot/rollout: "+p)
+	}
+	e.parts.Reporter.Wait()
+	const why = "GitHub lists at most 3,000 files of a pull request and this one changes 3,500"
+	if c := e.waitComment(m.pr, "| prod | web/v0.1.0 | succeeded |"); !strings.Contains(c.Body, why) {
+		t.Errorf("the sticky comment does not say why every pipeline runs:\n%s", c.Body)
+	}
+	for _, p := range []string{"api", "web"} {
+		if cr := e.checkNamed(m.sha, "shipbot/rollout: "+p); !strings.Contains(cr.Summary, why) {
+			t.Errorf("shipbot/rollout: %s does not say why it runs:\n%s", p, cr.Summary)
+		}
+	}
+	if code, page := e.post("GET", "/runs/"+rs["api"].Run.ID, "", ""); code != 200 || !strings.Contains(page, why) {
+		t.Errorf("the run's dashboard page (%d) does not say why every pipeline runs", code)
+	}
+	if n := e.gh.Count("GET /repos/{owner}/{repo}/pulls/{pull_number}/files"); n != 30 {
+		t.Errorf("the files list cost %d calls; want 30 (3,000 files, 100 a page)", n)
 	}
 }
 

@@ -186,8 +186,10 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	check := progress(rr, views)
 	if multi {
 		// One check run per pipeline (and one comment for the merge, with
-		// a section per pipeline it runs).
+		// a section per pipeline it runs). Each says why the merge runs
+		// every pipeline when its files could not tell.
 		check.Name = RolloutCheck + ": " + rr.Pipeline
+		check.Summary += notesText(MergeNotes(rr.Run))
 	}
 	_, checkExists, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check.Name)
 	if err != nil {
@@ -522,7 +524,22 @@ func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []ro
 		b.WriteString(pipelineSection(o, v))
 		b.WriteString("\n")
 	}
+	notes(&b, MergeNotes(rr.Run))
 	return b.String(), nil
+}
+
+// MergeNotes are what a merge of the pipelines: form recorded on why it
+// runs the pipelines it runs when its files cannot tell (plan.Outcome's
+// Notes, "why" in the run's summary): the merge's own report is not
+// written once its rollouts show themselves, so theirs repeat it.
+func MergeNotes(run store.Run) []string {
+	var sum struct {
+		Why []string `json:"why"`
+	}
+	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
+		return nil
+	}
+	return sum.Why
 }
 
 // stageLine is one stage as the PR shows it.
