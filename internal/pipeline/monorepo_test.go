@@ -319,6 +319,57 @@ func TestMonorepoTooManyFilesRunsEveryPipeline(t *testing.T) {
 	}
 }
 
+// shipbot/preview on a pull request lists every pipeline a merge would
+// run, each with its version, stages and skips, and none it would not; a
+// pull request that touches no pipeline is told so.
+func TestMonorepoPreviewListsEveryPipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	preview := func(title string, files map[string]string, labels ...string) githubtest.CheckRun {
+		t.Helper()
+		n := e.gh.OpenPullRequest(repo, githubtest.PullRequestSpec{Title: title, Author: "alice", Labels: labels, Files: files})
+		head := e.gh.PullRequest(repo, n).HeadSHA
+		e.gh.SetStatus(repo, head, "ci/test", "success")
+		e.gh.AddReview(repo, n, "bob", "APPROVED", "")
+		e.waitDelivery(e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "opened")))
+		cr, ok := e.gh.CheckRun(repo, head, "shipbot/preview")
+		if !ok || cr.Status != "completed" {
+			t.Fatalf("no completed shipbot/preview on #%d: %+v", n, cr)
+		}
+		return cr
+	}
+
+	cr := preview("feat: search", map[string]string{"services/api/search.go": "package api\n", "libs/x.go": "package libs\n"}, "no-deploy-to-web/prod")
+	if cr.Conclusion != "success" || cr.Title != "A merge would release api/v0.1.0, web/v0.1.0" {
+		t.Errorf("preview of both: %s %q", cr.Conclusion, cr.Title)
+	}
+	for _, want := range []string{
+		"A merge now would run 2 pipelines:", "#### api", "#### web", "**api/v0.1.0**", "**web/v0.1.0**",
+		"| prod | spinnaker-prod | skipped (label no-deploy-to-web/prod) |",
+	} {
+		if !strings.Contains(cr.Summary, want) {
+			t.Errorf("preview of both lacks %q:\n%s", want, cr.Summary)
+		}
+	}
+	_, web, _ := strings.Cut(cr.Summary, "#### web")
+	if api, _, _ := strings.Cut(cr.Summary, "#### web"); strings.Contains(api, "skipped") || !strings.Contains(web, "skipped") {
+		t.Errorf("no-deploy-to-web/prod must skip web's prod only:\n%s", cr.Summary)
+	}
+
+	cr = preview("fix: web only", map[string]string{"services/web/app.ts": "x\n"})
+	if cr.Conclusion != "success" || cr.Title != "A merge would release web/v0.1.0" || strings.Contains(cr.Summary, "#### api") {
+		t.Errorf("preview of web alone: %s %q\n%s", cr.Conclusion, cr.Title, cr.Summary)
+	}
+
+	cr = preview("docs: explain", map[string]string{"services/api/README.md": "# api\n"})
+	if cr.Conclusion != "neutral" || !strings.Contains(cr.Title, "no pipeline affected") {
+		t.Errorf("preview of ignored files: %s %q", cr.Conclusion, cr.Title)
+	}
+	if n := len(e.gh.Tags(repo)); n != 0 {
+		t.Errorf("previews made %d tags", n)
+	}
+}
+
 // no-deploy-to-prod skips prod in every pipeline; no-deploy-to-web/prod
 // only in web.
 func TestMonorepoSkipLabels(t *testing.T) {
