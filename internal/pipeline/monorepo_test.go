@@ -166,6 +166,21 @@ func TestMonorepoTwoPipelinesIndependent(t *testing.T) {
 	if got := stageOf(web, "prod").State; got != schedule.Failed {
 		t.Errorf("web prod %s; want failed", got)
 	}
+	// Each pipeline its own GitHub Release on the merge commit, whose
+	// notes name the PR.
+	rels := map[string]githubtest.Release{}
+	for _, rl := range e.gh.Releases(repo) {
+		rels[rl.TagName] = rl
+	}
+	for _, tag := range []string{"api/v0.1.0", "web/v0.1.0"} {
+		rl, ok := rels[tag]
+		if !ok || rl.TargetCommitish != m.sha || !strings.Contains(rl.Body, fmt.Sprintf("[#%d]", m.pr)) || !strings.Contains(rl.Body, "feat: shared lib") {
+			t.Errorf("release %s (found %v) on %s:\n%s\nwant one on the merge commit whose notes name the PR", tag, ok, rl.TargetCommitish, rl.Body)
+		}
+	}
+	if len(rels) != 2 {
+		t.Errorf("%d releases; want one per pipeline", len(rels))
+	}
 	if cr := e.checkNamed(m.sha, "shipbot/rollout: api"); cr.Conclusion != "success" {
 		t.Errorf("api check %s", cr.Conclusion)
 	}
@@ -367,6 +382,61 @@ func TestMonorepoPreviewListsEveryPipeline(t *testing.T) {
 	}
 	if n := len(e.gh.Tags(repo)); n != 0 {
 		t.Errorf("previews made %d tags", n)
+	}
+}
+
+// Each pipeline has its own queue: a later merge into web deploys while an
+// earlier merge's api rollout still stands in qa, and a later merge into
+// api waits behind it, as in the single form.
+func TestMonorepoPipelinesNeverWaitForEachOther(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: func(tr trigger) string {
+		if tr.str("pipeline") == "api" {
+			return "" // api's deploys are reported by the test
+		}
+		return "succeeded"
+	}})
+	// api's triggers at a source (web's go to the same targets).
+	apiAt := func(source string, n int) []trigger {
+		t.Helper()
+		var got []trigger
+		eventually(t, fmt.Sprintf("%s received %d trigger(s) of api", source, n), func() bool {
+			got = got[:0]
+			for _, tr := range e.spin.received(source) {
+				if tr.str("pipeline") == "api" {
+					got = append(got, tr)
+				}
+			}
+			return len(got) >= n
+		})
+		return got
+	}
+	first := e.rolloutsOf(e.mergeFiles("feat: api one", map[string]string{"services/api/a.go": "package api\n"}), "api")["api"]
+	qa := apiAt("api-qa", 1)[0]
+
+	web := e.rolloutsOf(e.mergeFiles("feat: web", map[string]string{"services/web/a.go": "package web\n"}), "web")["web"]
+	if done := e.waitDone(web.ID); stageOf(done, "prod").State != schedule.Passed {
+		t.Fatalf("web while api stands in qa: %s", e.snapshot(web.ID))
+	}
+	if got := e.stage(first.ID, "qa").State; got != schedule.Active {
+		t.Fatalf("api qa %s; want still active (deploying)", got)
+	}
+
+	second := e.rolloutsOf(e.mergeFiles("fix: api two", map[string]string{"services/api/b.go": "package api\n"}), "api")["api"]
+	e.idle(20)
+	if got := e.stage(second.ID, "qa").State; got != schedule.Pending {
+		t.Errorf("the second api version's qa %s while the first is in qa; want pending (api's own queue)", got)
+	}
+	if n := len(apiAt("api-qa", 1)); n != 1 {
+		t.Errorf("api-qa received %d triggers of api; want the first version's only", n)
+	}
+	e.spin.report(qa, "succeeded")
+	e.spin.report(apiAt("api-prod", 1)[0], "succeeded")
+	if tag := apiAt("api-qa", 2)[1].str("tag"); tag != "api/v0.1.1" {
+		t.Errorf("the second api version's qa trigger is for %q; want api/v0.1.1", tag)
+	}
+	if done := e.waitDone(first.ID); stageOf(done, "prod").State != schedule.Passed {
+		t.Errorf("first api version: %s", e.snapshot(first.ID))
 	}
 }
 
