@@ -516,6 +516,43 @@ func TestMonorepoRestartMidRolloutOfBoth(t *testing.T) {
 	}
 }
 
+// An approval in the pipelines: form is asked for and given as
+// <pipeline>/<stage>, by that stage's approvers; the other pipeline does
+// not wait for it.
+func TestMonorepoApprovalNamesThePipeline(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(monoConfig, "      - {name: prod, target: spinnaker-prod}\n",
+		"      - {name: prod, target: spinnaker-prod, approval: true, approvers: [erin]}\n", 1)
+	e := newEnv(t, options{config: cfg, constraints: monoConstraints(), decide: always("succeeded")})
+	e.gh.SetPermission(repo, "dave", "maintain")
+	m := e.mergeFiles("feat: both", map[string]string{"libs/log.go": "package libs\n"})
+	rs := e.rolloutsOf(m, "api", "web")
+	const wait = `waiting for approval: comment "/shipbot approve api/prod"`
+	e.waitWait(rs["api"].ID, "prod", wait)
+	if done := e.waitDone(rs["web"].ID); stageOf(done, "prod").State != schedule.Passed {
+		t.Errorf("web while api waits for approval: %s", e.snapshot(rs["web"].ID))
+	}
+	e.waitCommentTable(m.pr, "api", "/shipbot approve api/prod")
+	eventually(t, "api's check run says it waits for approval", func() bool {
+		cr, _ := e.gh.CheckRun(repo, m.sha, "shipbot/rollout: api")
+		return cr.Title == "api/v0.1.0: waiting for approval of prod"
+	})
+
+	if reply := e.command(m.pr, "erin", "/shipbot approve prod"); !strings.Contains(reply.Body, "api/prod") || !strings.Contains(reply.Body, "web/prod") {
+		t.Errorf("a bare stage both pipelines have answered %q; want the choices named", reply.Body)
+	}
+	if reply := e.command(m.pr, "dave", "/shipbot approve api/prod"); !strings.Contains(reply.Body, "erin") {
+		t.Errorf("a maintainer not among api/prod's approvers answered %q; want the approvers named", reply.Body)
+	}
+	reply := e.command(m.pr, "erin", "/shipbot approve api/prod")
+	if !strings.Contains(reply.Body, "Approved: api/v0.1.0 goes to prod") {
+		t.Errorf("erin's approval answered %q", reply.Body)
+	}
+	if row := stageOf(e.waitDone(rs["api"].ID), "prod"); row.State != schedule.Passed || row.ApprovedBy != "erin" {
+		t.Errorf("api prod %s approved by %q; want passed, approved by erin", row.State, row.ApprovedBy)
+	}
+}
+
 // Commands on a merge of several pipelines name the pipeline; a bare
 // stage several of them have is refused with the choices.
 func TestMonorepoCommandsNameThePipeline(t *testing.T) {
