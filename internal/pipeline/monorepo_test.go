@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -199,6 +200,39 @@ func TestMonorepoTwoPipelinesIndependent(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"pipeline":"api"`) || !strings.Contains(body, `"pipeline":"web"`) ||
 		!strings.Contains(body, `"tag":"web/v0.1.0"`) {
 		t.Errorf("GET /api/v1/runs = %d %s; want both pipelines' rollouts", code, body)
+	}
+	// The environments API and view list the repository's pipelines apart,
+	// each with what it runs where.
+	code, body = e.post("GET", "/api/v1/pipelines", "", "")
+	var got struct {
+		Pipelines []struct {
+			Name, Repository, Pipeline string
+			Stages                     []struct {
+				Name string
+				Live *struct{ Tag string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil {
+		t.Fatalf("GET /api/v1/pipelines = %d %s (%v)", code, body, err)
+	}
+	live := map[string]string{}
+	for _, p := range got.Pipelines {
+		if p.Repository != repo || p.Name != repo+":"+p.Pipeline {
+			t.Errorf("pipeline %+v; want one of %s named %s:<pipeline>", p, repo, repo)
+		}
+		for _, st := range p.Stages {
+			if st.Live != nil {
+				live[p.Pipeline+"/"+st.Name] = st.Live.Tag
+			}
+		}
+	}
+	if want := map[string]string{"api/qa": "api/v0.1.0", "api/prod": "api/v0.1.0", "web/qa": "web/v0.1.0"}; !maps.Equal(live, want) {
+		t.Errorf("live versions by pipeline and stage %v; want %v", live, want)
+	}
+	if code, page := e.post("GET", "/", "", ""); code != 200 ||
+		!strings.Contains(page, `data-pipeline="acme/api:api"`) || !strings.Contains(page, `data-pipeline="acme/api:web"`) {
+		t.Errorf("the dashboard (%d) does not show acme/api's pipelines apart", code)
 	}
 }
 
