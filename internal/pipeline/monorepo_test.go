@@ -1,10 +1,13 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -584,6 +587,87 @@ func TestMonorepoApprovalNamesThePipeline(t *testing.T) {
 	}
 	if row := stageOf(e.waitDone(rs["api"].ID), "prod"); row.State != schedule.Passed || row.ApprovedBy != "erin" {
 		t.Errorf("api prod %s approved by %q; want passed, approved by erin", row.State, row.ApprovedBy)
+	}
+}
+
+// A process that crashes between the releases of a merge's pipelines
+// (api's recorded, web's made on GitHub but not recorded), and another
+// that crashes while both pipelines deploy prod: each new process knows
+// only the database. Each pipeline ends with one release, one tag, one
+// rollout, every stage deployed under one key, one check run; the PR one
+// comment.
+func TestMonorepoCrashMidReleaseAndMidRollout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: func(tr trigger) string {
+		if tr.str("stage") == "prod" {
+			return "" // reported by the test, after the second crash
+		}
+		return "succeeded"
+	}})
+	e.crashOn(true, func(req *http.Request) bool {
+		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/repos/"+repo+"/releases") {
+			return false
+		}
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		return strings.Contains(string(body), `"tag_name":"web/v0.1.0"`)
+	})
+	m := e.mergeFiles("feat: both", map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"})
+	e.crashAndRestart()
+	if n := len(e.gh.Releases(repo)); n != 2 {
+		t.Fatalf("%d releases when the process died at web's; want api's and web's", n)
+	}
+
+	rs := e.rolloutsOf(m, "api", "web")
+	prods := e.spin.waitTriggers("api-prod", 2) // both pipelines deploying prod
+	e.crashAndRestart()
+	for _, tr := range prods {
+		e.spin.report(tr, "succeeded")
+	}
+	for _, p := range []string{"api", "web"} {
+		done := e.waitDone(rs[p].ID)
+		if done.Tag != p+"/v0.1.0" || stageOf(done, "qa").State != schedule.Passed || stageOf(done, "prod").State != schedule.Passed {
+			t.Errorf("%s after the crashes: %s %s", p, done.Tag, e.snapshot(rs[p].ID))
+		}
+		if cr := e.checkNamed(m.sha, "shipbot/rollout: "+p); cr.Conclusion != "success" {
+			t.Errorf("%s check %s", p, cr.Conclusion)
+		}
+	}
+	e.parts.Reporter.Wait()
+	if got := tagNames(e.gh); !slices.Equal(got, []string{"api/v0.1.0", "web/v0.1.0"}) {
+		t.Errorf("tags %v; want one per pipeline", got)
+	}
+	if n := e.gh.Count("POST /repos/{owner}/{repo}/releases"); n != 2 {
+		t.Errorf("%d release creations reached GitHub; want 2 (web's, made before the crash, is reused)", n)
+	}
+	if rrs, err := e.st.RolloutsOf(context.Background(), rs["api"].Run.ID); err != nil || len(rrs) != 2 {
+		t.Errorf("the merge has %d rollouts (%v); want one per pipeline", len(rrs), err)
+	}
+	// Every stage of every pipeline was triggered under one key: a re-sent
+	// trigger is the same attempt.
+	keys := map[string]map[string]bool{}
+	for _, tr := range e.spin.received("") {
+		k := tr.str("pipeline") + "/" + tr.str("stage")
+		if keys[k] == nil {
+			keys[k] = map[string]bool{}
+		}
+		keys[k][tr.Header.Get("Idempotency-Key")] = true
+	}
+	for _, k := range []string{"api/qa", "api/prod", "web/qa", "web/prod"} {
+		if len(keys[k]) != 1 {
+			t.Errorf("%s triggered under keys %v; want one", k, keys[k])
+		}
+	}
+	var names []string
+	for _, cr := range e.gh.CheckRuns(repo, m.sha) {
+		names = append(names, cr.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"shipbot/rollout: api", "shipbot/rollout: web"}; !slices.Equal(names, want) {
+		t.Errorf("check runs on the merge commit %q; want %q", names, want)
+	}
+	if n := len(e.stickyComments(m.pr)); n != 1 {
+		t.Errorf("%d sticky comments; want one", n)
 	}
 }
 
