@@ -477,6 +477,66 @@ func TestMonorepoPipelinesNeverWaitForEachOther(t *testing.T) {
 	}
 }
 
+// Each pipeline keeps its own concurrency: with api on latest and web on
+// queue, three merges into both while the first holds qa leave api's
+// middle version superseded and web's queued behind, each deploying in
+// turn.
+func TestMonorepoConcurrencyPerPipeline(t *testing.T) {
+	t.Parallel()
+	cfg := strings.Replace(monoConfig, "    paths: [\"services/api/**\", \"libs/**\"]\n",
+		"    paths: [\"services/api/**\", \"libs/**\"]\n    concurrency: latest\n", 1)
+	e := newEnv(t, options{config: cfg, constraints: monoConstraints(), decide: func(tr trigger) string {
+		if tr.str("stage") == "qa" {
+			return "" // qa is reported by the test
+		}
+		return "succeeded"
+	}})
+	qaOf := func(tag string) trigger {
+		t.Helper()
+		var got trigger
+		eventually(t, "qa is triggered for "+tag, func() bool {
+			for _, tr := range e.spin.received("api-qa") {
+				if tr.str("tag") == tag {
+					got = tr
+					return true
+				}
+			}
+			return false
+		})
+		return got
+	}
+	var merges []map[string]store.RolloutRun
+	for i, title := range []string{"feat: one", "fix: two", "fix: three"} {
+		m := e.mergeFiles(title, map[string]string{fmt.Sprintf("libs/f%d.go", i): "package libs\n"})
+		merges = append(merges, e.rolloutsOf(m, "api", "web"))
+	}
+	e.spin.report(qaOf("api/v0.1.0"), "succeeded")
+	e.spin.report(qaOf("web/v0.1.0"), "succeeded")
+
+	// api (latest): the newest waiting version takes qa, the middle one is
+	// superseded. web (queue): the next in merge order takes it.
+	e.waitStage(merges[1]["api"].ID, "qa", "superseded")
+	e.spin.report(qaOf("api/v0.1.2"), "succeeded")
+	e.spin.report(qaOf("web/v0.1.1"), "succeeded")
+	e.spin.report(qaOf("web/v0.1.2"), "succeeded")
+	for i, want := range []map[string]schedule.StageState{
+		{"api": schedule.Passed, "web": schedule.Passed},
+		{"api": schedule.Superseded, "web": schedule.Passed},
+		{"api": schedule.Passed, "web": schedule.Passed},
+	} {
+		for p, state := range want {
+			if got := stageOf(e.waitDone(merges[i][p].ID), "prod").State; got != state {
+				t.Errorf("merge %d, %s: prod %s; want %s", i+1, p, got, state)
+			}
+		}
+	}
+	for _, tr := range e.spin.received("api-qa") {
+		if tr.str("tag") == "api/v0.1.1" {
+			t.Errorf("api's superseded version was deployed to qa")
+		}
+	}
+}
+
 // no-deploy-to-prod skips prod in every pipeline; no-deploy-to-web/prod
 // only in web.
 func TestMonorepoSkipLabels(t *testing.T) {
