@@ -764,4 +764,18 @@ func TestMonorepoCommandsNameThePipeline(t *testing.T) {
 	if !strings.Contains(status.Body, "api") || !strings.Contains(status.Body, "web/v0.1.1") {
 		t.Errorf("status answered %q; want both pipelines", status.Body)
 	}
+	// A freeze from a merge of several pipelines holds every one of them.
+	e.gh.SetPermission(repo, "dave", "maintain")
+	e.command(m.pr, "dave", "/shipbot freeze incident")
+	for _, p := range []string{"api", "web"} {
+		if _, frozen, err := e.st.Frozen(context.Background(), repo+":"+p); err != nil || !frozen {
+			t.Errorf("pipeline %s frozen %v (%v) after /shipbot freeze; want frozen", p, frozen, err)
+		}
+	}
+	e.command(m.pr, "dave", "/shipbot unfreeze")
+	for _, p := range []string{"api", "web"} {
+		if _, frozen, err := e.st.Frozen(context.Background(), repo+":"+p); err != nil || frozen {
+			t.Errorf("pipeline %s frozen %v (%v) after /shipbot unfreeze; want not", p, frozen, err)
+		}
+	}
 }
