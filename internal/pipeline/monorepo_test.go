@@ -291,7 +291,9 @@ func TestMonorepoCallsPerMerge(t *testing.T) {
 			writes := 0
 			for _, r := range reqs {
 				byPattern[r.Method+" "+strings.TrimPrefix(r.Pattern, r.Method+" ")]++
-				if r.Method != "GET" {
+				// Content-generating requests, as GitHub's secondary limits
+				// count them (the token fetch is not one).
+				if r.Method != "GET" && r.Pattern != "POST /app/installations/{installation_id}/access_tokens" {
 					writes++
 				}
 			}
@@ -300,7 +302,7 @@ func TestMonorepoCallsPerMerge(t *testing.T) {
 				lines = append(lines, fmt.Sprintf("%3d  %s", byPattern[p], p))
 			}
 			bar := 20 + 12*(k-1)
-			t.Logf("%d two-stage pipeline(s): %d GitHub calls (bar %d), %d writes\n%s", k, len(reqs), bar, writes, strings.Join(lines, "\n"))
+			t.Logf("%d two-stage pipeline(s): %d GitHub calls (bar %d), %d content-generating\n%s", k, len(reqs), bar, writes, strings.Join(lines, "\n"))
 			if len(reqs) > bar {
 				t.Errorf("the merge of %d two-stage pipelines cost %d GitHub calls; the bar is %d", k, len(reqs), bar)
 			}
