@@ -1880,3 +1880,29 @@ func TestRunCatchUpReportsAnEarlierRefusal(t *testing.T) {
 	wantOutputs(t, res, map[string]string{"version": "1.3.0", "tag": "v1.3.0", "deployed": "qa,prod"})
 	wantSummary(t, res, "## shipbot: earlier "+name, "Refused by the merge gate")
 }
+
+// A merge of more files than GitHub lists may touch any pipeline: bot run
+// runs every one and says why, in the step summary and on each pipeline's
+// check run.
+func TestRunMonorepoTooManyFilesRunsEveryPipeline(t *testing.T) {
+	files := make([]string, 3500)
+	for i := range files {
+		files[i] = fmt.Sprintf("docs/gen/f%04d.txt", i)
+	}
+	r := newMonorepoRig(t, files...)
+	res := r.runJob(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, res.log)
+	}
+	wantOutputs(t, res, map[string]string{"tags": `{"api":"api/v1.4.0","web":"web/v0.1.0"}`})
+	const why = "GitHub lists at most 3,000 files of a pull request"
+	wantSummary(t, res, why)
+	for _, p := range []string{"api", "web"} {
+		if cr, ok := r.gh.CheckRun("acme/api", r.sha, "shipbot/rollout: "+p); !ok || !strings.Contains(cr.Summary, why) {
+			t.Errorf("shipbot/rollout: %s (found %v) does not say why it runs:\n%s", p, ok, cr.Summary)
+		}
+	}
+	if n := r.gh.Count("GET /repos/{owner}/{repo}/pulls/{pull_number}/files"); n != 30 {
+		t.Errorf("the files list cost %d calls; want 30", n)
+	}
+}

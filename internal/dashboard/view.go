@@ -439,9 +439,10 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 			Reasons  []string `json:"reasons"`
 			Problems []string `json:"problems"`
 			Notes    []string `json:"notes"`
+			Why      []string `json:"why"` // why every pipeline runs
 		}
 		if json.Unmarshal(rr.Summary, &sum) == nil {
-			v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, sum.Notes
+			v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, append(sum.Why, sum.Notes...)
 		}
 	}
 	if v.APICalls, err = d.Store.APICalls(ctx, rr.ID); err != nil {

@@ -122,6 +122,41 @@ func TestFiles3500CostsThirtyCallsAndIsIncomplete(t *testing.T) {
 	}
 }
 
+// linkPast is a transport that makes the files list's page 30 point on to
+// a page 31, as a GitHub that counted the files it leaves out in its Link
+// header would: the reader stops at GitHub's cap all the same.
+func linkPast(base http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := base.RoundTrip(req)
+		if err == nil && strings.HasSuffix(req.URL.Path, "/files") && req.URL.Query().Get("page") == "30" {
+			next := *req.URL
+			q := next.Query()
+			q.Set("page", "31")
+			next.RawQuery = q.Encode()
+			resp.Header.Set("Link", fmt.Sprintf(`<%s>; rel="next", <%s>; rel="last"`, next.String(), next.String()))
+		}
+		return resp, err
+	})
+}
+
+func TestFilesStopAtGitHubsCap(t *testing.T) {
+	srv, _, pr, want := filesWorld(t, 3500)
+	g, err := NewGitHub(newClient(t, srv, linkPast), testRepo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, complete, err := g.Files(ctx, pr.Number, pr.ChangedFiles)
+	if err != nil || complete {
+		t.Fatalf("Files: complete %v, %v; want incomplete", complete, err)
+	}
+	if diff := cmp.Diff(want[:3000], got); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	if n := srv.Count(routeFiles); n != 30 {
+		t.Errorf("Files cost %d calls; want 30: no page past the 3,000 files GitHub lists", n)
+	}
+}
+
 func TestFiles3000IsComplete(t *testing.T) {
 	srv, g, pr, _ := filesWorld(t, 3000)
 	got, complete, err := g.Files(ctx, pr.Number, pr.ChangedFiles)

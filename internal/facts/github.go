@@ -392,7 +392,10 @@ func (g *GitHub) Files(ctx context.Context, number, changedFiles int) ([]string,
 				add(f.GetFilename())
 				add(f.GetPreviousFilename())
 			}
-			if resp.NextPage == 0 {
+			// At GitHub's cap the list is over whatever the Link header
+			// says: a page past it would come back empty, a call for
+			// nothing (and 50 such pages an error).
+			if resp.NextPage == 0 || out.entries >= maxListedFiles {
 				return out, nil
 			}
 			opts.Page = resp.NextPage

@@ -481,6 +481,12 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		r.Pipeline = ps[0].Name
 	}
 	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
+	// The summary goes with the run's first update, before any rollout
+	// starts: a rollout's first report repeats its notes (report.MergeNotes).
+	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems,
+		Notes: out.Gate.Notes, Why: out.Notes}); err != nil {
+		return fmt.Errorf("encode summary: %w", err)
+	}
 
 	releaseURL := ""
 	var releases []started // the pipelines: form's, one per pipeline
@@ -540,9 +546,6 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
 			}
 		}
-	}
-	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems, Notes: out.Gate.Notes}); err != nil {
-		return fmt.Errorf("encode summary: %w", err)
 	}
 	// A rollout shows itself (check run and comment) as its stages move;
 	// every other verdict is shown here, once.
@@ -647,6 +650,9 @@ type summary struct {
 	Reasons  []string  `json:"reasons,omitempty"`
 	Problems []string  `json:"problems,omitempty"`
 	Notes    []string  `json:"notes,omitempty"`
+	// Why is why the merge runs the pipelines it runs when its files
+	// cannot tell (plan.Outcome.Notes): every one runs.
+	Why []string `json:"why,omitempty"`
 }
 
 // webURL is the web server of a pull request's html_url, so that release

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -162,12 +163,18 @@ type env struct {
 	obs   *observer
 	ids   servicetest.Deliveries
 	stop  func()
+	// crash kills the process without a graceful shutdown (crashNow).
+	crash func()
+	// onGitHub, when set, sees each request the process sends GitHub; true
+	// crashes the process on it (crashOn).
+	onGitHub atomic.Pointer[func(*http.Request) bool]
 
 	// What a restart needs: the options, the targets, the database file
 	// and the pipelines' spec.
 	opts    options
 	targets config.Targets
 	dbPath  string
+	crashed chan struct{} // closed when the process crashed
 }
 
 // newEnv starts everything. Cleanups stop the service first (waiting for
@@ -224,7 +231,28 @@ func (e *env) boot() {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st := servicetest.OpenStore(t, e.dbPath)
 	e.st = st
-	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log})
+	kill, crashed := newKillSwitch(), make(chan struct{})
+	var crashOnce sync.Once
+	// A process crashing in the middle of a request to GitHub: the
+	// request may have reached GitHub (forward) or not, the database is
+	// closed under the process at once, so it records nothing of the
+	// answer, and everything it sends from then on fails.
+	crashing := func(req *http.Request) error {
+		crashOnce.Do(func() {
+			_ = st.Close() // errors are expected: the process is dying
+			kill.kill()
+			close(crashed)
+		})
+		return errCrashed
+	}
+	toGitHub := roundTripper(func(req *http.Request) (*http.Response, error) {
+		if f := e.onGitHub.Load(); f != nil && (*f)(req) {
+			e.onGitHub.Store(nil)
+			return nil, crashing(req)
+		}
+		return http.DefaultTransport.RoundTrip(req)
+	})
+	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log, Base: kill.transport(toGitHub)})
 	var ln net.Listener
 	if e.base == "" {
 		ln = servicetest.Listen(t)
@@ -240,6 +268,7 @@ func (e *env) boot() {
 	e.parts = service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
 		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
+		HTTP:       &http.Client{Transport: kill.transport(http.DefaultTransport)},
 		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond, PairWait: -1,
 		ObserveRollout: e.obs.add, PreviewRefreshEvery: o.refreshEvery,
 	}.Build()
@@ -262,17 +291,105 @@ func (e *env) boot() {
 	e.hook = srv.Hook()
 	e.hook.Timeout = waitFor
 	var once sync.Once
+	parts := e.parts
 	e.stop = func() {
 		once.Do(func() {
 			srv.Stop()
-			e.parts.Reporter.Wait()
+			parts.Reporter.Wait()
 			if err := st.Close(); err != nil {
 				t.Errorf("close store: %v", err)
 			}
+			kill.kill()
 		})
 	}
+	e.crash = func() {
+		once.Do(func() {
+			crashing(nil)
+			srv.Kill() // an error from a dying process means nothing
+			parts.Reporter.Wait()
+		})
+	}
+	e.crashed = crashed
 	t.Cleanup(e.stop)
 }
+
+// crashOn arms a crash of the process at its first request to GitHub that
+// match accepts: when forward, the request reaches GitHub first (the
+// process dies before it reads the answer). It returns at once; the
+// crashed channel closes when the process died.
+func (e *env) crashOn(forward bool, match func(*http.Request) bool) {
+	f := func(req *http.Request) bool {
+		if !match(req) {
+			return false
+		}
+		if forward {
+			if resp, err := http.DefaultTransport.RoundTrip(req); err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+		return true
+	}
+	e.onGitHub.Store(&f)
+}
+
+// crashAndRestart waits until the armed crash happened (or crashes the
+// process now when none is armed), reaps it and starts a new process on
+// the same database: the new one knows only what the dead one committed.
+func (e *env) crashAndRestart() {
+	e.t.Helper()
+	if e.onGitHub.Load() != nil {
+		select {
+		case <-e.crashed:
+		case <-time.After(waitFor):
+			e.t.Fatal("the armed crash did not happen")
+		}
+	}
+	e.crash()
+	e.boot()
+}
+
+// errCrashed is what a crashed process's requests end in.
+var errCrashed = errors.New("the process crashed")
+
+// killSwitch cuts a process's outbound HTTP at once, requests in flight
+// included.
+type killSwitch struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newKillSwitch() *killSwitch {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &killSwitch{ctx: ctx, cancel: cancel}
+}
+
+func (k *killSwitch) kill() { k.cancel() }
+
+func (k *killSwitch) transport(base http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(req *http.Request) (*http.Response, error) {
+		if k.ctx.Err() != nil {
+			return nil, errCrashed
+		}
+		// Cancelled when the process dies, body reads included; a live
+		// process's request ends with its body, as any other.
+		ctx, cancel := context.WithCancel(req.Context())
+		context.AfterFunc(k.ctx, cancel)
+		resp, err := base.RoundTrip(req.WithContext(ctx))
+		if k.ctx.Err() != nil {
+			// The answer came too late: the process is gone.
+			if resp != nil {
+				resp.Body.Close()
+			}
+			return nil, errCrashed
+		}
+		return resp, err
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // clock is the engine's clock: real time shifted by an offset the test
 // sets, so bakes and timeouts still pass while a window can be jumped
@@ -587,6 +704,10 @@ type spinnaker struct {
 	// callbackFirst reports the automatic outcome before answering the
 	// trigger, as a downstream that deploys synchronously would.
 	callbackFirst bool
+	// delay is how long an automatic outcome takes after the answer: a
+	// deploy that lasts longer than the reporter gathers changes makes its
+	// start and its end two changes the PR shows.
+	delay time.Duration
 
 	n      atomic.Int64
 	wg     sync.WaitGroup
@@ -630,6 +751,13 @@ func (s *spinnaker) setDecide(f func(trigger) string) {
 	s.decide = f
 }
 
+// setDelay makes automatic reports go out d after the trigger is answered.
+func (s *spinnaker) setDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
 // setCallbackFirst makes automatic reports go out before the trigger is
 // answered.
 func (s *spinnaker) setCallbackFirst(v bool) {
@@ -661,7 +789,7 @@ func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
 	s.record(tr)
 
 	s.mu.Lock()
-	decide, answer, first := s.decide, s.answer, s.callbackFirst
+	decide, answer, first, delay := s.decide, s.answer, s.callbackFirst, s.delay
 	s.mu.Unlock()
 	state := ""
 	if tr.Matched && decide != nil {
@@ -683,6 +811,11 @@ func (s *spinnaker) serve(w http.ResponseWriter, r *http.Request) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			select {
+			case <-time.After(delay):
+			case <-s.ctx.Done():
+				return
+			}
 			s.send(tr, state)
 		}()
 	}

@@ -192,8 +192,10 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 	check := progress(rr, views)
 	if multi {
 		// One check run per pipeline (and one comment for the merge, with
-		// a section per pipeline it runs).
+		// a section per pipeline it runs). Each says why the merge runs
+		// every pipeline when its files could not tell.
 		check.Name = RolloutCheck + ": " + rr.Pipeline
+		check.Summary += notesText(MergeNotes(rr.Run))
 	}
 	_, checkExists, err := r.Store.CheckRunID(ctx, rr.Repo, rr.SHA, check.Name)
 	if err != nil {
@@ -259,7 +261,7 @@ func (r *Rollouts) write(ctx context.Context, runID string) error {
 		final: check.Status == StatusCompleted, alerting: mustShow(views), pressed: r.pressed(rr.Installation),
 		checkChanged: !sameCheck, commentChanged: hasComment && !sameComment,
 		checkExists: checkExists, commentExists: commentExists,
-		spent: spent + tally.Writes(), allowance: writeAllowance(views), reserve: writeReserve(views),
+		spent: spent + tally.Writes(), allowance: writeAllowance(views, multi), reserve: writeReserve(views),
 	})
 	if !writeCheck && !writeComment {
 		return nil
@@ -385,9 +387,16 @@ func planWrite(s writeState) (check, comment bool) {
 // may cost when the budget is free: its release, its check run created
 // and concluded, the comment created and concluded, each stage's (each
 // wave target's) deployment and final status, and one to spare for
-// progress: 10 for two stages.
-func writeAllowance(views []rollout.StageView) int {
-	return 1 + 2 + 2 + 2*units(views) + 1
+// progress: 10 for two stages. In the pipelines: form the merge has read
+// one more thing, the pull request's files, so its rollouts give up the
+// spare write: a merge that runs one two-stage pipeline then costs the
+// single form's 20 GitHub calls, and k of them stay under 20 + 12·(k−1).
+func writeAllowance(views []rollout.StageView, multi bool) int {
+	spare := 1
+	if multi {
+		spare = 0
+	}
+	return 1 + 2 + 2 + 2*units(views) + spare
 }
 
 // writeReserve is the writes still certain to come before the run is
@@ -521,7 +530,22 @@ func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []ro
 		b.WriteString(pipelineSection(o, v))
 		b.WriteString("\n")
 	}
+	notes(&b, MergeNotes(rr.Run))
 	return b.String(), nil
+}
+
+// MergeNotes are what a merge of the pipelines: form recorded on why it
+// runs the pipelines it runs when its files cannot tell (plan.Outcome's
+// Notes, "why" in the run's summary): the merge's own report is not
+// written once its rollouts show themselves, so theirs repeat it.
+func MergeNotes(run store.Run) []string {
+	var sum struct {
+		Why []string `json:"why"`
+	}
+	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
+		return nil
+	}
+	return sum.Why
 }
 
 // stageLine is one stage as the PR shows it.
