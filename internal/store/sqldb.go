@@ -162,20 +162,18 @@ func (c *stmtCache) get(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
 // may have prepared q meanwhile.
 func (c *stmtCache) keep(q string, st *sql.Stmt) *sql.Stmt {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if had, ok := c.stmts[q]; ok {
-		st.Close()
-		return had
+	had, ok := c.stmts[q]
+	if !ok && !c.closed {
+		if c.stmts == nil {
+			c.stmts = map[string]*sql.Stmt{}
+		}
+		c.stmts[q] = st
+		c.mu.Unlock()
+		return st
 	}
-	if c.closed {
-		st.Close()
-		return nil
-	}
-	if c.stmts == nil {
-		c.stmts = map[string]*sql.Stmt{}
-	}
-	c.stmts[q] = st
-	return st
+	c.mu.Unlock()
+	st.Close() // no one else has it
+	return had // nil once closed
 }
 
 // cached returns q prepared on db if it is, and otherwise prepares it in
@@ -211,20 +209,18 @@ func (c *stmtCache) cached(db *sql.DB, q string) *sql.Stmt {
 	return nil
 }
 
-// close closes every statement kept.
-func (c *stmtCache) close() error {
+// close forgets every statement kept; closing the pool afterwards
+// finalizes them with their connections. Closing each here instead would
+// wait for the calls still running it, and a stopping process may have a
+// call waiting for the writer's connection.
+func (c *stmtCache) close() {
 	if c == nil {
-		return nil
+		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	var errs []error
-	for q, st := range c.stmts {
-		errs = append(errs, st.Close())
-		delete(c.stmts, q)
-	}
-	return errors.Join(errs...)
+	c.stmts = nil
 }
 
 // rebind turns ? placeholders into $1, $2…, leaving string literals,

@@ -196,8 +196,10 @@ func (s *SQLite) Close() error {
 	// may find its reads failing, and must not then be able to write a
 	// decision it made on what it could not read (say, end a rollout whose
 	// final state it could not show).
-	werr := errors.Join(s.w.stmts.close(), s.w.Close())
-	rerr := errors.Join(s.r.stmts.close(), s.r.Close())
+	s.w.stmts.close()
+	s.r.stmts.close()
+	werr := s.w.Close()
+	rerr := s.r.Close()
 	var lerr error
 	if s.lock != nil {
 		lerr = s.lock.Close() // the next process may take the file now
