@@ -58,6 +58,33 @@ func TestSignatureGitHubVector(t *testing.T) {
 type rig struct {
 	srv   *httptest.Server
 	store store.Inbox
+	saves *timedSaves // how long each delivery's save took
+}
+
+// timedSaves times an Inbox's SaveDelivery: the store's part of an
+// acknowledgement, which the intake benchmark reports beside the whole.
+type timedSaves struct {
+	store.Inbox
+	mu  sync.Mutex
+	lat []time.Duration
+}
+
+func (t *timedSaves) SaveDelivery(ctx context.Context, d store.Delivery) (bool, error) {
+	start := time.Now()
+	ok, err := t.Inbox.SaveDelivery(ctx, d)
+	t.mu.Lock()
+	t.lat = append(t.lat, time.Since(start))
+	t.mu.Unlock()
+	return ok, err
+}
+
+// took returns the save latencies so far and forgets them.
+func (t *timedSaves) took() []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	lat := t.lat
+	t.lat = nil
+	return lat
 }
 
 // newRig serves an Intake over a fresh database; tune, if given, adjusts
@@ -79,9 +106,10 @@ func serveIntake(t testing.TB, s interface {
 	store.Inbox
 	Close() error
 }, tune ...func(*webhook.Intake)) *rig {
+	saves := &timedSaves{Inbox: s}
 	in := &webhook.Intake{
 		Secret: secret,
-		Inbox:  s,
+		Inbox:  saves,
 		Wants: func(event, action string) bool {
 			return event == "push" || event == "pull_request" && action == "closed"
 		},
@@ -94,7 +122,7 @@ func serveIntake(t testing.TB, s interface {
 	e.POST("/webhooks/github", in.Handle)
 	srv := httptest.NewServer(e)
 	t.Cleanup(func() { srv.Close(); s.Close() })
-	return &rig{srv: srv, store: s}
+	return &rig{srv: srv, store: s, saves: saves}
 }
 
 func (r *rig) post(t testing.TB, event, id string, body []byte, sig string) *http.Response {
