@@ -66,9 +66,9 @@ type Rollouts struct {
 	Every time.Duration
 
 	mu      sync.Mutex
-	forms   map[[32]byte]bool // configuration → the pipelines: form
+	forms   map[[32]byte]bool      // configuration → the pipelines: form
 	pending map[string]*time.Timer // a write scheduled, by run
-	last    map[string][32]byte // run → hash of its check run as last written
+	last    map[string][32]byte    // run → hash of its check run as last written
 	// lastComment is the hash of each pull request's comment as last
 	// written (repo#pr).
 	lastComment map[string][32]byte
