@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -231,7 +230,7 @@ func (e *env) boot() {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st := servicetest.OpenStore(t, e.dbPath)
 	e.st = st
-	kill, crashed := newKillSwitch(), make(chan struct{})
+	kill, crashed := servicetest.NewKillSwitch(), make(chan struct{})
 	var crashOnce sync.Once
 	// A process crashing in the middle of a request to GitHub: the
 	// request may have reached GitHub (forward) or not, the database is
@@ -240,19 +239,19 @@ func (e *env) boot() {
 	crashing := func(req *http.Request) error {
 		crashOnce.Do(func() {
 			_ = st.Close() // errors are expected: the process is dying
-			kill.kill()
+			kill.Kill()
 			close(crashed)
 		})
-		return errCrashed
+		return servicetest.ErrCrashed
 	}
-	toGitHub := roundTripper(func(req *http.Request) (*http.Response, error) {
+	toGitHub := servicetest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		if f := e.onGitHub.Load(); f != nil && (*f)(req) {
 			e.onGitHub.Store(nil)
 			return nil, crashing(req)
 		}
 		return http.DefaultTransport.RoundTrip(req)
 	})
-	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log, Base: kill.transport(toGitHub)})
+	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log, Base: kill.Transport(toGitHub)})
 	var ln net.Listener
 	if e.base == "" {
 		ln = servicetest.Listen(t)
@@ -268,7 +267,7 @@ func (e *env) boot() {
 	e.parts = service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: "test", Targets: targets, PublicURL: e.base,
 		TokenKey: []byte(webhookSecret), APIToken: o.apiToken, Version: "test",
-		HTTP:       &http.Client{Transport: kill.transport(http.DefaultTransport)},
+		HTTP:       &http.Client{Transport: kill.Transport(http.DefaultTransport)},
 		EngineTick: 20 * time.Millisecond, ReportDelay: 20 * time.Millisecond, PairWait: -1,
 		ObserveRollout: e.obs.add, PreviewRefreshEvery: o.refreshEvery,
 	}.Build()
@@ -299,7 +298,7 @@ func (e *env) boot() {
 			if err := st.Close(); err != nil {
 				t.Errorf("close store: %v", err)
 			}
-			kill.kill()
+			kill.Kill()
 		})
 	}
 	e.crash = func() {
@@ -348,48 +347,6 @@ func (e *env) crashAndRestart() {
 	e.crash()
 	e.boot()
 }
-
-// errCrashed is what a crashed process's requests end in.
-var errCrashed = errors.New("the process crashed")
-
-// killSwitch cuts a process's outbound HTTP at once, requests in flight
-// included.
-type killSwitch struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-func newKillSwitch() *killSwitch {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &killSwitch{ctx: ctx, cancel: cancel}
-}
-
-func (k *killSwitch) kill() { k.cancel() }
-
-func (k *killSwitch) transport(base http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if k.ctx.Err() != nil {
-			return nil, errCrashed
-		}
-		// Cancelled when the process dies, body reads included; a live
-		// process's request ends with its body, as any other.
-		ctx, cancel := context.WithCancel(req.Context())
-		context.AfterFunc(k.ctx, cancel)
-		resp, err := base.RoundTrip(req.WithContext(ctx))
-		if k.ctx.Err() != nil {
-			// The answer came too late: the process is gone.
-			if resp != nil {
-				resp.Body.Close()
-			}
-			return nil, errCrashed
-		}
-		return resp, err
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // clock is the engine's clock: real time shifted by an offset the test
 // sets, so bakes and timeouts still pass while a window can be jumped

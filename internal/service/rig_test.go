@@ -11,7 +11,6 @@ package service_test
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -242,7 +241,7 @@ type proc struct {
 	st    store.Store
 	parts service.Parts
 	srv   *servicetest.Server
-	kill  *killSwitch
+	kill  *servicetest.KillSwitch
 	back  *backend
 	once  sync.Once
 }
@@ -288,13 +287,13 @@ func (r *rig) start() *proc {
 		public = "http://" + ln.Addr().String()
 		r.url = public
 	}
-	kill := newKillSwitch()
+	kill := servicetest.NewKillSwitch()
 	pacer := &pacing.Pacer{Ledger: st, Clock: r.clock}
-	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.transport(http.DefaultTransport), Logger: log, Pacer: pacer})
+	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.Transport(http.DefaultTransport), Logger: log, Pacer: pacer})
 	parts := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
 		PublicURL: public, TokenKey: r.secret, Version: "test",
-		HTTP:        &http.Client{Transport: kill.transport(http.DefaultTransport)},
+		HTTP:        &http.Client{Transport: kill.Transport(http.DefaultTransport)},
 		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick, Pressure: pressure{pacer, r.opts.pressed},
 	}.Build()
 	srv := servicetest.Start(tb, ln, service.Options{
@@ -318,7 +317,7 @@ func (p *proc) stop() {
 		if err := p.st.Close(); err != nil {
 			p.r.tb.Errorf("%s: close store: %v", p.owner, err)
 		}
-		p.kill.kill()
+		p.kill.Kill()
 	})
 }
 
@@ -333,7 +332,7 @@ func (p *proc) crash() {
 		// The database first: a process that learns its requests failed
 		// must not get to record that (a dead one would not).
 		_ = p.st.Close() // errors are expected: the process is dying
-		p.kill.kill()
+		p.kill.Kill()
 		p.r.front.detach(p.back, true)
 		p.srv.Kill() // an error from a dying process means nothing
 		p.parts.Reporter.Wait()
@@ -397,44 +396,6 @@ func (d *testDB) Query(q string, args ...any) (*sql.Rows, error) {
 	return d.DB.Query(d.rebind(q), args...)
 }
 func (d *testDB) QueryRow(q string, args ...any) *sql.Row { return d.DB.QueryRow(d.rebind(q), args...) }
-
-// killSwitch cuts a process's outbound HTTP at once.
-type killSwitch struct {
-	ctx    context.Context
-	cancel context.CancelFunc
-}
-
-var errCrashed = errors.New("the process crashed")
-
-func newKillSwitch() *killSwitch {
-	ctx, cancel := context.WithCancel(context.Background())
-	return &killSwitch{ctx: ctx, cancel: cancel}
-}
-
-func (k *killSwitch) kill() { k.cancel() }
-
-func (k *killSwitch) transport(base http.RoundTripper) http.RoundTripper {
-	return roundTripper(func(req *http.Request) (*http.Response, error) {
-		if k.ctx.Err() != nil {
-			return nil, errCrashed
-		}
-		ctx, cancel := context.WithCancel(req.Context())
-		context.AfterFunc(k.ctx, cancel)
-		resp, err := base.RoundTrip(req.WithContext(ctx))
-		if k.ctx.Err() != nil {
-			// The answer came too late: the process is gone.
-			if resp != nil {
-				resp.Body.Close()
-			}
-			return nil, errCrashed
-		}
-		return resp, err
-	})
-}
-
-type roundTripper func(*http.Request) (*http.Response, error)
-
-func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // front is the service's stable public URL, as a load balancer would be:
 // it forwards each request to the next of the processes attached, in turn,
