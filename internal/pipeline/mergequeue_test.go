@@ -55,25 +55,7 @@ func TestMergeQueueGroupReleasesEveryPullRequestInOrder(t *testing.T) {
 				i, _ := strconv.Atoi(d)
 				e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, prs[i], "closed"))
 			}
-			want := []string{"v0.1.0", "v0.1.1", "v0.2.0"}
-			var ids []string
-			for i, sha := range merges {
-				rr := e.released(merged{pr: prs[i], sha: sha})
-				if rr.Tag != want[i] || rr.PR != prs[i] {
-					t.Errorf("merge %d (#%d): %s of #%d; want %s", i, prs[i], rr.Tag, rr.PR, want[i])
-				}
-				ids = append(ids, rr.ID)
-			}
-			for _, id := range ids {
-				e.waitDone(id)
-			}
-			var order []string
-			for _, tr := range e.spin.received("api-prod") {
-				order = append(order, tr.str("tag"))
-			}
-			if !slices.Equal(order, want) {
-				t.Errorf("prod deployed %v; want %v, in branch order", order, want)
-			}
+			e.deployedInBranchOrder(prs, merges, "v0.1.0", "v0.1.1", "v0.2.0")
 			runs, err := e.st.ListRuns(context.Background(), repo, 10)
 			if err != nil {
 				t.Fatal(err)
@@ -333,25 +315,7 @@ func TestBatchedPushReleasesEveryMerge(t *testing.T) {
 			}
 			// The push alone: the pull_request deliveries come late.
 			e.deliver("push", e.gh.PushEvent(owner, name, "refs/heads/main", before, merges[len(merges)-1]))
-			want := []string{"v0.1.0", "v0.1.1", "v0.2.0"}
-			var ids []string
-			for i, sha := range merges {
-				rr := e.released(merged{pr: prs[i], sha: sha})
-				if rr.Tag != want[i] || rr.PR != prs[i] {
-					t.Errorf("merge %d (#%d): %s of #%d; want %s", i, prs[i], rr.Tag, rr.PR, want[i])
-				}
-				ids = append(ids, rr.ID)
-			}
-			for _, id := range ids {
-				e.waitDone(id)
-			}
-			var order []string
-			for _, tr := range e.spin.received("api-prod") {
-				order = append(order, tr.str("tag"))
-			}
-			if !slices.Equal(order, want) {
-				t.Errorf("prod deployed %v; want %v, in branch order", order, want)
-			}
+			e.deployedInBranchOrder(prs, merges, "v0.1.0", "v0.1.1", "v0.2.0")
 			var late []string
 			for _, n := range prs {
 				late = append(late, e.deliver("pull_request", e.gh.PullRequestEvent(owner, name, n, "closed")))
@@ -403,5 +367,30 @@ func TestPreviewRefreshedByEachCheckEvent(t *testing.T) {
 				t.Errorf("preview after %s: %s %q\n%s\n%s; want success", event, cr.Conclusion, cr.Title, cr.Summary, cr.Text)
 			}
 		})
+	}
+}
+
+// deployedInBranchOrder checks that the merges of prs (in branch order)
+// were released as want, each as its own pull request's, and reached prod
+// in that order.
+func (e *env) deployedInBranchOrder(prs []int, merges []string, want ...string) {
+	e.t.Helper()
+	var ids []string
+	for i, sha := range merges {
+		rr := e.released(merged{pr: prs[i], sha: sha})
+		if rr.Tag != want[i] || rr.PR != prs[i] {
+			e.t.Errorf("merge %d (#%d): %s of #%d; want %s", i, prs[i], rr.Tag, rr.PR, want[i])
+		}
+		ids = append(ids, rr.ID)
+	}
+	for _, id := range ids {
+		e.waitDone(id)
+	}
+	var order []string
+	for _, tr := range e.spin.received("api-prod") {
+		order = append(order, tr.str("tag"))
+	}
+	if !slices.Equal(order, want) {
+		e.t.Errorf("prod deployed %v; want %v, in branch order", order, want)
 	}
 }
