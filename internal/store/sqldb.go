@@ -46,21 +46,21 @@ func (d sqlDB) bind(q string) string {
 }
 
 func (d sqlDB) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+	if st := d.stmts.prepared(d.DB, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
 	return d.DB.QueryContext(ctx, d.bind(q), args...)
 }
 
 func (d sqlDB) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+	if st := d.stmts.prepared(d.DB, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return d.DB.QueryRowContext(ctx, d.bind(q), args...)
 }
 
 func (d sqlDB) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	if st := d.stmts.get(ctx, d.DB, q); st != nil {
+	if st := d.stmts.prepared(d.DB, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
 	return d.DB.ExecContext(ctx, d.bind(q), args...)
@@ -77,7 +77,7 @@ type sqlTx struct {
 // prepared on that connection, and closes the transaction's handle of it
 // when the transaction ends.
 func (t sqlTx) stmt(ctx context.Context, q string) *sql.Stmt {
-	if st := t.db.stmts.cached(t.db.DB, q); st != nil {
+	if st := t.db.stmts.prepared(t.db.DB, q); st != nil {
 		return t.Tx.StmtContext(ctx, st)
 	}
 	return nil
@@ -133,55 +133,11 @@ type stmtCache struct {
 // maxStmts bounds the cache; a text past it runs unprepared, as before.
 const maxStmts = 512
 
-// get returns q prepared on db, or nil when c is nil, full, or q does not
-// prepare (its error then comes from running it unprepared). It prepares
-// without holding the lock: the preparation may wait for the writer's
-// connection, which a transaction holds while it asks c for statements.
-func (c *stmtCache) get(ctx context.Context, db *sql.DB, q string) *sql.Stmt {
-	if c == nil {
-		return nil
-	}
-	c.mu.Lock()
-	st, ok := c.stmts[q]
-	full := c.closed || len(c.stmts)+len(c.pending) >= maxStmts
-	c.mu.Unlock()
-	if ok {
-		return st
-	}
-	if full {
-		return nil
-	}
-	st, err := db.PrepareContext(ctx, q)
-	if err != nil {
-		return nil
-	}
-	return c.keep(q, st)
-}
-
-// keep adds st as q's statement and returns the one kept: another caller
-// may have prepared q meanwhile.
-func (c *stmtCache) keep(q string, st *sql.Stmt) *sql.Stmt {
-	c.mu.Lock()
-	had, ok := c.stmts[q]
-	if !ok && !c.closed {
-		if c.stmts == nil {
-			c.stmts = map[string]*sql.Stmt{}
-		}
-		c.stmts[q] = st
-		c.mu.Unlock()
-		return st
-	}
-	c.mu.Unlock()
-	st.Close() // no one else has it
-	return had // nil once closed
-}
-
-// cached returns q prepared on db if it is, and otherwise prepares it in
-// the background for next time and returns nil. A transaction must not
-// prepare on db itself: SQLite's writer pool has one connection, which the
-// transaction holds, so the preparation would wait for the transaction
-// that waits for it.
-func (c *stmtCache) cached(db *sql.DB, q string) *sql.Stmt {
+// prepared returns q prepared on db if it is, and otherwise prepares it
+// in the background for next time and returns nil (the caller runs q
+// unprepared, once). Never in the caller: a transaction holds the
+// writer's one connection, which a preparation would wait for.
+func (c *stmtCache) prepared(db *sql.DB, q string) *sql.Stmt {
 	if c == nil {
 		return nil
 	}
@@ -190,7 +146,7 @@ func (c *stmtCache) cached(db *sql.DB, q string) *sql.Stmt {
 	if st, ok := c.stmts[q]; ok {
 		return st
 	}
-	if c.pending[q] || len(c.stmts)+len(c.pending) >= maxStmts {
+	if c.closed || c.pending[q] || len(c.stmts)+len(c.pending) >= maxStmts {
 		return nil
 	}
 	if c.pending == nil {
@@ -198,13 +154,20 @@ func (c *stmtCache) cached(db *sql.DB, q string) *sql.Stmt {
 	}
 	c.pending[q] = true
 	go func() {
-		st, err := db.Prepare(q) // once the transaction gave the connection back
-		if err == nil {
-			c.keep(q, st)
-		}
+		st, err := db.Prepare(q) // once the connection is free
 		c.mu.Lock()
+		defer c.mu.Unlock()
 		delete(c.pending, q)
-		c.mu.Unlock()
+		switch {
+		case err != nil: // q runs unprepared, and says what is wrong
+		case c.closed:
+			st.Close() // no one else has it
+		default:
+			if c.stmts == nil {
+				c.stmts = map[string]*sql.Stmt{}
+			}
+			c.stmts[q] = st
+		}
 	}()
 	return nil
 }

@@ -48,9 +48,8 @@ type SQLite struct {
 	commitDone chan struct{}
 
 	// Owned by the committer goroutine.
-	insert   *sql.Stmt // prepared once, on first use (the table exists only after Migrate)
-	walPages int       // estimated pages written to the WAL since the last checkpoint
-	ckptDue  bool      // the periodic checkpoint is due at the next idle moment
+	walPages int  // estimated pages written to the WAL since the last checkpoint
+	ckptDue  bool // the periodic checkpoint is due at the next idle moment
 
 }
 
@@ -187,10 +186,6 @@ func (s *SQLite) Ready(ctx context.Context) error {
 func (s *SQLite) Close() error {
 	close(s.stop)
 	<-s.commitDone
-	var serr error
-	if s.insert != nil {
-		serr = s.insert.Close()
-	}
 	_, cerr := s.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
 	// The writer closes first: while a process stops, a step still running
 	// may find its reads failing, and must not then be able to write a
@@ -204,7 +199,7 @@ func (s *SQLite) Close() error {
 	if s.lock != nil {
 		lerr = s.lock.Close() // the next process may take the file now
 	}
-	return errors.Join(serr, cerr, werr, rerr, lerr)
+	return errors.Join(cerr, werr, rerr, lerr)
 }
 
 func ms(t time.Time) int64 {
