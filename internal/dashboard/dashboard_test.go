@@ -19,6 +19,7 @@ import (
 	"github.com/shipbot/shipbot/internal/facts"
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -49,14 +50,8 @@ type fixture struct {
 func newFixture(t *testing.T) fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, servicetest.DBPath(t))
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	release := func(sha string, pr int, title, version string) store.Run {
 		t.Helper()
 		prFacts, _ := json.Marshal(facts.PR{Number: pr, Title: title, URL: "https://github.example/acme/api/pull/" + sha})
