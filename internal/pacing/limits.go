@@ -101,30 +101,53 @@ func (l Limits) For(c Class) Limits {
 // seconds is a fraction of a minute's window and covers both.
 const Margin = 2 * time.Second
 
-// Wait is how long until a write within lim fits the windows that end at
-// now, given the times of the installation's writes taken before (any
-// order; those older than an hour and Margin are ignored): 0 when it fits
-// now. It is the one decision of this package, so stores that keep the
-// slots decide alike.
-func Wait(taken []time.Time, now time.Time, lim Limits) time.Duration {
-	return max(windowWait(taken, now, time.Minute+Margin, lim.PerMinute), windowWait(taken, now, time.Hour+Margin, lim.PerHour))
+// Window is one of Limits' rolling windows: at most Limit writes in any
+// Span (GitHub's window and Margin).
+type Window struct {
+	Span  time.Duration
+	Limit int
 }
 
-// windowWait is how long until the rolling window (now-window, now] holds
-// fewer than limit writes.
-func windowWait(taken []time.Time, now time.Time, window time.Duration, limit int) time.Duration {
-	from := now.Add(-window)
-	// The window's writes, newest first, kept to the limit: when there are
-	// limit of them, one more fits once the oldest of these has left.
-	var newest []time.Time
-	for _, t := range taken {
-		if t.After(from) && !t.After(now) {
-			newest = append(newest, t)
-		}
-	}
-	if len(newest) < limit {
+// Windows are l's two windows.
+func (l Limits) Windows() [2]Window {
+	return [2]Window{{time.Minute + Margin, l.PerMinute}, {time.Hour + Margin, l.PerHour}}
+}
+
+// From is where w's window ending at now begins (exclusive).
+func (w Window) From(now time.Time) time.Time { return now.Add(-w.Span) }
+
+// Wait is how long until w admits one more write at now, given the
+// Limit-th newest write in (From(now), now] (full false when the window
+// holds fewer than Limit): 0 when one fits now. Only that write matters,
+// so a store reads one row per window rather than the hour's every write.
+func (w Window) Wait(nth time.Time, full bool, now time.Time) time.Duration {
+	if !full {
 		return 0
 	}
-	slices.SortFunc(newest, func(a, b time.Time) int { return b.Compare(a) })
-	return newest[limit-1].Add(window).Sub(now)
+	return nth.Add(w.Span).Sub(now)
+}
+
+// Wait is how long until a write within lim fits the windows that end at
+// now, given the times of the installation's writes taken before (any
+// order; those outside the windows are ignored): 0 when it fits now. It is
+// Window.Wait over a list, as stores decide over their rows.
+func Wait(taken []time.Time, now time.Time, lim Limits) time.Duration {
+	var wait time.Duration
+	for _, w := range lim.Windows() {
+		from := w.From(now)
+		var in []time.Time
+		for _, t := range taken {
+			if t.After(from) && !t.After(now) {
+				in = append(in, t)
+			}
+		}
+		full := len(in) >= w.Limit
+		var nth time.Time
+		if full {
+			slices.SortFunc(in, func(a, b time.Time) int { return b.Compare(a) })
+			nth = in[w.Limit-1]
+		}
+		wait = max(wait, w.Wait(nth, full, now))
+	}
+	return wait
 }
