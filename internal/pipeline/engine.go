@@ -332,19 +332,25 @@ func (e *Engine) stepPipeline(ctx context.Context, key string) error {
 		return err // another replica drives this pipeline
 	}
 	defer release()
-	// Decide and act until nothing more can happen now: a skip can free
-	// the next stage, a finished execution the unit.
+	// Decide and act until nothing more can happen now. A decision
+	// already carries its own consequences (schedule.Decide takes a skip at
+	// one stage on to the next in the same pass), so only what can change
+	// the next decision calls for another pass: an execution that
+	// concluded, a run that a skip or supersede finished (it leaves the
+	// pipeline on the next pass), a stage failed here. A pass that only
+	// entered and triggered stages is the last: a third of the passes of a
+	// 200-merge burst, each of which loads every active rollout.
 	for range 16 {
 		runs := map[string]*pipelineRun{}
-		changed, err := e.decide(ctx, key, runs)
+		again, err := e.decide(ctx, key, runs)
 		if err != nil {
 			return err
 		}
-		progressed, err := e.progress(ctx, key, runs)
+		settled, err := e.progress(ctx, key, runs)
 		if err != nil {
 			return err
 		}
-		if !changed && !progressed {
+		if !again && !settled {
 			return nil
 		}
 	}
@@ -437,7 +443,8 @@ func (e *Engine) parseConfig(repo string, data []byte) (config.Repo, error) {
 }
 
 // decide runs the scheduler over the pipeline and applies its actions. It
-// adds the runs it loaded to loaded, by id, for progress.
+// adds the runs it loaded to loaded, by id, for progress, and reports
+// whether what it did calls for deciding again (see stepPipeline).
 func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipelineRun) (bool, error) {
 	runs, err := e.load(ctx, key)
 	if err != nil || len(runs) == 0 {
@@ -477,22 +484,24 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	if err != nil {
 		return false, fmt.Errorf("schedule %s: %w", key, err)
 	}
-	changed := false
+	again := false
 	for _, a := range d.Actions {
 		r, s := byID[a.Run], stages[a.Stage]
 		switch a.Kind {
 		case schedule.Skip:
 			if err := e.Store.SetStageState(ctx, r.ID, a.Stage, schedule.Skipped,
 				stageEvent(store.KindStageSkipped, s.Name, "label "+s.SkipLabelName())); err != nil {
-				return changed, err
+				return again, err
 			}
 			e.emit(r, s.Name, "skipped", "label "+s.SkipLabelName())
+			again = true // the run may be done: it leaves on the next pass
 		case schedule.Supersede:
 			if err := e.Store.SetStageStatesFrom(ctx, r.ID, a.Stage, schedule.Superseded,
 				stageEvent(store.KindStageSuperseded, s.Name, "a newer version takes the stage")); err != nil {
-				return changed, err
+				return again, err
 			}
 			e.emit(r, s.Name, "superseded", "a newer version takes the stage")
+			again = true
 		case schedule.Enter:
 			// The decision may rest on alarm readings up to AlarmEvery old
 			// (taken while the run waited for something else). Read them
@@ -507,10 +516,9 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 				e.emit(r, s.Name, "forced", "past window and alarms by @"+forced.ForceBy)
 			}
 			if err := e.enter(ctx, r, a.Stage, s, false, r.Version, r.Tag); err != nil {
-				return changed, err
+				return again, err
 			}
 		}
-		changed = true
 		e.reported(ctx, r.ID)
 	}
 	for _, w := range d.Waits {
@@ -519,11 +527,11 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 			name := stages[w.Stage].Name
 			if err := e.Store.RejectStage(ctx, r.ID, w.Stage, "", e.NoApprovals,
 				stageEvent(store.KindStageFailed, name, e.NoApprovals)); err != nil {
-				return changed, err
+				return again, err
 			}
 			e.emit(r, name, "failed", e.NoApprovals)
 			e.reported(ctx, r.ID)
-			changed = true
+			again = true
 			continue
 		}
 		wait := waitOf(w, byID, sh, reason)
@@ -533,7 +541,7 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 				evs = append(evs, stageEvent(store.KindStageWaiting, stages[w.Stage].Name, wait.Text()))
 			}
 			if err := e.Store.SetWait(ctx, r.ID, w.Stage, wait, evs...); err != nil {
-				return changed, err
+				return again, err
 			}
 			e.emit(r, stages[w.Stage].Name, "waiting", wait.Text())
 			e.reported(ctx, r.ID)
@@ -546,11 +554,11 @@ func (e *Engine) decide(ctx context.Context, key string, loaded map[string]*pipe
 	for i, sr := range st.Runs {
 		if sr.Done() {
 			if err := e.finish(ctx, &runs[i]); err != nil {
-				return changed, err
+				return again, err
 			}
 		}
 	}
-	return changed, nil
+	return again, nil
 }
 
 // finalRetry is how long a run whose final state GitHub did not take waits

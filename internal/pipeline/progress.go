@@ -16,42 +16,46 @@ import (
 )
 
 // progress moves the pipeline's open executions along. It reports whether
-// anything changed. loaded holds the runs decide just read: what progress
-// uses of a run (identity, repository, commit, order, config) never changes
-// once the run is in its rollout, so it need not read them again.
+// one settled (concluded, baked, or passed at its trigger), which changes
+// what the scheduler decides next. loaded holds the runs decide just read:
+// what progress uses of a run (identity, repository, commit, order,
+// config) never changes once the run is in its rollout, so it need not
+// read them again.
 func (e *Engine) progress(ctx context.Context, key string, loaded map[string]*pipelineRun) (bool, error) {
 	execs, err := e.Store.OpenExecutionsOf(ctx, key)
 	if err != nil {
 		return false, err
 	}
-	changed := false
+	settled := false
 	for _, ex := range execs {
 		r, ok := loaded[ex.RunID]
 		if !ok {
 			rr, err := e.Store.GetRollout(ctx, ex.RunID)
 			if err != nil {
-				return changed, err
+				return settled, err
 			}
 			cfg, err := e.parseConfig(rr.Repo, rr.Config)
 			if err != nil {
-				return changed, fmt.Errorf("config of run %s: %w", rr.ID, err)
+				return settled, fmt.Errorf("config of run %s: %w", rr.ID, err)
 			}
 			r = &pipelineRun{RolloutRun: rr, cfg: cfg}
 		}
 		s, ok := r.pipe().Stage(ex.StageName)
 		if !ok {
-			return changed, fmt.Errorf("run %s has no stage %s", r.ID, ex.StageName)
+			return settled, fmt.Errorf("run %s has no stage %s", r.ID, ex.StageName)
 		}
 		c, err := e.advance(ctx, r, s, ex)
 		if err != nil {
-			return changed, fmt.Errorf("stage %s of run %s: %w", ex.StageName, r.ID, err)
+			return settled, fmt.Errorf("stage %s of run %s: %w", ex.StageName, r.ID, err)
 		}
-		changed = changed || c
+		settled = settled || c
 	}
-	return changed, nil
+	return settled, nil
 }
 
-// advance takes one execution as far as it can go now.
+// advance takes one execution as far as it can go now, and reports
+// whether it settled: a trigger sent or a deploy found is no news to the
+// scheduler.
 func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) (bool, error) {
 	now := e.Now()
 	// A reported outcome (callback) waits in Outcome for the engine, which
@@ -64,7 +68,7 @@ func (e *Engine) advance(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		if now.Before(ex.NextCheck) {
 			return false, nil
 		}
-		return true, e.trigger(ctx, r, s, ex)
+		return e.trigger(ctx, r, s, ex)
 	case store.PhaseDeploying:
 		if !ex.Deadline.IsZero() && now.After(ex.Deadline) {
 			reason := e.timeoutReason(r, s, ex)
@@ -164,10 +168,10 @@ func (r *pipelineRun) pipelineField() string {
 
 // trigger sends the execution's trigger. A re-send after a crash is the
 // same attempt: same payload, same Idempotency-Key, same callback URL.
-func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) error {
+func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex store.Execution) (bool, error) {
 	t, err := e.Targets.Lookup(targetName(s, ex), r.Repo)
 	if err != nil {
-		return e.conclude(ctx, r, s, ex, Failed, err.Error())
+		return true, e.conclude(ctx, r, s, ex, Failed, err.Error())
 	}
 	if e.DeployedBefore != nil && !ex.Rollback {
 		how, deployed, err := e.DeployedBefore(ctx, r.Repo, ex)
@@ -178,7 +182,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		} else if deployed {
 			ex.Outcome, ex.Pass, ex.Reason = Succeeded, rollout.DeployedBefore, "deployed before: "+how
 			e.reported(ctx, r.ID)
-			return e.settle(ctx, r, s, ex, ex.Reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, ex.Reason)))
+			return true, e.settle(ctx, r, s, ex, ex.Reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, ex.Reason)))
 		}
 	}
 	p := deploy.Payload{
@@ -207,7 +211,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			what = "rollback to " + what
 		}
 		if err := e.Store.UpdateExecution(ctx, ex, stageEvent(store.KindStageTriggered, s.Name, what)); err != nil {
-			return err
+			return false, err
 		}
 		e.emit(r, s.Name, "triggered", what)
 		e.reported(ctx, r.ID)
@@ -218,7 +222,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 			reason := "handed off to " + t.Name
 			ex.Pass = rollout.HandedOff
 			if ex.Rollback {
-				return e.conclude(ctx, r, s, ex, Succeeded, reason)
+				return true, e.conclude(ctx, r, s, ex, Succeeded, reason)
 			}
 			// The stage passes at once: baking would hold the run for the
 			// bake time and watch alarms over a deploy whose outcome this
@@ -227,13 +231,13 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 				reason += "; bake " + s.Bake.String() + " not watched"
 			}
 			ex.Outcome, ex.Reason = Succeeded, reason
-			return e.settle(ctx, r, s, ex, reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, reason)))
+			return true, e.settle(ctx, r, s, ex, reason, stageEvent(store.KindStageSucceeded, s.Name, withTarget(ex, reason)))
 		}
-		return nil
+		return false, nil
 	case deploy.IsPermanent(err):
-		return e.conclude(ctx, r, s, ex, Failed, err.Error())
+		return true, e.conclude(ctx, r, s, ex, Failed, err.Error())
 	case ctx.Err() != nil:
-		return nil // shutting down: the next process sends the same attempt
+		return false, nil // shutting down: the next process sends the same attempt
 	default:
 		// Retries exhausted for now: send the same attempt again later.
 		wait := 30 * time.Second
@@ -243,7 +247,7 @@ func (e *Engine) trigger(ctx context.Context, r *pipelineRun, s config.Stage, ex
 		}
 		ex.NextCheck, ex.Reason = now.Add(wait), err.Error()
 		e.Log.Warn("trigger not accepted yet", "run", r.ID, "stage", s.Name, "err", err, "retry_at", ex.NextCheck)
-		return e.Store.UpdateExecution(ctx, ex)
+		return false, e.Store.UpdateExecution(ctx, ex)
 	}
 }
 
@@ -260,7 +264,7 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 	defer e.countCalls(ctx, r.ID, &tally)
 	got, err := e.Trigger.Poll(github.WithTally(ctx, &tally), t, e.check(r, s, t, ex))
 	ex.NextCheck = now.Add(max(e.PollEvery, got.Wait))
-	changed := false
+	found := false
 	switch {
 	case err != nil && deploy.IsPermanent(err):
 		e.Log.Warn("polling stopped", "run", r.ID, "stage", s.Name, "kind", t.Kind, "err", err)
@@ -272,7 +276,7 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 	default:
 		if got.Ref != "" && got.Ref != ex.EventID || got.URL != "" && got.URL != ex.URL {
 			// Found: the PR links to the deploy while it runs.
-			ex.EventID, ex.URL, changed = cmp.Or(got.Ref, ex.EventID), cmp.Or(got.URL, ex.URL), true
+			ex.EventID, ex.URL, found = cmp.Or(got.Ref, ex.EventID), cmp.Or(got.URL, ex.URL), true
 		}
 		switch got.State {
 		case deploy.StateSucceeded:
@@ -282,12 +286,12 @@ func (e *Engine) poll(ctx context.Context, r *pipelineRun, s config.Stage, ex st
 		}
 	}
 	if err := e.Store.UpdateExecution(ctx, ex); err != nil {
-		return changed, err
+		return false, err
 	}
-	if changed {
+	if found {
 		e.reported(ctx, r.ID)
 	}
-	return changed, nil
+	return false, nil
 }
 
 // conclude applies an execution's outcome: a success bakes, if the stage
