@@ -714,6 +714,7 @@ func serveCallbacks(addr string, st store.Store, engine api.Callbacks, log *slog
 type stepper interface {
 	Step(context.Context)
 	Woken() <-chan struct{}
+	Finished() <-chan struct{}
 }
 
 // lookEvery is how often a job steps its engine while nothing woke it:
@@ -760,6 +761,7 @@ func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine s
 		select {
 		case <-ctx.Done():
 		case <-engine.Woken():
+		case <-engine.Finished(): // the last write of a rollout, after its last step
 		case <-time.After(lookEvery()):
 		}
 	}

@@ -194,6 +194,28 @@ func TestQAThenProd(t *testing.T) {
 	}
 }
 
+// The end of a rollout is signalled once it is over in full: the run is
+// done and its final state is on the pull request. The Action's job waits
+// on this signal; before it, the job learnt of the end at its next look,
+// up to half a second later.
+func TestFinishedSignalsTheEndOfARollout(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded")})
+	m := e.merge("fix: one more check")
+	rr := e.released(m)
+	select {
+	case <-e.parts.Engine.Finished():
+	case <-time.After(waitFor):
+		t.Fatalf("no rollout ended within %s", waitFor)
+	}
+	if got := e.rollout(rr.ID); got.Rollout != store.RolloutDone {
+		t.Errorf("the rollout is %q when its end is signalled; want done", got.Rollout)
+	}
+	if cr, ok := e.check(m.sha); !ok || cr.Status != "completed" || cr.Conclusion != "success" {
+		t.Errorf("the rollout check run is %+v (found %v) when the rollout's end is signalled; want completed, success", cr, ok)
+	}
+}
+
 func sources(trs []trigger) []string {
 	out := make([]string, len(trs))
 	for i, tr := range trs {
