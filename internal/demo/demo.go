@@ -4,6 +4,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -37,8 +38,14 @@ type Options struct {
 	Hold bool
 	// Dir holds the demo's database; empty means a temporary directory.
 	Dir string
+	// Deploy is how long each simulated deploy takes and Bake how long qa
+	// bakes: 0 means 400 ms and 1 s, the pace a person can follow. A test
+	// that only reads the stories sets them shorter.
+	Deploy, Bake time.Duration
 }
 
+// repoConfig is the demo repository's .github/shipbot.yml, qa's bake to
+// be filled in.
 const repoConfig = `version: 1
 pipeline: api
 release:
@@ -49,7 +56,7 @@ gate:
 stages:
   - name: qa
     target: spinnaker-qa
-    bake: 1s
+    bake: %s
   - name: prod
     target: spinnaker-prod
     rollback: true
@@ -99,7 +106,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 	const repo = "acme/api"
 	gh.AddRepo(repo, githubtest.RepoSpec{Files: map[string]string{
 		"README.md":           "# api\n",
-		".github/shipbot.yml": repoConfig,
+		".github/shipbot.yml": fmt.Sprintf(repoConfig, cmp.Or(opts.Bake, time.Second)),
 	}})
 	gh.SetPermission(repo, "bob", "write")
 	gh.SetPermission(repo, "alice", "write")
@@ -118,7 +125,7 @@ func Run(ctx context.Context, out io.Writer, opts Options) error {
 		return err
 	}
 
-	spin := newSpinnaker(deployKey, 400*time.Millisecond)
+	spin := newSpinnaker(deployKey, cmp.Or(opts.Deploy, 400*time.Millisecond))
 	defer spin.close()
 	kinds := drivers.New()
 	targets, err := config.ParseTargets("targets.yml", []byte(fmt.Sprintf(targetsTemplate, spin.srv.URL)), func(k string) (string, bool) {

@@ -18,7 +18,12 @@ func TestDemoPlaysTheStories(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, &out, demo.Options{Dir: t.TempDir(), Hold: true, Log: &logs}) }()
+	go func() {
+		done <- demo.Run(ctx, &out, demo.Options{Dir: t.TempDir(), Hold: true, Log: &logs,
+			// Shorter than a person's pace; v0.1.2 still holds qa for half a
+			// second, within which v0.1.3 is released and shown waiting.
+			Deploy: 100 * time.Millisecond, Bake: 400 * time.Millisecond})
+	}()
 	// Held: the links the demo shows must open while it holds.
 	// "audit log" is the last line the demo prints before it holds.
 	for deadline := time.Now().Add(2 * time.Minute); !strings.Contains(out.String(), "  audit log: "); {
