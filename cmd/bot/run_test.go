@@ -24,6 +24,7 @@ import (
 	"github.com/shipbot/shipbot/internal/deploy/deploytest"
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/pacing"
+	"github.com/shipbot/shipbot/internal/servicetest"
 )
 
 // The secrets of these tests: each must never reach the job log except in
@@ -155,6 +156,8 @@ type actionRig struct {
 	before  string // main before the merge
 	output  string // GITHUB_OUTPUT
 	summary string // GITHUB_STEP_SUMMARY
+	// freshState: see rigOptions.
+	freshState bool
 }
 
 type rigOptions struct {
@@ -174,6 +177,13 @@ type rigOptions struct {
 	// now is the fake GitHub's clock (merge times, check runs); default
 	// the wall clock.
 	now func() time.Time
+	// freshState starts every job with an empty RUNNER_TEMP, as a new
+	// runner does. By default it holds an empty state database, migrated
+	// once per test process: the job finds nothing to migrate. Migrating
+	// from nothing under -race, 365 ms a job, was a third of these tests'
+	// CPU; it is tested where it is the subject (internal/store) and by the
+	// tests that set this.
+	freshState bool
 }
 
 func newActionRig(t *testing.T, o rigOptions) *actionRig {
@@ -187,7 +197,7 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	if o.now != nil {
 		ghOpts = append(ghOpts, githubtest.WithClock(o.now))
 	}
-	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir()}
+	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir(), freshState: o.freshState}
 	t.Cleanup(r.gh.Close)
 	gh := r.gh
 	gh.AddStaticToken(actionToken)
@@ -229,6 +239,7 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	if err := os.Mkdir(runnerTemp, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	r.prepareState(t, runnerTemp)
 	// Everything the runner sets for the action's steps, and the inputs as
 	// the action's run step passes them (INPUT_ + the name upper-cased,
 	// hyphens kept, as the runner names them for a Docker action).
@@ -283,7 +294,18 @@ func (r *actionRig) newJob(t *testing.T, runID string) {
 			t.Fatal(err)
 		}
 	}
-	t.Setenv("RUNNER_TEMP", t.TempDir())
+	runnerTemp := t.TempDir()
+	r.prepareState(t, runnerTemp)
+	t.Setenv("RUNNER_TEMP", runnerTemp)
+}
+
+// prepareState puts an empty state database in a job's RUNNER_TEMP unless
+// the rig starts jobs fresh (see rigOptions.freshState).
+func (r *actionRig) prepareState(t *testing.T, runnerTemp string) {
+	t.Helper()
+	if !r.freshState {
+		servicetest.CreateDB(t, filepath.Join(runnerTemp, "shipbot.db"))
+	}
 }
 
 // pushEvent makes the job one triggered by the merge's push to main.
@@ -724,7 +746,7 @@ func TestRunUnknownStageInput(t *testing.T) {
 }
 
 func TestRunDryRunWritesNothing(t *testing.T) {
-	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}})
+	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}, freshState: true})
 	t.Setenv("INPUT_DRY-RUN", "true")
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -1329,7 +1351,8 @@ func TestRunWaitFalseHandsOffDispatches(t *testing.T) {
 // configured) find the deployments the first job made on GitHub and
 // deploy nothing twice; the release is the first job's.
 func TestRunTwiceDeploysOnce(t *testing.T) {
-	r := newActionRig(t, rigOptions{approved: true})
+	// Every job on a new runner: its state database made from nothing.
+	r := newActionRig(t, rigOptions{approved: true, freshState: true})
 	first := r.runJob(t)
 	if first.code != 0 {
 		t.Fatalf("first job: exit %d\n%s", first.code, first.log)

@@ -41,13 +41,7 @@ func DBPath(tb testing.TB) string {
 func OpenStore(tb testing.TB, path string) *store.SQLite {
 	tb.Helper()
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		db, err := migrated()
-		if err != nil {
-			tb.Fatalf("migrated database: %v", err)
-		}
-		if err := os.WriteFile(path, db, 0o600); err != nil {
-			tb.Fatal(err)
-		}
+		CreateDB(tb, path)
 	}
 	st, err := store.OpenSQLite(path)
 	if err != nil {
@@ -58,6 +52,19 @@ func OpenStore(tb testing.TB, path string) *store.SQLite {
 		tb.Fatal(err)
 	}
 	return st
+}
+
+// CreateDB writes a freshly migrated SQLite database at path: a copy of
+// the one migrated once per test process (see OpenStore).
+func CreateDB(tb testing.TB, path string) {
+	tb.Helper()
+	db, err := migrated()
+	if err != nil {
+		tb.Fatalf("migrated database: %v", err)
+	}
+	if err := os.WriteFile(path, db, 0o600); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // migrated is a freshly migrated SQLite database file's bytes, made once
