@@ -29,6 +29,7 @@ import (
 	ghclient "github.com/shipbot/shipbot/internal/github"
 	"github.com/shipbot/shipbot/internal/markdown"
 	"github.com/shipbot/shipbot/internal/pacing"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/plan"
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
@@ -409,12 +410,14 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	}
 
 	var seen observedMerges
+	ended := make(chan struct{}, 1)
 	parts := service.Bot{
 		Store: st, Clients: tokenClients{client}, Log: log, Owner: "action-" + env.RunID, Targets: targets,
 		Drivers: kinds, PublicURL: env.PublicURL, TokenKey: []byte(env.Token), Version: version,
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
-		Observe: seen.add, Pressure: pacer,
+		Observe: seen.add, ObserveRollout: signalEnds(ended), Pressure: pacer,
 	}.Build()
+	engine := jobEngine{Engine: parts.Engine, ended: ended}
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
@@ -477,7 +480,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	var earlierRes []earlierResult
 	for _, o := range earlier {
 		name := mergeName(o.run)
-		res, err := settle(ctx, aboutMerge{cmds, name}, env, parts.Engine, parts.Reporter, st, o, deadline)
+		res, err := settle(ctx, aboutMerge{cmds, name}, env, engine, parts.Reporter, st, o, deadline)
 		if err != nil {
 			return err
 		}
@@ -493,7 +496,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		return handledBefore(ctx, cmds, env, st, m.sha)
 	}
 	warnUnreadable(cmds, own.outcome.Gate.Notes)
-	res, err := settle(ctx, cmds, env, parts.Engine, parts.Reporter, st, *own, deadline)
+	res, err := settle(ctx, cmds, env, engine, parts.Reporter, st, *own, deadline)
 	if err != nil {
 		return err
 	}
@@ -717,6 +720,32 @@ type stepper interface {
 	Finished() <-chan struct{}
 }
 
+// jobEngine is the engine as a job steps it. A rollout ends (its final
+// state shown, the run out of its pipeline) in the background after the
+// pass that found it done, and wakes nothing: the engine's "done" event,
+// signalled on ended, tells the waiting job at once instead of at its
+// next look, up to lookEvery later.
+type jobEngine struct {
+	*pipeline.Engine
+	ended chan struct{}
+}
+
+func (j jobEngine) Finished() <-chan struct{} { return j.ended }
+
+// signalEnds is an engine observer that signals ended at every rollout's
+// "done" event.
+func signalEnds(ended chan<- struct{}) func(pipeline.Event) {
+	return func(ev pipeline.Event) {
+		if ev.What != "done" {
+			return
+		}
+		select {
+		case ended <- struct{}{}:
+		default: // a signal is waiting already
+		}
+	}
+}
+
 // lookEvery is how often a job steps its engine while nothing woke it:
 // for what only time brings (a bake's end, a timeout), and at least at the
 // pace of polling.
@@ -761,7 +790,7 @@ func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine s
 		select {
 		case <-ctx.Done():
 		case <-engine.Woken():
-		case <-engine.Finished(): // the last write of a rollout, after its last step
+		case <-engine.Finished():
 		case <-time.After(lookEvery()):
 		}
 	}

@@ -102,8 +102,6 @@ type Engine struct {
 
 	once sync.Once
 	wake chan struct{}
-	// ended signals Finished.
-	ended chan struct{}
 	// publish asks Run's publisher to tell the other replicas to look.
 	publish chan struct{}
 	mu      sync.Mutex
@@ -153,7 +151,6 @@ type alarmReading struct {
 func (e *Engine) init() {
 	e.once.Do(func() {
 		e.wake = make(chan struct{}, 1)
-		e.ended = make(chan struct{}, 1)
 		e.publish = make(chan struct{}, 1)
 		e.alarmAt = map[string]alarmReading{}
 		e.configs = map[[32]byte]config.Repo{}
@@ -193,17 +190,6 @@ func (e *Engine) Wake() {
 func (e *Engine) Woken() <-chan struct{} {
 	e.init()
 	return e.wake
-}
-
-// Finished signals that a run's rollout ended: it is done and out of its
-// pipeline, its final state shown. A FinalReporter's write ends a rollout
-// after the pass that found it done, so a caller stepping the engine
-// (the Action's job, waiting for its rollout to end) learns of it here
-// instead of at its next look. Finishing does not Wake: a done run changes
-// nothing in its pipeline, and a pass per ended rollout would only cost.
-func (e *Engine) Finished() <-chan struct{} {
-	e.init()
-	return e.ended
 }
 
 func (e *Engine) wakeLocal() {
@@ -629,10 +615,6 @@ func (e *Engine) finished(ctx context.Context, r *pipelineRun) error {
 	}
 	e.emit(r, "", "done", "")
 	e.reported(ctx, r.ID)
-	select {
-	case e.ended <- struct{}{}:
-	default: // a signal is waiting already
-	}
 	return nil
 }
 

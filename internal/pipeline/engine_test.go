@@ -28,6 +28,7 @@ import (
 	"github.com/shipbot/shipbot/internal/alarm"
 	"github.com/shipbot/shipbot/internal/config"
 	"github.com/shipbot/shipbot/internal/githubtest"
+	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
 )
@@ -194,25 +195,51 @@ func TestQAThenProd(t *testing.T) {
 	}
 }
 
-// The end of a rollout is signalled once it is over in full: the run is
-// done and its final state is on the pull request. The Action's job waits
-// on this signal; before it, the job learnt of the end at its next look,
-// up to half a second later.
-func TestFinishedSignalsTheEndOfARollout(t *testing.T) {
+// A rollout's "done" event comes once it is over in full: the run is out
+// of its pipeline and its final state is on the pull request. The
+// Action's job waits on this event (before it, the job learnt of the end
+// at its next look, up to half a second later); what the observer sees is
+// read at the moment of the event, in the observer.
+func TestDoneComesOnceTheRolloutIsOver(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, options{decide: always("succeeded")})
+	type atDone struct {
+		rollout string
+		check   githubtest.CheckRun
+		found   bool
+		err     error
+	}
+	seen := make(chan atDone, 1)
+	e := newEnv(t, options{decide: always("succeeded"), prepare: func(e *env) {
+		observe := e.parts.Engine.Observe
+		e.parts.Engine.Observe = func(ev pipeline.Event) {
+			observe(ev)
+			if ev.What != "done" {
+				return
+			}
+			rr, err := e.st.GetRollout(context.Background(), ev.RunID)
+			var at atDone
+			for _, cr := range e.gh.CheckRuns(repo, rr.SHA) {
+				if cr.Name == rolloutCheck {
+					at.check, at.found = cr, true
+				}
+			}
+			at.rollout, at.err = rr.Rollout, err
+			seen <- at
+		}
+	}})
 	m := e.merge("fix: one more check")
-	rr := e.released(m)
+	e.released(m)
+	var at atDone
 	select {
-	case <-e.parts.Engine.Finished():
+	case at = <-seen:
 	case <-time.After(waitFor):
 		t.Fatalf("no rollout ended within %s", waitFor)
 	}
-	if got := e.rollout(rr.ID); got.Rollout != store.RolloutDone {
-		t.Errorf("the rollout is %q when its end is signalled; want done", got.Rollout)
+	if at.err != nil || at.rollout != store.RolloutDone {
+		t.Errorf("the rollout is %q (%v) at its done event; want done", at.rollout, at.err)
 	}
-	if cr, ok := e.check(m.sha); !ok || cr.Status != "completed" || cr.Conclusion != "success" {
-		t.Errorf("the rollout check run is %+v (found %v) when the rollout's end is signalled; want completed, success", cr, ok)
+	if !at.found || at.check.Status != "completed" || at.check.Conclusion != "success" {
+		t.Errorf("the rollout check run is %+v (found %v) at the rollout's done event; want completed, success", at.check, at.found)
 	}
 }
 
