@@ -128,6 +128,14 @@ type stmtCache struct {
 	closed  bool
 	stmts   map[string]*sql.Stmt
 	pending map[string]bool // being prepared in the background
+	// preparing counts the background preparations, and cancel ends
+	// those still waiting for a connection: a preparation holds one of
+	// the pool's connections, and the pool's Close does not wait for a
+	// connection in use, so without them a store's Close returned with a
+	// connection still open (and the WAL not yet folded in).
+	preparing sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
 }
 
 // maxStmts bounds the cache; a text past it runs unprepared, as before.
@@ -151,10 +159,11 @@ func (c *stmtCache) prepared(db *sql.DB, q string) *sql.Stmt {
 	}
 	if c.pending == nil {
 		c.pending = map[string]bool{}
+		c.ctx, c.cancel = context.WithCancel(context.Background())
 	}
 	c.pending[q] = true
-	go func() {
-		st, err := db.Prepare(q) // once the connection is free
+	c.preparing.Go(func() {
+		st, err := db.PrepareContext(c.ctx, q) // once the connection is free
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		delete(c.pending, q)
@@ -168,22 +177,28 @@ func (c *stmtCache) prepared(db *sql.DB, q string) *sql.Stmt {
 			}
 			c.stmts[q] = st
 		}
-	}()
+	})
 	return nil
 }
 
 // close forgets every statement kept; closing the pool afterwards
 // finalizes them with their connections. Closing each here instead would
 // wait for the calls still running it, and a stopping process may have a
-// call waiting for the writer's connection.
+// call waiting for the writer's connection. Preparations still waiting
+// for a connection are cancelled, and close returns once every
+// preparation has given its connection back.
 func (c *stmtCache) close() {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.closed = true
 	c.stmts = nil
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.mu.Unlock()
+	c.preparing.Wait()
 }
 
 // rebind turns ? placeholders into $1, $2…, leaving string literals,

@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,6 +46,14 @@ func TestSQLiteConformance(t *testing.T) {
 		t.Cleanup(func() {
 			if err := s.Close(); err != nil {
 				t.Errorf("close: %v", err)
+			}
+			// A closed store is one file, which an operator may copy or
+			// move: the last connection's close folds the WAL in and
+			// removes it, and Close returns after that.
+			for _, suffix := range []string{"-wal", "-shm"} {
+				if _, err := os.Stat(path + suffix); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("after Close, %s%s: %v; want it gone", filepath.Base(path), suffix, err)
+				}
 			}
 		})
 		return s
