@@ -3,6 +3,7 @@ package service_test
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,6 +52,18 @@ func sequentialRoundTrips(reqs []githubtest.Request, until time.Time) (int, []st
 		chain = append([]string{done[i].Pattern}, chain...)
 	}
 	return best, chain
+}
+
+// requestTimeline lists reqs with their start (from the first request's),
+// duration and status: what a failure needs to tell reads that ran one
+// after another from reads that were retried.
+func requestTimeline(reqs []githubtest.Request) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "  +%-8v %-8v %d %s %s\n", r.Time.Sub(reqs[0].Time).Round(time.Millisecond),
+			r.Duration.Round(time.Millisecond), r.Status, r.Method, r.Pattern)
+	}
+	return b.String()
 }
 
 // mergeToTrigger delivers d for merge m (the n-th, from 0) with latency
@@ -113,7 +126,8 @@ func TestMergeToFirstTriggerRoundTrips(t *testing.T) {
 		trips, chain, reqs := r.mergeToTrigger(tc.first(m), n)
 		t.Logf("%s: %d sequential GitHub round trips to the first trigger: %v", tc.name, trips, chain)
 		if trips > maxRoundTrips {
-			t.Errorf("%s: %d sequential round trips from the delivery to the first trigger; want at most %d: %v", tc.name, trips, maxRoundTrips, chain)
+			t.Errorf("%s: %d sequential round trips from the delivery to the first trigger; want at most %d: %v\n%s",
+				tc.name, trips, maxRoundTrips, chain, requestTimeline(reqs))
 		}
 		if trips == 0 {
 			t.Errorf("%s: no GitHub request before the first trigger; the measurement is broken", tc.name)
