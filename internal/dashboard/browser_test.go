@@ -63,7 +63,9 @@ func TestDashboardInChromium(t *testing.T) {
 	// labelled no-deploy-to-prod, one refused, two serialized).
 	dir := t.TempDir()
 	var narration bytes.Buffer
-	if err := demo.Run(ctx, &narration, demo.Options{Dir: dir}); err != nil {
+	// At the pace of the demo's own test, not a person's: the dashboard
+	// needs the runs, not the time to watch them.
+	if err := demo.Run(ctx, &narration, demo.Options{Dir: dir, Deploy: 100 * time.Millisecond, Bake: 400 * time.Millisecond}); err != nil {
 		t.Fatalf("demo: %v\n%s", err, narration.String())
 	}
 	dbPath := filepath.Join(dir, "shipbot.db")
