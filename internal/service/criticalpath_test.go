@@ -16,8 +16,12 @@ import (
 const maxRoundTrips = 3
 
 // latency is added to every request of the fake while round trips are
-// measured, so that sequential requests are clearly apart in time.
-const latency = 25 * time.Millisecond
+// measured, so that sequential requests are clearly apart in time. It has
+// to be long beside how late a busy machine runs goroutines started
+// together: reads launched at once reached the fake up to 107 ms apart
+// under -race with four tests at a time, and with 25 ms of latency they
+// looked sequential.
+const latency = 250 * time.Millisecond
 
 // sequentialRoundTrips is the longest chain of requests among reqs, each
 // of which started after the one before it had been answered, counting
@@ -105,7 +109,7 @@ func (r *rig) settle(p *proc, m merged, n int, rest ...delivery) {
 // merge reaches its first stage trigger within 3 sequential GitHub round
 // trips, whichever of GitHub's two deliveries comes first; the independent
 // reads run concurrently. Measured structurally: every request of the fake
-// carries its start and duration, 25 ms of latency apart.
+// carries its start and duration, 250 ms of latency apart.
 func TestMergeToFirstTriggerRoundTrips(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, rigOptions{schema: true, minDelay: 5 * time.Millisecond, maxDelay: 10 * time.Millisecond})
