@@ -229,8 +229,9 @@ func (k *Keeper) Yield(ctx context.Context, name string) {
 	k.release(ctx, name)
 }
 
-// ReleaseAll gives up every lease kept and stops keeping them.
-func (k *Keeper) ReleaseAll(ctx context.Context) {
+// ReleaseAll gives up every lease kept and stops keeping them, and
+// reports how many it gave up.
+func (k *Keeper) ReleaseAll(ctx context.Context) int {
 	k.mu.Lock()
 	var names []string
 	for name, h := range k.leases {
@@ -244,6 +245,7 @@ func (k *Keeper) ReleaseAll(ctx context.Context) {
 	for _, name := range names {
 		k.release(ctx, name)
 	}
+	return len(names)
 }
 
 func (k *Keeper) release(ctx context.Context, name string) {

@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1357,4 +1359,58 @@ func secondRolledBack(e *env) (m1, m2 merged, rr2 store.RolloutRun, prods []trig
 		e.t.Fatalf("prod triggers %v; want v0.1.0, v0.1.1, then the rollback", got)
 	}
 	return m1, m2, rr2, prods
+}
+
+// peersAtStop is the other replicas as a stopping engine sees them: it
+// records whether the pipeline's lease was free when a wake-up came once
+// the engine was stopping. It probes by taking the lease for a peer, which
+// it does only then: before, the engine must keep it.
+type peersAtStop struct {
+	st       store.Leases
+	lease    string
+	stopping atomic.Bool
+	mu       sync.Mutex
+	free     []bool
+}
+
+func (p *peersAtStop) Notify(ctx context.Context, channel, payload string) error {
+	if channel != "shipbot_wake" || !p.stopping.Load() {
+		return nil
+	}
+	free, err := p.st.AcquireLease(ctx, p.lease, "peer", time.Second)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.free = append(p.free, free)
+	return nil
+}
+
+func (p *peersAtStop) Listen(ctx context.Context, channel string) (<-chan string, error) {
+	ch := make(chan string)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+
+// TestStoppingEngineWakesItsPeers: a replica stopped gracefully gives its
+// pipelines' leases up and then wakes the other replicas, so that one of
+// them drives the pipeline at once rather than at its next tick.
+func TestStoppingEngineWakesItsPeers(t *testing.T) {
+	t.Parallel()
+	var peers *peersAtStop
+	e := newEnv(t, options{prepare: func(e *env) {
+		peers = &peersAtStop{st: e.st, lease: "pipeline:" + repo + ":api"}
+		e.parts.Engine.Peers = peers
+	}})
+	m := e.merge("fix: one more check")
+	rr := e.released(m)
+	e.waitStage(rr.ID, "qa", "active") // the engine keeps the pipeline's lease; the test reports nothing
+	peers.stopping.Store(true)
+	e.stop()
+	peers.mu.Lock()
+	defer peers.mu.Unlock()
+	if !slices.Contains(peers.free, true) {
+		t.Errorf("wake-ups sent while stopping found the lease free: %v; want one once it was given up", peers.free)
+	}
 }
