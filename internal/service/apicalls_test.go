@@ -133,11 +133,13 @@ func TestAPICallsPerMerge(t *testing.T) {
 				}
 			}
 		}
-		// The check run was there from the start and showed a stage
-		// deploying before its end; so was the comment, unless the budget
-		// was short: then it came once, with the final table.
+		// The check run was there from the start and showed a stage under
+		// way (deploying; or still triggering, when the trigger's answer
+		// came after the reporter's delay, as it can on a busy machine)
+		// before its end; so was the comment, unless the budget was short:
+		// then it came once, with the final table.
 		shownChecks := checkRunStates(t, reqs)
-		if len(shownChecks) < 2 || !strings.Contains(shownChecks[0], "deploying") {
+		if len(shownChecks) < 2 || !strings.Contains(shownChecks[0], "| deploying |") && !strings.Contains(shownChecks[0], "| triggering |") {
 			t.Errorf("%s: the rollout check run showed:\n%s\nwant it created while a stage deployed, then concluded", label, strings.Join(shownChecks, "\n---\n"))
 		}
 		created := countPattern(reqs, "POST /repos/{owner}/{repo}/issues/{issue_number}/comments")

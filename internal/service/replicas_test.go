@@ -1,10 +1,13 @@
 package service_test
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +16,22 @@ import (
 	"github.com/shipbot/shipbot/internal/store/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+// TestMain runs twice as many of the package's tests at once as go test
+// would (-parallel defaults to GOMAXPROCS), unless -parallel is given:
+// most of them spend their time waiting on simulated deploys, GitHub's
+// latency and leases, which left cores idle. The package alone under
+// -race on 2 cores: 82.5 s -> 73.6 s.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given {
+		if err := flag.Set("test.parallel", strconv.Itoa(2*runtime.GOMAXPROCS(0))); err != nil {
+			panic(err)
+		}
+	}
+	pgtest.Main(m)
+}
 
 // TestReplicasSurviveAKillMidBurst: three replicas on one PostgreSQL
 // database behind a round-robin front. 200 merges (50 with -short) land at
