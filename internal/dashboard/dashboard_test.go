@@ -308,14 +308,8 @@ func TestUnknownRunIs404(t *testing.T) {
 }
 
 func TestEmptyDashboard(t *testing.T) {
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
 	defer st.Close()
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	w := get(t, &dashboard.Dashboard{Store: st, Refresh: -1}, "/")
 	if w.Code != http.StatusOK {
 		t.Fatalf("GET / = %d\n%s", w.Code, w.Body)
@@ -409,14 +403,8 @@ func TestIndexListsFailedDeliveries(t *testing.T) {
 	// Issue 10: a merge whose delivery failed (GitHub unreachable) left the
 	// dashboard at "No merges yet", as if nothing had happened.
 	ctx := context.Background()
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "shipbot.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "shipbot.db"))
 	defer st.Close()
-	if _, err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	for _, id := range []string{"7a1c0e10-merge", "7a1c0e11-done"} {
 		if _, err := st.SaveDelivery(ctx, store.Delivery{ID: id, Event: "pull_request", Action: "closed", Repo: "acme/api", Payload: []byte(`{}`), Status: store.StatusPending}); err != nil {
 			t.Fatal(err)

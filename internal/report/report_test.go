@@ -14,6 +14,7 @@ import (
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/githubtest/schemacheck"
 	"github.com/shipbot/shipbot/internal/report"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -39,14 +40,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t)
 	t.Cleanup(func() {
 		if v := srv.SchemaViolations(); len(v) > 0 {
 			t.Errorf("responses off GitHub's schema: %v", v)
@@ -109,15 +103,10 @@ func TestStickyCommentFoundByMarkerWhenTheDatabaseForgot(t *testing.T) {
 	}
 }
 
+// openStore opens a copy of a database migrated once per process.
 func openStore(t *testing.T) *store.SQLite {
-	st, err := store.OpenSQLite(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "db"))
 	t.Cleanup(func() { st.Close() })
-	if _, err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 	return st
 }
 
