@@ -69,6 +69,26 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// exitCode is the exit status of command name that returned err, which
+// it prints.
+func exitCode(name string, err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, errHelpShown) {
+		return 0
+	}
+	// One line, so a failing start is read at a glance in any log.
+	fmt.Fprintf(stderr, "bot %s: %v\n", name, err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "\n%s", ue.usage)
+		return 2
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return 1
+}
+
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
@@ -91,22 +111,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
-		err := c.run(ctx, args[1:], stdout, stderr)
-		if err == nil || errors.Is(err, errHelpShown) {
-			return 0
-		}
-		// One line, so a failing start is read at a glance in any log.
-		fmt.Fprintf(stderr, "bot %s: %v\n", c.name, err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			fmt.Fprintf(stderr, "\n%s", ue.usage)
-			return 2
-		}
-		var ee exitError
-		if errors.As(err, &ee) {
-			return ee.code
-		}
-		return 1
+		return exitCode(c.name, c.run(ctx, args[1:], stdout, stderr), stderr)
 	}
 	fmt.Fprintf(stderr, "bot: unknown command %q\n\n", args[0])
 	usage(stderr)

@@ -161,10 +161,29 @@ func readMergeEvent(event string, payload []byte) (mergeEvent, error) {
 // noApprovals is why a stage with approval: true fails in a job.
 const noApprovals = "needs approval (approval: true), which the Action cannot take: /shipbot approve reaches shipbot only as a GitHub App (bot serve)"
 
-// pollEvery is how often a waiting stage's outcome is polled (Spinnaker's
-// executions, or the dispatched workflow run): the engine's default; tests
-// shorten it.
-var pollEvery = 10 * time.Second
+// job is what `bot run` takes from the process it runs in. Passed as a
+// value rather than read from the process, so that tests run jobs side by
+// side, each with its own environment and clocks.
+type job struct {
+	// lookupEnv reads the workflow's environment (os.LookupEnv).
+	lookupEnv func(string) (string, bool)
+	// paceClock is the clock writes are paced on; nil is the wall clock.
+	// Tests of long catch-ups use a pacing.VirtualClock, so that minutes
+	// of GitHub's write windows pass in the time the writes take.
+	paceClock pacing.Clock
+	// pollEvery is how often a waiting stage's outcome is polled
+	// (Spinnaker's executions, or the dispatched workflow run).
+	pollEvery time.Duration
+}
+
+// processJob is the job of the process: its environment, the wall clock
+// and the engine's default polling.
+var processJob = job{lookupEnv: os.LookupEnv, pollEvery: 10 * time.Second}
+
+func (j job) getenv(key string) string {
+	v, _ := j.lookupEnv(key)
+	return v
+}
 
 // runResult is what `bot run` reports.
 type runResult struct {
@@ -298,17 +317,16 @@ SHIPBOT_TARGETS_FILE), INPUT_STAGES, INPUT_DRY-RUN, INPUT_WAIT and
 INPUT_TIMEOUT; and SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN to take callbacks on
 a self-hosted runner. See README.md, "Use as a GitHub Action".`
 
-// actionPaceClock is the clock bot run paces its writes on; nil is the
-// wall clock. Tests of long catch-ups set a pacing.VirtualClock, so that
-// minutes of GitHub's write windows pass in the time the writes take.
-var actionPaceClock pacing.Clock
+func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return processJob.run(ctx, args, stdout, stderr)
+}
 
-func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	if err := parseFlags(newFlags("run"), args, 0, runUsage, stdout); err != nil {
 		return err
 	}
 	cmds := action.Commands{W: stdout}
-	env, err := action.ReadEnv(os.Getenv, os.ReadFile)
+	env, err := action.ReadEnv(j.getenv, os.ReadFile)
 	if err != nil {
 		cmds.Error("shipbot: invalid environment", err.Error())
 		return exitError{2, err}
@@ -318,7 +336,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	kinds := drivers.New()
 	var targets config.Targets
 	if len(env.Targets) > 0 {
-		if targets, err = config.ParseTargets(env.TargetsSrc, env.Targets, os.LookupEnv, kinds.Kinds()); err != nil {
+		if targets, err = config.ParseTargets(env.TargetsSrc, env.Targets, j.lookupEnv, kinds.Kinds()); err != nil {
 			cmds.Error("shipbot: invalid targets", err.Error())
 			return exitError{2, err}
 		}
@@ -403,7 +421,7 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	// deployments; a catch-up may have many merges to show): through a
 	// client paced under GitHub's secondary limits, its slots in the job's
 	// state database. The reads above needed none.
-	pacer := &pacing.Pacer{Ledger: st, Clock: actionPaceClock}
+	pacer := &pacing.Pacer{Ledger: st, Clock: j.paceClock}
 	client, err = ghclient.NewTokenClient(ghclient.Options{BaseURL: env.APIURL, Logger: log, Pacer: pacer}, env.Token)
 	if err != nil {
 		return err
@@ -417,11 +435,11 @@ func runAction(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
 		Observe: seen.add, ObserveRollout: signalEnds(ended), Pressure: pacer,
 	}.Build()
-	engine := jobEngine{Engine: parts.Engine, ended: ended}
+	engine := jobEngine{Engine: parts.Engine, ended: ended, look: min(500*time.Millisecond, j.pollEvery)}
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
-	parts.Engine.PollEvery = pollEvery
+	parts.Engine.PollEvery = j.pollEvery
 	// Approvals are /shipbot commands, which reach shipbot only as an App:
 	// a stage that needs one fails here at once rather than holding the
 	// job to its timeout and telling the PR to comment a command nobody
@@ -713,24 +731,30 @@ func serveCallbacks(addr string, st store.Store, engine api.Callbacks, log *slog
 // awaitRollouts steps the engine until the rollout of every pipeline the
 // run released is done, or the timeout, and reads how each went.
 // stepper is the engine as a job drives it: a step at a time, again when
-// woken or when lookEvery has passed.
+// woken or when LookEvery has passed.
 type stepper interface {
 	Step(context.Context)
 	Woken() <-chan struct{}
 	Finished() <-chan struct{}
+	LookEvery() time.Duration
 }
 
 // jobEngine is the engine as a job steps it. A rollout ends (its final
 // state shown, the run out of its pipeline) in the background after the
 // pass that found it done, and wakes nothing: the engine's "done" event,
 // signalled on ended, tells the waiting job at once instead of at its
-// next look, up to lookEvery later.
+// next look, up to LookEvery later.
 type jobEngine struct {
 	*pipeline.Engine
 	ended chan struct{}
+	// look is how often the job steps the engine while nothing woke it:
+	// for what only time brings (a bake's end, a timeout), and at least
+	// at the pace of polling.
+	look time.Duration
 }
 
 func (j jobEngine) Finished() <-chan struct{} { return j.ended }
+func (j jobEngine) LookEvery() time.Duration  { return j.look }
 
 // signalEnds is an engine observer that signals ended at every rollout's
 // "done" event.
@@ -745,11 +769,6 @@ func signalEnds(ended chan<- struct{}) func(pipeline.Event) {
 		}
 	}
 }
-
-// lookEvery is how often a job steps its engine while nothing woke it:
-// for what only time brings (a bake's end, a timeout), and at least at the
-// pace of polling.
-func lookEvery() time.Duration { return min(500*time.Millisecond, pollEvery) }
 
 func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine stepper,
 	st store.Store, runID string, res runResult, deadline time.Time) (runResult, error) {
@@ -791,7 +810,7 @@ func awaitRollouts(ctx context.Context, cmds annotator, env action.Env, engine s
 		case <-ctx.Done():
 		case <-engine.Woken():
 		case <-engine.Finished():
-		case <-time.After(lookEvery()):
+		case <-time.After(engine.LookEvery()):
 		}
 	}
 	for i := range res.pipelines {

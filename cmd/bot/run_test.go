@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -158,6 +159,30 @@ type actionRig struct {
 	summary string // GITHUB_STEP_SUMMARY
 	// freshState: see rigOptions.
 	freshState bool
+	// env is the job's environment, as the runner sets it for the
+	// action's step; clock paces its writes; pollEvery is its engine's
+	// (default: bot run's).
+	env       map[string]string
+	clock     pacing.Clock
+	pollEvery time.Duration
+}
+
+// setenv sets key in the environment of the rig's next jobs.
+func (r *actionRig) setenv(key, value string) { r.env[key] = value }
+
+// getenv reads the rig's job environment.
+func (r *actionRig) getenv(key string) string { return r.env[key] }
+
+// job is the rig's next job as `bot run` takes it: the environment as
+// set now, the rig's pace clock.
+func (r *actionRig) job() job {
+	env := maps.Clone(r.env)
+	j := job{lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, paceClock: r.clock,
+		pollEvery: processJob.pollEvery}
+	if r.pollEvery > 0 {
+		j.pollEvery = r.pollEvery
+	}
+	return j
 }
 
 type rigOptions struct {
@@ -188,16 +213,16 @@ type rigOptions struct {
 
 func newActionRig(t *testing.T, o rigOptions) *actionRig {
 	t.Helper()
-	clearEnv(t) // also keeps the test from running in parallel
-	// A job's writes are paced under GitHub's limits on a clock the test
-	// drives: a catch-up of 50 merges needs minutes of write windows.
-	actionPaceClock = pacing.NewVirtualClock(time.Now())
-	t.Cleanup(func() { actionPaceClock = nil })
 	var ghOpts []githubtest.Option
 	if o.now != nil {
 		ghOpts = append(ghOpts, githubtest.WithClock(o.now))
 	}
-	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir(), freshState: o.freshState}
+	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir(), freshState: o.freshState,
+		env: map[string]string{},
+		// A job's writes are paced under GitHub's limits on a clock the
+		// test drives: a catch-up of 50 merges needs minutes of write
+		// windows.
+		clock: pacing.NewVirtualClock(time.Now())}
 	t.Cleanup(r.gh.Close)
 	gh := r.gh
 	gh.AddStaticToken(actionToken)
@@ -268,7 +293,7 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 		"INPUT_WAIT":          "true",
 		"INPUT_TIMEOUT":       "2m",
 	} {
-		t.Setenv(k, v)
+		r.setenv(k, v)
 	}
 	r.pushEvent(t)
 	return r
@@ -280,15 +305,15 @@ func (r *actionRig) writeEvent(t *testing.T, name string, body []byte) {
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("GITHUB_EVENT_NAME", name)
-	t.Setenv("GITHUB_EVENT_PATH", path)
+	r.setenv("GITHUB_EVENT_NAME", name)
+	r.setenv("GITHUB_EVENT_PATH", path)
 }
 
 // newJob makes the environment that of a new job on a new runner: run id,
 // empty output files, a fresh RUNNER_TEMP.
 func (r *actionRig) newJob(t *testing.T, runID string) {
 	t.Helper()
-	t.Setenv("GITHUB_RUN_ID", runID)
+	r.setenv("GITHUB_RUN_ID", runID)
 	for _, f := range []string{r.output, r.summary} {
 		if err := os.WriteFile(f, nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -296,7 +321,7 @@ func (r *actionRig) newJob(t *testing.T, runID string) {
 	}
 	runnerTemp := t.TempDir()
 	r.prepareState(t, runnerTemp)
-	t.Setenv("RUNNER_TEMP", runnerTemp)
+	r.setenv("RUNNER_TEMP", runnerTemp)
 }
 
 // prepareState puts an empty state database in a job's RUNNER_TEMP unless
@@ -351,7 +376,7 @@ type result struct {
 func (r *actionRig) runJob(t *testing.T) result {
 	t.Helper()
 	l := &jobLog{}
-	code := run([]string{"run"}, logStream{l, &l.out}, logStream{l, &l.err})
+	code := exitCode("run", r.job().run(context.Background(), nil, logStream{l, &l.out}, logStream{l, &l.err}), logStream{l, &l.err})
 	res := result{code: code, stdout: l.out.String(), stderr: l.err.String(), log: l.all.String()}
 	res.outputs = parseOutputs(t, r.output)
 	sum, err := os.ReadFile(r.summary)
@@ -495,6 +520,7 @@ func (r *actionRig) writes() []string {
 }
 
 func TestRunHandsOffEveryStage(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -550,6 +576,7 @@ func TestRunHandsOffEveryStage(t *testing.T) {
 // A wave stage triggers each target with its own key and shows a row per
 // target under the stage in the step summary.
 func TestRunWaveShowsEveryTarget(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
 		"    target: spinnaker-prod\n", "    targets: [spinnaker-qa, spinnaker-prod]\n", 1)})
 	res := r.runJob(t)
@@ -578,6 +605,7 @@ func TestRunWaveShowsEveryTarget(t *testing.T) {
 // as soon as the run reaches it, saying why, instead of holding the job to
 // its timeout while the PR asks for a comment nobody reads.
 func TestRunStageNeedingApprovalFailsAtOnce(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
 		"    target: spinnaker-prod\n", "    target: spinnaker-prod\n    approval: true\n", 1)})
 	start := time.Now()
@@ -603,6 +631,7 @@ func TestRunStageNeedingApprovalFailsAtOnce(t *testing.T) {
 }
 
 func TestRunFromPullRequestClosedEvent(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, adminRead: true})
 	r.prClosedEvent(t)
 	res := r.runJob(t)
@@ -634,9 +663,9 @@ func TestRunFromPullRequestClosedEvent(t *testing.T) {
 	// On a runner that kept the state file (self-hosted), the merge is
 	// known as handled: nothing is triggered again.
 	before := len(r.target.triggers())
-	runnerTemp := os.Getenv("RUNNER_TEMP")
+	runnerTemp := r.getenv("RUNNER_TEMP")
 	r.newJob(t, "4244")
-	t.Setenv("RUNNER_TEMP", runnerTemp)
+	r.setenv("RUNNER_TEMP", runnerTemp)
 	res = r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("third run: exit %d\n%s", res.code, res.log)
@@ -651,6 +680,7 @@ func TestRunFromPullRequestClosedEvent(t *testing.T) {
 }
 
 func TestRunSkipsALabelledStage(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}})
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -666,6 +696,7 @@ func TestRunSkipsALabelledStage(t *testing.T) {
 }
 
 func TestRunRefusedByTheGate(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: false})
 	res := r.runJob(t)
 	if res.code == 0 {
@@ -692,6 +723,7 @@ func TestRunRefusedByTheGate(t *testing.T) {
 }
 
 func TestRunFailedStage(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
 	r.target.status["qa"] = http.StatusBadRequest
 	res := r.runJob(t)
@@ -713,8 +745,9 @@ func TestRunFailedStage(t *testing.T) {
 }
 
 func TestRunOnlyTheStagesAskedFor(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	t.Setenv("INPUT_STAGES", " qa ")
+	r.setenv("INPUT_STAGES", " qa ")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -726,8 +759,9 @@ func TestRunOnlyTheStagesAskedFor(t *testing.T) {
 }
 
 func TestRunUnknownStageInput(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	t.Setenv("INPUT_STAGES", "qa,prdo")
+	r.setenv("INPUT_STAGES", "qa,prdo")
 	res := r.runJob(t)
 	if res.code == 0 {
 		t.Fatalf("a stages input naming no stage exited 0\n%s", res.log)
@@ -746,8 +780,9 @@ func TestRunUnknownStageInput(t *testing.T) {
 }
 
 func TestRunDryRunWritesNothing(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, labels: []string{"no-deploy-to-prod"}, freshState: true})
-	t.Setenv("INPUT_DRY-RUN", "true")
+	r.setenv("INPUT_DRY-RUN", "true")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -770,14 +805,15 @@ func TestRunDryRunWritesNothing(t *testing.T) {
 	if !strings.Contains(res.summary, "dry run") || !strings.Contains(res.summary, "v1.5.0") {
 		t.Errorf("summary:\n%s", res.summary)
 	}
-	if _, err := os.Stat(filepath.Join(os.Getenv("RUNNER_TEMP"), "shipbot.db")); err == nil {
+	if _, err := os.Stat(filepath.Join(r.getenv("RUNNER_TEMP"), "shipbot.db")); err == nil {
 		t.Error("a dry run created the state file")
 	}
 }
 
 func TestRunDryRunRefused(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: false})
-	t.Setenv("INPUT_DRY-RUN", "true")
+	r.setenv("INPUT_DRY-RUN", "true")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("a dry run exits 0 whatever it forecasts: exit %d\n%s", res.code, res.log)
@@ -792,6 +828,7 @@ func TestRunDryRunRefused(t *testing.T) {
 }
 
 func TestRunIgnoresOtherEvents(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		event func(r *actionRig) (string, []byte)
@@ -817,7 +854,7 @@ func TestRunIgnoresOtherEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, dry := range []string{"false", "true"} {
 				r := newActionRig(t, rigOptions{approved: true})
-				t.Setenv("INPUT_DRY-RUN", dry)
+				r.setenv("INPUT_DRY-RUN", dry)
 				name, body := tc.event(r)
 				r.writeEvent(t, name, body)
 				r.gh.ResetRequests()
@@ -841,14 +878,15 @@ func TestRunIgnoresOtherEvents(t *testing.T) {
 }
 
 func TestRunEnvironmentErrors(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	t.Setenv("GITHUB_EVENT_PATH", "")
+	r.setenv("GITHUB_EVENT_PATH", "")
 	res := r.runJob(t)
 	if res.code != 2 || !hasAnnotation(res.stdout, "error", "GITHUB_EVENT_PATH") {
 		t.Errorf("missing GITHUB_EVENT_PATH: exit %d\n%s", res.code, res.log)
 	}
 	r.pushEvent(t)
-	t.Setenv("INPUT_TARGETS", "targets:\n  qa:\n    kind: nope\n")
+	r.setenv("INPUT_TARGETS", "targets:\n  qa:\n    kind: nope\n")
 	res = r.runJob(t)
 	if res.code != 2 || !hasAnnotation(res.stdout, "error", "invalid targets") {
 		t.Errorf("invalid targets: exit %d\n%s", res.code, res.log)
@@ -863,13 +901,14 @@ func TestRunEnvironmentErrors(t *testing.T) {
 
 // A secret that the target echoes back in an error must not reach the log.
 func TestRunSecretsStayOutOfErrors(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := bufio.NewReader(req.Body).ReadString(0)
 		http.Error(w, "rejected payload: "+body+" token "+req.Header.Get("Authorization"), http.StatusBadRequest)
 	}))
 	t.Cleanup(echo.Close)
-	t.Setenv("INPUT_TARGETS", actionTargets(echo.URL))
+	r.setenv("INPUT_TARGETS", actionTargets(echo.URL))
 	res := r.runJob(t) // checkSecrets inspects the log
 	if res.code == 0 {
 		t.Fatalf("exit 0\n%s", res.log)
@@ -897,12 +936,13 @@ func TestRunSecretsStayOutOfErrors(t *testing.T) {
 // A target's error body is outside text: the step summary (GitHub
 // Markdown) shows it escaped, its table intact.
 func TestRunStepSummaryEscapesTargetErrors(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
 	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "<!-- hide | col |\n![p](https://evil.example/p.png) @acme/security-team", http.StatusBadRequest)
 	}))
 	t.Cleanup(echo.Close)
-	t.Setenv("INPUT_TARGETS", actionTargets(echo.URL))
+	r.setenv("INPUT_TARGETS", actionTargets(echo.URL))
 	res := r.runJob(t)
 	if res.code == 0 {
 		t.Fatalf("exit 0\n%s", res.log)
@@ -921,7 +961,7 @@ func TestRunStepSummaryEscapesTargetErrors(t *testing.T) {
 
 // takeCallbacks makes the job one on a self-hosted runner that the deploy
 // system can reach: SHIPBOT_PUBLIC_URL and SHIPBOT_LISTEN.
-func takeCallbacks(t *testing.T) {
+func (r *actionRig) takeCallbacks(t *testing.T) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -929,13 +969,14 @@ func takeCallbacks(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	t.Setenv("SHIPBOT_LISTEN", addr)
-	t.Setenv("SHIPBOT_PUBLIC_URL", "http://"+addr)
+	r.setenv("SHIPBOT_LISTEN", addr)
+	r.setenv("SHIPBOT_PUBLIC_URL", "http://"+addr)
 }
 
 func TestRunWaitsForCallbacks(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	takeCallbacks(t)
+	r.takeCallbacks(t)
 	r.target.report["qa"], r.target.report["prod"] = "succeeded", "failed"
 	res := r.runJob(t)
 	if res.code == 0 {
@@ -952,9 +993,10 @@ func TestRunWaitsForCallbacks(t *testing.T) {
 }
 
 func TestRunWaitFalseHandsOff(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	takeCallbacks(t)
-	t.Setenv("INPUT_WAIT", "false")
+	r.takeCallbacks(t)
+	r.setenv("INPUT_WAIT", "false")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -966,9 +1008,10 @@ func TestRunWaitFalseHandsOff(t *testing.T) {
 }
 
 func TestRunTimesOut(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
-	takeCallbacks(t) // a stage waits for a callback that never comes
-	t.Setenv("INPUT_TIMEOUT", "1500ms")
+	r.takeCallbacks(t) // a stage waits for a callback that never comes
+	r.setenv("INPUT_TIMEOUT", "1500ms")
 	start := time.Now()
 	res := r.runJob(t)
 	if res.code == 0 {
@@ -1012,6 +1055,7 @@ type actionMetadata struct {
 // defaults parse; the outputs declared are exactly those bot run writes,
 // each the run step's.
 func TestActionMetadataMatchesBotRun(t *testing.T) {
+	t.Parallel()
 	data, err := os.ReadFile(filepath.Join("..", "..", "action", "action.yml"))
 	if err != nil {
 		t.Fatal(err)
@@ -1115,7 +1159,7 @@ func TestRunStateDirFallback(t *testing.T) {
 	r := newActionRig(t, rigOptions{approved: true})
 	notADir := filepath.Join(r.dir, "file")
 	os.WriteFile(notADir, []byte("x"), 0o644)
-	t.Setenv("RUNNER_TEMP", notADir)
+	r.setenv("RUNNER_TEMP", notADir)
 	t.Setenv("TMPDIR", t.TempDir())
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -1127,6 +1171,7 @@ func TestRunStateDirFallback(t *testing.T) {
 // A token without contents: write cannot tag: the step fails with an
 // annotation saying what GitHub answered, and nothing is triggered.
 func TestRunGitHubRefusesTheTag(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true})
 	r.gh.FailNext("POST /repos/{owner}/{repo}/git/refs", http.StatusForbidden, 10)
 	r.gh.FailNext("POST /repos/{owner}/{repo}/releases", http.StatusForbidden, 10)
@@ -1146,6 +1191,7 @@ func TestRunGitHubRefusesTheTag(t *testing.T) {
 // hold the job for the bake time over a deploy whose outcome it does not
 // know (here it would outlast the 2m timeout and fail the step).
 func TestRunHandOffSkipsTheBake(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
 		"    target: spinnaker-qa\n", "    target: spinnaker-qa\n    bake: 10m\n", 1)})
 	start := time.Now()
@@ -1192,11 +1238,9 @@ const dispatchTargetsInput = `targets:
 // fast, for the test.
 func newDispatchRig(t *testing.T, conclusion map[string]string) *actionRig {
 	t.Helper()
-	old := pollEvery
-	pollEvery = 50 * time.Millisecond
-	t.Cleanup(func() { pollEvery = old })
 	r := newActionRig(t, rigOptions{approved: true, config: dispatchRepoConfig})
-	t.Setenv("INPUT_TARGETS", dispatchTargetsInput)
+	r.pollEvery = 50 * time.Millisecond
+	r.setenv("INPUT_TARGETS", dispatchTargetsInput)
 	r.gh.SetWorkflow("acme/api", "deploy.yml", githubtest.WorkflowSpec{
 		RunName: deploytest.ExampleRunName(t), InProgress: 2,
 		Conclusion: func(in map[string]string) string {
@@ -1237,6 +1281,7 @@ const (
 // other dispatches of the same workflow (another job's, with another key
 // in their titles) run and fail beside it.
 func TestRunWaitsForDispatchedWorkflowRuns(t *testing.T) {
+	t.Parallel()
 	r := newDispatchRig(t, map[string]string{"qa": "success", "prod": "success"})
 	// Another job dispatches deploy.yml right after each of ours: its runs
 	// are newer, look alike (same stage, same attempt) and fail.
@@ -1310,6 +1355,7 @@ func TestRunWaitsForDispatchedWorkflowRuns(t *testing.T) {
 // A dispatched run that fails fails its stage, naming the conclusion, and
 // the step.
 func TestRunDispatchedWorkflowRunFails(t *testing.T) {
+	t.Parallel()
 	r := newDispatchRig(t, map[string]string{"qa": "success", "prod": "cancelled"})
 	res := r.runJob(t)
 	if res.code != 1 {
@@ -1331,8 +1377,9 @@ func TestRunDispatchedWorkflowRunFails(t *testing.T) {
 
 // wait: false still hands a github-dispatch stage off at once.
 func TestRunWaitFalseHandsOffDispatches(t *testing.T) {
+	t.Parallel()
 	r := newDispatchRig(t, map[string]string{"qa": "failure", "prod": "failure"})
-	t.Setenv("INPUT_WAIT", "false")
+	r.setenv("INPUT_WAIT", "false")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -1351,6 +1398,7 @@ func TestRunWaitFalseHandsOffDispatches(t *testing.T) {
 // configured) find the deployments the first job made on GitHub and
 // deploy nothing twice; the release is the first job's.
 func TestRunTwiceDeploysOnce(t *testing.T) {
+	t.Parallel()
 	// Every job on a new runner: its state database made from nothing.
 	r := newActionRig(t, rigOptions{approved: true, freshState: true})
 	first := r.runJob(t)
@@ -1435,6 +1483,7 @@ func (r *actionRig) tagNames() []string {
 // A merge that touches one pipeline of a monorepo releases and rolls out
 // that one only; version and tag are its own.
 func TestRunMonorepoOnePipeline(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/web/index.html")
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -1467,6 +1516,7 @@ func TestRunMonorepoOnePipeline(t *testing.T) {
 // A merge that touches both pipelines waits for both rollouts and reports
 // each: versions and tags by pipeline, a summary section per pipeline.
 func TestRunMonorepoTwoPipelines(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -1514,6 +1564,7 @@ func TestRunMonorepoTwoPipelines(t *testing.T) {
 // One pipeline's failing stage fails the step, naming the pipeline; the
 // other pipeline rolls out all the same.
 func TestRunMonorepoOnePipelineFails(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
 	r.target.status["qa"] = http.StatusBadRequest // only api has qa
 	res := r.runJob(t)
@@ -1550,6 +1601,7 @@ func TestRunMonorepoOnePipelineFails(t *testing.T) {
 
 // A merge whose files start no pipeline releases nothing: a notice, exit 0.
 func TestRunMonorepoNoPipelineAffected(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/api/README.md", "docs/guide.md")
 	res := r.runJob(t)
 	if res.code != 0 {
@@ -1579,6 +1631,7 @@ func TestRunMonorepoNoPipelineAffected(t *testing.T) {
 // The stages input names <pipeline>/<stage>, or a bare stage of every
 // pipeline that has it; a name no pipeline has fails before anything.
 func TestRunMonorepoStagesInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		stages            string
 		deployed, skipped string
@@ -1589,7 +1642,7 @@ func TestRunMonorepoStagesInput(t *testing.T) {
 	} {
 		t.Run(tc.stages, func(t *testing.T) {
 			r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
-			t.Setenv("INPUT_STAGES", tc.stages)
+			r.setenv("INPUT_STAGES", tc.stages)
 			res := r.runJob(t)
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -1609,7 +1662,7 @@ func TestRunMonorepoStagesInput(t *testing.T) {
 	}
 	t.Run("unknown", func(t *testing.T) {
 		r := newMonorepoRig(t, "services/api/main.go")
-		t.Setenv("INPUT_STAGES", "web/qa,prod")
+		r.setenv("INPUT_STAGES", "web/qa,prod")
 		res := r.runJob(t)
 		if res.code != 2 {
 			t.Fatalf("exit %d; want 2\n%s", res.code, res.log)
@@ -1627,6 +1680,7 @@ func TestRunMonorepoStagesInput(t *testing.T) {
 // A re-run job (a fresh runner) finds each pipeline's deployments, in its
 // <pipeline>/<stage> environments, and deploys nothing twice.
 func TestRunMonorepoTwiceDeploysOnce(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
 	if first := r.runJob(t); first.code != 0 {
 		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
@@ -1649,9 +1703,10 @@ func TestRunMonorepoTwiceDeploysOnce(t *testing.T) {
 
 // A dry run of a monorepo merge forecasts each pipeline.
 func TestRunMonorepoDryRun(t *testing.T) {
+	t.Parallel()
 	r := newMonorepoRig(t, "services/api/main.go", "services/web/index.html")
-	t.Setenv("INPUT_DRY-RUN", "true")
-	t.Setenv("INPUT_STAGES", "qa")
+	r.setenv("INPUT_DRY-RUN", "true")
+	r.setenv("INPUT_STAGES", "qa")
 	res := r.runJob(t)
 	if res.code != 0 {
 		t.Fatalf("exit %d\n%s", res.code, res.log)
@@ -1678,6 +1733,7 @@ func readFile(t *testing.T, path string) string {
 // A re-run finds a wave's deployments in each target's own environment
 // (<stage>/<target>) and triggers none of them again.
 func TestRunWaveTwiceDeploysOnce(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, config: strings.Replace(actionRepoConfig,
 		"    target: spinnaker-prod\n", "    targets: [spinnaker-qa, spinnaker-prod]\n", 1)})
 	if first := r.runJob(t); first.code != 0 {
@@ -1716,7 +1772,7 @@ func (r *actionRig) mergeMore(t *testing.T, titles ...string) []landedMerge {
 		r.pr, r.sha = n, r.gh.Merge("acme/api", n, "alice")
 		out = append(out, landedMerge{n, r.sha})
 	}
-	t.Setenv("GITHUB_SHA", r.sha)
+	r.setenv("GITHUB_SHA", r.sha)
 	r.pushEvent(t)
 	return out
 }
@@ -1757,6 +1813,7 @@ func (r *actionRig) rolledOutInOrder(t *testing.T, stages, want []string) {
 // pull request, however long ago they merged; the outputs are its own
 // merge's.
 func TestRunCatchesUpMergesWhoseJobsNeverRan(t *testing.T) {
+	t.Parallel()
 	for _, event := range []string{"push", "pull_request"} {
 		t.Run(event, func(t *testing.T) {
 			r := newActionRig(t, rigOptions{approved: true, title: "fix: one", tags: []string{"v1.2.3"},
@@ -1805,6 +1862,7 @@ func TestRunCatchesUpMergesWhoseJobsNeverRan(t *testing.T) {
 // back no further (its shipbot/rollout check run says so) and neither
 // releases nor deploys it again.
 func TestRunLeavesAMergeItsOwnJobHandled(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{approved: true, title: "fix: one", tags: []string{"v1.2.3"}})
 	if first := r.runJob(t); first.code != 0 {
 		t.Fatalf("first job: exit %d\n%s", first.code, first.log)
@@ -1834,6 +1892,7 @@ func TestRunLeavesAMergeItsOwnJobHandled(t *testing.T) {
 // handles the newest merges, in order, and says in a warning which commit
 // and those before it it left.
 func TestRunCatchUpStopsAtTheCap(t *testing.T) {
+	t.Parallel()
 	if maxCatchUp != 50 {
 		t.Fatalf("maxCatchUp = %d; the documented cap is 50", maxCatchUp)
 	}
@@ -1883,6 +1942,7 @@ stages:
 // it releases nothing, its refusal is an error naming it, and the step
 // fails; the job's own merge still releases and rolls out.
 func TestRunCatchUpReportsAnEarlierRefusal(t *testing.T) {
+	t.Parallel()
 	r := newActionRig(t, rigOptions{title: "fix: unreviewed", tags: []string{"v1.2.3"}}) // not approved
 	merges := r.mergeMore(t, "feat: two")
 	res := r.runJob(t)
@@ -1908,6 +1968,7 @@ func TestRunCatchUpReportsAnEarlierRefusal(t *testing.T) {
 // runs every one and says why, in the step summary and on each pipeline's
 // check run.
 func TestRunMonorepoTooManyFilesRunsEveryPipeline(t *testing.T) {
+	t.Parallel()
 	files := make([]string, 3500)
 	for i := range files {
 		files[i] = fmt.Sprintf("docs/gen/f%04d.txt", i)
