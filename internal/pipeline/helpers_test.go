@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -871,4 +872,11 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// TestMain: the package's tests mostly wait on the engine's tick,
+// simulated deploys and a real Prometheus (servicetest.WaitingTestsParallel).
+func TestMain(m *testing.M) {
+	servicetest.WaitingTestsParallel()
+	os.Exit(m.Run())
 }

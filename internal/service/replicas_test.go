@@ -1,13 +1,10 @@
 package service_test
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +13,9 @@ import (
 	"github.com/shipbot/shipbot/internal/store/pgtest"
 )
 
-// TestMain runs twice as many of the package's tests at once as go test
-// would (-parallel defaults to GOMAXPROCS), unless -parallel is given:
-// most of them spend their time waiting on simulated deploys, GitHub's
-// latency and leases, which left cores idle. The package alone under
-// -race on 2 cores: 82.5 s -> 73.6 s.
+// TestMain: the package's tests mostly wait (servicetest.WaitingTestsParallel).
 func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given {
-		if err := flag.Set("test.parallel", strconv.Itoa(2*runtime.GOMAXPROCS(0))); err != nil {
-			panic(err)
-		}
-	}
+	servicetest.WaitingTestsParallel()
 	pgtest.Main(m)
 }
 
