@@ -435,7 +435,7 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		EngineTick: 500 * time.Millisecond, ReportDelay: 200 * time.Millisecond,
 		Observe: seen.add, ObserveRollout: signalEnds(ended), Pressure: pacer,
 	}.Build()
-	engine := jobEngine{Engine: parts.Engine, ended: ended, look: min(500*time.Millisecond, j.pollEvery)}
+	engine := jobEngine{Engine: parts.Engine, ended: ended}
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
 	callbacks := env.Wait && env.PublicURL != ""
@@ -747,14 +747,14 @@ type stepper interface {
 type jobEngine struct {
 	*pipeline.Engine
 	ended chan struct{}
-	// look is how often the job steps the engine while nothing woke it:
-	// for what only time brings (a bake's end, a timeout), and at least
-	// at the pace of polling.
-	look time.Duration
 }
 
 func (j jobEngine) Finished() <-chan struct{} { return j.ended }
-func (j jobEngine) LookEvery() time.Duration  { return j.look }
+
+// LookEvery is how often the job steps the engine while nothing woke it:
+// for what only time brings (a bake's end, a timeout), and at least at the
+// pace of polling.
+func (j jobEngine) LookEvery() time.Duration { return min(500*time.Millisecond, j.PollEvery) }
 
 // signalEnds is an engine observer that signals ended at every rollout's
 // "done" event.

@@ -160,8 +160,7 @@ type actionRig struct {
 	// freshState: see rigOptions.
 	freshState bool
 	// env is the job's environment, as the runner sets it for the
-	// action's step; clock paces its writes; pollEvery is its engine's
-	// (default: bot run's).
+	// action's step; clock paces its writes; pollEvery is its engine's.
 	env       map[string]string
 	clock     pacing.Clock
 	pollEvery time.Duration
@@ -177,12 +176,8 @@ func (r *actionRig) getenv(key string) string { return r.env[key] }
 // set now, the rig's pace clock.
 func (r *actionRig) job() job {
 	env := maps.Clone(r.env)
-	j := job{lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, paceClock: r.clock,
-		pollEvery: processJob.pollEvery}
-	if r.pollEvery > 0 {
-		j.pollEvery = r.pollEvery
-	}
-	return j
+	return job{lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }, paceClock: r.clock,
+		pollEvery: r.pollEvery}
 }
 
 type rigOptions struct {
@@ -218,7 +213,7 @@ func newActionRig(t *testing.T, o rigOptions) *actionRig {
 		ghOpts = append(ghOpts, githubtest.WithClock(o.now))
 	}
 	r := &actionRig{gh: githubtest.New(ghOpts...), target: newFakeTarget(t), dir: t.TempDir(), freshState: o.freshState,
-		env: map[string]string{},
+		env: map[string]string{}, pollEvery: processJob.pollEvery,
 		// A job's writes are paced under GitHub's limits on a clock the
 		// test drives: a catch-up of 50 merges needs minutes of write
 		// windows.
