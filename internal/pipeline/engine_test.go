@@ -1406,6 +1406,11 @@ func TestStoppingEngineWakesItsPeers(t *testing.T) {
 	m := e.merge("fix: one more check")
 	rr := e.released(m)
 	e.waitStage(rr.ID, "qa", "active") // the engine keeps the pipeline's lease; the test reports nothing
+	// The probe names the lease the engine keeps: while it runs, a peer
+	// cannot take it.
+	if free, err := e.st.AcquireLease(context.Background(), peers.lease, "peer", time.Second); err != nil || free {
+		t.Fatalf("a peer took %s while the engine drives the pipeline (%v): the probe names another lease", peers.lease, err)
+	}
 	peers.stopping.Store(true)
 	e.stop()
 	peers.mu.Lock()
