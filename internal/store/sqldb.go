@@ -138,6 +138,11 @@ type stmtCache struct {
 	cancel    context.CancelFunc
 }
 
+func newStmtCache() *stmtCache {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &stmtCache{ctx: ctx, cancel: cancel}
+}
+
 // maxStmts bounds the cache; a text past it runs unprepared, as before.
 const maxStmts = 512
 
@@ -159,7 +164,6 @@ func (c *stmtCache) prepared(db *sql.DB, q string) *sql.Stmt {
 	}
 	if c.pending == nil {
 		c.pending = map[string]bool{}
-		c.ctx, c.cancel = context.WithCancel(context.Background())
 	}
 	c.pending[q] = true
 	c.preparing.Go(func() {
@@ -194,9 +198,7 @@ func (c *stmtCache) close() {
 	c.mu.Lock()
 	c.closed = true
 	c.stmts = nil
-	if c.cancel != nil {
-		c.cancel()
-	}
+	c.cancel()
 	c.mu.Unlock()
 	c.preparing.Wait()
 }

@@ -114,7 +114,7 @@ func OpenSQLite(path string) (s *SQLite, err error) {
 	// again on it): 6% of a merge burst's CPU.
 	r.SetMaxOpenConns(4)
 	r.SetMaxIdleConns(4)
-	s = &SQLite{queries: queries{w: sqlDB{DB: w, stmts: &stmtCache{}}, r: sqlDB{DB: r, stmts: &stmtCache{}}, seq: "rowid"}, path: path, lock: lock, stop: make(chan struct{}),
+	s = &SQLite{queries: queries{w: sqlDB{DB: w, stmts: newStmtCache()}, r: sqlDB{DB: r, stmts: newStmtCache()}, seq: "rowid"}, path: path, lock: lock, stop: make(chan struct{}),
 		saves: make(chan saveReq, maxBatch), commitDone: make(chan struct{})}
 	go s.committer()
 	return s, nil
