@@ -493,7 +493,19 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	switch out.Kind {
 	case plan.Release:
 		if out.Config.Multi {
-			if releases, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
+			// Each pipeline's rollout starts as soon as its own release is
+			// cut, before the run is marked released (as below).
+			start := func(s started) error {
+				releases = append(releases, s)
+				if c.Rollouts == nil {
+					return nil
+				}
+				if err := c.Rollouts.Start(ctx, r, s.pipeline, s.rel, out.Config, snap.Config, snap.PR.Labels); err != nil {
+					return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
+				}
+				return nil
+			}
+			if err := c.releasePipelines(ctx, client, &r, out, snap, log, start); err != nil {
 				return err
 			}
 			r.State = store.RunReleased
@@ -535,16 +547,11 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	case plan.NoConfig, plan.NoRelease, plan.NoPipeline:
 		r.State = store.RunSkipped
 	}
-	if out.Kind == plan.Release && c.Rollouts != nil {
+	if out.Kind == plan.Release && c.Rollouts != nil && !out.Config.Multi {
 		// Before the run is marked released: a crash in between evaluates it
 		// again, which reuses its tag and starts the rollout (idempotently).
-		if !out.Config.Multi {
-			releases = []started{{pipeline: r.Pipeline, rel: r.Release()}}
-		}
-		for _, s := range releases {
-			if err := c.Rollouts.Start(ctx, r, s.pipeline, s.rel, out.Config, snap.Config, snap.PR.Labels); err != nil {
-				return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
-			}
+		if err := c.Rollouts.Start(ctx, r, r.Pipeline, r.Release(), out.Config, snap.Config, snap.PR.Labels); err != nil {
+			return fmt.Errorf("start rollout of %s: %w", r.Pipeline, err)
 		}
 	}
 	// A rollout shows itself (check run and comment) as its stages move;
@@ -586,15 +593,19 @@ type started struct {
 
 // releasePipelines cuts the release of every pipeline the merge runs (the
 // pipelines: form), one after the other: each its own tag from its own
-// version line, and its own GitHub Release whose notes name the PR. A
-// crash part way leaves some tags on the merge commit; the evaluation
-// after it finds them (plan's Reused) and cuts only the missing ones.
-func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) ([]started, error) {
+// version line, and its own GitHub Release whose notes name the PR. Each
+// release cut (or found cut) goes to start at once, so a pipeline whose
+// release GitHub refuses (say, a ruleset protecting its tags) holds up only
+// its own rollout: the others start, and the refusal is returned for the
+// run to be evaluated again. A crash or refusal part way leaves some tags
+// on the merge commit; the evaluation after it finds them (plan's Reused)
+// and cuts only the missing ones.
+func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger, start func(started) error) error {
 	r.State, r.Version, r.Tag, r.PrevTag = store.RunReleasing, "", "", ""
 	if err := c.Store.UpdateRun(ctx, *r); err != nil {
-		return nil, err
+		return err
 	}
-	var out2 []started
+	var refused []error
 	for _, p := range out.Pipelines {
 		rel := store.Release{Version: p.Version.String(), Tag: p.Tag, PrevTag: p.PrevTag}
 		if !p.Reused {
@@ -606,14 +617,18 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 			if err != nil {
 				// ErrTagElsewhere included: the next evaluation sees the
 				// tag taken and steps past it.
-				return nil, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err)
+				log.Warn("release refused; the merge's other pipelines go on", "pipeline", p.Name, "tag", p.Tag, "err", err)
+				refused = append(refused, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err))
+				continue
 			}
 			rel.URL = pub.URL
 			log.Info("released", "pipeline", p.Name, "tag", p.Tag, "existed", pub.Existed)
 		}
-		out2 = append(out2, started{pipeline: p.Name, rel: rel})
+		if err := start(started{pipeline: p.Name, rel: rel}); err != nil {
+			return err
+		}
 	}
-	return out2, nil
+	return errors.Join(refused...)
 }
 
 // anyStages reports whether a release deploys anywhere: then its rollouts

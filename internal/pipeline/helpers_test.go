@@ -168,6 +168,9 @@ type env struct {
 	// onGitHub, when set, sees each request the process sends GitHub; true
 	// crashes the process on it (crashOn).
 	onGitHub atomic.Pointer[func(*http.Request) bool]
+	// refuse, when set, answers the requests it returns an answer for in
+	// GitHub's place (refuseOnGitHub).
+	refuse atomic.Pointer[func(*http.Request) *http.Response]
 
 	// What a restart needs: the options, the targets, the database file
 	// and the pipelines' spec.
@@ -250,6 +253,11 @@ func (e *env) boot() {
 			e.onGitHub.Store(nil)
 			return nil, crashing(req)
 		}
+		if f := e.refuse.Load(); f != nil {
+			if resp := (*f)(req); resp != nil {
+				return resp, nil
+			}
+		}
 		return http.DefaultTransport.RoundTrip(req)
 	})
 	apps := servicetest.Apps(t, e.gh, ghclient.Options{Logger: log, Base: kill.Transport(toGitHub)})
@@ -331,6 +339,24 @@ func (e *env) crashOn(forward bool, match func(*http.Request) bool) {
 		return true
 	}
 	e.onGitHub.Store(&f)
+}
+
+// refuseOnGitHub makes GitHub answer status and body (JSON) to every
+// request match picks, until it is called again with nil.
+func (e *env) refuseOnGitHub(match func(*http.Request) bool, status int, body string) {
+	if match == nil {
+		e.refuse.Store(nil)
+		return
+	}
+	f := func(req *http.Request) *http.Response {
+		if !match(req) {
+			return nil
+		}
+		return &http.Response{StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
+			Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, Body: io.NopCloser(strings.NewReader(body)),
+			Request: req, ContentLength: int64(len(body)), Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}
+	}
+	e.refuse.Store(&f)
 }
 
 // crashAndRestart waits until the armed crash happened (or crashes the

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,6 +257,101 @@ func monoConfigOf(k int) string {
 }
 
 var monoServices = []string{"api", "web", "worker"}
+
+// A pipeline whose release GitHub refuses holds up only its own rollout: a
+// ruleset restricting the creation of api's tags (the first pipeline)
+// refuses its release, and web's release is still cut and rolled out to
+// prod. Once the rule is lifted, the merge's next evaluation cuts api's
+// release alone (web's is reused, its rollout not started again) and api
+// rolls out.
+func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	apiRelease := func(req *http.Request) bool {
+		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/repos/"+repo+"/releases") {
+			return false
+		}
+		body, _ := io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		return strings.Contains(string(body), `"tag_name":"api/`)
+	}
+	var refusals atomic.Int32
+	e.refuseOnGitHub(func(req *http.Request) bool {
+		if apiRelease(req) {
+			refusals.Add(1)
+			return true
+		}
+		return false
+	}, http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref due to creations being restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
+	m := e.mergeFiles("feat: both", map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"})
+
+	var web store.RolloutRun
+	eventually(t, "web's rollout starts while api's release is refused", func() bool {
+		run, err := e.st.RunBySHA(context.Background(), repo, m.sha)
+		if err != nil {
+			return false
+		}
+		rrs, err := e.st.RolloutsOf(context.Background(), run.ID)
+		if err != nil || len(rrs) == 0 {
+			return false
+		}
+		if len(rrs) != 1 || rrs[0].Pipeline != "web" {
+			t.Fatalf("rollouts %+v while api's release is refused; want web's alone", rrs)
+		}
+		web = rrs[0]
+		return true
+	})
+	web = e.waitDone(web.ID)
+	if web.Tag != "web/v0.1.0" || stageOf(web, "prod").State != schedule.Passed {
+		t.Errorf("web %s %s; want web/v0.1.0 deployed to prod while api's release is refused", web.Tag, e.snapshot(web.ID))
+	}
+	if cr := e.checkNamed(m.sha, "shipbot/rollout: web"); cr.Conclusion != "success" {
+		t.Errorf("web check %s", cr.Conclusion)
+	}
+	if refusals.Load() == 0 {
+		t.Fatal("api's release was never refused")
+	}
+	if r, err := e.st.RunBySHA(context.Background(), repo, m.sha); err != nil || r.State != store.RunReleasing {
+		t.Errorf("run %s (%v) while api's release is refused; want it still releasing, to be evaluated again", r.State, err)
+	}
+
+	e.refuseOnGitHub(nil, 0, "")
+	e.parts.Coordinator.Sweep(context.Background()) // the next evaluation now, not at the next sweep
+	rs := e.rolloutsOf(m, "api", "web")
+	api := e.waitDone(rs["api"].ID)
+	if api.Tag != "api/v0.1.0" || stageOf(api, "prod").State != schedule.Passed {
+		t.Errorf("api %s %s; want api/v0.1.0 deployed once its release is allowed", api.Tag, e.snapshot(api.ID))
+	}
+	if rs["web"].ID != web.ID {
+		t.Errorf("web's rollout %s after the retry; want %s, started once", rs["web"].ID, web.ID)
+	}
+	e.parts.Reporter.Wait()
+	if got := tagNames(e.gh); !slices.Equal(got, []string{"api/v0.1.0", "web/v0.1.0"}) {
+		t.Errorf("tags %v; want one per pipeline", got)
+	}
+	if n := len(e.gh.Releases(repo)); n != 2 {
+		t.Errorf("%d releases; want one per pipeline", n)
+	}
+	for _, stage := range []string{"qa", "prod"} {
+		for _, p := range []string{"api", "web"} {
+			n := 0
+			for _, tr := range e.spin.received("") {
+				if tr.str("pipeline") == p && tr.str("stage") == stage {
+					n++
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s/%s triggered %d times; want once", p, stage, n)
+			}
+		}
+	}
+	if cr := e.checkNamed(m.sha, "shipbot/rollout: api"); cr.Conclusion != "success" {
+		t.Errorf("api check %s", cr.Conclusion)
+	}
+	if n := len(e.stickyComments(m.pr)); n != 1 {
+		t.Errorf("%d sticky comments; want one", n)
+	}
+}
 
 // The design's bar: a merge that runs k two-stage pipelines costs at most
 // 20 + 12·(k−1) GitHub calls, everything from its deliveries to the end of
