@@ -493,20 +493,22 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	switch out.Kind {
 	case plan.Release:
 		if out.Config.Multi {
-			// Each pipeline's rollout starts as soon as its own release is
-			// cut, before the run is marked released (as below).
-			start := func(s started) error {
-				releases = append(releases, s)
-				if c.Rollouts == nil {
-					return nil
-				}
-				if err := c.Rollouts.Start(ctx, r, s.pipeline, s.rel, out.Config, snap.Config, snap.PR.Labels); err != nil {
-					return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
-				}
-				return nil
-			}
-			if err := c.releasePipelines(ctx, client, &r, out, snap, log, start); err != nil {
+			// A release GitHub refuses holds up only its own pipeline: the
+			// others' rollouts start (before the run is marked released, as
+			// below), and the run is evaluated again for the refused ones.
+			var refused error
+			if releases, refused, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
 				return err
+			}
+			if c.Rollouts != nil {
+				for _, s := range releases {
+					if err := c.Rollouts.Start(ctx, r, s.pipeline, s.rel, out.Config, snap.Config, snap.PR.Labels); err != nil {
+						return fmt.Errorf("start rollout of %s: %w", s.pipeline, err)
+					}
+				}
+			}
+			if refused != nil {
+				return refused
 			}
 			r.State = store.RunReleased
 			break
@@ -593,19 +595,22 @@ type started struct {
 
 // releasePipelines cuts the release of every pipeline the merge runs (the
 // pipelines: form), one after the other: each its own tag from its own
-// version line, and its own GitHub Release whose notes name the PR. Each
-// release cut (or found cut) goes to start at once, so a pipeline whose
-// release GitHub refuses (say, a ruleset protecting its tags) holds up only
-// its own rollout: the others start, and the refusal is returned for the
-// run to be evaluated again. A crash or refusal part way leaves some tags
-// on the merge commit; the evaluation after it finds them (plan's Reused)
-// and cuts only the missing ones.
-func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger, start func(started) error) error {
+// version line, and its own GitHub Release whose notes name the PR. It
+// returns the releases cut (or found cut) and, apart, the ones GitHub
+// refused (say, a ruleset protecting one pipeline's tags), which it has
+// recorded in the run's summary for the pull request to show. A crash or
+// refusal part way leaves some tags on the merge commit; the evaluation
+// after it finds them (plan's Reused) and cuts only the missing ones. An
+// error is the store's.
+func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) (cut []started, refused error, err error) {
 	r.State, r.Version, r.Tag, r.PrevTag = store.RunReleasing, "", "", ""
+	// The summary written here has no refusals: the ones an earlier
+	// evaluation recorded are cleared before any rollout reports.
 	if err := c.Store.UpdateRun(ctx, *r); err != nil {
-		return err
+		return nil, nil, err
 	}
-	var refused []error
+	var refusals []report.RefusedRelease
+	var errs []error
 	for _, p := range out.Pipelines {
 		rel := store.Release{Version: p.Version.String(), Tag: p.Tag, PrevTag: p.PrevTag}
 		if !p.Reused {
@@ -618,17 +623,56 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 				// ErrTagElsewhere included: the next evaluation sees the
 				// tag taken and steps past it.
 				log.Warn("release refused; the merge's other pipelines go on", "pipeline", p.Name, "tag", p.Tag, "err", err)
-				refused = append(refused, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err))
+				refusals = append(refusals, report.RefusedRelease{Pipeline: p.Name, Tag: p.Tag, Reason: refusal(err)})
+				errs = append(errs, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err))
 				continue
 			}
 			rel.URL = pub.URL
 			log.Info("released", "pipeline", p.Name, "tag", p.Tag, "existed", pub.Existed)
 		}
-		if err := start(started{pipeline: p.Name, rel: rel}); err != nil {
-			return err
-		}
+		cut = append(cut, started{pipeline: p.Name, rel: rel})
 	}
-	return errors.Join(refused...)
+	if len(refusals) == 0 {
+		return cut, nil, nil
+	}
+	// Recorded before any rollout starts, so that its first report shows
+	// which releases wait, and why.
+	var sum summary
+	if err := json.Unmarshal(r.Summary, &sum); err != nil {
+		return nil, nil, fmt.Errorf("decode summary: %w", err)
+	}
+	sum.Refused = refusals
+	if r.Summary, err = json.Marshal(sum); err != nil {
+		return nil, nil, fmt.Errorf("encode summary: %w", err)
+	}
+	if err := c.Store.UpdateRun(ctx, *r); err != nil {
+		return nil, nil, err
+	}
+	return cut, errors.Join(errs...), nil
+}
+
+// refusal is how GitHub refused a release, as the pull request shows it:
+// its own message (with the errors it lists), else what went wrong. Not the
+// error's text, which names the API's URL.
+func refusal(err error) string {
+	var er *gh.ErrorResponse
+	switch {
+	case errors.As(err, &er):
+		msg := er.Message
+		for _, e := range er.Errors {
+			if e.Message != "" {
+				msg += " " + e.Message
+			}
+		}
+		if er.Response != nil {
+			return fmt.Sprintf("%d %s", er.Response.StatusCode, msg)
+		}
+		return msg
+	case errors.Is(err, release.ErrTagElsewhere):
+		return "the tag exists on another commit; the next try takes the version after it"
+	default:
+		return err.Error()
+	}
 }
 
 // anyStages reports whether a release deploys anywhere: then its rollouts
@@ -668,6 +712,9 @@ type summary struct {
 	// Why is why the merge runs the pipelines it runs when its files
 	// cannot tell (plan.Outcome.Notes): every one runs.
 	Why []string `json:"why,omitempty"`
+	// Refused are the pipelines whose releases GitHub refused at this
+	// evaluation, while the others roll out (report.RefusedReleases).
+	Refused []report.RefusedRelease `json:"refused,omitempty"`
 }
 
 // webURL is the web server of a pull request's html_url, so that release

@@ -314,6 +314,9 @@ func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	if r, err := e.st.RunBySHA(context.Background(), repo, m.sha); err != nil || r.State != store.RunReleasing {
 		t.Errorf("run %s (%v) while api's release is refused; want it still releasing, to be evaluated again", r.State, err)
 	}
+	// The pull request says which release waits, with GitHub's answer.
+	e.waitCommentTable(m.pr, "api", "GitHub refused the release **api/v0.1.0**: 422 Repository rule violations found Cannot create ref due to creations being restricted.")
+	e.waitCommentTable(m.pr, "web", "| prod | web/v0.1.0 | succeeded |")
 
 	e.refuseOnGitHub(nil, 0, "")
 	e.parts.Coordinator.Sweep(context.Background()) // the next evaluation now, not at the next sweep
@@ -348,8 +351,12 @@ func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	if cr := e.checkNamed(m.sha, "shipbot/rollout: api"); cr.Conclusion != "success" {
 		t.Errorf("api check %s", cr.Conclusion)
 	}
-	if n := len(e.stickyComments(m.pr)); n != 1 {
-		t.Errorf("%d sticky comments; want one", n)
+	cs := e.stickyComments(m.pr)
+	if len(cs) != 1 {
+		t.Fatalf("%d sticky comments; want one", len(cs))
+	}
+	if body := cs[0].Body; strings.Contains(body, "refused") || strings.Count(body, "Released **") != 2 {
+		t.Errorf("sticky comment once both are released:\n%s\nwant a section per pipeline's release and no refusal", body)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/shipbot/shipbot/internal/rollout"
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
+	"github.com/shipbot/shipbot/internal/truncate"
 )
 
 // Clients hands out an API client per App installation.
@@ -530,8 +531,48 @@ func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []ro
 		b.WriteString(pipelineSection(o, v))
 		b.WriteString("\n")
 	}
+	for _, f := range RefusedReleases(rr.Run) {
+		fmt.Fprintf(&b, "#### %s\n\n", markdown.Escape(f.Pipeline))
+		b.WriteString(refusedSection(f))
+		b.WriteString("\n")
+	}
 	notes(&b, MergeNotes(rr.Run))
 	return b.String(), nil
+}
+
+// RefusedRelease is a pipeline of the merge whose release GitHub refused
+// at the merge's last evaluation (the pipelines: form: the others roll
+// out meanwhile). The merge records them in its summary ("refused").
+type RefusedRelease struct {
+	Pipeline string `json:"pipeline"`
+	Tag      string `json:"tag"`
+	// Reason is GitHub's answer, as it gave it.
+	Reason string `json:"reason"`
+}
+
+// RefusedReleases are the releases the run's last evaluation could not
+// cut, which it tries again.
+func RefusedReleases(run store.Run) []RefusedRelease {
+	var sum struct {
+		Refused []RefusedRelease `json:"refused"`
+	}
+	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
+		return nil
+	}
+	return sum.Refused
+}
+
+// maxRefusal bounds GitHub's answer as a refused release's section quotes
+// it: an error body is GitHub's to size, the comment is ours.
+const maxRefusal = 500
+
+// refusedSection is the comment's section of a pipeline whose release
+// GitHub refused: what it answered (on one line: its answers run over
+// several), and that shipbot keeps trying.
+func refusedSection(f RefusedRelease) string {
+	return fmt.Sprintf("GitHub refused the release **%s**: %s\n\nshipbot tries again every few seconds; "+
+		"this repository's later merges wait for it, so that versions keep their merge order.\n",
+		markdown.Escape(f.Tag), markdown.Escape(truncate.Bytes(strings.Join(strings.Fields(f.Reason), " "), maxRefusal, "…")))
 }
 
 // MergeNotes are what a merge of the pipelines: form recorded on why it
