@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -481,6 +483,8 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 		r.Pipeline = ps[0].Name
 	}
 	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
+	// What the last evaluation found GitHub refusing, and showed.
+	shown := report.RefusedReleases(r)
 	// The summary goes with the run's first update, before any rollout
 	// starts: a rollout's first report repeats its notes (report.MergeNotes).
 	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems,
@@ -496,9 +500,17 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			// A release GitHub refuses holds up only its own pipeline: the
 			// others' rollouts start (before the run is marked released, as
 			// below), and the run is evaluated again for the refused ones.
+			var refusals []report.RefusedRelease
 			var refused error
-			if releases, refused, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
+			if releases, refusals, refused, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
 				return err
+			}
+			if len(refusals) > 0 {
+				// Recorded before any rollout starts, so that the rollouts'
+				// reports show them; with none to show them, shown here.
+				if err := c.showRefusals(ctx, client, &r, snap, refusals, shown, len(releases) == 0, true, log); err != nil {
+					return errors.Join(refused, err)
+				}
 			}
 			if c.Rollouts != nil {
 				for _, s := range releases {
@@ -534,6 +546,10 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 					return errors.Join(err, uerr)
 				}
 				return err
+			}
+			if reason, ok := refusal(err); ok {
+				f := report.RefusedRelease{Pipeline: r.Pipeline, Tag: out.Tag, Reason: reason}
+				return errors.Join(err, c.showRefusals(ctx, client, &r, snap, []report.RefusedRelease{f}, shown, true, false, log))
 			}
 			if err != nil {
 				return err
@@ -596,20 +612,18 @@ type started struct {
 // releasePipelines cuts the release of every pipeline the merge runs (the
 // pipelines: form), one after the other: each its own tag from its own
 // version line, and its own GitHub Release whose notes name the PR. It
-// returns the releases cut (or found cut) and, apart, the ones GitHub
-// refused (say, a ruleset protecting one pipeline's tags), which it has
-// recorded in the run's summary for the pull request to show. A crash or
-// refusal part way leaves some tags on the merge commit; the evaluation
-// after it finds them (plan's Reused) and cuts only the missing ones. An
-// error is the store's.
-func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) (cut []started, refused error, err error) {
+// returns the releases cut (or found cut); a release it could not cut does
+// not stop the others, and comes back in refused (an error to retry the
+// run on) and, when GitHub refused it (say, a ruleset protecting one
+// pipeline's tags), in refusals, for the pull request. A crash or refusal
+// part way leaves some tags on the merge commit; the evaluation after it
+// finds them (plan's Reused) and cuts only the missing ones. err is the
+// store's.
+func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) (cut []started, refusals []report.RefusedRelease, refused, err error) {
 	r.State, r.Version, r.Tag, r.PrevTag = store.RunReleasing, "", "", ""
-	// The summary written here has no refusals: the ones an earlier
-	// evaluation recorded are cleared before any rollout reports.
 	if err := c.Store.UpdateRun(ctx, *r); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var refusals []report.RefusedRelease
 	var errs []error
 	for _, p := range out.Pipelines {
 		rel := store.Release{Version: p.Version.String(), Tag: p.Tag, PrevTag: p.PrevTag}
@@ -622,8 +636,10 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 			if err != nil {
 				// ErrTagElsewhere included: the next evaluation sees the
 				// tag taken and steps past it.
-				log.Warn("release refused; the merge's other pipelines go on", "pipeline", p.Name, "tag", p.Tag, "err", err)
-				refusals = append(refusals, report.RefusedRelease{Pipeline: p.Name, Tag: p.Tag, Reason: refusal(err)})
+				log.Warn("release not cut; the merge's other pipelines go on", "pipeline", p.Name, "tag", p.Tag, "err", err)
+				if reason, ok := refusal(err); ok {
+					refusals = append(refusals, report.RefusedRelease{Pipeline: p.Name, Tag: p.Tag, Reason: reason})
+				}
 				errs = append(errs, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err))
 				continue
 			}
@@ -632,47 +648,69 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 		}
 		cut = append(cut, started{pipeline: p.Name, rel: rel})
 	}
-	if len(refusals) == 0 {
-		return cut, nil, nil
-	}
-	// Recorded before any rollout starts, so that its first report shows
-	// which releases wait, and why.
+	return cut, refusals, errors.Join(errs...), nil
+}
+
+// showRefusals records the releases GitHub refused in the run's summary,
+// where the rollouts' reports find them (the evaluation's first update
+// clears them), and, when nothing else reports on the merge (alone: no
+// rollout of it started), shows them on the pull request itself: the check run
+// in the single-pipeline form, and the sticky comment. A refusal already
+// shown by the last evaluation is not written again: GitHub's budget is
+// not spent on every retry.
+func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *store.Run, snap facts.Snapshot, fs, shown []report.RefusedRelease, alone, multi bool, log *slog.Logger) error {
 	var sum summary
 	if err := json.Unmarshal(r.Summary, &sum); err != nil {
-		return nil, nil, fmt.Errorf("decode summary: %w", err)
+		return fmt.Errorf("decode summary: %w", err)
 	}
-	sum.Refused = refusals
-	if r.Summary, err = json.Marshal(sum); err != nil {
-		return nil, nil, fmt.Errorf("encode summary: %w", err)
+	sum.Refused = fs
+	b, err := json.Marshal(sum)
+	if err != nil {
+		return fmt.Errorf("encode summary: %w", err)
 	}
+	r.Summary = b
 	if err := c.Store.UpdateRun(ctx, *r); err != nil {
-		return nil, nil, err
+		return err
 	}
-	return cut, errors.Join(errs...), nil
+	if !alone || slices.Equal(fs, shown) {
+		return nil
+	}
+	if !multi {
+		if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.RefusedCheck(fs[0])); err != nil {
+			log.Error("report refused release", "err", err)
+		}
+	}
+	if snap.HasPR && c.Comments != nil {
+		if err := c.Comments.Upsert(ctx, client, r.Repo, snap.PR.Number, report.RefusedComment(fs, multi),
+			snap.PR.Comments != nil && *snap.PR.Comments == 0); err != nil {
+			log.Error("comment refused release", "err", err)
+		}
+	}
+	return nil
 }
 
 // refusal is how GitHub refused a release, as the pull request shows it:
-// its own message (with the errors it lists), else what went wrong. Not the
+// its own message (with the errors it lists). ok is false for what is not
+// GitHub refusing the request (it could not be reached, answered 5xx, or
+// asked to slow down), which is retried without a word on the PR; and
+// for a tag taken meanwhile, which the next evaluation steps past. Not the
 // error's text, which names the API's URL.
-func refusal(err error) string {
+func refusal(err error) (reason string, ok bool) {
 	var er *gh.ErrorResponse
-	switch {
-	case errors.As(err, &er):
-		msg := er.Message
-		for _, e := range er.Errors {
-			if e.Message != "" {
-				msg += " " + e.Message
-			}
-		}
-		if er.Response != nil {
-			return fmt.Sprintf("%d %s", er.Response.StatusCode, msg)
-		}
-		return msg
-	case errors.Is(err, release.ErrTagElsewhere):
-		return "the tag exists on another commit; the next try takes the version after it"
-	default:
-		return err.Error()
+	if !errors.As(err, &er) || er.Response == nil || errors.Is(err, release.ErrTagElsewhere) {
+		return "", false
 	}
+	code := er.Response.StatusCode
+	if code < 400 || code >= 500 || code == http.StatusTooManyRequests {
+		return "", false
+	}
+	msg := er.Message
+	for _, e := range er.Errors {
+		if e.Message != "" {
+			msg += " " + e.Message
+		}
+	}
+	return fmt.Sprintf("%d %s", code, msg), true
 }
 
 // anyStages reports whether a release deploys anywhere: then its rollouts

@@ -531,11 +531,7 @@ func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []ro
 		b.WriteString(pipelineSection(o, v))
 		b.WriteString("\n")
 	}
-	for _, f := range RefusedReleases(rr.Run) {
-		fmt.Fprintf(&b, "#### %s\n\n", markdown.Escape(f.Pipeline))
-		b.WriteString(refusedSection(f))
-		b.WriteString("\n")
-	}
+	refusedSections(&b, RefusedReleases(rr.Run))
 	notes(&b, MergeNotes(rr.Run))
 	return b.String(), nil
 }
@@ -565,6 +561,38 @@ func RefusedReleases(run store.Run) []RefusedRelease {
 // maxRefusal bounds GitHub's answer as a refused release's section quotes
 // it: an error body is GitHub's to size, the comment is ours.
 const maxRefusal = 500
+
+// refusedSections writes a comment's section for each pipeline of the
+// pipelines: form whose release GitHub refused.
+func refusedSections(b *strings.Builder, fs []RefusedRelease) {
+	for _, f := range fs {
+		fmt.Fprintf(b, "#### %s\n\n", markdown.Escape(f.Pipeline))
+		b.WriteString(refusedSection(f))
+		b.WriteString("\n")
+	}
+}
+
+// RefusedComment is the merge's sticky comment while GitHub refuses every
+// release it would cut, so that no rollout shows it: in the pipelines:
+// form (multi) a section per pipeline, else the one release's refusal.
+func RefusedComment(fs []RefusedRelease, multi bool) string {
+	var b strings.Builder
+	b.WriteString("### shipbot\n\n")
+	if multi {
+		refusedSections(&b, fs)
+	} else if len(fs) > 0 {
+		b.WriteString(refusedSection(fs[0]))
+	}
+	return b.String()
+}
+
+// RefusedCheck is the rollout check run of the single-pipeline form while
+// GitHub refuses the merge's release: in progress, for it is tried again,
+// and the rollout's own reports take the check run over once it is cut.
+func RefusedCheck(f RefusedRelease) CheckOutput {
+	return CheckOutput{Name: RolloutCheck, Status: StatusInProgress,
+		Title: "Waiting: GitHub refused the release " + f.Tag, Summary: refusedSection(f)}
+}
 
 // refusedSection is the comment's section of a pipeline whose release
 // GitHub refused: what it answered (on one line: its answers run over
