@@ -438,6 +438,7 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	engine := jobEngine{Engine: parts.Engine, ended: ended}
 	parts.Coordinator.Rollouts = stageFilter{next: parts.Engine, only: env.Stages}
 	parts.Coordinator.PairWait = -1 // one event is all a job gets
+	parts.Coordinator.OneShot = true
 	callbacks := env.Wait && env.PublicURL != ""
 	parts.Engine.PollEvery = j.pollEvery
 	// Approvals are /shipbot commands, which reach shipbot only as an App:

@@ -1180,6 +1180,17 @@ func TestRunGitHubRefusesTheTag(t *testing.T) {
 	if n := len(r.target.triggers()); n != 0 {
 		t.Errorf("%d triggers without a release", n)
 	}
+	// The PR says so, in the comment alone: a shipbot/rollout check run
+	// would mark the merge handled, and the next merge's job would not
+	// catch it up to try again.
+	if crs := r.gh.CheckRuns("acme/api", r.sha); len(crs) != 0 {
+		t.Errorf("check runs %+v on the merge whose release was refused; want none", crs)
+	}
+	cs := r.gh.Comments("acme/api", r.pr)
+	if len(cs) != 1 || !strings.Contains(cs[0].Body, "GitHub refused the release **v1.5.0**: 403") ||
+		!strings.Contains(cs[0].Body, "The job failed on it: re-running the job, or the job of the repository's next merge, tries again.") {
+		t.Errorf("comments %+v; want one saying GitHub refused the release and the job failed", cs)
+	}
 }
 
 // A stage handed off passes once its trigger is accepted: a bake would

@@ -78,6 +78,12 @@ type Coordinator struct {
 	// LateDelivery bounds how far back an unheard-of earlier merge is
 	// taken first; default DefaultLateDelivery.
 	LateDelivery time.Duration
+	// OneShot means nothing evaluates a merge again in this process when
+	// it fails (Action mode: the job ends). A refused release is then
+	// shown in the sticky comment only, saying so: a shipbot/rollout check
+	// run would mark the merge handled, and the next job's catch-up, which
+	// is what tries it again, would pass it by.
+	OneShot bool
 	// PairWait is how long a merge known from one of its two deliveries
 	// waits for the other before it is evaluated; default DefaultPairWait,
 	// negative for none (Action mode sees one event only).
@@ -654,11 +660,18 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 // showRefusals records the releases GitHub refused in the run's summary,
 // where the rollouts' reports find them (the evaluation's first update
 // clears them), and, when nothing else reports on the merge (alone: no
-// rollout of it started), shows them on the pull request itself: the check run
-// in the single-pipeline form, and the sticky comment. A refusal already
+// rollout of it started), shows them on the pull request itself: the check
+// run in the single-pipeline form (not in a one-shot job: see OneShot), and
+// the sticky comment. A refusal already
 // shown by the last evaluation is not written again: GitHub's budget is
 // not spent on every retry.
 func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *store.Run, snap facts.Snapshot, fs, shown []report.RefusedRelease, alone, multi bool, log *slog.Logger) error {
+	if c.OneShot {
+		fs = slices.Clone(fs)
+		for i := range fs {
+			fs[i].Job = true
+		}
+	}
 	var sum summary
 	if err := json.Unmarshal(r.Summary, &sum); err != nil {
 		return fmt.Errorf("decode summary: %w", err)
@@ -675,7 +688,7 @@ func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *st
 	if !alone || slices.Equal(fs, shown) {
 		return nil
 	}
-	if !multi {
+	if !multi && !c.OneShot {
 		if _, err := c.Checks.Upsert(ctx, client, r.Repo, r.SHA, report.RefusedCheck(fs[0])); err != nil {
 			log.Error("report refused release", "err", err)
 		}

@@ -544,6 +544,10 @@ type RefusedRelease struct {
 	Tag      string `json:"tag"`
 	// Reason is GitHub's answer, as it gave it.
 	Reason string `json:"reason"`
+	// Job is true when an Action job met the refusal: it fails, and
+	// nothing tries again until the job is re-run or the next merge's job
+	// catches this merge up.
+	Job bool `json:"job,omitempty"`
 }
 
 // RefusedReleases are the releases the run's last evaluation could not
@@ -598,9 +602,13 @@ func RefusedCheck(f RefusedRelease) CheckOutput {
 // GitHub refused: what it answered (on one line: its answers run over
 // several), and that shipbot keeps trying.
 func refusedSection(f RefusedRelease) string {
-	return fmt.Sprintf("GitHub refused the release **%s**: %s\n\nshipbot tries again every few seconds; "+
-		"this repository's later merges wait for it, so that versions keep their merge order.\n",
-		markdown.Escape(f.Tag), markdown.Escape(truncate.Bytes(strings.Join(strings.Fields(f.Reason), " "), maxRefusal, "…")))
+	next := "shipbot tries again every few seconds; this repository's later merges wait for it, " +
+		"so that versions keep their merge order."
+	if f.Job {
+		next = "The job failed on it: re-running the job, or the job of the repository's next merge, tries again."
+	}
+	return fmt.Sprintf("GitHub refused the release **%s**: %s\n\n%s\n", markdown.Escape(f.Tag),
+		markdown.Escape(truncate.Bytes(strings.Join(strings.Fields(f.Reason), " "), maxRefusal, "…")), next)
 }
 
 // MergeNotes are what a merge of the pipelines: form recorded on why it
