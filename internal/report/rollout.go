@@ -552,14 +552,23 @@ type RefusedRelease struct {
 
 // RefusedReleases are the releases the run's last evaluation could not
 // cut, which it tries again.
-func RefusedReleases(run store.Run) []RefusedRelease {
-	var sum struct {
-		Refused []RefusedRelease `json:"refused"`
-	}
+func RefusedReleases(run store.Run) []RefusedRelease { return summaryOf(run).Refused }
+
+// mergeSummary is what the reports read of a run's summary, which the
+// merge writes (JSON, in the run's row).
+type mergeSummary struct {
+	Why     []string         `json:"why"`
+	Refused []RefusedRelease `json:"refused"`
+}
+
+// summaryOf decodes the run's summary; an empty or unreadable one has
+// nothing to say.
+func summaryOf(run store.Run) mergeSummary {
+	var sum mergeSummary
 	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
-		return nil
+		return mergeSummary{}
 	}
-	return sum.Refused
+	return sum
 }
 
 // maxRefusal bounds GitHub's answer as a refused release's section quotes
@@ -615,15 +624,7 @@ func refusedSection(f RefusedRelease) string {
 // runs the pipelines it runs when its files cannot tell (plan.Outcome's
 // Notes, "why" in the run's summary): the merge's own report is not
 // written once its rollouts show themselves, so theirs repeat it.
-func MergeNotes(run store.Run) []string {
-	var sum struct {
-		Why []string `json:"why"`
-	}
-	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
-		return nil
-	}
-	return sum.Why
-}
+func MergeNotes(run store.Run) []string { return summaryOf(run).Why }
 
 // stageLine is one stage as the PR shows it.
 type stageLine struct {
