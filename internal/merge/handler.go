@@ -49,7 +49,7 @@ type Store interface {
 	UpdateRun(ctx context.Context, r store.Run, evs ...store.Event) error
 	GetRun(ctx context.Context, id string) (store.Run, error)
 	RunBySHA(ctx context.Context, repo, sha string) (store.Run, error)
-	OpenRuns(ctx context.Context, repo string) ([]store.Run, error)
+	OpenRunIDs(ctx context.Context, repo string) ([]string, error)
 	ReposWithOpenRuns(ctx context.Context) ([]string, error)
 	AddAPICalls(ctx context.Context, runID string, n int) error
 	store.Leases
@@ -296,8 +296,8 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 		}
 		// A run recorded after drain last looked, while we held the lease,
 		// was left to us by the delivery that recorded it.
-		runs, err := c.Store.OpenRuns(ctx, repo)
-		if err != nil || len(runs) == 0 {
+		open, err := c.Store.OpenRunIDs(ctx, repo)
+		if err != nil || len(open) == 0 {
 			return err
 		}
 	}
@@ -313,17 +313,17 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 	// quadratic time. Order stays safe without a fresh list, because a run
 	// whose earlier merge is still open says so (errEarlierFirst), and the
 	// list is then read again.
-	var queue []store.Run
+	var queue []string // run ids
 	for {
 		if len(queue) == 0 {
 			var err error
-			if queue, err = c.Store.OpenRuns(ctx, repo); err != nil || len(queue) == 0 {
+			if queue, err = c.Store.OpenRunIDs(ctx, repo); err != nil || len(queue) == 0 {
 				return err
 			}
 		}
-		// Read the run itself again: a delivery may have filled it in
-		// since the list was read.
-		r, err := c.Store.GetRun(ctx, queue[0].ID)
+		// The run as it is now: a delivery may have filled it in since the
+		// list was read.
+		r, err := c.Store.GetRun(ctx, queue[0])
 		if err != nil {
 			return err
 		}
@@ -371,7 +371,7 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 // Reading the whole order again instead made a burst's walk back through
 // history quadratic. When the parent cannot be placed, it returns nil: the
 // order is read again.
-func (c *Coordinator) earlierAhead(ctx context.Context, r store.Run, queue []store.Run) []store.Run {
+func (c *Coordinator) earlierAhead(ctx context.Context, r store.Run, queue []string) []string {
 	fresh, err := c.Store.GetRun(ctx, r.ID) // evaluate filled in the parent
 	if err != nil || fresh.Parent == "" {
 		return nil
@@ -380,7 +380,7 @@ func (c *Coordinator) earlierAhead(ctx context.Context, r store.Run, queue []sto
 	if err != nil || !prev.Open() {
 		return nil
 	}
-	return append([]store.Run{prev, fresh}, queue...)
+	return append([]string{prev.ID, fresh.ID}, queue...)
 }
 
 // Sweep processes every repository with open runs: after a restart, and

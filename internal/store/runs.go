@@ -82,9 +82,12 @@ type Runs interface {
 	FillRun(ctx context.Context, r Run) error
 	GetRun(ctx context.Context, id string) (Run, error)
 	RunBySHA(ctx context.Context, repo, sha string) (Run, error)
-	// OpenRuns lists the open runs of repo in merge order: a run after the
-	// open run its Parent names, otherwise by merge time, then arrival.
-	OpenRuns(ctx context.Context, repo string) ([]Run, error)
+	// OpenRunIDs lists the ids of repo's open runs in merge order: a run
+	// after the open run its Parent names, otherwise by merge time, then
+	// arrival. Ids alone: whoever takes a run up reads it then (GetRun),
+	// and a burst's backlog of pull request facts is not read again each
+	// time the order is.
+	OpenRunIDs(ctx context.Context, repo string) ([]string, error)
 	// ReposWithOpenRuns lists repositories that have open runs.
 	ReposWithOpenRuns(ctx context.Context) ([]string, error)
 	// ListRuns lists the newest runs first, at most limit.
@@ -289,16 +292,32 @@ func (s *queries) queryRuns(ctx context.Context, query string, args ...any) ([]R
 	return out, rows.Err()
 }
 
-// OpenRuns implements Runs.
-func (s *queries) OpenRuns(ctx context.Context, repo string) ([]Run, error) {
+// OpenRunIDs implements Runs.
+func (s *queries) OpenRunIDs(ctx context.Context, repo string) ([]string, error) {
 	// Merge time first; a run whose merge time is not known yet (0) sorts
 	// by arrival among the others. History then has the last word.
-	out, err := s.queryRuns(ctx, `SELECT `+runCols+` FROM runs
+	rows, err := s.r.QueryContext(ctx, `SELECT id, sha, parent FROM runs
 		WHERE repo = ? AND state IN ('pending', 'releasing') ORDER BY merged_at, seq`, repo)
 	if err != nil {
 		return nil, fmt.Errorf("open runs of %s: %w", repo, err)
 	}
-	return historyOrder(out), nil
+	defer rows.Close()
+	var runs []Run
+	for rows.Next() {
+		var r Run
+		if err := rows.Scan(&r.ID, &r.SHA, &r.Parent); err != nil {
+			return nil, fmt.Errorf("open runs of %s: %w", repo, err)
+		}
+		runs = append(runs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open runs of %s: %w", repo, err)
+	}
+	ids := make([]string, 0, len(runs))
+	for _, r := range historyOrder(runs) {
+		ids = append(ids, r.ID)
+	}
+	return ids, nil
 }
 
 // historyOrder moves each run after the open run its Parent names, keeping

@@ -68,12 +68,16 @@ func TestOpenRunsInMergeOrder(t *testing.T) {
 	if err := s.UpdateRun(ctx, done); err != nil {
 		t.Fatal(err)
 	}
-	open, err := s.OpenRuns(ctx, "acme/api")
+	open, err := s.OpenRunIDs(ctx, "acme/api")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var shas []string
-	for _, r := range open {
+	for _, id := range open {
+		r, err := s.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
 		shas = append(shas, r.SHA)
 	}
 	if fmt.Sprint(shas) != "[a c]" {

@@ -264,10 +264,16 @@ func openRunsMergeOrder(e *env) {
 	e.must(e.s.UpdateRun(e.ctx, refused))
 	e.newRun("acme/web", "z", 0)
 
-	open, err := e.s.OpenRuns(e.ctx, repo)
+	ids, err := e.s.OpenRunIDs(e.ctx, repo)
 	e.must(err)
+	var open []store.Run
+	for _, id := range ids {
+		r, err := e.s.GetRun(e.ctx, id)
+		e.must(err)
+		open = append(open, r)
+	}
 	if got := fmt.Sprint(shas(open)); got != "[a b1 b2 x c r]" {
-		e.Errorf("OpenRuns = %s; want [a b1 b2 x c r]: merge time, a run after its parent, then arrival; closed runs and other repositories left out", got)
+		e.Errorf("OpenRunIDs = runs %s; want [a b1 b2 x c r]: merge time, a run after its parent, then arrival; closed runs and other repositories left out", got)
 	}
 }
 
