@@ -662,9 +662,8 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 // clears them), and, when nothing else reports on the merge (alone: no
 // rollout of it started), shows them on the pull request itself: the check
 // run in the single-pipeline form (not in a one-shot job: see OneShot), and
-// the sticky comment. A refusal already
-// shown by the last evaluation is not written again: GitHub's budget is
-// not spent on every retry.
+// the sticky comment. A refusal already shown by the last evaluation is not
+// written again: GitHub's budget is not spent on every retry.
 func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *store.Run, snap facts.Snapshot, fs, shown []report.RefusedRelease, alone, multi bool, log *slog.Logger) error {
 	if c.OneShot {
 		fs = slices.Clone(fs)
