@@ -605,7 +605,7 @@ func environmentOf(ctx context.Context, st store.Store, ex store.Execution) (str
 	if ex.Target != "" {
 		environment += "/" + ex.Target
 	}
-	rr, err := st.GetRollout(ctx, ex.RunID)
+	rr, err := st.GetRollout(ctx, ex.RolloutID)
 	if err != nil {
 		return "", err
 	}

@@ -212,7 +212,7 @@ func TestPipelinesAndEvents(t *testing.T) {
 		store.Event{Kind: store.KindReleaseCreated, Detail: "v1.3.1"}); err != nil {
 		t.Fatal(err)
 	}
-	x := store.Execution{ID: store.NewID(), RunID: r.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.3.1", Tag: "v1.3.1",
+	x := store.Execution{ID: store.NewID(), RolloutID: r.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.3.1", Tag: "v1.3.1",
 		Phase: store.PhaseTriggering, TokenHash: store.NewID()}
 	if err := st.EnterStage(ctx, x); err != nil {
 		t.Fatal(err)

@@ -90,16 +90,16 @@ func newFixture(t *testing.T) fixture {
 
 	done := release("aaaaaaa1", 7, `feat: <script>alert("x")</script> cache`, "1.0.0")
 	step()
-	qa := enter(store.Execution{ID: "qa1", RunID: done.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
+	qa := enter(store.Execution{ID: "qa1", RolloutID: done.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
 	qa.Phase, qa.Outcome, qa.BakeUntil = store.PhaseBaking, "", time.Now().Add(time.Second)
 	if err := st.UpdateExecution(ctx, qa); err != nil {
 		t.Fatal(err)
 	}
 	step()
 	finish(qa, rollout.Succeeded, "", schedule.Passed)
-	prod := enter(store.Execution{ID: "prod1", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
+	prod := enter(store.Execution{ID: "prod1", RolloutID: done.ID, Stage: 1, StageName: "prod", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0"})
 	finish(prod, rollout.Failed, "Spinnaker execution TERMINAL", schedule.Active) // its rollback follows
-	rb := enter(store.Execution{ID: "prod2", RunID: done.ID, Stage: 1, StageName: "prod", Attempt: 2, Rollback: true, Version: "0.9.0", Tag: "v0.9.0"})
+	rb := enter(store.Execution{ID: "prod2", RolloutID: done.ID, Stage: 1, StageName: "prod", Attempt: 2, Rollback: true, Version: "0.9.0", Tag: "v0.9.0"})
 	finish(rb, rollout.Succeeded, "", schedule.RolledBack)
 	if err := st.SetStageState(ctx, done.ID, 2, schedule.Skipped); err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func newFixture(t *testing.T) fixture {
 
 	running := release("bbbbbbb2", 8, "fix: retry on 503", "1.1.0")
 	step()
-	enter(store.Execution{ID: "qa2", RunID: running.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0"})
+	enter(store.Execution{ID: "qa2", RolloutID: running.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0"})
 	if err := st.SetWait(ctx, running.ID, 1, rollout.Wait{Kind: schedule.Window, Until: time.Date(2030, 1, 7, 10, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}

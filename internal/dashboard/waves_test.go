@@ -53,7 +53,7 @@ func TestDashboardShowsWavesAndApprovals(t *testing.T) {
 	}
 	var wave []store.Execution
 	for _, target := range []string{"prod-eu", "prod-us"} {
-		wave = append(wave, store.Execution{ID: "x-" + target, RunID: approved.ID, Stage: 0, StageName: "prod", Attempt: 1,
+		wave = append(wave, store.Execution{ID: "x-" + target, RolloutID: approved.ID, Stage: 0, StageName: "prod", Attempt: 1,
 			Target: target, Version: "1.0.0", Tag: "v1.0.0", Phase: store.PhaseDeploying, TokenHash: "hash-" + target,
 			Deadline: time.Now().Add(time.Hour)})
 	}

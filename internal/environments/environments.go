@@ -114,7 +114,7 @@ func Build(p store.Pipeline, history map[string][]store.Deployed, live []store.L
 func busy(key, stage string, live []store.LiveExecution) []store.LiveExecution {
 	var out []store.LiveExecution
 	for _, e := range live {
-		if e.PipelineKey == key && e.StageName == stage && (len(out) == 0 || e.RunID == out[0].RunID) {
+		if e.PipelineKey == key && e.StageName == stage && (len(out) == 0 || e.RolloutID == out[0].RolloutID) {
 			out = append(out, e)
 		}
 	}
@@ -151,7 +151,7 @@ func describeBusy(st *Stage, es []store.LiveExecution) {
 	if tag == "" {
 		tag = e.Version
 	}
-	st.Version, st.RunID, st.PR, st.Started = tag, e.RunID, e.PR, e.CreatedAt
+	st.Version, st.RunID, st.PR, st.Started = tag, e.RolloutID, e.PR, e.CreatedAt
 	target := ""
 	if len(same) > 0 {
 		target = " on " + strings.Join(same, ", ")

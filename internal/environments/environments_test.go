@@ -19,7 +19,7 @@ func TestBuildSaysWhatEachStageDoes(t *testing.T) {
 	v110 := store.Deployed{Stage: "prod", Version: "1.1.0", Tag: "v1.1.0", At: t0.Add(time.Hour), RolloutID: "r2", PR: 12}
 	back := store.Deployed{Stage: "prod", Version: "1.0.0", Tag: "v1.0.0", At: t0.Add(2 * time.Hour), RolloutID: "r1", PR: 11, Rollback: true, From: "v1.1.0"}
 	exec := func(phase rollout.Phase, rollback bool) store.LiveExecution {
-		return store.LiveExecution{PipelineKey: key, PR: 13, Execution: store.Execution{RunID: "r3", StageName: "prod", Tag: "v1.2.0",
+		return store.LiveExecution{PipelineKey: key, PR: 13, Execution: store.Execution{RolloutID: "r3", StageName: "prod", Tag: "v1.2.0",
 			Phase: phase, Rollback: rollback, CreatedAt: t0, BakeUntil: t0.Add(10 * time.Minute)}}
 	}
 	// A wave's targets: each its own execution of the run at the stage.

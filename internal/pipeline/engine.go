@@ -828,7 +828,7 @@ func (e *Engine) newExecutions(ctx context.Context, r *pipelineRun, idx int, s c
 	for i, t := range targets {
 		id := store.NewID()
 		out[i] = store.Execution{
-			ID: id, RunID: r.ID, Stage: idx, StageName: s.Name, Target: t, Attempt: attempt, Rollback: rollback,
+			ID: id, RolloutID: r.ID, Stage: idx, StageName: s.Name, Target: t, Attempt: attempt, Rollback: rollback,
 			Version: version, Tag: tag, Phase: store.PhaseTriggering, TokenHash: e.tokenHash(id),
 		}
 	}

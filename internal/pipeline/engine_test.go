@@ -1152,9 +1152,9 @@ func (e *env) dispatchRun(x store.Execution) githubtest.WorkflowRun {
 	e.t.Helper()
 	var id int64
 	for _, d := range e.gh.Dispatches(repo) {
-		if d.Inputs["run_id"] == x.RunID && d.Inputs["stage"] == x.StageName && d.Inputs["attempt"] == strconv.Itoa(x.Attempt) {
+		if d.Inputs["run_id"] == x.RolloutID && d.Inputs["stage"] == x.StageName && d.Inputs["attempt"] == strconv.Itoa(x.Attempt) {
 			if id != 0 {
-				e.t.Fatalf("execution %s/%s/%d was dispatched twice", x.RunID, x.StageName, x.Attempt)
+				e.t.Fatalf("execution %s/%s/%d was dispatched twice", x.RolloutID, x.StageName, x.Attempt)
 			}
 			id = d.RunID
 		}
@@ -1164,7 +1164,7 @@ func (e *env) dispatchRun(x store.Execution) githubtest.WorkflowRun {
 			return w
 		}
 	}
-	e.t.Fatalf("no workflow run for execution %s/%s/%d", x.RunID, x.StageName, x.Attempt)
+	e.t.Fatalf("no workflow run for execution %s/%s/%d", x.RolloutID, x.StageName, x.Attempt)
 	return githubtest.WorkflowRun{}
 }
 

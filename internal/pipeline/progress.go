@@ -28,9 +28,9 @@ func (e *Engine) progress(ctx context.Context, key string, loaded map[string]*pi
 	}
 	settled := false
 	for _, ex := range execs {
-		r, ok := loaded[ex.RunID]
+		r, ok := loaded[ex.RolloutID]
 		if !ok {
-			rr, err := e.Store.GetRollout(ctx, ex.RunID)
+			rr, err := e.Store.GetRollout(ctx, ex.RolloutID)
 			if err != nil {
 				return settled, err
 			}

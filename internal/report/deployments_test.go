@@ -34,7 +34,7 @@ func newDeploymentRig(t *testing.T, stage string) *deploymentRig {
 	}
 	// Executions the deployments hang off, as the engine records them.
 	for i, id := range []string{"ex-1", "ex-2"} {
-		if err := r.store.EnterStage(ctx, store.Execution{ID: id, RunID: created.ID, StageName: stage, Attempt: i + 1,
+		if err := r.store.EnterStage(ctx, store.Execution{ID: id, RolloutID: created.ID, StageName: stage, Attempt: i + 1,
 			Phase: store.PhaseTriggering, TokenHash: id}); err != nil {
 			t.Fatal(err)
 		}
@@ -44,7 +44,7 @@ func newDeploymentRig(t *testing.T, stage string) *deploymentRig {
 }
 
 func execution(id, stage, tag string, phase rollout.Phase, outcome rollout.Outcome) store.Execution {
-	return store.Execution{ID: id, RunID: "run-1", StageName: stage, Attempt: 1, Version: tag[1:], Tag: tag, Phase: phase, Outcome: outcome}
+	return store.Execution{ID: id, RolloutID: "run-1", StageName: stage, Attempt: 1, Version: tag[1:], Tag: tag, Phase: phase, Outcome: outcome}
 }
 
 func (d *deploymentRig) sync(t *testing.T, execs ...store.Execution) {

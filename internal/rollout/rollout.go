@@ -197,10 +197,10 @@ type Stage struct {
 // Execution is one deploy (or rollback) of a stage.
 type Execution struct {
 	ID string
-	// RunID is the id of the rollout the execution belongs to. A run's
-	// first rollout has the run's id (the name is from when a run and its
-	// rollout were one), so for a single-pipeline merge it is the run's.
-	RunID     string
+	// RolloutID is the id of the rollout the execution belongs to. A
+	// run's first rollout has the run's id, so for a single-pipeline merge
+	// it is the run's too (what payloads and the API call run_id).
+	RolloutID string
 	Stage     int
 	StageName string
 	// Target is the wave target this execution deploys to, "" in a stage

@@ -134,23 +134,23 @@ func (s *queries) Reenter(ctx context.Context, from schedule.StageState, execs [
 	e := execs[0]
 	err := s.tx(ctx, func(t sqlTx) error {
 		res, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ? AND state = ?`,
-			ms(time.Now()), e.RunID, e.Stage, from.String())
+			ms(time.Now()), e.RolloutID, e.Stage, from.String())
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
 			return ErrStateChanged
 		}
-		if _, err := t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RunID); err != nil {
+		if _, err := t.ExecContext(ctx, `UPDATE rollouts SET state = 'active', updated_at = ? WHERE id = ?`, ms(time.Now()), e.RolloutID); err != nil {
 			return err
 		}
 		if err := insertExecutions(ctx, t, execs); err != nil {
 			return err
 		}
-		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, append(evs, Entered(execs)))
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RolloutID, append(evs, Entered(execs)))
 	})
 	if err != nil {
-		return fmt.Errorf("re-enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
+		return fmt.Errorf("re-enter stage %s of rollout %s: %w", e.StageName, e.RolloutID, err)
 	}
 	return nil
 }

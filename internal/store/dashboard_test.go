@@ -39,12 +39,12 @@ func TestDashboardQueries(t *testing.T) {
 	if err := s.Freeze(ctx, "acme/api:api", "", "bob"); err != nil {
 		t.Fatal(err)
 	}
-	live := store.Execution{ID: "e1", RunID: newer.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0",
+	live := store.Execution{ID: "e1", RolloutID: newer.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.1.0", Tag: "v1.1.0",
 		Phase: store.PhaseDeploying, TokenHash: "h1", Deadline: time.Now().Add(time.Hour)}
 	if err := s.EnterStage(ctx, live); err != nil {
 		t.Fatal(err)
 	}
-	done := store.Execution{ID: "e0", RunID: old.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0",
+	done := store.Execution{ID: "e0", RolloutID: old.ID, Stage: 0, StageName: "qa", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0",
 		Phase: store.PhaseDeploying, TokenHash: "h0"}
 	if err := s.EnterStage(ctx, done); err != nil {
 		t.Fatal(err)

@@ -100,7 +100,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(execs) != 2 || execs[0].ID != "x1" || execs[0].RunID != r1.ID || execs[0].Pass != rollout.HandedOff ||
+	if len(execs) != 2 || execs[0].ID != "x1" || execs[0].RolloutID != r1.ID || execs[0].Pass != rollout.HandedOff ||
 		execs[0].URL != "https://ci.example/1" || execs[0].FinishedAt.UnixMilli() != 2000 || execs[1].ID != "x2" {
 		t.Errorf("r1 executions = %+v; want x1 (handed off) and x2 as they were", execs)
 	}
@@ -121,7 +121,7 @@ func TestMigrationSplitsRolloutsFromRuns(t *testing.T) {
 		t.Errorf("r2 prod = %+v; want active, its wait kept", prod)
 	}
 	x, err := s.ExecutionByToken(ctx, "h4")
-	if err != nil || x.ID != "y2" || x.RunID != r2.ID || x.EventID != "ev-4" || !x.Deadline.Equal(deadline) {
+	if err != nil || x.ID != "y2" || x.RolloutID != r2.ID || x.EventID != "ev-4" || !x.Deadline.Equal(deadline) {
 		t.Errorf("ExecutionByToken(h4) = %+v, %v; want y2 of r2, deploying until %v", x, err, deadline)
 	}
 	open, err := s.OpenExecutionsOf(ctx, key)

@@ -47,8 +47,8 @@ func TestMigrationWavesAndApprovals(t *testing.T) {
 
 	// A wave: two targets, one attempt.
 	wave := []Execution{
-		{ID: "w1", RunID: r.ID, Stage: 1, StageName: "prod", Target: "eu", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0", Phase: PhaseTriggering, TokenHash: "hw1"},
-		{ID: "w2", RunID: r.ID, Stage: 1, StageName: "prod", Target: "us", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0", Phase: PhaseTriggering, TokenHash: "hw2"},
+		{ID: "w1", RolloutID: r.ID, Stage: 1, StageName: "prod", Target: "eu", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0", Phase: PhaseTriggering, TokenHash: "hw1"},
+		{ID: "w2", RolloutID: r.ID, Stage: 1, StageName: "prod", Target: "us", Attempt: 1, Version: "1.0.0", Tag: "v1.0.0", Phase: PhaseTriggering, TokenHash: "hw2"},
 	}
 	if err := s.EnterStage(ctx, wave...); err != nil {
 		t.Fatal(err)

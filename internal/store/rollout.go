@@ -29,8 +29,8 @@ const (
 )
 
 // StageRow and Execution are the rollout model's types, persisted as they
-// are: states and phases by name, waits as JSON. An Execution's RunID is
-// the id of the rollout it belongs to (see RolloutRun.ID).
+// are: states and phases by name, waits as JSON. An Execution's RolloutID
+// is the id of the rollout it belongs to (see RolloutRun.ID).
 type (
 	StageRow  = rollout.Stage
 	Execution = rollout.Execution
@@ -91,7 +91,7 @@ func (r Run) Release() Release {
 // more than one row is one transaction, so a crash leaves either the state
 // before or the state after.
 //
-// Methods that take a rolloutID (and Executions' RunID) name a rollout by
+// Methods that take a rolloutID (and Executions' RolloutID) name a rollout by
 // RolloutRun.ID: for a run's first rollout, the run's id.
 type Rollouts interface {
 	// StartRollout puts a released run into pipelineKey's rollout, last in
@@ -508,16 +508,16 @@ func (s *queries) EnterStage(ctx context.Context, execs ...Execution) error {
 	e := execs[0]
 	err := s.tx(ctx, func(t sqlTx) error {
 		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-			ms(time.Now()), e.RunID, e.Stage); err != nil {
+			ms(time.Now()), e.RolloutID, e.Stage); err != nil {
 			return err
 		}
 		if err := insertExecutions(ctx, t, execs); err != nil {
 			return err
 		}
-		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, []Event{Entered(execs)})
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RolloutID, []Event{Entered(execs)})
 	})
 	if err != nil {
-		return fmt.Errorf("enter stage %s of rollout %s: %w", e.StageName, e.RunID, err)
+		return fmt.Errorf("enter stage %s of rollout %s: %w", e.StageName, e.RolloutID, err)
 	}
 	return nil
 }
@@ -536,7 +536,7 @@ func (s *queries) UpdateExecution(ctx context.Context, e Execution, evs ...Event
 	// The CASEs read the row as it was: an outcome already recorded stays,
 	// with its reason, unless e brings one of its own; a URL is never
 	// replaced by none.
-	if err := s.change(ctx, e.RunID, evs, func(t execer) (bool, error) {
+	if err := s.change(ctx, e.RolloutID, evs, func(t execer) (bool, error) {
 		n, err := t.ExecContext(ctx, `UPDATE executions SET phase = ?,
 		outcome = CASE WHEN CAST(? AS TEXT) <> '' THEN ? ELSE outcome END,
 		reason = CASE WHEN CAST(? AS TEXT) = '' AND outcome <> '' THEN reason ELSE ? END,
@@ -565,10 +565,10 @@ func (s *queries) FinishExecution(ctx context.Context, e Execution, stageState s
 			return errAlreadyFinished
 		}
 		if _, err = t.ExecContext(ctx, `UPDATE stage_states SET state = ?, wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-			stageState.String(), now, e.RunID, e.Stage); err != nil {
+			stageState.String(), now, e.RolloutID, e.Stage); err != nil {
 			return err
 		}
-		return insertRolloutEvents(ctx, sqlExec{t}, e.RunID, evs)
+		return insertRolloutEvents(ctx, sqlExec{t}, e.RolloutID, evs)
 	})
 	if errors.Is(err, errAlreadyFinished) {
 		return fmt.Errorf("finish execution %s: %w", e.ID, ErrFinished)
@@ -591,7 +591,7 @@ const execCols = `id, rollout_id, idx, stage, target, attempt, rollback, version
 func scanExecution(sc interface{ Scan(...any) error }) (Execution, error) {
 	var e Execution
 	var deadline, bake, next, created, finished int64
-	err := sc.Scan(&e.ID, &e.RunID, &e.Stage, &e.StageName, &e.Target, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
+	err := sc.Scan(&e.ID, &e.RolloutID, &e.Stage, &e.StageName, &e.Target, &e.Attempt, &e.Rollback, &e.Version, &e.Tag, &e.Phase,
 		&e.Outcome, &e.Pass, &e.Reason, &e.TokenHash, &e.EventID, &e.URL, &deadline, &bake, &next, &created, &finished)
 	e.Deadline, e.BakeUntil, e.NextCheck = fromMS(deadline), fromMS(bake), fromMS(next)
 	e.CreatedAt, e.FinishedAt = fromMS(created), fromMS(finished)
@@ -783,19 +783,19 @@ func (s *queries) FinishAndEnter(ctx context.Context, finished Execution, next [
 			return errAlreadyFinished
 		}
 		if _, err := t.ExecContext(ctx, `UPDATE stage_states SET state = 'active', wait = '', updated_at = ? WHERE rollout_id = ? AND idx = ?`,
-			now, next[0].RunID, next[0].Stage); err != nil {
+			now, next[0].RolloutID, next[0].Stage); err != nil {
 			return err
 		}
 		if err := insertExecutions(ctx, t, next); err != nil {
 			return err
 		}
-		return insertRolloutEvents(ctx, sqlExec{t}, finished.RunID, append(evs, Entered(next)))
+		return insertRolloutEvents(ctx, sqlExec{t}, finished.RolloutID, append(evs, Entered(next)))
 	})
 	if errors.Is(err, errAlreadyFinished) {
 		return fmt.Errorf("finish execution %s: %w", finished.ID, ErrFinished)
 	}
 	if err != nil {
-		return fmt.Errorf("roll back stage %s of rollout %s: %w", next[0].StageName, next[0].RunID, err)
+		return fmt.Errorf("roll back stage %s of rollout %s: %w", next[0].StageName, next[0].RolloutID, err)
 	}
 	return nil
 }
@@ -807,7 +807,7 @@ func insertExecutions(ctx context.Context, t sqlTx, execs []Execution) error {
 	for _, e := range execs {
 		if _, err := t.ExecContext(ctx, `INSERT INTO executions (id, rollout_id, idx, stage, target, attempt, rollback, version, tag, phase,
 			token_hash, deadline, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			e.ID, e.RunID, e.Stage, e.StageName, e.Target, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), now); err != nil {
+			e.ID, e.RolloutID, e.Stage, e.StageName, e.Target, e.Attempt, e.Rollback, e.Version, e.Tag, e.Phase, e.TokenHash, ms(e.Deadline), now); err != nil {
 			return err
 		}
 	}

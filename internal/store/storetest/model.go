@@ -79,7 +79,7 @@ func newExecution(r store.RolloutRun, idx, attempt int) store.Execution {
 		name = r.Stages[idx].Name
 	}
 	return store.Execution{
-		ID: store.NewID(), RunID: r.ID, Stage: idx, StageName: name, Attempt: attempt,
+		ID: store.NewID(), RolloutID: r.ID, Stage: idx, StageName: name, Attempt: attempt,
 		Version: r.Version, Tag: r.Tag, Phase: triggering, TokenHash: store.NewID(),
 		Deadline: time.Now().Add(time.Hour).Truncate(time.Millisecond),
 	}

@@ -222,8 +222,8 @@ func twoPipelinesIndependent(e *env) {
 	if got := e.executionIDs(web.ID); fmt.Sprint(got) != fmt.Sprint([]string{wx.ID}) {
 		e.Errorf("Executions(web) = %v; want only web's %s", got, wx.ID)
 	}
-	if x, err := e.s.ExecutionByToken(e.ctx, wx.TokenHash); err != nil || x.RunID != web.ID {
-		e.Errorf("ExecutionByToken(web's) = rollout %q, %v; want %s", x.RunID, err, web.ID)
+	if x, err := e.s.ExecutionByToken(e.ctx, wx.TokenHash); err != nil || x.RolloutID != web.ID {
+		e.Errorf("ExecutionByToken(web's) = rollout %q, %v; want %s", x.RolloutID, err, web.ID)
 	}
 	if n, err := e.s.NextAttempt(e.ctx, web.ID, 1); err != nil || n != 1 {
 		e.Errorf("NextAttempt(web, 1) = %d, %v; want 1: api's stage 1 attempt is not web's", n, err)
@@ -423,7 +423,7 @@ func twoPipelinesDashboard(e *env) {
 	}
 	live, err := e.s.LiveExecutions(e.ctx)
 	e.must(err)
-	if len(live) != 1 || live[0].ID != x.ID || live[0].PipelineKey != pkWeb || live[0].Repo != repo || live[0].PR != 3 || live[0].RunID != web.ID {
+	if len(live) != 1 || live[0].ID != x.ID || live[0].PipelineKey != pkWeb || live[0].Repo != repo || live[0].PR != 3 || live[0].RolloutID != web.ID {
 		e.Errorf("LiveExecutions = %+v; want web's execution, in %s, of %s#3", live, pkWeb, repo)
 	}
 }
