@@ -29,7 +29,7 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 // killed (no graceful shutdown: its leases stay behind until they expire);
 // later the next driver is stopped gracefully (SIGTERM). Then:
 //   - another replica carries the rollout on within 15 s of the kill, and
-//     within 2 s of the graceful stop (its leases are handed back);
+//     within 2 s of the graceful stop's start (its leases are handed back);
 //   - every merge is released once, with consecutive versions;
 //   - every version reaches both stages, in order, one execution per
 //     stage, attempt 1, never two at once (database and target);
@@ -39,7 +39,10 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	// Parallel: go test runs two tests at once on 2 cores (-parallel is
 	// GOMAXPROCS), so this runs beside at most one burst; there, under
 	// -race, the rollout went on 7.1-9.8 s after the kill (bar 15 s) and
-	// 15-251 ms after the graceful stop (bar 2 s). Run on its own first, it
+	// another replica carried it on 88-168 ms after the graceful stop
+	// began (bar 2 s; counted from the stop's end instead, it once came to
+	// 2.8 s: the takeover had come during a slow stop, and the trigger
+	// after it was taken for it). Run on its own first, it
 	// held the package's other tests up for some 35 s.
 	t.Parallel()
 	n := burstSize()
@@ -69,7 +72,7 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	victim.crash()
 	killed := time.Now()
 	r.sendAll(ds[len(ds)/2:])
-	resumed := resumedAfter(t, r, killed)
+	resumed := resumedAfter(t, r, killed, victim.owner)
 	if resumed > 15*time.Second {
 		t.Errorf("the rollout went on %s after the driving replica was killed; want within 15 s", resumed.Round(time.Millisecond))
 	}
@@ -78,9 +81,12 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	stopping := time.Now()
 	leaving.stop()
 	stoppedAt := time.Now()
-	handedOver := resumedAfter(t, r, stoppedAt)
+	// From the moment the stop began: the replica gives its leases up on
+	// the way out, and another may well have carried the rollout on
+	// before the stop returns (it still waits for its last reports).
+	handedOver := resumedAfter(t, r, stopping, leaving.owner)
 	if handedOver > 2*time.Second {
-		t.Errorf("the rollout went on %s after the driving replica stopped gracefully; want within 2 s", handedOver.Round(time.Millisecond))
+		t.Errorf("another replica carried the rollout on %s after the driving replica began to stop gracefully; want within 2 s", handedOver.Round(time.Millisecond))
 	}
 	r.waitRolloutsDone(db, n, 3*waitLimit)
 	took := time.Since(start)
@@ -90,12 +96,20 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	}
 	trigs := triggersOf(r)
 	dups := 0
+	owners := map[string]bool{}
+	for _, p := range procs {
+		owners[p.owner] = true
+	}
 	for _, tr := range trigs {
 		if tr.Dup {
 			dups++
 		}
+		if !owners[tr.From] {
+			t.Errorf("a trigger from %q, none of the replicas: the handover times above are not to be trusted", tr.From)
+			break
+		}
 	}
-	t.Logf("%d merges on 3 replicas, %d deliveries (%d sent twice); replica %s killed holding the pipeline, which went on %s later; replica %s stopped gracefully holding it (the stop took %s), and the rollout went on %s after; every rollout done %s after the first delivery; %d triggers, %d re-sent with their key",
+	t.Logf("%d merges on 3 replicas, %d deliveries (%d sent twice); replica %s killed holding the pipeline, which another went on with %s later; replica %s stopped gracefully holding it (the stop took %s), and another went on with it %s after the stop began; every rollout done %s after the first delivery; %d triggers, %d re-sent with their key",
 		n, len(ds), len(ds)-2*n, holder, resumed.Round(time.Millisecond), stopped, stoppedAt.Sub(stopping).Round(time.Millisecond), handedOver.Round(time.Millisecond), took.Round(time.Millisecond), len(trigs), dups)
 
 	_, entered := r.checkEveryMergeDeployedOnce(db, merges)
@@ -128,14 +142,14 @@ func driver(t *testing.T, db *testDB, procs []*proc) (string, *proc) {
 	return "", nil
 }
 
-// resumedAfter waits for the first trigger after since and says how long
-// after since it came.
-func resumedAfter(t *testing.T, r *rig, since time.Time) time.Duration {
+// resumedAfter waits for the first trigger after since that a replica
+// other than gone sent, and says how long after since it came.
+func resumedAfter(t *testing.T, r *rig, since time.Time, gone string) time.Duration {
 	t.Helper()
 	var at time.Time
-	eventually(t, "a trigger", func() bool {
+	eventually(t, "a trigger from a replica other than "+gone, func() bool {
 		for _, tr := range triggersOf(r) {
-			if tr.At.After(since) {
+			if tr.At.After(since) && tr.From != gone {
 				at = tr.At
 				return true
 			}

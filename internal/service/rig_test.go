@@ -292,7 +292,9 @@ func (r *rig) start() *proc {
 	apps := servicetest.Apps(tb, r.gh, ghclient.Options{Base: kill.Transport(http.DefaultTransport), Logger: log, Pacer: pacer})
 	parts := service.Bot{
 		Store: st, Clients: apps, Log: log, Owner: owner, Targets: r.targets,
-		PublicURL: public, TokenKey: r.secret, Version: "test",
+		// The version is the replica's name: it goes into the triggers'
+		// User-Agent, so the target knows which replica sent each.
+		PublicURL: public, TokenKey: r.secret, Version: owner,
 		HTTP:        &http.Client{Transport: kill.Transport(http.DefaultTransport)},
 		ReportDelay: r.opts.reportDelay, EngineTick: r.opts.engineTick, Pressure: pressure{pacer, r.opts.pressed},
 	}.Build()

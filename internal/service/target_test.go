@@ -57,6 +57,9 @@ type trig struct {
 	Attempt                                   int
 	Rollback                                  bool
 	Dup                                       bool // a key seen before: the same execution again
+	// From is the replica that sent it (the rig makes each replica's
+	// version its name: User-Agent shipbot/<name>).
+	From string
 }
 
 // Execution states at the target, as far as the outcome's delivery goes.
@@ -140,7 +143,7 @@ func (t *target) serve(w http.ResponseWriter, r *http.Request) {
 	tr := trig{
 		At: time.Now(), Stage: str("stage"), Version: str("version"), Tag: str("tag"), RunID: str("run_id"),
 		Key: r.Header.Get("Idempotency-Key"), Callback: str("callback_url"), Attempt: int(attempt),
-		Rollback: p["rollback"] == true,
+		Rollback: p["rollback"] == true, From: strings.TrimPrefix(r.Header.Get("User-Agent"), "shipbot/"),
 	}
 	// Echo matches a pipeline only when every constraint is met; the answer
 	// says "processed" either way.
