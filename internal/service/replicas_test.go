@@ -39,7 +39,7 @@ func TestReplicasSurviveAKillMidBurst(t *testing.T) {
 	// Parallel: go test runs two tests at once on 2 cores (-parallel is
 	// GOMAXPROCS), so this runs beside at most one burst; there, under
 	// -race, the rollout went on 7.1-9.8 s after the kill (bar 15 s) and
-	// another replica carried it on 88-168 ms after the graceful stop
+	// another replica carried it on 88-187 ms after the graceful stop
 	// began (bar 2 s; counted from the stop's end instead, it once came to
 	// 2.8 s: the takeover had come during a slow stop, and the trigger
 	// after it was taken for it). Run on its own first, it
