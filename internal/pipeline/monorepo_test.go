@@ -317,6 +317,14 @@ func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	// The pull request says which release waits, with GitHub's answer.
 	e.waitCommentTable(m.pr, "api", "GitHub refused the release **api/v0.1.0**: 422 Repository rule violations found Cannot create ref due to creations being restricted.")
 	e.waitCommentTable(m.pr, "web", "| prod | web/v0.1.0 | succeeded |")
+	// GitHub's answer changes (the rule now names the tag pattern): the
+	// next evaluation shows the new one, web's rollout long finished.
+	e.refuseOnGitHub(apiRelease, http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref api/v0.1.0: tags matching api/* are restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
+	eventually(t, "the next evaluation meets the new answer", func() bool {
+		e.parts.Coordinator.Sweep(context.Background())
+		cs := e.stickyComments(m.pr)
+		return len(cs) == 1 && strings.Contains(cs[0].Body, "tags matching api/\\* are restricted")
+	})
 
 	e.refuseOnGitHub(nil, 0, "")
 	e.parts.Coordinator.Sweep(context.Background()) // the next evaluation now, not at the next sweep
