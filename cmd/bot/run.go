@@ -507,7 +507,9 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	}
 	if own == nil {
 		// The merge was handled already: by an earlier job whose state
-		// this one kept (the same runner, the same state file).
+		// this one kept (the same runner, the same state file). The
+		// engine's last reports first, then the reporter's flush.
+		parts.Engine.Wait()
 		parts.Reporter.Wait()
 		if err := reportEarlier(cmds, env, earlierRes, redact); err != nil {
 			return err
@@ -519,6 +521,7 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return err
 	}
+	parts.Engine.Wait()
 	parts.Reporter.Wait()
 	return report(cmds, env, res, earlierRes, redact)
 }

@@ -372,6 +372,10 @@ func (r *actionRig) runJob(t *testing.T) result {
 	t.Helper()
 	l := &jobLog{}
 	code := exitCode("run", r.job().run(context.Background(), nil, logStream{l, &l.out}, logStream{l, &l.err}), logStream{l, &l.err})
+	// Read without l.mu on purpose: nothing may write to the job's
+	// streams once it returned, and under -race a late write fails the
+	// test here (one did: the engine's last report of a finished rollout,
+	// scheduled after the reporter's flush, before pipeline.Engine.Wait).
 	res := result{code: code, stdout: l.out.String(), stderr: l.err.String(), log: l.all.String()}
 	res.outputs = parseOutputs(t, r.output)
 	sum, err := os.ReadFile(r.summary)

@@ -115,6 +115,10 @@ type Engine struct {
 	// finish); bg waits for them.
 	finishing map[string]bool
 	bg        sync.WaitGroup
+	// done is closed by Wait: a final report that failed then gives up
+	// its wait to try again.
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // Store is what the engine keeps in the database: the rollouts it drives,
@@ -156,6 +160,7 @@ func (e *Engine) init() {
 		e.configs = map[[32]byte]config.Repo{}
 		e.leases = &lease.Keeper{Store: e.Store, Owner: e.Owner, Log: e.Log}
 		e.finishing = map[string]bool{}
+		e.done = make(chan struct{})
 		if e.Now == nil {
 			e.Now = time.Now
 		}
@@ -242,6 +247,19 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// Wait waits for what the engine does in the background (a done run's
+// final report, then its exit from the pipeline, which reports the run
+// once more), for a caller that only Steps the engine (a job) and is about
+// to flush its reporter and stop: without it, that last report could be
+// scheduled after the flush and run after the job ended. Run waits for
+// the same itself. A final report that failed does not wait to try again:
+// the engine is done with.
+func (e *Engine) Wait() {
+	e.init()
+	e.doneOnce.Do(func() { close(e.done) })
+	e.bg.Wait()
 }
 
 // handOver gives up the leases the engine kept and wakes the other
@@ -614,6 +632,7 @@ func (e *Engine) finish(ctx context.Context, r *pipelineRun) error {
 			select {
 			case <-time.After(finalRetry):
 			case <-ctx.Done():
+			case <-e.done:
 			}
 			return
 		}

@@ -11,10 +11,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -32,6 +35,7 @@ import (
 	"github.com/shipbot/shipbot/internal/githubtest"
 	"github.com/shipbot/shipbot/internal/pipeline"
 	"github.com/shipbot/shipbot/internal/schedule"
+	"github.com/shipbot/shipbot/internal/servicetest"
 	"github.com/shipbot/shipbot/internal/store"
 )
 
@@ -1417,5 +1421,94 @@ func TestStoppingEngineWakesItsPeers(t *testing.T) {
 	defer peers.mu.Unlock()
 	if !slices.Contains(peers.free, true) {
 		t.Errorf("wake-ups sent while stopping found the lease free: %v; want one once it was given up", peers.free)
+	}
+}
+
+// finalGate is a FinalReporter whose final writes wait for the test, and
+// which counts the changes it is told of.
+type finalGate struct {
+	release chan struct{} // closed to let RolloutFinal return
+	fail    bool          // RolloutFinal then fails
+	mu      sync.Mutex
+	changed int
+}
+
+func (f *finalGate) RolloutChanged(context.Context, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.changed++
+}
+
+func (f *finalGate) RolloutFinal(context.Context, string) error {
+	<-f.release
+	if f.fail {
+		return errors.New("GitHub is down")
+	}
+	return nil
+}
+
+func (f *finalGate) changes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// A job steps the engine itself and then stops; Engine.Wait is how it
+// knows the engine's background work on a finished rollout (its final
+// report, its exit from the pipeline, the report that exit asks for) is
+// over before it flushes its reporter. A final report that failed does not
+// hold Wait for its 10 s retry wait.
+func TestEngineWaitCoversAFinishedRollout(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("final write fails=%v", fail), func(t *testing.T) {
+			ctx := context.Background()
+			st := servicetest.OpenStore(t, filepath.Join(t.TempDir(), "db"))
+			t.Cleanup(func() { st.Close() })
+			run, _, err := st.CreateRun(ctx, store.Run{Repo: repo, SHA: "abc", Installation: 1, Branch: "main", Source: "push"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, _, err := st.StartRollout(ctx, run.ID, pipeline.PipelineKey(repo, "api"), store.Release{Version: "0.1.0", Tag: "v0.1.0"},
+				[]byte(repoConfig(twoStages)), nil, []string{"qa", "prod"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SetStageStatesFrom(ctx, id, 0, schedule.Passed); err != nil {
+				t.Fatal(err)
+			}
+			gate := &finalGate{release: make(chan struct{}), fail: fail}
+			eng := &pipeline.Engine{Store: st, Reporter: gate, Owner: "job", Log: slog.New(slog.DiscardHandler)}
+			eng.Step(ctx) // the run is done: its final report starts in the background
+			waited := make(chan struct{})
+			go func() {
+				eng.Wait()
+				close(waited)
+			}()
+			select {
+			case <-waited:
+				t.Fatal("Wait returned while the final report was being written")
+			case <-time.After(50 * time.Millisecond):
+			}
+			close(gate.release)
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Wait did not return; a failed final report holds it for its retry wait")
+			}
+			rr, err := st.GetRollout(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fail {
+				if rr.Rollout != store.RolloutActive || gate.changes() != 0 {
+					t.Errorf("rollout %s, %d reports after a failed final write; want it kept for the next process, none", rr.Rollout, gate.changes())
+				}
+				return
+			}
+			if rr.Rollout != store.RolloutDone || gate.changes() != 1 {
+				t.Errorf("when Wait returned: rollout %s, %d reports of its exit; want done and one", rr.Rollout, gate.changes())
+			}
+		})
 	}
 }
