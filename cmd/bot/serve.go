@@ -162,8 +162,21 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("SHIPBOT_LISTEN: %w", err)
 	}
-	return svc.Serve(ctx, ln)
+	err = svc.Serve(ctx, ln)
+	// The rollout reports scheduled but not yet sent go now, before the
+	// database closes: a stopping process has no later to coalesce into.
+	fctx, cancel := context.WithTimeout(context.Background(), reportFlushTimeout)
+	defer cancel()
+	if !bot.Reporter.Flush(fctx) {
+		log.Warn("stopping with rollout reports not yet written; the next process shows them", "waited", reportFlushTimeout)
+	}
+	return err
 }
+
+// reportFlushTimeout bounds the last reports' flush on SIGTERM: with
+// the 10 s the service gives in-flight requests, it stays within
+// Kubernetes' default 30 s grace period.
+const reportFlushTimeout = 5 * time.Second
 
 // loadTargets reads SHIPBOT_TARGETS_FILE; a malformed file stops the
 // service at start, naming line and column.

@@ -163,6 +163,27 @@ func (r *Rollouts) Wait() {
 	}
 }
 
+// Flush is Wait bounded by ctx, for a stopping service: a write waiting
+// for GitHub (or for the installation's write budget, up to a minute) must
+// not hold the shutdown past its grace period. It reports whether every
+// write was done. What was not, the next process shows: it reports every
+// run still in a rollout when it starts, and a finished run's final state
+// was written before it finished. The writes left go on in the background
+// until the process exits.
+func (r *Rollouts) Flush(ctx context.Context) bool {
+	done := make(chan struct{})
+	go func() {
+		r.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (r *Rollouts) write(ctx context.Context, runID string) error {
 	// A delayed write and a final one must not both send what the other
 	// is sending: the second waits and finds it written.
