@@ -541,3 +541,31 @@ func TestRunsPagingAndRepositoryFilter(t *testing.T) {
 	}
 	mustContain(t, first, `<a href="/?repo=acme%2fweb">acme/web</a>`, `#9 (no title)`)
 }
+
+// A merge whose release GitHub refuses says so in the runs list and on
+// its page, with GitHub's answer, rather than "being evaluated".
+func TestRefusedReleaseShownOnTheDashboard(t *testing.T) {
+	ctx := context.Background()
+	st := servicetest.OpenStore(t, servicetest.DBPath(t))
+	t.Cleanup(func() { st.Close() })
+	r, _, err := st.CreateRun(ctx, store.Run{Repo: "acme/api", SHA: "ddddddd4", Installation: 1, Branch: "main", Source: "push", PR: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State, r.Version, r.Tag = store.RunReleasing, "0.1.0", "v0.1.0"
+	if r.Summary, err = json.Marshal(store.RunSummary{Kind: "release", Refused: []store.RefusedRelease{
+		{Tag: "v0.1.0", Reason: "403 Resource not accessible by integration"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	d := &dashboard.Dashboard{Store: st}
+	const want = "GitHub refused the release v0.1.0"
+	list := get(t, d, "/").Body.String()
+	mustContain(t, list, want+" (403 Resource not accessible by integration); tried again")
+	if strings.Contains(list, "being evaluated") {
+		t.Errorf("the runs list says the refused merge is being evaluated:\n%s", list)
+	}
+	mustContain(t, get(t, d, "/runs/"+r.ID).Body.String(), want+": 403 Resource not accessible by integration; tried again")
+}

@@ -305,13 +305,20 @@ func (d *Dashboard) row(r store.RolloutRun, now time.Time) runRow {
 func summary(r store.RolloutRun) string {
 	switch r.State {
 	case store.RunPending, store.RunReleasing:
-		return "being evaluated"
-	case store.RunRefused:
-		var sum struct {
-			Reasons []string `json:"reasons"`
+		if fs := r.Summarized().Refused; len(fs) > 0 && r.Rollout == "" {
+			// No rollout of the merge to show yet: say what holds it.
+			var refused []string
+			for _, f := range fs {
+				refused = append(refused, f.Tag+" ("+f.Reason+")")
+			}
+			return "GitHub refused the release " + strings.Join(refused, ", ") + "; tried again"
 		}
-		if json.Unmarshal(r.Summary, &sum) == nil && len(sum.Reasons) > 0 {
-			return "refused: " + strings.Join(sum.Reasons, "; ")
+		if r.Rollout == "" {
+			return "being evaluated"
+		}
+	case store.RunRefused:
+		if reasons := r.Summarized().Reasons; len(reasons) > 0 {
+			return "refused: " + strings.Join(reasons, "; ")
 		}
 		return "refused by the gate"
 	case store.RunInvalid:
@@ -434,16 +441,10 @@ func (d *Dashboard) runPage(ctx context.Context, id string) (runPageView, error)
 			}
 		}
 	}
-	if len(rr.Summary) > 0 {
-		var sum struct {
-			Reasons  []string `json:"reasons"`
-			Problems []string `json:"problems"`
-			Notes    []string `json:"notes"`
-			Why      []string `json:"why"` // why every pipeline runs
-		}
-		if json.Unmarshal(rr.Summary, &sum) == nil {
-			v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, append(sum.Why, sum.Notes...)
-		}
+	sum := rr.Summarized()
+	v.Reasons, v.Problems, v.Notes = sum.Reasons, sum.Problems, append(sum.Why, sum.Notes...)
+	for _, f := range sum.Refused {
+		v.Notes = append(v.Notes, "GitHub refused the release "+f.Tag+": "+f.Reason+"; tried again")
 	}
 	if v.APICalls, err = d.Store.APICalls(ctx, rr.ID); err != nil {
 		return runPageView{}, err

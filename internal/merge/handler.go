@@ -490,10 +490,10 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 	}
 	log := c.Log.With("repo", r.Repo, "sha", r.SHA, "run", r.ID, "pr", r.PR)
 	// What the last evaluation found GitHub refusing, and showed.
-	shown := report.RefusedReleases(r)
+	shown := r.Summarized().Refused
 	// The summary goes with the run's first update, before any rollout
 	// starts: a rollout's first report repeats its notes (report.MergeNotes).
-	if r.Summary, err = json.Marshal(summary{Kind: out.Kind, Reasons: out.Gate.Reasons, Problems: out.Problems,
+	if r.Summary, err = json.Marshal(store.RunSummary{Kind: string(out.Kind), Reasons: out.Gate.Reasons, Problems: out.Problems,
 		Notes: out.Gate.Notes, Why: out.Notes}); err != nil {
 		return fmt.Errorf("encode summary: %w", err)
 	}
@@ -506,7 +506,7 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			// A release GitHub refuses holds up only its own pipeline: the
 			// others' rollouts start (before the run is marked released, as
 			// below), and the run is evaluated again for the refused ones.
-			var refusals []report.RefusedRelease
+			var refusals []store.RefusedRelease
 			var refused error
 			if releases, refusals, refused, err = c.releasePipelines(ctx, client, &r, out, snap, log); err != nil {
 				return err
@@ -554,8 +554,8 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				return err
 			}
 			if reason, ok := refusal(err); ok {
-				f := report.RefusedRelease{Pipeline: r.Pipeline, Tag: out.Tag, Reason: reason}
-				return errors.Join(err, c.showRefusals(ctx, client, &r, snap, []report.RefusedRelease{f}, shown, true, false, log))
+				f := store.RefusedRelease{Pipeline: r.Pipeline, Tag: out.Tag, Reason: reason}
+				return errors.Join(err, c.showRefusals(ctx, client, &r, snap, []store.RefusedRelease{f}, shown, true, false, log))
 			}
 			if err != nil {
 				return err
@@ -625,7 +625,7 @@ type started struct {
 // part way leaves some tags on the merge commit; the evaluation after it
 // finds them (plan's Reused) and cuts only the missing ones. err is the
 // store's.
-func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) (cut []started, refusals []report.RefusedRelease, refused, err error) {
+func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r *store.Run, out plan.Outcome, snap facts.Snapshot, log *slog.Logger) (cut []started, refusals []store.RefusedRelease, refused, err error) {
 	r.State, r.Version, r.Tag, r.PrevTag = store.RunReleasing, "", "", ""
 	if err := c.Store.UpdateRun(ctx, *r); err != nil {
 		return nil, nil, nil, err
@@ -644,7 +644,7 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 				// tag taken and steps past it.
 				log.Warn("release not cut; the merge's other pipelines go on", "pipeline", p.Name, "tag", p.Tag, "err", err)
 				if reason, ok := refusal(err); ok {
-					refusals = append(refusals, report.RefusedRelease{Pipeline: p.Name, Tag: p.Tag, Reason: reason})
+					refusals = append(refusals, store.RefusedRelease{Pipeline: p.Name, Tag: p.Tag, Reason: reason})
 				}
 				errs = append(errs, fmt.Errorf("release %s of pipeline %s: %w", p.Tag, p.Name, err))
 				continue
@@ -664,17 +664,14 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 // run in the single-pipeline form (not in a one-shot job: see OneShot), and
 // the sticky comment. A refusal already shown by the last evaluation is not
 // written again: GitHub's budget is not spent on every retry.
-func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *store.Run, snap facts.Snapshot, fs, shown []report.RefusedRelease, alone, multi bool, log *slog.Logger) error {
+func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *store.Run, snap facts.Snapshot, fs, shown []store.RefusedRelease, alone, multi bool, log *slog.Logger) error {
 	if c.OneShot {
 		fs = slices.Clone(fs)
 		for i := range fs {
 			fs[i].Job = true
 		}
 	}
-	var sum summary
-	if err := json.Unmarshal(r.Summary, &sum); err != nil {
-		return fmt.Errorf("decode summary: %w", err)
-	}
+	sum := r.Summarized()
 	sum.Refused = fs
 	b, err := json.Marshal(sum)
 	if err != nil {
@@ -751,20 +748,6 @@ func verdictEvents(out plan.Outcome, r store.Run, rollouts bool) []store.Event {
 		}
 	}
 	return nil
-}
-
-// summary is what a run's Summary column holds.
-type summary struct {
-	Kind     plan.Kind `json:"kind"`
-	Reasons  []string  `json:"reasons,omitempty"`
-	Problems []string  `json:"problems,omitempty"`
-	Notes    []string  `json:"notes,omitempty"`
-	// Why is why the merge runs the pipelines it runs when its files
-	// cannot tell (plan.Outcome.Notes): every one runs.
-	Why []string `json:"why,omitempty"`
-	// Refused are the pipelines whose releases GitHub refused at this
-	// evaluation, while the others roll out (report.RefusedReleases).
-	Refused []report.RefusedRelease `json:"refused,omitempty"`
 }
 
 // webURL is the web server of a pull request's html_url, so that release

@@ -552,44 +552,9 @@ func (r *Rollouts) sections(ctx context.Context, rr store.RolloutRun, views []ro
 		b.WriteString(pipelineSection(o, v))
 		b.WriteString("\n")
 	}
-	refusedSections(&b, RefusedReleases(rr.Run))
+	refusedSections(&b, rr.Run.Summarized().Refused)
 	notes(&b, MergeNotes(rr.Run))
 	return b.String(), nil
-}
-
-// RefusedRelease is a pipeline of the merge whose release GitHub refused
-// at the merge's last evaluation (the pipelines: form: the others roll
-// out meanwhile). The merge records them in its summary ("refused").
-type RefusedRelease struct {
-	Pipeline string `json:"pipeline"`
-	Tag      string `json:"tag"`
-	// Reason is GitHub's answer, as it gave it.
-	Reason string `json:"reason"`
-	// Job is true when an Action job met the refusal: it fails, and
-	// nothing tries again until the job is re-run or the next merge's job
-	// catches this merge up.
-	Job bool `json:"job,omitempty"`
-}
-
-// RefusedReleases are the releases the run's last evaluation could not
-// cut, which it tries again.
-func RefusedReleases(run store.Run) []RefusedRelease { return summaryOf(run).Refused }
-
-// mergeSummary is what the reports read of a run's summary, which the
-// merge writes (JSON, in the run's row).
-type mergeSummary struct {
-	Why     []string         `json:"why"`
-	Refused []RefusedRelease `json:"refused"`
-}
-
-// summaryOf decodes the run's summary; an empty or unreadable one has
-// nothing to say.
-func summaryOf(run store.Run) mergeSummary {
-	var sum mergeSummary
-	if len(run.Summary) == 0 || json.Unmarshal(run.Summary, &sum) != nil {
-		return mergeSummary{}
-	}
-	return sum
 }
 
 // maxRefusal bounds GitHub's answer as a refused release's section quotes
@@ -598,7 +563,7 @@ const maxRefusal = 500
 
 // refusedSections writes a comment's section for each pipeline of the
 // pipelines: form whose release GitHub refused.
-func refusedSections(b *strings.Builder, fs []RefusedRelease) {
+func refusedSections(b *strings.Builder, fs []store.RefusedRelease) {
 	for _, f := range fs {
 		fmt.Fprintf(b, "#### %s\n\n", markdown.Escape(f.Pipeline))
 		b.WriteString(refusedSection(f))
@@ -609,7 +574,7 @@ func refusedSections(b *strings.Builder, fs []RefusedRelease) {
 // RefusedComment is the merge's sticky comment while GitHub refuses every
 // release it would cut, so that no rollout shows it: in the pipelines:
 // form (multi) a section per pipeline, else the one release's refusal.
-func RefusedComment(fs []RefusedRelease, multi bool) string {
+func RefusedComment(fs []store.RefusedRelease, multi bool) string {
 	var b strings.Builder
 	b.WriteString("### shipbot\n\n")
 	if multi {
@@ -623,7 +588,7 @@ func RefusedComment(fs []RefusedRelease, multi bool) string {
 // RefusedCheck is the rollout check run of the single-pipeline form while
 // GitHub refuses the merge's release: in progress, for it is tried again,
 // and the rollout's own reports take the check run over once it is cut.
-func RefusedCheck(f RefusedRelease) CheckOutput {
+func RefusedCheck(f store.RefusedRelease) CheckOutput {
 	return CheckOutput{Name: RolloutCheck, Status: StatusInProgress,
 		Title: "Waiting: GitHub refused the release " + f.Tag, Summary: refusedSection(f)}
 }
@@ -631,7 +596,7 @@ func RefusedCheck(f RefusedRelease) CheckOutput {
 // refusedSection is the comment's section of a pipeline whose release
 // GitHub refused: what it answered (on one line: its answers run over
 // several), and that shipbot keeps trying.
-func refusedSection(f RefusedRelease) string {
+func refusedSection(f store.RefusedRelease) string {
 	next := "shipbot tries again every few seconds; this repository's later merges wait for it, " +
 		"so that versions keep their merge order."
 	if f.Job {
@@ -645,7 +610,7 @@ func refusedSection(f RefusedRelease) string {
 // runs the pipelines it runs when its files cannot tell (plan.Outcome's
 // Notes, "why" in the run's summary): the merge's own report is not
 // written once its rollouts show themselves, so theirs repeat it.
-func MergeNotes(run store.Run) []string { return summaryOf(run).Why }
+func MergeNotes(run store.Run) []string { return run.Summarized().Why }
 
 // stageLine is one stage as the PR shows it.
 type stageLine struct {

@@ -54,8 +54,8 @@ type Run struct {
 	Tag        string
 	PrevTag    string
 	ReleaseURL string
-	// Summary is what the PR is told about the run (reasons, notes), as
-	// JSON owned by the package that renders it.
+	// Summary is what the PR is told about the run: a RunSummary as JSON
+	// (Summarized decodes it).
 	Summary   []byte
 	CreatedAt time.Time
 	UpdatedAt time.Time
