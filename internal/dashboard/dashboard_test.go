@@ -568,4 +568,20 @@ func TestRefusedReleaseShownOnTheDashboard(t *testing.T) {
 		t.Errorf("the runs list says the refused merge is being evaluated:\n%s", list)
 	}
 	mustContain(t, get(t, d, "/runs/"+r.ID).Body.String(), want+": 403 Resource not accessible by integration; tried again")
+
+	// In the pipelines: form the merge's other pipelines roll out
+	// meanwhile: their rows show their own progress.
+	web, _, err := st.StartRollout(ctx, r.ID, "acme/api:web", store.Release{Version: "0.1.0", Tag: "web/v0.1.0"},
+		[]byte(repoConfig), nil, []string{"qa", "prod"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetStageState(ctx, web, 0, schedule.Active); err != nil {
+		t.Fatal(err)
+	}
+	list = get(t, d, "/").Body.String()
+	mustContain(t, list, "deploying to qa")
+	if strings.Contains(list, "being evaluated") {
+		t.Errorf("the runs list says a merge whose web pipeline deploys is being evaluated:\n%s", list)
+	}
 }
