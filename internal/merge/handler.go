@@ -78,6 +78,14 @@ type Coordinator struct {
 	// LateDelivery bounds how far back an unheard-of earlier merge is
 	// taken first; default DefaultLateDelivery.
 	LateDelivery time.Duration
+	// RefusedRetry is how long a merge whose release GitHub refused (a
+	// 4xx answer: a permission missing, a ruleset) waits before it is
+	// evaluated again; each refusal in a row doubles it, up to
+	// maxRefusedRetry. Default 5s. Retried at the sweep's pace instead, an
+	// evaluation's 8 calls every 5 s would spend more than the
+	// installation's 5,000 calls an hour on a refusal that a person must
+	// fix, starving its other repositories.
+	RefusedRetry time.Duration
 	// OneShot means nothing evaluates a merge again in this process when
 	// it fails (Action mode: the job ends). A refused release is then
 	// shown in the sticky comment only, saying so: a shipbot/rollout check
@@ -91,6 +99,62 @@ type Coordinator struct {
 
 	kickOnce sync.Once
 	kick     chan struct{}
+
+	// refusedMu guards refused: per run whose release GitHub refused, how
+	// long it last waited and until when it waits now. In memory: each
+	// replica backs off on its own.
+	refusedMu sync.Mutex
+	refused   map[string]backoff
+}
+
+// backoff is a refused merge's wait before its next evaluation.
+type backoff struct {
+	wait  time.Duration
+	until time.Time
+}
+
+// maxRefusedRetry caps the wait between evaluations of a merge whose
+// release GitHub keeps refusing: once fixed, it goes ahead within this.
+const maxRefusedRetry = 10 * time.Minute
+
+// nextWait is the wait after a refusal when the last one waited prev
+// (0: none): first, then twice the last, at most maxRefusedRetry.
+func nextWait(prev, first time.Duration) time.Duration {
+	if prev <= 0 {
+		return min(first, maxRefusedRetry)
+	}
+	return min(2*prev, maxRefusedRetry)
+}
+
+// refusedAgain starts or lengthens the run's wait after a refusal.
+func (c *Coordinator) refusedAgain(runID string) time.Duration {
+	first := c.RefusedRetry
+	if first <= 0 {
+		first = 5 * time.Second
+	}
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	if c.refused == nil {
+		c.refused = map[string]backoff{}
+	}
+	wait := nextWait(c.refused[runID].wait, first)
+	c.refused[runID] = backoff{wait: wait, until: time.Now().Add(wait)}
+	return wait
+}
+
+// refusedWait is how much longer the run waits after a refusal; 0 when
+// it may be evaluated now.
+func (c *Coordinator) refusedWait(runID string) time.Duration {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	return max(time.Until(c.refused[runID].until), 0)
+}
+
+// refusalOver forgets the run's wait: its evaluation got past the release.
+func (c *Coordinator) refusalOver(runID string) {
+	c.refusedMu.Lock()
+	defer c.refusedMu.Unlock()
+	delete(c.refused, runID)
 }
 
 // DefaultPairWait: GitHub sends a merge's pull_request and push deliveries
@@ -103,6 +167,13 @@ const DefaultPairWait = 2 * time.Second
 
 // errPairWait means the run waits for its other delivery.
 var errPairWait = errors.New("waiting for the merge's other delivery")
+
+// errRetryLater means the run waits out its backoff after GitHub refused
+// its release (refusedWait).
+var errRetryLater = errors.New("waiting to try a refused release again")
+
+// errReleaseRefused marks an evaluation that GitHub refused a release of.
+var errReleaseRefused = errors.New("GitHub refused the release")
 
 func (c *Coordinator) pairWait() time.Duration {
 	if c.PairWait == 0 {
@@ -288,7 +359,7 @@ func (c *Coordinator) Process(ctx context.Context, repo string) error {
 		}
 		err = c.drain(ctx, repo, k, name)
 		release()
-		if errors.Is(err, errPairWait) {
+		if errors.Is(err, errPairWait) || errors.Is(err, errRetryLater) {
 			return nil // Run comes back when the wait is over
 		}
 		if err != nil {
@@ -333,13 +404,13 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 		}
 		if wait := c.waitsForPair(r); wait > 0 {
 			// Later runs wait too: they must not take a version first.
-			time.AfterFunc(wait, func() {
-				select {
-				case c.kicks() <- struct{}{}:
-				default:
-				}
-			})
+			c.kickAfter(wait)
 			return errPairWait
+		}
+		if wait := c.refusedWait(r.ID); wait > 0 {
+			// Later runs wait too, as they did while it was refused.
+			c.kickAfter(wait)
+			return errRetryLater
 		}
 		// Stop at the first failure: a later merge must not take a version
 		// before an earlier one has its own.
@@ -352,10 +423,15 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 		case errors.Is(err, errEarlierFirst) && !deferred[r.ID]:
 			deferred[r.ID] = true
 			queue = c.earlierAhead(ctx, r, queue)
+		case errors.Is(err, errReleaseRefused):
+			wait := c.refusedAgain(r.ID)
+			c.kickAfter(wait)
+			return fmt.Errorf("run %s (%s@%s), tried again in %s: %w", r.ID, repo, short(r.SHA), wait, err)
 		case err != nil:
 			return fmt.Errorf("run %s (%s@%s): %w", r.ID, repo, short(r.SHA), err)
 		default:
 			clear(deferred)
+			c.refusalOver(r.ID)
 		}
 		// The keeper renews the lease while it is held; a renewal that
 		// found another owner holding it (the database was out of reach
@@ -364,6 +440,16 @@ func (c *Coordinator) drain(ctx context.Context, repo string, k *lease.Keeper, n
 			return fmt.Errorf("lost lease %s", name)
 		}
 	}
+}
+
+// kickAfter has Run sweep again once wait has passed.
+func (c *Coordinator) kickAfter(wait time.Duration) {
+	time.AfterFunc(wait, func() {
+		select {
+		case c.kicks() <- struct{}{}:
+		default:
+		}
+	})
 }
 
 // earlierAhead puts the open earlier merge that r let go first (its
@@ -515,7 +601,7 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				// Recorded before any rollout starts, so that the rollouts'
 				// reports show them; with none to show them, shown here.
 				if err := c.showRefusals(ctx, client, &r, snap, refusals, shown, len(releases) == 0, true, log); err != nil {
-					return errors.Join(refused, err)
+					return errors.Join(fmt.Errorf("%w: %w", errReleaseRefused, refused), err)
 				}
 			}
 			if c.Rollouts != nil {
@@ -526,6 +612,9 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				}
 			}
 			if refused != nil {
+				if len(refusals) > 0 {
+					return fmt.Errorf("%w: %w", errReleaseRefused, refused)
+				}
 				return refused
 			}
 			r.State = store.RunReleased
@@ -555,7 +644,8 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 			}
 			if reason, ok := refusal(err); ok {
 				f := store.RefusedRelease{Pipeline: r.Pipeline, Tag: out.Tag, Reason: reason}
-				return errors.Join(err, c.showRefusals(ctx, client, &r, snap, []store.RefusedRelease{f}, shown, true, false, log))
+				return errors.Join(fmt.Errorf("%w: %w", errReleaseRefused, err),
+					c.showRefusals(ctx, client, &r, snap, []store.RefusedRelease{f}, shown, true, false, log))
 			}
 			if err != nil {
 				return err

@@ -266,7 +266,7 @@ var monoServices = []string{"api", "web", "worker"}
 // rolls out.
 func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded"), prepare: retryRefusedAtOnce})
 	apiRelease := func(req *http.Request) bool {
 		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/repos/"+repo+"/releases") {
 			return false

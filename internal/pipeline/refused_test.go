@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/shipbot/shipbot/internal/schedule"
 	"github.com/shipbot/shipbot/internal/store"
@@ -37,6 +38,10 @@ func (e *env) refuseReleases(prefix string, status int, body string) *atomic.Int
 	return &n
 }
 
+// retryRefusedAtOnce has a refused release tried again after a
+// millisecond (doubling) instead of 5 s, for tests that retry it.
+func retryRefusedAtOnce(e *env) { e.parts.Coordinator.RefusedRetry = time.Millisecond }
+
 // reportWrites counts the check run and comment writes that reached GitHub.
 func (e *env) reportWrites() int {
 	n := 0
@@ -54,7 +59,7 @@ func (e *env) reportWrites() int {
 // and the rollout's reports take the check run and comment over.
 func TestRefusedReleaseShownUntilGitHubAllowsIt(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, options{decide: always("succeeded")})
+	e := newEnv(t, options{decide: always("succeeded"), prepare: retryRefusedAtOnce})
 	refusals := e.refuseReleases("v", http.StatusForbidden, notAccessible)
 	m := e.merge("fix: something")
 
@@ -105,7 +110,7 @@ func TestRefusedReleaseShownUntilGitHubAllowsIt(t *testing.T) {
 // on the merge: the merge's comment shows each pipeline's refusal itself.
 func TestMonorepoEveryReleaseRefusedShownInTheComment(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded")})
+	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded"), prepare: retryRefusedAtOnce})
 	e.refuseReleases("", http.StatusForbidden, notAccessible)
 	m := e.mergeFiles("feat: both", map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"})
 	for _, p := range []string{"api", "web"} {
@@ -125,5 +130,42 @@ func TestMonorepoEveryReleaseRefusedShownInTheComment(t *testing.T) {
 	e.parts.Reporter.Wait()
 	if cs := e.stickyComments(m.pr); len(cs) != 1 || strings.Contains(cs[0].Body, "refused") {
 		t.Errorf("sticky comments %+v; want one, without the refusals", cs)
+	}
+}
+
+// A release GitHub refuses is not tried again at the sweep's pace: a
+// person has to fix what it refuses, and an evaluation every 5 s (8 calls)
+// would spend the installation's 5,000 calls an hour. It waits RefusedRetry
+// (doubling each time): sweeps, the delivery's retries and the next
+// merge's deliveries meanwhile ask GitHub nothing about it, and the next
+// merge waits behind it, versions in merge order.
+func TestRefusedReleaseBacksOff(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, options{decide: always("succeeded"), prepare: func(e *env) { e.parts.Coordinator.RefusedRetry = time.Hour }})
+	refusals := e.refuseReleases("v", http.StatusForbidden, notAccessible)
+	m := e.merge("fix: something")
+	e.waitComment(m.pr, "GitHub refused the release **v0.1.0**")
+	calls := e.gh.Count("*")
+	for range 3 {
+		e.parts.Coordinator.Sweep(context.Background())
+	}
+	next := e.merge("fix: another")
+	eventually(t, "the next merge is recorded", func() bool {
+		_, err := e.st.RunBySHA(context.Background(), repo, next.sha)
+		return err == nil
+	})
+	e.parts.Coordinator.Sweep(context.Background())
+	if n := refusals.Load(); n != 1 {
+		t.Errorf("the release was tried %d times within its backoff; want once", n)
+	}
+	// The next merge's pull request and reviews are read when it is
+	// evaluated, not while it waits: its recording costs nothing.
+	if n := e.gh.Count("*") - calls; n != 0 {
+		t.Errorf("%d GitHub calls while the refused merge waits out its backoff; want none", n)
+	}
+	for _, sha := range []string{m.sha, next.sha} {
+		if r, err := e.st.RunBySHA(context.Background(), repo, sha); err != nil || !r.Open() {
+			t.Errorf("run %s: %s (%v); want it open, waiting", sha[:7], r.State, err)
+		}
 	}
 }

@@ -597,8 +597,8 @@ func RefusedCheck(f store.RefusedRelease) CheckOutput {
 // GitHub refused: what it answered (on one line: its answers run over
 // several), and that shipbot keeps trying.
 func refusedSection(f store.RefusedRelease) string {
-	next := "shipbot tries again every few seconds; this repository's later merges wait for it, " +
-		"so that versions keep their merge order."
+	next := "shipbot tries again by itself, at most 10 minutes after it was last refused; " +
+		"this repository's later merges wait for it, so that versions keep their merge order."
 	if f.Job {
 		next = "The job failed on it: re-running the job, or the job of the repository's next merge, tries again."
 	}
