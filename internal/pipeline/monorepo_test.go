@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,22 +266,7 @@ var monoServices = []string{"api", "web", "worker"}
 func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, options{config: monoConfig, constraints: monoConstraints(), decide: always("succeeded"), prepare: retryRefusedAtOnce})
-	apiRelease := func(req *http.Request) bool {
-		if req.Method != http.MethodPost || !strings.HasSuffix(req.URL.Path, "/repos/"+repo+"/releases") {
-			return false
-		}
-		body, _ := io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		return strings.Contains(string(body), `"tag_name":"api/`)
-	}
-	var refusals atomic.Int32
-	e.refuseOnGitHub(func(req *http.Request) bool {
-		if apiRelease(req) {
-			refusals.Add(1)
-			return true
-		}
-		return false
-	}, http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref due to creations being restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
+	refusals := e.refuseReleases("api/", http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref due to creations being restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
 	m := e.mergeFiles("feat: both", map[string]string{"services/api/a.go": "package api\n", "services/web/a.go": "package web\n"})
 
 	var web store.RolloutRun
@@ -319,7 +303,7 @@ func TestMonorepoRefusedReleaseHoldsUpOnlyItsPipeline(t *testing.T) {
 	e.waitCommentTable(m.pr, "web", "| prod | web/v0.1.0 | succeeded |")
 	// GitHub's answer changes (the rule now names the tag pattern): the
 	// next evaluation shows the new one, web's rollout long finished.
-	e.refuseOnGitHub(apiRelease, http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref api/v0.1.0: tags matching api/* are restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
+	e.refuseReleases("api/", http.StatusUnprocessableEntity, `{"message":"Repository rule violations found\n\nCannot create ref api/v0.1.0: tags matching api/* are restricted.\n\n","documentation_url":"https://docs.github.com/rest/repos/rules#get-rules-for-a-branch","status":"422"}`)
 	eventually(t, "the next evaluation meets the new answer", func() bool {
 		e.parts.Coordinator.Sweep(context.Background())
 		cs := e.stickyComments(m.pr)
