@@ -121,8 +121,17 @@ type runView struct {
 	// Pipelines lists the run's rollouts, one per pipeline it runs, each
 	// with its own release (the pipelines: form releases one per pipeline).
 	Pipelines []pipelineRelease `json:"pipelines,omitempty"`
-	CreatedAt time.Time         `json:"created_at"`
-	UpdatedAt time.Time         `json:"updated_at"`
+	// Refused are the releases GitHub refused at the run's last
+	// evaluation: what holds a run in "releasing".
+	Refused   []refusedView `json:"refused,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
+	UpdatedAt time.Time     `json:"updated_at"`
+}
+
+type refusedView struct {
+	Pipeline string `json:"pipeline,omitempty"`
+	Tag      string `json:"tag"`
+	Reason   string `json:"reason"` // GitHub's answer
 }
 
 type pipelineRelease struct {
@@ -155,8 +164,12 @@ type executionView struct {
 }
 
 func view(r store.Run) runView {
-	return runView{ID: r.ID, Repo: r.Repo, SHA: r.SHA, PR: r.PR, State: r.State, Pipeline: r.Pipeline,
+	v := runView{ID: r.ID, Repo: r.Repo, SHA: r.SHA, PR: r.PR, State: r.State, Pipeline: r.Pipeline,
 		Version: r.Version, Tag: r.Tag, ReleaseURL: r.ReleaseURL, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	for _, f := range r.Summarized().Refused {
+		v.Refused = append(v.Refused, refusedView{Pipeline: f.Pipeline, Tag: f.Tag, Reason: f.Reason})
+	}
+	return v
 }
 
 func (a *API) listRuns(c echo.Context) error {

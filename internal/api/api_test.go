@@ -300,3 +300,32 @@ func TestPipelinesAndEvents(t *testing.T) {
 		}
 	}
 }
+
+// A run held in "releasing" by a release GitHub refused says which and
+// why, in the list and on its own.
+func TestRunsSayWhichReleaseGitHubRefused(t *testing.T) {
+	srv, st := serve(t, "")
+	ctx := context.Background()
+	r, _, err := st.CreateRun(ctx, store.Run{Repo: "acme/mono", SHA: strings.Repeat("f", 40), Installation: 1, Branch: "main", Source: "push"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.State = store.RunReleasing
+	if r.Summary, err = json.Marshal(store.RunSummary{Kind: "release", Refused: []store.RefusedRelease{
+		{Pipeline: "web", Tag: "web/v1.1.0", Reason: "422 Repository rule violations found"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpdateRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	want := `"refused":[{"pipeline":"web","tag":"web/v1.1.0","reason":"422 Repository rule violations found"}]`
+	for _, path := range []string{"/api/v1/runs/" + r.ID, "/api/v1/runs?repository=acme/mono"} {
+		code, body := do(t, http.MethodGet, srv.URL+path, "", "")
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("GET %s = %d %s; want %s", path, code, body, want)
+		}
+	}
+	if _, body := do(t, http.MethodGet, srv.URL+"/api/v1/runs?repository=acme/api", "", ""); strings.Contains(body, `"refused"`) {
+		t.Errorf("runs nothing refused list refusals: %s", body)
+	}
+}
