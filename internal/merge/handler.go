@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -601,7 +600,7 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				// Recorded before any rollout starts, so that the rollouts'
 				// reports show them; with none to show them, shown here.
 				if err := c.showRefusals(ctx, client, &r, snap, refusals, shown, len(releases) == 0, true, log); err != nil {
-					return errors.Join(fmt.Errorf("%w: %w", errReleaseRefused, refused), err)
+					return errors.Join(refused, err)
 				}
 			}
 			if c.Rollouts != nil {
@@ -612,9 +611,6 @@ func (c *Coordinator) evaluate(ctx context.Context, r store.Run) error {
 				}
 			}
 			if refused != nil {
-				if len(refusals) > 0 {
-					return fmt.Errorf("%w: %w", errReleaseRefused, refused)
-				}
 				return refused
 			}
 			r.State = store.RunReleased
@@ -710,8 +706,9 @@ type started struct {
 // version line, and its own GitHub Release whose notes name the PR. It
 // returns the releases cut (or found cut); a release it could not cut does
 // not stop the others, and comes back in refused (an error to retry the
-// run on) and, when GitHub refused it (say, a ruleset protecting one
-// pipeline's tags), in refusals, for the pull request. A crash or refusal
+// run on, errReleaseRefused when GitHub refused one for good) and, when
+// GitHub refused it (say, a ruleset protecting one pipeline's tags), in
+// refusals, for the pull request. A crash or refusal
 // part way leaves some tags on the merge commit; the evaluation after it
 // finds them (plan's Reused) and cuts only the missing ones. err is the
 // store's.
@@ -744,7 +741,11 @@ func (c *Coordinator) releasePipelines(ctx context.Context, client *gh.Client, r
 		}
 		cut = append(cut, started{pipeline: p.Name, rel: rel})
 	}
-	return cut, refusals, errors.Join(errs...), nil
+	refused = errors.Join(errs...)
+	if len(refusals) > 0 {
+		refused = fmt.Errorf("%w: %w", errReleaseRefused, refused)
+	}
+	return cut, refusals, refused, nil
 }
 
 // showRefusals records the releases GitHub refused in the run's summary,
@@ -790,17 +791,13 @@ func (c *Coordinator) showRefusals(ctx context.Context, client *gh.Client, r *st
 
 // refusal is how GitHub refused a release, as the pull request shows it:
 // its own message (with the errors it lists). ok is false for what is not
-// GitHub refusing the request (it could not be reached, answered 5xx, or
-// asked to slow down), which is retried without a word on the PR; and
-// for a tag taken meanwhile, which the next evaluation steps past. Not the
-// error's text, which names the API's URL.
+// GitHub refusing for good (github.Permanent: it could not be reached,
+// answered 5xx, or asked to slow down), which is retried without a word on
+// the PR; and for a tag taken meanwhile, which the next evaluation steps
+// past. Not the error's text, which names the API's URL.
 func refusal(err error) (reason string, ok bool) {
 	var er *gh.ErrorResponse
-	if !errors.As(err, &er) || er.Response == nil || errors.Is(err, release.ErrTagElsewhere) {
-		return "", false
-	}
-	code := er.Response.StatusCode
-	if code < 400 || code >= 500 || code == http.StatusTooManyRequests {
+	if !github.Permanent(err) || errors.Is(err, release.ErrTagElsewhere) || !errors.As(err, &er) {
 		return "", false
 	}
 	msg := er.Message
@@ -809,7 +806,7 @@ func refusal(err error) (reason string, ok bool) {
 			msg += " " + e.Message
 		}
 	}
-	return fmt.Sprintf("%d %s", code, msg), true
+	return fmt.Sprintf("%d %s", er.Response.StatusCode, msg), true
 }
 
 // anyStages reports whether a release deploys anywhere: then its rollouts
