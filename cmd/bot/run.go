@@ -505,12 +505,17 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 		}
 		earlierRes = append(earlierRes, earlierResult{name: name, res: res})
 	}
-	if own == nil {
-		// The merge was handled already: by an earlier job whose state
-		// this one kept (the same runner, the same state file). The
-		// engine's last reports first, then the reporter's flush.
+	// What the job shows on the PR is written before it reports and ends:
+	// the engine's last reports first (a finished rollout reports once
+	// more in the background), then the reporter's flush.
+	flush := func() {
 		parts.Engine.Wait()
 		parts.Reporter.Wait()
+	}
+	if own == nil {
+		// The merge was handled already: by an earlier job whose state
+		// this one kept (the same runner, the same state file).
+		flush()
 		if err := reportEarlier(cmds, env, earlierRes, redact); err != nil {
 			return err
 		}
@@ -521,8 +526,7 @@ func (j job) run(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return err
 	}
-	parts.Engine.Wait()
-	parts.Reporter.Wait()
+	flush()
 	return report(cmds, env, res, earlierRes, redact)
 }
 
